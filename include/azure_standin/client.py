@@ -1,0 +1,173 @@
+"""Client side of the stand-in: start it as a process, read endpoints.json, build SDK clients.
+
+Only public SDK options are used (authority, base_url, connection_verify): the same code talks to
+real Azure when given Azure's endpoints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_endpoints(state_dir: str | Path) -> dict:
+    return json.loads((Path(state_dir) / "endpoints.json").read_text())
+
+
+def credential(ep: dict, aio: bool = False):
+    if aio:
+        from azure.identity.aio import ClientSecretCredential
+    else:
+        from azure.identity import ClientSecretCredential
+    return ClientSecretCredential(
+        ep["tenant_id"], ep["client_id"], ep["client_secret"], authority=ep["authority"],
+        disable_instance_discovery=True, connection_verify=ep["ca_bundle"],
+    )
+
+
+def compute_client(ep: dict, aio: bool = False, **kwargs):
+    if aio:
+        from azure.mgmt.compute.aio import ComputeManagementClient
+    else:
+        from azure.mgmt.compute import ComputeManagementClient
+    return ComputeManagementClient(credential(ep, aio), ep["subscription_id"], base_url=ep["arm"],
+                                   connection_verify=ep["ca_bundle"], **kwargs)
+
+
+def batch_client(ep: dict, account: str | None = None, aio: bool = False, shared_key: bool = False, **kwargs):
+    if aio:
+        from azure.batch.aio import BatchClient
+    else:
+        from azure.batch import BatchClient
+    name = account or ep["demo"]["batch_account"]
+    acct = ep["batch_accounts"][name]
+    if shared_key:
+        from azure.core.credentials import AzureNamedKeyCredential
+
+        cred = AzureNamedKeyCredential(name, acct["primary_key"])
+    else:
+        cred = credential(ep, aio)
+    return BatchClient(acct["endpoint"], cred, connection_verify=ep["ca_bundle"], **kwargs)
+
+
+class Control:
+    """The /_control API (see README)."""
+
+    def __init__(self, ep: dict):
+        self.base = ep["control"]
+        self._ssl = ssl.create_default_context(cafile=ep["ca_bundle"])
+
+    def call(self, method: str, path: str, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self._ssl, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def health(self):
+        return self.call("GET", "/health")
+
+    def set_scale(self, scale: float):
+        return self.call("PUT", "/clock", {"scale": scale})
+
+    def advance(self, seconds: float):
+        return self.call("PUT", "/clock", {"advance_seconds": seconds})
+
+    def add_fault(self, kind: str, count: int = 1, match: dict | None = None, **spec):
+        return self.call("POST", "/faults", {"kind": kind, "count": count, "match": match or {}, **spec})
+
+    def faults(self):
+        return self.call("GET", "/faults")["value"]
+
+    def clear_faults(self):
+        return self.call("DELETE", "/faults")
+
+    def requests(self, since: int = 0, items: bool = False):
+        return self.call("GET", f"/requests?since={since}" + ("&items=1" if items else ""))
+
+    def clear_requests(self):
+        return self.call("DELETE", "/requests")
+
+    def token(self, **claims):
+        return self.call("POST", "/tokens", claims)["access_token"]
+
+    def reset(self):
+        return self.call("POST", "/reset", {})
+
+
+class StandInProcess:
+    """The stand-in as a child process on a state dir (what `make standin` runs)."""
+
+    def __init__(self, state_dir: str | Path, time_scale: float | None = None, client_secret: str | None = None,
+                 log_path: str | Path | None = None):
+        self.state_dir = Path(state_dir).resolve()
+        self.time_scale = time_scale
+        self.client_secret = client_secret
+        self.log_path = Path(log_path) if log_path else self.state_dir / "standin.log"
+        self.proc: subprocess.Popen | None = None
+        self.endpoints: dict = {}
+        self.port = 0
+
+    def start(self, port: int | None = None, timeout: float = 30.0) -> dict:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "endpoints.json").unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "include.azure_standin", "--state-dir", str(self.state_dir),
+               "--port", str(self.port if port is None else port)]
+        if self.time_scale is not None:
+            cmd += ["--time-scale", str(self.time_scale)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        if self.client_secret:
+            env["STANDIN_CLIENT_SECRET"] = self.client_secret
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        path = self.state_dir / "endpoints.json"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"stand-in exited with {self.proc.returncode}; see {self.log_path}")
+            if path.exists():
+                try:
+                    self.endpoints = json.loads(path.read_text())
+                    Control(self.endpoints).health()
+                    self.port = self.endpoints["port"]
+                    return self.endpoints
+                except (ValueError, OSError, urllib.error.URLError):
+                    pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"stand-in did not start within {timeout}s; see {self.log_path}")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def restart(self, kill: bool = False) -> dict:
+        """Stop and start on the same state dir and port (in-flight operations must survive)."""
+        self.stop(kill=kill)
+        return self.start(port=self.port)
+
+    @property
+    def control(self) -> Control:
+        return Control(self.endpoints)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

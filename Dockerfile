@@ -1,0 +1,13 @@
+# Astro Runtime 3.3: Airflow 3.3 on Python 3.11. `astro dev start` builds this file; the runtime
+# image's ONBUILD steps install packages.txt (none needed here) and requirements.txt (exact pins),
+# then copy dags/, plugins/, include/ and airflow_settings.yaml into /usr/local/airflow.
+FROM astrocrpublic.azurecr.io/runtime:3.3-1
+
+# Without the Astro CLI, build on the official image instead (same result):
+#   FROM apache/airflow:3.3.2-python3.11
+#   COPY requirements.txt /requirements.txt
+#   RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /requirements.txt
+#   COPY --chown=airflow:root dags/ /opt/airflow/dags/
+#   COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+#   COPY --chown=airflow:root include/ /opt/airflow/include/
+#   ENV PYTHONPATH=/opt/airflow

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine with Python 3.11 and make: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STATE_DIR ?= .standin
+PORT ?= 8443
+DEMO_TIME_SCALE ?= 60
+PYTEST_ARGS ?=
+
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/execution/
+export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+
+.PHONY: venv db test demo standin reliability benchmark clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements-lock.txt
+	@touch $@
+
+db: $(AIRFLOW_HOME)/.migrated
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	@mkdir -p $(AIRFLOW_HOME)
+	$(VENV)/bin/airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || (tail -40 $(AIRFLOW_HOME)/migrate.log; exit 1)
+	@touch $@
+
+test: venv db
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+demo: venv db
+	$(PY) -m include.demo --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE)
+
+standin: venv
+	$(PY) -m include.azure_standin --state-dir $(STATE_DIR) --port $(PORT)
+
+reliability: venv db
+	$(PY) -m pytest -m reliability -p no:cacheprovider $(PYTEST_ARGS) tests/reliability
+
+benchmark: venv
+	$(PY) -m tests.benchmarks.run
+
+clean:
+	rm -rf $(AIRFLOW_HOME) $(STATE_DIR) .pytest_cache

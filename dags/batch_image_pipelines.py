@@ -1,0 +1,105 @@
+"""Image-to-pool pipelines: one DAG per image definition declared in include/pipelines/*.yaml.
+
+Each DAG does Microsoft's recipe "create a Batch pool from a Shared Image Gallery image" with one
+task per step, passing resource IDs through XCom:
+
+preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version
+-> create_pool (one mapped task per configured pool) -> wait_for_pool_steady, and the teardown
+delete_temporary_resources, which removes the snapshots and the managed image even when a later step
+fails.
+
+This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG, Param, XComArg
+
+from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
+from batch_images.operators.gallery import GalleryImageVersionOperator
+from batch_images.operators.image import ManagedImageOperator
+from batch_images.operators.pool import BatchPoolOperator
+from batch_images.operators.preflight import PreflightOperator
+from batch_images.operators.snapshot import SnapshotDisksOperator
+from batch_images.rules.config import PipelineConfig, load_pipelines
+from batch_images.sensors.arm import ArmResourcesSensor
+from batch_images.sensors.pool import BatchPoolSteadySensor
+
+PIPELINES_DIR = Path(os.environ.get("BATCH_IMAGES_PIPELINES_DIR", Path(__file__).resolve().parents[1] / "include" / "pipelines"))
+
+DOC = """
+### {dag_id}
+
+{description}
+
+Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
+from VM `{vm}`, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
+
+* **Params**: `rebuild` counts deliberate rebuilds of the same logical date (the `N` of the version);
+  a retry or a clear-and-rerun reuses the run's version and resources instead of making new ones.
+* Temporary snapshots and the managed image are deleted by the `delete_temporary_resources` teardown,
+  also when a later step fails.
+"""
+
+
+def build_dag(cfg: PipelineConfig) -> DAG:
+    pipeline = cfg.to_dict()
+    with DAG(
+        dag_id=cfg.dag_id,
+        description=cfg.description or f"Batch pool image pipeline for {cfg.image_definition.name}",
+        schedule=cfg.schedule,
+        start_date=datetime.combine(cfg.start_date, datetime.min.time(), tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=list(cfg.tags) or ["azure", "batch", "images"],
+        default_args={
+            "owner": cfg.owner,
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": True,
+        },
+        params={
+            "rebuild": Param(0, type="integer", minimum=0, maximum=2147483647,
+                             title="Rebuild number",
+                             description="N in the version YYYY.MMDD.N: raise it to build a new version "
+                                         "for a date that already has one."),
+        },
+        doc_md=DOC.format(
+            dag_id=cfg.dag_id, description=cfg.description, definition=cfg.image_definition.name,
+            gallery=cfg.gallery.name, vm=cfg.source_vm.name,
+            regions=", ".join(r.name for r in cfg.target_regions), pools=len(cfg.pools),
+        ),
+        render_template_as_native_obj=True,
+    ) as dag:
+        preflight = PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="{{ params.rebuild }}",
+                                      arm_conn_id=cfg.arm_conn_id)
+        plan = preflight.output
+        snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
+                                          wait_for_completion=False)
+        wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
+                                            arm_conn_id=cfg.arm_conn_id)
+        image = ManagedImageOperator(task_id="create_managed_image", plan=plan, snapshots=snapshots.output,
+                                     arm_conn_id=cfg.arm_conn_id)
+        version = GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image.output,
+                                              arm_conn_id=cfg.arm_conn_id)
+        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(
+            pool=XComArg(preflight, key="pools")
+        )
+        BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady").expand(pool=pools.output)
+        cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
+                                                   snapshots=snapshots.output, image_id=image.output,
+                                                   arm_conn_id=cfg.arm_conn_id)
+        wait_snapshots >> image
+        version >> cleanup
+        # Preflight (which writes nothing) is the setup: if snapshot_disks itself fails half-way, the
+        # teardown still runs and removes what it made. A failed cleanup fails the run: a leak is an error.
+        cleanup.as_teardown(setups=preflight, on_failure_fail_dagrun=True)
+    return dag
+
+
+for _path in sorted(PIPELINES_DIR.glob("*.yaml")):
+    for _cfg in load_pipelines(_path):
+        globals()[_cfg.dag_id] = build_dag(_cfg)

@@ -1,0 +1,191 @@
+"""`make demo`: the whole image-to-pool pipeline against the bundled Azure stand-in, then a summary.
+
+1. start the stand-in (state in --state-dir; a running one on that dir is reused), reset it to the
+   seeded fixture and clear its request log;
+2. load airflow_settings.yaml's connections into the Airflow DB (pointed at the stand-in's address);
+3. run the demo DAG with `airflow dags test`;
+4. print a summary (resources created, stage durations, replication per region, pool node counts,
+   ARM and Batch request counts, leftovers) and write it as JSON beside the stand-in's state.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from include.azure_standin import client as standin_client
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_DAG_ID = "batch_image_ubuntu2204"
+
+
+def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_client.StandInProcess | None, dict]:
+    """A running stand-in on state_dir: reuse one that answers, else start one (returned to stop later)."""
+    try:
+        ep = standin_client.load_endpoints(state_dir)
+        standin_client.Control(ep).health()
+        return None, ep
+    except Exception:  # noqa: BLE001 - no stand-in answering on that dir: start one
+        proc = standin_client.StandInProcess(state_dir, time_scale=scale)
+        return proc, proc.start(port=port)
+
+
+def run_dag(dag_id: str, logical_date: str, log_path: Path) -> tuple[int, float]:
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        rc = subprocess.call([sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date],
+                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    return rc, time.monotonic() - start
+
+
+def task_rows(dag_id: str, logical_date: str) -> tuple[dict, list[dict], dict]:
+    """The run, its task instances (durations) and their XCom return values, from the Airflow DB."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).all()
+        run = next((r for r in runs if r.logical_date and r.logical_date.isoformat().startswith(logical_date[:19])), runs[0] if runs else None)
+        if run is None:
+            return {}, [], {}
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id).all()
+        rows = []
+        for ti in sorted(tis, key=lambda t: (t.start_date or datetime.max.replace(tzinfo=timezone.utc), t.map_index)):
+            dur = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None
+            rows.append({"task": ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+                         "state": str(ti.state), "try": ti.try_number, "seconds": None if dur is None else round(dur, 1)})
+        xcoms = {}
+        for x in session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id):
+            value = XComModel.deserialize_value(x)
+            xcoms[x.task_id if x.map_index < 0 else f"{x.task_id}[{x.map_index}]", x.key] = value
+        info = {"run_id": run.run_id, "state": str(run.state),
+                "seconds": round((run.end_date - run.start_date).total_seconds(), 1) if run.end_date and run.start_date else None}
+        return info, rows, {f"{k[0]}:{k[1]}": v for k, v in xcoms.items()}
+
+
+def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
+    """What the SDK sees now: replication per region, pools, and leftover temporary resources."""
+    out: dict = {"replication": {}, "pools": [], "leftovers": []}
+    compute = standin_client.compute_client(ep)
+    if plan:
+        g, d = plan["gallery"], plan["image_definition"]
+        v = compute.gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
+                                                expand="ReplicationStatus")
+        for s in v.replication_status.summary:
+            out["replication"][s.region] = {"state": s.state, "progress": s.progress}
+        for t in v.publishing_profile.target_regions:
+            out["replication"].setdefault(t.name, {})["replicas"] = t.regional_replica_count
+        rg = plan["work_resource_group"]
+        out["leftovers"] = [s.id for s in compute.snapshots.list_by_resource_group(rg)] + \
+                           [i.id for i in compute.images.list_by_resource_group(rg)]
+    batch = standin_client.batch_client(ep)
+    counts = {c.pool_id: c for c in batch.list_pool_node_counts()}
+    for pool_id in pool_ids:
+        pool = batch.get_pool(pool_id)
+        c = counts.get(pool_id)
+        dedicated = c.dedicated.as_dict() if c and c.dedicated else {}
+        out["pools"].append({
+            "id": pool.id, "allocation_state": pool.allocation_state, "vm_size": pool.vm_size,
+            "image": pool.virtual_machine_configuration.image_reference.virtual_machine_image_id,
+            "node_agent_sku_id": pool.virtual_machine_configuration.node_agent_sku_id,
+            "current_dedicated_nodes": pool.current_dedicated_nodes,
+            "target_dedicated_nodes": pool.target_dedicated_nodes,
+            "node_counts": {k: v for k, v in dedicated.items() if v},
+        })
+    return out
+
+
+def print_summary(s: dict) -> None:
+    w = sys.stdout.write
+    w("\n=== Batch image pipeline demo: summary ===\n")
+    w(f"DAG {s['dag_id']} run {s['run'].get('run_id')}: {s['run'].get('state')} in {s['wall_seconds']:.1f} s wall "
+      f"(stand-in time scale {s['time_scale']:g}x)\n\nStages:\n")
+    for r in s["stages"]:
+        secs = "" if r["seconds"] is None else f"{r['seconds']:7.1f} s"
+        w(f"  {r['task']:<34} {r['state']:<10} {secs}\n")
+    w("\nResources:\n")
+    for kind, ids in s["resources"].items():
+        for rid in ids if isinstance(ids, list) else [ids]:
+            w(f"  {kind:<16} {rid}\n")
+    w("\nReplication per region:\n")
+    for region, r in s["azure"]["replication"].items():
+        w(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  replicas {r.get('replicas', '?')}\n")
+    w("\nPools:\n")
+    for p in s["azure"]["pools"]:
+        w(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/{p['target_dedicated_nodes']} "
+          f"dedicated, nodes {p['node_counts']}, agent '{p['node_agent_sku_id']}'\n    image {p['image']}\n")
+    req = s["requests"]
+    w(f"\nRequests: {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; {req['writes']} writes, "
+      f"{req['faults']} faulted\n")
+    w(f"Leftover temporary snapshots/images: {len(s['azure']['leftovers'])}\n")
+    w(f"Summary JSON: {s['summary_path']}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".standin")
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--time-scale", type=float, default=60.0)
+    parser.add_argument("--dag-id", default=DEMO_DAG_ID)
+    parser.add_argument("--keep-running", action="store_true", help="leave the stand-in running afterwards")
+    args = parser.parse_args(argv)
+    state_dir = args.state_dir.resolve()
+
+    proc, ep = ensure_standin(state_dir, args.port, args.time_scale)
+    control = standin_client.Control(ep)
+    try:
+        ep = control.reset()
+        control.set_scale(args.time_scale)
+        control.clear_requests()
+        print(f"stand-in: {ep['arm']} (state {state_dir}, time scale {args.time_scale:g}x)")
+
+        from include.airflow_settings import read_connections, upsert_connections
+
+        upsert_connections(read_connections(ROOT / "airflow_settings.yaml", ep["arm"]))
+        logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+        log_path = state_dir / "demo-airflow.log"
+        print(f"running `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
+        rc, wall = run_dag(args.dag_id, logical_date, log_path)
+
+        run, stages, xcoms = task_rows(args.dag_id, logical_date)
+        plan = xcoms.get("preflight:return_value")
+        pool_ids = [v if isinstance(v, str) else v.get("pool_id") for k, v in sorted(xcoms.items())
+                    if k.startswith("create_pool[") and k.endswith(":return_value")]
+        resources = {
+            "snapshots": [s["id"] if isinstance(s, dict) else s for s in xcoms.get("snapshot_disks:return_value") or []],
+            "managed image": xcoms.get("create_managed_image:return_value"),
+            "image version": xcoms.get("publish_image_version:return_value"),
+            "pools": pool_ids,
+        }
+        req = control.requests()
+        fam = req["by_family"]
+        summary = {
+            "dag_id": args.dag_id, "logical_date": logical_date, "exit_code": rc, "wall_seconds": round(wall, 1),
+            "time_scale": args.time_scale, "run": run, "stages": stages, "resources": resources,
+            "azure": azure_state(ep, plan, pool_ids),
+            "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
+                         "writes": req["writes"], "faults": req["faults"], "per_operation": req["counts"]},
+        }
+        summary["summary_path"] = str(state_dir / "demo-summary.json")
+        Path(summary["summary_path"]).write_text(json.dumps(summary, indent=2, default=str))
+        print_summary(summary)
+        ok = rc == 0 and run.get("state") == "success" and all(
+            p["allocation_state"] == "steady" for p in summary["azure"]["pools"]) and summary["azure"]["pools"]
+        if not ok:
+            print(f"\nDEMO FAILED (exit {rc}); last lines of {log_path}:", file=sys.stderr)
+            print("".join(log_path.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        if proc is not None and not args.keep_running:
+            proc.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -89,7 +89,10 @@ def operation_status(ctx, op_id: str) -> dict:
 
 
 def _get_status(ctx, req: ApiRequest):
-    return json_response(operation_status(ctx, req.path_params["op_id"]))
+    status = operation_status(ctx, req.path_params["op_id"])
+    # While running, say when to look again: without Retry-After, azure-core waits its 30 s default.
+    headers = {"Retry-After": ctx.clock.retry_after(timings.ARM_RETRY_AFTER)} if status["status"] == "InProgress" else None
+    return json_response(status, headers=headers)
 
 
 def _get_result(ctx, req: ApiRequest):

@@ -117,7 +117,8 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
     async def endpoint(request: Request) -> Response:
         ctx = request.app.state.ctx
         method = request.method.upper()
-        op, handler = ops[method]
+        # Starlette adds HEAD to GET routes: answer it with the GET handler (Batch's pool_exists uses HEAD).
+        op, handler = ops.get(method) or ops["GET"]
         raw = await request.body()
         family = _family(request.url.path)
         base_url = ctx.config.base_url

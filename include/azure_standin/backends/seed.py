@@ -1,0 +1,84 @@
+"""The demo fixture, created on a state directory's first start (server.seed keeps the result in meta "demo").
+
+Subscription ctx.config.subscription_id, resource group `rg-batch-images` in westeurope:
+- `vm-prepared-ubuntu2204`: the VM the pipeline images. canonical / 0001-com-ubuntu-server-jammy /
+  22_04-lts-gen2 / latest (exactVersion pinned), Hyper-V V2, managed OS disk (30 GB) and one managed
+  data disk (LUN 0, 64 GB), no extensions, running.
+- negative VMs (all in the same group, all otherwise like the good one):
+  `vm-with-extension`   has a CustomScript extension installed (Batch: no extensions on the source VM);
+  `vm-unmanaged-disks`  OS disk is a VHD in a storage account, no managedDisk (no snapshot possible);
+  `vm-thirdparty-plan`  third-party marketplace image with a purchase plan (Batch refuses those).
+- Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys).
+- Microsoft.Batch registered in the subscription.
+"""
+from __future__ import annotations
+
+from . import compute as c
+
+RESOURCE_GROUP = "rg-batch-images"
+LOCATION = "westeurope"
+BATCH_ACCOUNT = "batchimages"
+SOURCE_VM = "vm-prepared-ubuntu2204"
+
+UBUNTU_2204 = {
+    "publisher": "canonical",
+    "offer": "0001-com-ubuntu-server-jammy",
+    "sku": "22_04-lts-gen2",
+    "version": "latest",
+    "exactVersion": "22.04.202410020",
+}
+
+# A third-party (non first-party) marketplace image sold with a plan.
+THIRD_PARTY = {
+    "publisher": "center-for-internet-security-inc",
+    "offer": "cis-ubuntu-linux-2204-l1",
+    "sku": "cis-ubuntu-linux-2204-l1-gen2",
+    "version": "latest",
+    "exactVersion": "2.1.0",
+}
+THIRD_PARTY_PLAN = {
+    "name": "cis-ubuntu-linux-2204-l1-gen2",
+    "publisher": "center-for-internet-security-inc",
+    "product": "cis-ubuntu-linux-2204-l1",
+}
+
+
+def seed_demo(ctx) -> dict:
+    sub = ctx.config.subscription_id
+    c.put_resource_group(ctx, sub, RESOURCE_GROUP, {"location": LOCATION})
+
+    good = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, SOURCE_VM, location=LOCATION, vm_size="Standard_D4s_v5",
+                        image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64])
+    with_ext = c.put_vm_doc(
+        ctx, sub, RESOURCE_GROUP, "vm-with-extension", location=LOCATION, vm_size="Standard_D4s_v5",
+        image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64],
+        extensions=[{
+            "name": "CustomScript", "publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+            "typeHandlerVersion": "2.1",
+            "settings": {"commandToExecute": "apt-get update && apt-get install -y nfs-common"},
+        }],
+    )
+    unmanaged = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-unmanaged-disks", location=LOCATION,
+                             vm_size="Standard_D4s_v3", image_reference=UBUNTU_2204, hyper_v_generation="V2",
+                             os_disk_gb=30, data_disks_gb=[], managed=False)
+    plan = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-thirdparty-plan", location=LOCATION,
+                        vm_size="Standard_D4s_v5", image_reference=THIRD_PARTY, hyper_v_generation="V2",
+                        os_disk_gb=30, data_disks_gb=[], plan=THIRD_PARTY_PLAN)
+
+    acct = c.put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT, location=LOCATION)
+    c.set_provider_registration(ctx, sub, "Microsoft.Batch", "Registered")
+
+    return {
+        "subscription_id": sub,
+        "resource_group": RESOURCE_GROUP,
+        "location": LOCATION,
+        "source_vm_id": good["id"],
+        "source_vm_name": good["name"],
+        "batch_account": BATCH_ACCOUNT,
+        "batch_account_id": acct["id"],
+        "negative_vms": {
+            "with_extension": with_ext["id"],
+            "unmanaged_disks": unmanaged["id"],
+            "thirdparty_plan": plan["id"],
+        },
+    }

@@ -1,0 +1,398 @@
+"""Azure Compute Gallery on the stand-in, driven only through the unmodified azure-mgmt-compute SDK:
+galleries, image definitions, image versions, per-region replication (progress, failure and the
+remove/re-add workaround), Azure's refusals, and persistence across a restart.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+FAST = 0.05
+GALLERY = "gal_batch_images"
+DEFINITION = "ubuntu2204-batch"
+
+
+def _rg(standin) -> str:
+    return standin.endpoints["demo"]["resource_group"]
+
+
+def _code(err: HttpResponseError) -> str | None:
+    return getattr(err.error, "code", None) if err.error is not None else None
+
+
+def _definition_body(os_state="Generalized", hyper_v="V2", sku="22_04-batch"):
+    return {"location": "westeurope", "properties": {
+        "osType": "Linux", "osState": os_state, "hyperVGeneration": hyper_v,
+        "identifier": {"publisher": "contoso", "offer": "batch-images", "sku": sku},
+    }}
+
+
+def _version_body(image_id: str, regions: list[tuple[str, int]], **pp) -> dict:
+    return {"location": "westeurope", "properties": {
+        "storageProfile": {"source": {"id": image_id}},
+        "publishingProfile": {"targetRegions": [{"name": n, "regionalReplicaCount": c, "storageAccountType": "Standard_LRS"}
+                                                for n, c in regions], **pp},
+    }}
+
+
+def _prepare(standin, client, *, image="img-base", snap_prefix="snap") -> str:
+    """Gallery + definition + a managed image made from snapshots of the seeded VM; returns the image id."""
+    rg = _rg(standin)
+    vm = client.virtual_machines.get(rg, standin.endpoints["demo"]["source_vm_id"].rsplit("/", 1)[1])
+    sp = vm.properties.storage_profile
+    polls = [
+        client.galleries.begin_create_or_update(rg, GALLERY, {"location": "westeurope", "properties": {"description": "Batch images"}}, polling_interval=FAST),
+        client.snapshots.begin_create_or_update(rg, f"{snap_prefix}-os", {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": sp.os_disk.managed_disk.id}}}, polling_interval=FAST),
+        client.snapshots.begin_create_or_update(rg, f"{snap_prefix}-data0", {"location": "westeurope", "properties": {"creationData": {"createOption": "Copy", "sourceResourceId": sp.data_disks[0].managed_disk.id}}}, polling_interval=FAST),
+    ]
+    gal, os_snap, data_snap = [p.result() for p in polls]
+    assert gal.properties.provisioning_state == "Succeeded"
+    d = client.gallery_images.begin_create_or_update(rg, GALLERY, DEFINITION, _definition_body(), polling_interval=FAST)
+    img = client.images.begin_create_or_update(rg, image, {"location": "westeurope", "properties": {
+        "hyperVGeneration": "V2",
+        "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized", "snapshot": {"id": os_snap.id}},
+                           "dataDisks": [{"lun": 0, "snapshot": {"id": data_snap.id}}]},
+    }}, polling_interval=FAST)
+    assert d.result().properties.provisioning_state == "Succeeded"
+    return img.result().id
+
+
+def _close(client) -> None:
+    """Close the client and the credential it was built with (both keep connections alive)."""
+    client.close()
+    client._config.credential.close()
+
+
+def _status(client, rg, version):
+    v = client.gallery_image_versions.get(rg, GALLERY, DEFINITION, version, expand="ReplicationStatus")
+    rs = v.properties.replication_status
+    return v, rs.aggregated_state, {s.region: (s.state, s.progress, s.details) for s in rs.summary}
+
+
+def _wait_replication(client, rg, version, until, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        v, agg, regions = _status(client, rg, version)
+        if agg in until or time.monotonic() > deadline:
+            return v, agg, regions
+        time.sleep(0.1)
+
+
+# --- happy path ----------------------------------------------------------------------------------------
+
+def test_gallery_definition_version_and_listing(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    poller = client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "2024.1001.1", _version_body(image_id, [("westeurope", 2), ("northeurope", 1)]),
+        polling_interval=FAST)
+    version = poller.result()
+    assert version.properties.provisioning_state == "Succeeded"
+    assert version.properties.storage_profile.source.id.lower() == image_id.lower()
+    assert version.properties.storage_profile.os_disk_image.size_in_gb == 30
+    assert [d.size_in_gb for d in version.properties.storage_profile.data_disk_images] == [64]
+    pp = version.properties.publishing_profile
+    assert [(t.name, t.regional_replica_count) for t in pp.target_regions] == [("West Europe", 2), ("North Europe", 1)]
+    assert pp.published_date is not None and pp.exclude_from_latest is False
+    assert version.properties.replication_status is None  # only with $expand
+
+    v, agg, regions = _wait_replication(client, rg, "2024.1001.1", {"Completed", "Failed"})
+    assert agg == "Completed"
+    assert regions == {"West Europe": ("Completed", 100, ""), "North Europe": ("Completed", 100, "")}
+
+    gal = client.galleries.get(rg, GALLERY)
+    assert gal.properties.identifier.unique_name.endswith(GALLERY.upper())
+    d = client.gallery_images.get(rg, GALLERY, DEFINITION)
+    assert (d.properties.os_type, d.properties.os_state, d.properties.hyper_v_generation) == ("Linux", "Generalized", "V2")
+    assert [g.name for g in client.galleries.list_by_resource_group(rg)] == [GALLERY]
+    assert GALLERY in [g.name for g in client.galleries.list()]
+    assert [i.name for i in client.gallery_images.list_by_gallery(rg, GALLERY)] == [DEFINITION]
+    assert [x.name for x in client.gallery_image_versions.list_by_gallery_image(rg, GALLERY, DEFINITION)] == ["2024.1001.1"]
+
+
+def test_replication_progress_advances_per_region(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    standin.control.set_scale(1)  # then step simulated time by hand
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1), ("swedencentral", 3)]), polling=False)
+    v, agg, regions = _status(client, rg, "1.0.0")
+    assert v.properties.provisioning_state == "Creating" and agg == "InProgress"
+    assert {r: s[0] for r, s in regions.items()} == {"West Europe": "Replicating", "Sweden Central": "Replicating"}
+
+    standin.control.advance(300)
+    v, agg, r1 = _status(client, rg, "1.0.0")
+    # the version resource is Succeeded while regions still replicate: gate on replicationStatus
+    assert v.properties.provisioning_state == "Succeeded" and agg == "InProgress"
+    assert all(state == "Replicating" and 0 < progress < 100 for state, progress, _ in r1.values())
+    # more replicas (and a later region) replicate slower
+    assert r1["Sweden Central"][1] < r1["West Europe"][1]
+
+    standin.control.advance(300)
+    _, _, r2 = _status(client, rg, "1.0.0")
+    assert all(r2[r][1] > r1[r][1] for r in r1)
+
+    standin.control.advance(3000)
+    _, agg, r3 = _status(client, rg, "1.0.0")
+    assert agg == "Completed" and {s[0] for s in r3.values()} == {"Completed"}
+
+
+def test_failed_region_is_fixed_by_removing_and_re_adding_it(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    standin.control.add_fault("replication_failed", match={"region": "northeurope"},
+                              message="Injected: the storage copy to North Europe failed.")
+    regions = [("westeurope", 1), ("northeurope", 1)]
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.1", _version_body(image_id, regions), polling_interval=FAST).result()
+    v, agg, status = _wait_replication(client, rg, "1.0.1", {"Failed"})
+    assert agg == "Failed"
+    assert status["West Europe"][0] in ("Replicating", "Completed")
+    state, progress, details = status["North Europe"]
+    assert state == "Failed" and progress < 100 and "Injected: the storage copy to North Europe failed." in details
+    assert v.properties.provisioning_state == "Failed"
+
+    # 1) drop the failed region
+    v = client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.1", _version_body(image_id, regions[:1]), polling_interval=FAST).result()
+    assert v.properties.provisioning_state == "Succeeded"
+    assert [t.name for t in v.properties.publishing_profile.target_regions] == ["West Europe"]
+    _, agg, status = _wait_replication(client, rg, "1.0.1", {"Completed"})
+    assert agg == "Completed" and list(status) == ["West Europe"]
+
+    # 2) add it back: it replicates again from zero and completes this time
+    v = client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.1", _version_body(image_id, regions), polling_interval=FAST).result()
+    assert v.properties.provisioning_state == "Succeeded"
+    _, agg, status = _wait_replication(client, rg, "1.0.1", {"Completed", "Failed"})
+    assert agg == "Completed" and status["North Europe"] == ("Completed", 100, "")
+    assert client.gallery_image_versions.get(rg, GALLERY, DEFINITION, "1.0.1").properties.provisioning_state == "Succeeded"
+
+
+def test_version_lro_failure_surfaces_through_the_poller(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    standin.control.add_fault("lro_failed", match={"resource_type": "versions", "name_regex": r"^9\."},
+                              code="GalleryImageVersionCreationFailed", message="Injected: version creation failed.")
+    poller = client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "9.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST)
+    with pytest.raises(HttpResponseError, match="Injected: version creation failed."):
+        poller.result()
+    v, agg, status = _status(client, rg, "9.0.0")
+    assert v.properties.provisioning_state == "Failed" and agg == "Failed"
+
+
+# --- Azure's refusals ----------------------------------------------------------------------------------
+
+def test_bad_version_names_are_invalid_parameter(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    for bad in ("1.0", "1.0.0.0", "v1.0.0", "1.0.2147483648", "2024.10.01-1"):
+        with pytest.raises(HttpResponseError) as err:
+            client.gallery_image_versions.begin_create_or_update(
+                rg, GALLERY, DEFINITION, bad, _version_body(image_id, [("westeurope", 1)]))
+        assert err.value.status_code == 400 and _code(err.value) == "InvalidParameter", bad
+        assert "Major(int).Minor(int).Patch(int)" in err.value.message
+
+
+def test_publishing_profile_rules(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    cases = [
+        ([("northeurope", 1)], "must contain the location of image version"),
+        ([("westeurope", 0)], "out of range"),
+        ([("westeurope", 101)], "out of range"),
+        ([("westeurope", 1), ("West Europe", 1)], "Duplicate regions"),
+    ]
+    for regions, text in cases:
+        with pytest.raises(HttpResponseError) as err:
+            client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.2.3", _version_body(image_id, regions))
+        assert err.value.status_code == 400 and _code(err.value) == "InvalidParameter" and text in err.value.message
+    with pytest.raises(HttpResponseError) as err:
+        client.gallery_image_versions.begin_create_or_update(
+            rg, GALLERY, DEFINITION, "1.2.3", _version_body(image_id, [("westeurope", 1)], endOfLifeDate="2001-01-01T00:00:00Z"))
+    assert "EndOfLifeDate must be set to a future date." in err.value.message
+
+
+def test_replacing_a_version_source_is_property_change_not_allowed(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    other_id = client.images.begin_create_or_update(rg, "img-other", {"location": "westeurope", "properties": {
+        "hyperVGeneration": "V2",
+        "storageProfile": {"osDisk": {"osType": "Linux", "osState": "Generalized",
+                                      "snapshot": {"id": client.snapshots.get(rg, "snap-os").id}}},
+    }}, polling_interval=FAST).result().id
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+    with pytest.raises(ResourceExistsError) as err:
+        client.gallery_image_versions.begin_create_or_update(
+            rg, GALLERY, DEFINITION, "1.0.0", _version_body(other_id, [("westeurope", 1)]))
+    assert err.value.status_code == 409 and _code(err.value) == "PropertyChangeNotAllowed"
+    assert "galleryImageVersion.properties.storageProfile.source.id" in err.value.message
+
+
+def test_source_must_match_the_definition(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    # a V1 definition cannot take the V2 image
+    client.gallery_images.begin_create_or_update(rg, GALLERY, "gen1", _definition_body(hyper_v="V1", sku="gen1"), polling_interval=FAST).result()
+    with pytest.raises(HttpResponseError) as err:
+        client.gallery_image_versions.begin_create_or_update(rg, GALLERY, "gen1", "1.0.0", _version_body(image_id, [("westeurope", 1)]))
+    assert "different Hypervisor generation" in err.value.message
+    # a missing source image
+    gone = image_id.rsplit("/", 1)[0] + "/does-not-exist"
+    with pytest.raises(ResourceNotFoundError) as err:
+        client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.0.0", _version_body(gone, [("westeurope", 1)]))
+    assert _code(err.value) == "NotFound" and gone in err.value.message
+    # a running (not generalized) VM as source of a Generalized definition
+    vm_id = standin.endpoints["demo"]["source_vm_id"]
+    body = _version_body(image_id, [("westeurope", 1)])
+    body["properties"]["storageProfile"] = {"source": {"virtualMachineId": vm_id}}
+    with pytest.raises(HttpResponseError) as err:
+        client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.0.0", body)
+    assert "OS State in the parent gallery image ('Generalized') is not 'Specialized'" in err.value.message
+    # a parent that does not exist
+    with pytest.raises(ResourceNotFoundError) as err:
+        client.gallery_image_versions.begin_create_or_update(rg, GALLERY, "no-def", "1.0.0", _version_body(image_id, [("westeurope", 1)]))
+    assert _code(err.value) == "ParentResourceNotFound"
+
+
+def test_definition_immutable_properties_and_duplicate_identifier(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    _prepare(standin, client)
+    for field, body in (
+        ("osState", _definition_body(os_state="Specialized")),
+        ("hyperVGeneration", _definition_body(hyper_v="V1")),
+        ("identifier.sku", _definition_body(sku="other-sku")),
+    ):
+        with pytest.raises(ResourceExistsError) as err:
+            client.gallery_images.begin_create_or_update(rg, GALLERY, DEFINITION, body)
+        assert _code(err.value) == "PropertyChangeNotAllowed"
+        assert f"Changing property 'galleryImage.properties.{field}' is not allowed." == err.value.error.message
+    # an update that changes nothing immutable is fine
+    body = _definition_body()
+    body["properties"]["description"] = "now with a description"
+    d = client.gallery_images.begin_create_or_update(rg, GALLERY, DEFINITION, body, polling_interval=FAST).result()
+    assert d.properties.description == "now with a description"
+    with pytest.raises(ResourceExistsError) as err:
+        client.gallery_images.begin_create_or_update(rg, GALLERY, "same-identifier", _definition_body())
+    assert _code(err.value) == "OperationNotAllowed"
+
+
+def test_nested_resources_block_deletes_then_everything_deletes(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+    with pytest.raises(ResourceExistsError) as err:
+        client.galleries.begin_delete(rg, GALLERY)
+    assert _code(err.value) == "CannotDeleteResource"
+    with pytest.raises(ResourceExistsError) as err:
+        client.gallery_images.begin_delete(rg, GALLERY, DEFINITION)
+    assert err.value.error.message == "Can not delete resource before nested resources are deleted."
+
+    client.gallery_image_versions.begin_delete(rg, GALLERY, DEFINITION, "1.0.0", polling_interval=FAST).result()
+    assert list(client.gallery_image_versions.list_by_gallery_image(rg, GALLERY, DEFINITION)) == []
+    client.gallery_images.begin_delete(rg, GALLERY, DEFINITION, polling_interval=FAST).result()
+    client.galleries.begin_delete(rg, GALLERY, polling_interval=FAST).result()
+    with pytest.raises(ResourceNotFoundError):
+        client.galleries.get(rg, GALLERY)
+    # deleting again: nothing there, 204
+    assert client.galleries.begin_delete(rg, GALLERY, polling_interval=FAST).result() is None
+
+
+def test_gallery_names_follow_azure_rules(standin):
+    client = standin.compute()
+    with pytest.raises(HttpResponseError) as err:
+        client.galleries.begin_create_or_update(_rg(standin), "gal-with-dashes", {"location": "westeurope"})
+    assert err.value.status_code == 400 and "including dashes, are disallowed" in err.value.message
+
+
+# --- persistence -----------------------------------------------------------------------------------------
+
+def test_state_and_in_flight_operations_survive_a_restart(standin):
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+
+    standin.control.set_scale(1)  # the next create stays in flight across the restart
+    vm = client.virtual_machines.get(rg, standin.endpoints["demo"]["source_vm_id"].rsplit("/", 1)[1])
+    poller = client.snapshots.begin_create_or_update(rg, "snap-inflight", {"location": "westeurope", "properties": {
+        "creationData": {"createOption": "Copy", "sourceResourceId": vm.properties.storage_profile.os_disk.managed_disk.id}}},
+        polling_interval=3600)  # this poller's thread goes to sleep; the operation is resumed below from its token
+    token = poller.continuation_token()
+    assert client.snapshots.get(rg, "snap-inflight").properties.provisioning_state == "Creating"
+    _close(client)
+
+    # Killed, not stopped: nothing may depend on a clean shutdown. Same state dir and port; the
+    # fixture's time scale (3000) applies again, so the in-flight copy finishes soon after.
+    standin.restart(kill=True)
+    client = standin.compute()
+    snap = client.snapshots.begin_create_or_update(rg, "snap-inflight", None, continuation_token=token,
+                                                   polling_interval=FAST).result()
+    assert snap.properties.provisioning_state == "Succeeded"
+    v, agg, _ = _wait_replication(client, rg, "1.0.0", {"Completed"})
+    assert v.properties.storage_profile.source.id.lower() == image_id.lower() and agg == "Completed"
+    assert client.images.get(rg, "img-base").properties.provisioning_state == "Succeeded"
+    assert [g.name for g in client.galleries.list_by_resource_group(rg)] == [GALLERY]
+    _close(client)
+
+
+# --- the contract with the Batch backend (in-process, on a fresh state dir) --------------------------------
+
+def test_version_for_pool_reports_lineage_and_regions(tmp_path):
+    from include.azure_standin.backends import compute as c
+    from include.azure_standin.backends import gallery as g
+    from include.azure_standin.core.context import StandInConfig
+    from include.azure_standin.server import build_context, seed
+
+    ctx = build_context(StandInConfig(state_dir=tmp_path), scale=1)
+    demo = seed(ctx)
+    sub, rg = demo["subscription_id"], demo["resource_group"]
+    vm = c.get_vm(ctx, sub, rg, demo["source_vm_name"])
+    os_disk = vm["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
+    c.create_snapshot(ctx, sub, rg, "s-os", {"location": "westeurope", "properties": {
+        "creationData": {"createOption": "Copy", "sourceResourceId": os_disk}}})
+    ctx.clock.advance(3600)
+    img, _ = c.create_image(ctx, sub, rg, "img", {"location": "westeurope", "properties": {
+        "hyperVGeneration": "V2", "storageProfile": {"osDisk": {
+            "osType": "Linux", "osState": "Generalized", "snapshot": {"id": c.snapshot_id(sub, rg, "s-os")}}}}})
+    g.create_gallery(ctx, sub, rg, GALLERY, {"location": "westeurope"})
+    g.create_definition(ctx, sub, rg, GALLERY, DEFINITION, _definition_body())
+    ctx.clock.advance(3600)
+    for name, regions in (("1.0.0", [("westeurope", 1), ("eastus", 2)]), ("1.1.0", [("westeurope", 1)])):
+        g.create_version(ctx, sub, rg, GALLERY, DEFINITION, name, _version_body(img["id"], regions))
+    g.create_version(ctx, sub, rg, GALLERY, DEFINITION, "2.0.0",
+                     _version_body(img["id"], [("westeurope", 1)], excludeFromLatest=True))
+
+    vid = g.version_id(sub, rg, GALLERY, DEFINITION, "1.0.0")
+    v = g.version_for_pool(ctx, vid.upper())  # ids are case-insensitive
+    assert v["id"] == vid
+    assert (v["os_type"], v["os_state"], v["hyper_v_generation"]) == ("Linux", "Generalized", "V2")
+    assert v["definition_identifier"] == {"publisher": "contoso", "offer": "batch-images", "sku": "22_04-batch"}
+    assert v["base_image"] == {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                               "sku": "22_04-lts-gen2", "version": "22.04.202410020"}
+    assert v["purchase_plan"] is None
+    assert v["regions"] == {"westeurope": "Replicating", "eastus": "Replicating"}
+    assert v["replica_counts"] == {"westeurope": 1, "eastus": 2}
+    ctx.clock.advance(24 * 3600)
+    assert g.version_for_pool(ctx, vid)["regions"] == {"westeurope": "Completed", "eastus": "Completed"}
+    # a definition id floats to the latest version not excluded from latest
+    assert g.version_for_pool(ctx, g.definition_id(sub, rg, GALLERY, DEFINITION))["name"] == "1.1.0"
+    assert g.version_for_pool(ctx, vid.rsplit("/", 1)[0] + "/9.9.9") is None
+    assert g.version_for_pool(ctx, "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/images/z") is None
+    ctx.store.close()

@@ -1,0 +1,531 @@
+"""ARM (Microsoft.Compute and friends) hook: snapshots, managed images, galleries, image versions.
+
+The provider's :class:`~airflow.providers.microsoft.azure.hooks.compute.AzureComputeHook` covers VM
+start/stop only. :class:`ArmComputeHook` subclasses it (same connection type and default conn id) and
+adds what this project needs. Every read returns plain JSON dicts in ARM's wire format (camelCase, as
+in the REST docs), so results go straight into XCom, trigger events and log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    map_error,
+)
+from azure.core.rest import HttpRequest
+from azure.mgmt.core.exceptions import ARMErrorFormat
+
+from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
+from batch_images.hooks.credentials import (
+    client_kwargs,
+    credential_from_connection,
+    describe_connection,
+    extra_value,
+)
+from batch_images.rules import ids
+from batch_images.rules.errors import InvalidInput
+
+# azure-core logs every request and response with headers at INFO: far too loud for task logs.
+_HTTP_LOG = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+if _HTTP_LOG.level == logging.NOTSET:
+    _HTTP_LOG.setLevel(logging.WARNING)
+
+# API versions for resources read with the generic :meth:`ArmComputeHook.arm_get` (no typed SDK).
+API_VERSIONS = {
+    "microsoft.batch/batchaccounts": "2024-07-01",
+    "microsoft.batch": "2021-04-01",  # /subscriptions/{sub}/providers/Microsoft.Batch (registration state)
+    "microsoft.compute/snapshots": "2026-03-02",
+    "microsoft.compute/disks": "2026-03-02",
+    "microsoft.compute/images": "2026-04-01",
+    "microsoft.compute/virtualmachines": "2026-04-01",
+    "microsoft.compute/galleries": "2026-03-03",
+    "microsoft.compute/galleries/images": "2026-03-03",
+    "microsoft.compute/galleries/images/versions": "2026-03-03",
+}
+
+_SUB_PATH_RE = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})(/[A-Za-z0-9_.()\-/]*)?")
+_ERROR_MAP = {404: ResourceNotFoundError, 409: ResourceExistsError}
+
+
+def _plain(obj: Any) -> Any:
+    """SDK model (a MutableMapping in azure-mgmt-compute 39) -> its wire-format dict; dicts pass through."""
+    if obj is None:
+        return None
+    as_dict = getattr(obj, "as_dict", None)
+    if callable(as_dict):
+        return as_dict()
+    return obj
+
+
+def _check_path(path: str) -> str:
+    """A subscription-scoped ARM path that cannot rewrite the URL (no query, fragment, escapes, '..')."""
+    if not isinstance(path, str) or not _SUB_PATH_RE.fullmatch(path) or ".." in path or "//" in path:
+        raise InvalidInput("resource_id", path, "not a subscription-scoped ARM path made of safe characters",
+                           "give an ARM id like /subscriptions/<guid>/resourceGroups/<rg>/providers/<ns>/<type>/<name>")
+    return path.rstrip("/")
+
+
+def subscription_of(path: str) -> str:
+    match = _SUB_PATH_RE.fullmatch(_check_path(path))
+    assert match
+    return match.group(1)
+
+
+def api_version_for(path: str) -> str | None:
+    """The API version :data:`API_VERSIONS` knows for an ARM path, or None."""
+    try:
+        arm_id = ids.parse_arm_id(path, "resource_id")
+    except InvalidInput:
+        segments = path.strip("/").split("/")
+        if len(segments) == 4 and segments[2].lower() == "providers":
+            return API_VERSIONS.get(segments[3].lower())
+        return None
+    return API_VERSIONS.get(arm_id.resource_type.lower())
+
+
+@dataclass(frozen=True)
+class LroStart:
+    """What a ``begin_*`` call that does not wait gives back.
+
+    ``resource``: the body of the first response (provisioningState Creating/Updating), None for a delete.
+    ``operation_url``: Azure-AsyncOperation (or Location) to ask for the operation's status and error.
+    """
+
+    resource_id: str
+    resource: dict | None
+    operation_url: str | None
+    status_code: int
+
+    def to_dict(self) -> dict:
+        return {"resource_id": self.resource_id, "operation_url": self.operation_url, "status_code": self.status_code}
+
+
+def _capture(pipeline_response, deserialized, _headers):
+    http = pipeline_response.http_response
+    url = http.headers.get("Azure-AsyncOperation") or http.headers.get("Location")
+    return _plain(deserialized), url, http.status_code
+
+
+def _operation(client: Any, arm_id: ids.ArmId) -> tuple[Any, tuple[str, ...]]:
+    """The typed SDK operations group and positional names for a resource id (works for sync and aio clients)."""
+    rg = arm_id.resource_group
+    names = tuple(n for _, n in arm_id.types)
+    rtype = arm_id.resource_type.lower()
+    groups = {
+        "microsoft.compute/snapshots": client.snapshots,
+        "microsoft.compute/disks": client.disks,
+        "microsoft.compute/images": client.images,
+        "microsoft.compute/virtualmachines": client.virtual_machines,
+        "microsoft.compute/galleries": client.galleries,
+        "microsoft.compute/galleries/images": client.gallery_images,
+        "microsoft.compute/galleries/images/versions": client.gallery_image_versions,
+    }
+    group = groups.get(rtype)
+    if group is None:
+        raise InvalidInput("resource_id", arm_id.id, f"{arm_id.resource_type} is not a Microsoft.Compute type this hook "
+                           "manages", "use arm_get() with an api_version for other resource types")
+    return group, (rg, *names)
+
+
+class ArmComputeHook(AzureComputeHook):
+    """Azure Compute hook for the gallery-image pipeline.
+
+    Same connection as the provider's hook (conn type ``azure_compute`` / ``azure``, default
+    ``azure_default``, extras ``tenantId`` and ``subscriptionId``). Added here:
+
+    * extras ``authority`` (Entra ID authority host; instance discovery disabled), ``arm_endpoint`` (ARM
+      base URL) and ``ca_bundle`` (CA file, relative to the project root) - for sovereign clouds and the
+      local stand-in (:mod:`batch_images.hooks.credentials`);
+    * a cached sync :meth:`get_conn` and async :meth:`get_async_conn`
+      (:class:`azure.mgmt.compute.aio.ComputeManagementClient`), one client per subscription: an id in
+      another subscription than the connection's (a gallery elsewhere) gets its own client, same credential;
+    * :attr:`subscription_id`;
+    * generic :meth:`arm_get` / :meth:`async_arm_get` through the client's public ``send_request`` for what
+      azure-mgmt-compute does not cover (``Microsoft.Batch/batchAccounts``,
+      ``/subscriptions/{sub}/providers/Microsoft.Batch``);
+    * small methods for the pipeline: VM (with instance view) and its extensions, disks, snapshots, managed
+      images, gallery / image definition get-or-create, image versions (create, target regions,
+      ``$expand=ReplicationStatus``, list), deletes. ``begin_*`` methods send the request and return an
+      :class:`LroStart` without waiting; waiting is the waiter trigger's job.
+
+    ``client_options`` are passed to every client (e.g. ``retry_total``). ``lro_poll_interval``: the poll
+    delay of the few short operations this hook waits for itself (gallery, definition) when Azure sends
+    no Retry-After (the SDK's default would be 30 s).
+    The async clients and credential are closed by :meth:`close` (``async with hook:`` does it).
+    """
+
+    hook_name = "Azure Compute (batch images)"
+
+    def __init__(self, azure_conn_id: str = AzureComputeHook.default_conn_name,
+                 client_options: Mapping[str, Any] | None = None, lro_poll_interval: float = 5.0) -> None:
+        super().__init__(azure_conn_id=azure_conn_id)
+        self.client_options = dict(client_options or {})
+        # Blocking waits (gallery/definition get-or-create only): poll delay when Azure sends no Retry-After.
+        self.lro_poll_interval = lro_poll_interval
+        self._conn_obj: Any = None
+        self._extras: dict | None = None
+        self._credential: Any = None
+        self._async_credential: Any = None
+        self._clients: dict[str, Any] = {}
+        self._async_clients: dict[str, Any] = {}
+
+    # -- connection -----------------------------------------------------------------------------------------------
+
+    def load_connection(self) -> Any:
+        """Read the Airflow connection once (sync); later sync and async calls reuse it."""
+        if self._conn_obj is None:
+            conn = self.get_connection(self.conn_id)
+            self._extras = dict(conn.extra_dejson or {})
+            self._conn_obj = conn
+            self.log.info("Azure ARM connection: %s", describe_connection(conn, self._extras))
+        return self._conn_obj
+
+    async def aload_connection(self) -> Any:
+        """Read the Airflow connection once without blocking the event loop (triggerer)."""
+        if self._conn_obj is None:
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+            conn = await get_async_connection(self.conn_id, hook=self)
+            self._extras = dict(await get_async_extra_dejson(conn) or {})
+            self._conn_obj = conn
+            self.log.info("Azure ARM connection: %s", describe_connection(conn, self._extras))
+        return self._conn_obj
+
+    @property
+    def subscription_id(self) -> str:
+        """The connection's subscription (extra ``subscriptionId``)."""
+        self.load_connection()
+        return self._default_subscription()
+
+    def _default_subscription(self) -> str:
+        sub = extra_value(self._extras, "subscriptionId")
+        if not sub:
+            raise InvalidInput(f"connection {self.conn_id}.extra.subscriptionId", None,
+                               "the Azure connection names no subscription",
+                               "add the extra subscriptionId (the subscription's GUID)")
+        return ids.validate_subscription_id(sub, f"connection {self.conn_id}.extra.subscriptionId")
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        return {**client_kwargs(self._conn_obj, self._extras), **self.client_options}
+
+    # -- clients --------------------------------------------------------------------------------------------------
+
+    def get_conn(self, subscription_id: str | None = None):  # type: ignore[override]
+        """A cached sync ComputeManagementClient for ``subscription_id`` (default: the connection's)."""
+        from azure.mgmt.compute import ComputeManagementClient
+
+        self.load_connection()
+        sub = subscription_id or self._default_subscription()
+        key = sub.lower()
+        if key not in self._clients:
+            if self._credential is None:
+                self._credential = credential_from_connection(self._conn_obj, aio=False, extras=self._extras)
+            self._clients[key] = ComputeManagementClient(self._credential, sub, **self._client_kwargs())
+        return self._clients[key]
+
+    async def get_async_conn(self, subscription_id: str | None = None):  # type: ignore[override]
+        """A cached async ComputeManagementClient (azure.mgmt.compute.aio) for ``subscription_id``."""
+        from azure.mgmt.compute.aio import ComputeManagementClient as AsyncComputeManagementClient
+
+        await self.aload_connection()
+        sub = subscription_id or self._default_subscription()
+        key = sub.lower()
+        if key not in self._async_clients:
+            if self._async_credential is None:
+                self._async_credential = credential_from_connection(self._conn_obj, aio=True, extras=self._extras)
+            self._async_clients[key] = AsyncComputeManagementClient(
+                self._async_credential, sub, **self._client_kwargs())
+        return self._async_clients[key]
+
+    def client_for(self, resource_id: str):
+        """The sync client for the subscription a resource id lives in."""
+        return self.get_conn(subscription_of(resource_id))
+
+    async def async_client_for(self, resource_id: str):
+        return await self.get_async_conn(subscription_of(resource_id))
+
+    async def close(self) -> None:
+        """Close the async clients and credential (and the sync ones)."""
+        for client in list(self._async_clients.values()):
+            try:
+                await client.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                self.log.debug("closing an async compute client failed", exc_info=True)
+        self._async_clients.clear()
+        if self._async_credential is not None:
+            try:
+                await self._async_credential.close()
+            except Exception:  # pragma: no cover
+                self.log.debug("closing the async credential failed", exc_info=True)
+            self._async_credential = None
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        for client in list(self._clients.values()):
+            try:
+                client.close()
+            except Exception:  # pragma: no cover
+                self.log.debug("closing a compute client failed", exc_info=True)
+        self._clients.clear()
+        if self._credential is not None and hasattr(self._credential, "close"):
+            try:
+                self._credential.close()
+            except Exception:  # pragma: no cover
+                pass
+            self._credential = None
+
+    # -- generic ARM reads ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _raise_for(response) -> None:
+        if response.status_code >= 400:
+            map_error(status_code=response.status_code, response=response, error_map=_ERROR_MAP)
+            raise HttpResponseError(response=response, error_format=ARMErrorFormat)
+
+    def arm_get(self, resource_id: str, api_version: str | None = None) -> dict:
+        """GET any subscription-scoped ARM path; 404 raises ResourceNotFoundError, other errors HttpResponseError."""
+        path = _check_path(resource_id)
+        version = api_version or api_version_for(path)
+        if not version:
+            raise InvalidInput("api_version", None, f"no known API version for {path}", "pass api_version")
+        client = self.get_conn(subscription_of(path))
+        response = client.send_request(HttpRequest("GET", path, params={"api-version": version}))
+        self._raise_for(response)
+        return response.json()
+
+    async def async_arm_get(self, resource_id: str, api_version: str | None = None) -> dict:
+        path = _check_path(resource_id)
+        version = api_version or api_version_for(path)
+        if not version:
+            raise InvalidInput("api_version", None, f"no known API version for {path}", "pass api_version")
+        client = await self.get_async_conn(subscription_of(path))
+        response = await client.send_request(HttpRequest("GET", path, params={"api-version": version}))
+        await response.read()
+        self._raise_for(response)
+        return response.json()
+
+    def _operation_url_ok(self, url: str | None, client: Any) -> bool:
+        # Only ever send the bearer token to the ARM endpoint the client was built for.
+        if not url:
+            return False
+        base = str(client._config.base_url).rstrip("/")  # noqa: SLF001 - the client's own configured base
+        return url.startswith(base + "/")
+
+    def get_operation_status(self, operation_url: str, resource_id: str) -> dict | None:
+        """The Azure-AsyncOperation status document of an LRO (status, error), or None if not readable."""
+        client = self.client_for(resource_id)
+        if not self._operation_url_ok(operation_url, client):
+            return None
+        response = client.send_request(HttpRequest("GET", operation_url))
+        if response.status_code >= 400:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    async def async_get_operation_status(self, operation_url: str, resource_id: str) -> dict | None:
+        client = await self.async_client_for(resource_id)
+        if not self._operation_url_ok(operation_url, client):
+            return None
+        response = await client.send_request(HttpRequest("GET", operation_url))
+        await response.read()
+        if response.status_code >= 400:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    # -- typed reads (sync and async) -----------------------------------------------------------------------------
+
+    def get_resource(self, resource_id: str, expand: str | None = None) -> dict:
+        """GET a Microsoft.Compute resource by id (snapshot, disk, image, VM, gallery, definition, version)."""
+        arm_id = ids.parse_arm_id(resource_id, "resource_id")
+        group, args = _operation(self.get_conn(arm_id.subscription_id), arm_id)
+        kwargs = {"expand": expand} if expand else {}
+        return _plain(group.get(*args, **kwargs))
+
+    async def async_get_resource(self, resource_id: str, expand: str | None = None) -> dict:
+        arm_id = ids.parse_arm_id(resource_id, "resource_id")
+        group, args = _operation(await self.get_async_conn(arm_id.subscription_id), arm_id)
+        kwargs = {"expand": expand} if expand else {}
+        return _plain(await group.get(*args, **kwargs))
+
+    def find_resource(self, resource_id: str, expand: str | None = None) -> dict | None:
+        """Like :meth:`get_resource`, None when it does not exist."""
+        try:
+            return self.get_resource(resource_id, expand)
+        except ResourceNotFoundError:
+            return None
+
+    def get_vm(self, vm_id: str, instance_view: bool = True) -> dict:
+        """The VM, with its instance view (power state, statuses) unless ``instance_view`` is False."""
+        ids.parse_arm_id(vm_id, "vm_id", ids.VIRTUAL_MACHINE)
+        return self.get_resource(vm_id, "instanceView" if instance_view else None)
+
+    def list_vm_extensions(self, vm_id: str) -> list[dict]:
+        arm_id = ids.parse_arm_id(vm_id, "vm_id", ids.VIRTUAL_MACHINE)
+        result = self.get_conn(arm_id.subscription_id).virtual_machine_extensions.list(arm_id.resource_group, arm_id.name)
+        return list((_plain(result) or {}).get("value") or [])
+
+    def get_disk(self, disk_id: str) -> dict:
+        ids.parse_arm_id(disk_id, "disk_id", ids.DISK)
+        return self.get_resource(disk_id)
+
+    def get_snapshot(self, snapshot_id: str) -> dict:
+        ids.parse_arm_id(snapshot_id, "snapshot_id", ids.SNAPSHOT)
+        return self.get_resource(snapshot_id)
+
+    def get_image(self, image_id: str) -> dict:
+        ids.parse_arm_id(image_id, "image_id", ids.IMAGE)
+        return self.get_resource(image_id)
+
+    def get_version(self, version_id: str, replication_status: bool = True) -> dict:
+        """An image version; with ``$expand=ReplicationStatus`` (per-region state) unless told otherwise."""
+        ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        return self.get_resource(version_id, "ReplicationStatus" if replication_status else None)
+
+    async def async_get_version(self, version_id: str, replication_status: bool = True) -> dict:
+        ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        return await self.async_get_resource(version_id, "ReplicationStatus" if replication_status else None)
+
+    def list_versions(self, definition_id: str) -> list[dict]:
+        """All versions of an image definition (with their publishing profiles and tags)."""
+        arm_id = ids.parse_arm_id(definition_id, "definition_id", ids.GALLERY_IMAGE)
+        client = self.get_conn(arm_id.subscription_id)
+        gallery, definition = (n for _, n in arm_id.types)
+        return [_plain(v) for v in client.gallery_image_versions.list_by_gallery_image(
+            arm_id.resource_group, gallery, definition)]
+
+    # -- creates and updates that do not wait --------------------------------------------------------------------
+
+    def _begin(self, arm_id: ids.ArmId, method: str, body: Any | None) -> LroStart:
+        group, args = _operation(self.get_conn(arm_id.subscription_id), arm_id)
+        call = getattr(group, method)
+        poller = call(*args, body, polling=False, cls=_capture) if body is not None else \
+            call(*args, polling=False, cls=_capture)
+        resource, url, status = poller.result()
+        return LroStart(arm_id.id, resource, url, status)
+
+    def begin_create_snapshot(self, snapshot_id: str, body: dict) -> LroStart:
+        """PUT a snapshot (e.g. ``creationData {createOption: Copy, sourceResourceId}``); does not wait."""
+        arm_id = ids.parse_arm_id(snapshot_id, "snapshot_id", ids.SNAPSHOT)
+        self.log.info("Creating snapshot %s", arm_id.id)
+        return self._begin(arm_id, "begin_create_or_update", body)
+
+    def begin_create_image(self, image_id: str, body: dict) -> LroStart:
+        """PUT a managed image (``storageProfile`` from snapshots); does not wait."""
+        arm_id = ids.parse_arm_id(image_id, "image_id", ids.IMAGE)
+        self.log.info("Creating managed image %s", arm_id.id)
+        return self._begin(arm_id, "begin_create_or_update", body)
+
+    def begin_create_version(self, version_id: str, body: dict) -> LroStart:
+        """PUT an image version (source image, publishingProfile); does not wait for replication."""
+        arm_id = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        self.log.info("Creating image version %s", arm_id.id)
+        return self._begin(arm_id, "begin_create_or_update", body)
+
+    def _put_version_publishing(self, arm_id: ids.ArmId, changes: Mapping[str, Any]) -> LroStart:
+        """PUT the version back with ``publishingProfile`` changed (a PUT on an existing version may change
+        only the publishing profile and tags: the documented way, and the one every API version serves)."""
+        current = self.get_resource(arm_id.id)
+        props = current.get("properties") or {}
+        publishing = {k: v for k, v in (props.get("publishingProfile") or {}).items() if k != "publishedDate"}
+        publishing.update(changes)
+        body = {
+            "location": current.get("location"),
+            "tags": current.get("tags") or {},
+            "properties": {"storageProfile": {"source": (props.get("storageProfile") or {}).get("source") or {}},
+                           "publishingProfile": publishing},
+        }
+        return self._begin(arm_id, "begin_create_or_update", body)
+
+    def update_version_target_regions(self, version_id: str, target_regions: list[dict]) -> LroStart:
+        """Set ``publishingProfile.targetRegions`` (wire format: name, regionalReplicaCount, ...); no wait."""
+        arm_id = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        self.log.info("Updating target regions of %s to %s", arm_id.id,
+                      ", ".join(f"{r['name']} x{r.get('regionalReplicaCount', '?')}" for r in target_regions))
+        return self._put_version_publishing(arm_id, {"targetRegions": list(target_regions)})
+
+    def update_version_exclude_from_latest(self, version_id: str, exclude: bool = True) -> LroStart:
+        arm_id = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        self.log.info("Setting excludeFromLatest=%s on %s", exclude, arm_id.id)
+        return self._put_version_publishing(arm_id, {"excludeFromLatest": exclude})
+
+    def begin_delete(self, resource_id: str) -> LroStart:
+        """DELETE a Microsoft.Compute resource; does not wait. An already missing one gives status 204."""
+        arm_id = ids.parse_arm_id(resource_id, "resource_id")
+        self.log.info("Deleting %s", arm_id.id)
+        try:
+            return self._begin(arm_id, "begin_delete", None)
+        except ResourceNotFoundError:
+            return LroStart(arm_id.id, None, None, 404)
+
+    def delete_snapshot(self, snapshot_id: str) -> LroStart:
+        ids.parse_arm_id(snapshot_id, "snapshot_id", ids.SNAPSHOT)
+        return self.begin_delete(snapshot_id)
+
+    def delete_image(self, image_id: str) -> LroStart:
+        ids.parse_arm_id(image_id, "image_id", ids.IMAGE)
+        return self.begin_delete(image_id)
+
+    def delete_version(self, version_id: str) -> LroStart:
+        ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        return self.begin_delete(version_id)
+
+    # -- get-or-create (short operations, waited for here) --------------------------------------------------------
+
+    def _create_and_wait(self, arm_id: ids.ArmId, body: dict, timeout: float) -> dict:
+        group, args = _operation(self.get_conn(arm_id.subscription_id), arm_id)
+        poller = group.begin_create_or_update(*args, body, polling_interval=self.lro_poll_interval)
+        result = poller.result(timeout=timeout)
+        if not poller.done():
+            raise TimeoutError(f"{arm_id.resource_type} {arm_id.id} was not created within {timeout:.0f}s")
+        return _plain(result)
+
+    def get_or_create_gallery(self, gallery_id: str, location: str, tags: Mapping[str, str] | None = None,
+                              description: str | None = None, timeout: float = 600) -> tuple[dict, bool]:
+        """The gallery, created (and waited for) when missing. Returns ``(gallery, created)``."""
+        arm_id = ids.parse_arm_id(gallery_id, "gallery_id", ids.GALLERY)
+        existing = self.find_resource(arm_id.id)
+        if existing is not None:
+            return existing, False
+        self.log.info("Creating gallery %s in %s", arm_id.id, location)
+        body: dict[str, Any] = {"location": location, "tags": dict(tags or {}), "properties": {}}
+        if description:
+            body["properties"]["description"] = description
+        try:
+            created = self._create_and_wait(arm_id, body, timeout)
+        except ResourceExistsError:  # created concurrently
+            return self.get_resource(arm_id.id), False
+        return self._settled(arm_id, created, timeout), True
+
+    def get_or_create_image_definition(self, definition_id: str, body: dict,
+                                       timeout: float = 600) -> tuple[dict, bool]:
+        """The image definition, created (and waited for) from ``body`` when missing. ``(definition, created)``."""
+        arm_id = ids.parse_arm_id(definition_id, "definition_id", ids.GALLERY_IMAGE)
+        existing = self.find_resource(arm_id.id)
+        if existing is not None:
+            return existing, False
+        self.log.info("Creating image definition %s", arm_id.id)
+        try:
+            created = self._create_and_wait(arm_id, body, timeout)
+        except ResourceExistsError:
+            return self.get_resource(arm_id.id), False
+        return self._settled(arm_id, created, timeout), True
+
+    def _settled(self, arm_id: ids.ArmId, body: dict | None, timeout: float) -> dict:
+        state = ((body or {}).get("properties") or {}).get("provisioningState")
+        if state == "Failed":
+            raise HttpResponseError(message=f"{arm_id.resource_type} {arm_id.name} ended with provisioningState Failed")
+        return body or self.get_resource(arm_id.id)
+

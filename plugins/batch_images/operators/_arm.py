@@ -1,0 +1,193 @@
+"""Shared plumbing of the ARM operators: the plan, tags, adoption checks, and waiting.
+
+Waiting has one shape for both modes: :meth:`ArmWaitingOperator.wait` either defers to
+:class:`~batch_images.triggers.base.AzureBaseWaiterTrigger` (``deferrable=True``) or runs the same
+waiter in-process with :func:`~batch_images.triggers.base.run_waiter_sync`; either way the event lands
+in :meth:`ArmWaitingOperator.after_wait` with the ``phase`` the operator named, so multi-step operators
+(the gallery's failed-region retry) are one state machine for both modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+from batch_images.rules import ids, naming
+from batch_images.rules.errors import InvalidInput
+from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync
+
+if TYPE_CHECKING:
+    from batch_images.hooks.arm import ArmComputeHook
+
+DEFAULT_TIMEOUTS = {"snapshot": 3600.0, "image": 3600.0, "replication": 6 * 3600.0, "delete": 1800.0}
+# Airflow's own deferral timeout is a backstop only: the trigger reports its own timeout with a message.
+DEFER_GRACE = timedelta(minutes=10)
+
+
+class ArmOperationFailed(AirflowException):
+    """An Azure operation ended Failed/timed out, or a same-named resource does not match (message says which)."""
+
+
+def plan_get(plan: Mapping[str, Any] | None, path: str, default: Any = ...) -> Any:
+    """``plan_get(plan, "source.os_disk_id")``; a missing required key is an InvalidInput naming ``plan.<path>``."""
+    if not isinstance(plan, Mapping):
+        raise InvalidInput("plan", plan, "expected the PreflightOperator's plan (a dict)",
+                           "pass plan=preflight.output (or the plan dict)")
+    node: Any = plan
+    for part in path.split("."):
+        if isinstance(node, Mapping) and part in node and node[part] is not None:
+            node = node[part]
+        elif default is not ...:
+            return default
+        else:
+            raise InvalidInput(f"plan.{path}", None, "missing from the plan",
+                               "run the PreflightOperator of the same pipeline and pass its output as plan")
+    return node
+
+
+def run_tags(plan: Mapping[str, Any]) -> dict[str, str]:
+    """Tags of the resources a run creates: the plan's extra tags + managed-by, dag_id, run_id, image-version."""
+    extra = {str(k): str(v) for k, v in (plan_get(plan, "tags", {}) or {}).items()}
+    return {**extra, **naming.resource_tags(plan_get(plan, "dag_id"), plan_get(plan, "run_id"),
+                                            plan_get(plan, "version"))}
+
+
+def shared_tags(plan: Mapping[str, Any]) -> dict[str, str]:
+    """Tags of long-lived shared resources (gallery, definition): no run or version."""
+    extra = {str(k): str(v) for k, v in (plan_get(plan, "tags", {}) or {}).items()}
+    return {**extra, naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: plan_get(plan, "dag_id")}
+
+
+def is_ours(resource: Mapping[str, Any] | None) -> bool:
+    return ((resource or {}).get("tags") or {}).get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY
+
+
+def same_id(a: str | None, b: str | None) -> bool:
+    """ARM ids compare case-insensitively."""
+    return bool(a) and bool(b) and a.rstrip("/").lower() == b.rstrip("/").lower()
+
+
+def ids_of(values: Any, field: str) -> list[str]:
+    """A list of ARM ids from None, a str, a dict with "id", or a list of those (XCom shapes)."""
+    if values is None:
+        return []
+    if isinstance(values, (str, Mapping)):
+        values = [values]
+    if not isinstance(values, Sequence):
+        raise InvalidInput(field, values, "expected ARM ids: a string, a dict with 'id', or a list of those",
+                           "pass the upstream operator's output")
+    out: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        if value is None:
+            continue
+        ids.parse_arm_id(value, f"{field}[{i}]")
+        out.append(value)
+    return out
+
+
+def iso_end_of_life(value: Any) -> str | None:
+    """``2026-02-23`` (or a date/datetime) -> ``2026-02-23T00:00:00Z``; None stays None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, date):
+        return f"{value.isoformat()}T00:00:00Z"
+    text = str(value)
+    try:
+        return f"{date.fromisoformat(text).isoformat()}T00:00:00Z"
+    except ValueError:
+        return text
+
+
+class ArmWaitingOperator(BaseOperator):
+    """Base of the ARM operators: connection, deferral/in-process waiting, timeouts from the plan."""
+
+    timeout_key = "snapshot"
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        arm_conn_id: str = "azure_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 15.0,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.arm_conn_id = arm_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    @cached_property
+    def hook(self) -> ArmComputeHook:
+        from batch_images.hooks.arm import ArmComputeHook  # the Azure SDK loads in the worker, not at DAG parse
+
+        return ArmComputeHook(azure_conn_id=self.arm_conn_id, lro_poll_interval=min(float(self.poll_interval), 5.0))
+
+    def timeout_seconds(self, plan: Mapping[str, Any] | None, key: str | None = None) -> float:
+        key = key or self.timeout_key
+        if self.timeout is not None:
+            return float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
+        value = ((plan or {}).get("timeouts") or {}).get(key) if isinstance(plan, Mapping) else None
+        return float(value) if value else DEFAULT_TIMEOUTS.get(key, 3600.0)
+
+    # -- waiting --------------------------------------------------------------------------------------------------
+
+    def wait(self, context: Any, *, waiter_name: str, waiter_args: dict, timeout: float, phase: str,
+             return_value: Any = None, extra: dict | None = None) -> Any:
+        """Wait for ``waiter_name``; continue in :meth:`after_wait` with ``phase`` and ``extra``."""
+        extra = dict(extra or {})
+        if self.deferrable:
+            trigger = AzureBaseWaiterTrigger(
+                waiter_name=waiter_name, waiter_args=waiter_args, conn_id=self.arm_conn_id,
+                poll_interval=self.poll_interval, timeout_seconds=timeout, return_key="value",
+                return_value=return_value,
+            )
+            self.log.info("Deferring: waiting for %s (poll every %ss, timeout %ss)", waiter_name,
+                          self.poll_interval, int(timeout))
+            self.defer(trigger=trigger, method_name="resume", kwargs={"phase": phase, "extra": extra},
+                       timeout=timedelta(seconds=timeout) + DEFER_GRACE)
+        self.log.info("Waiting in the worker for %s (poll every %ss, timeout %ss)", waiter_name,
+                      self.poll_interval, int(timeout))
+        event = run_waiter_sync(waiter_name, waiter_args, self.arm_conn_id, self.poll_interval, timeout,
+                                logger=self.log)
+        event["value"] = return_value
+        return self.after_wait(context, event, phase, extra)
+
+    def resume(self, context: Any, event: dict | None = None, phase: str = "", extra: dict | None = None) -> Any:
+        """Where a deferred wait comes back (method_name of the deferral)."""
+        return self.after_wait(context, event or {}, phase, extra or {})
+
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
+        """Default: success returns the event's value; failure and timeout raise with the waiter's message."""
+        self.check_event(event)
+        return event.get("value")
+
+    def check_event(self, event: dict, what: str | None = None) -> None:
+        status = event.get("status")
+        if status == "success":
+            self.log.info("%s", event.get("message"))
+            return
+        prefix = f"{what}: " if what else ""
+        if status == "timeout":
+            raise ArmOperationFailed(f"{prefix}timed out: {event.get('message')}")
+        raise ArmOperationFailed(f"{prefix}{event.get('message') or f'waiter ended with {status!r}'}")
+
+    def delete_and_wait(self, resource_ids: list[str], timeout: float = 900.0) -> None:
+        """Delete resources and wait until they are gone, in the worker (used to replace stale leftovers)."""
+        for rid in resource_ids:
+            self.hook.begin_delete(rid)
+        event = run_waiter_sync("arm_deleted", {"resource_ids": resource_ids}, self.arm_conn_id,
+                                min(self.poll_interval, 10.0), timeout, logger=self.log)
+        self.check_event(event, "deleting " + ", ".join(resource_ids))

@@ -1,0 +1,114 @@
+"""Snapshot every disk of the prepared VM (step 1 of the recipe)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
+from batch_images.rules import ids, naming
+
+
+def planned_snapshots(plan: Mapping[str, Any]) -> list[dict]:
+    """``[{"role", "lun", "name", "id", "disk_id"}]`` for the OS disk and every data disk, from the plan.
+
+    Names come from ``plan["snapshot_names"]`` (what the preflight computed) and fall back to
+    :func:`batch_images.rules.naming.snapshot_name`; both are deterministic, so a retry finds its snapshots.
+    """
+    source = plan_get(plan, "source")
+    vm_name = plan_get(plan, "source.vm_name")
+    version = plan_get(plan, "version")
+    names = plan_get(plan, "snapshot_names", {}) or {}
+    sub = plan_get(plan, "work_subscription_id")
+    rg = plan_get(plan, "work_resource_group")
+    disks: list[tuple[str, int | None, str]] = [("os", None, plan_get(plan, "source.os_disk_id"))]
+    for i, disk in enumerate(source.get("data_disks") or []):
+        disks.append(("data", disk["lun"], disk["disk_id"]))
+    out = []
+    for role, lun, disk_id in disks:
+        key = naming.disk_role(lun)
+        name = names.get(key) or naming.snapshot_name(vm_name, key, version)
+        out.append({"role": role, "lun": lun, "name": name, "disk_id": disk_id,
+                    "id": ids.snapshot_id(sub, rg, name).id})
+    return out
+
+
+class SnapshotDisksOperator(ArmWaitingOperator):
+    """Snapshot the source VM's OS disk and every data disk (full copies, ``createOption: Copy``).
+
+    Snapshots go to ``plan["work_resource_group"]`` at the VM's location, named by
+    :func:`~batch_images.rules.naming.snapshot_name`, tagged with
+    :func:`~batch_images.rules.naming.resource_tags`. Idempotent: a snapshot of the same name made by this
+    project from the same disk in the same run is adopted; one of this project from an earlier run (a
+    leftover) or one that Failed is replaced; a same-named snapshot of anything else is an error.
+
+    :param plan: the PreflightOperator's plan (templated).
+    :param wait_for_completion: wait until every snapshot is Succeeded (else a downstream
+        :class:`~batch_images.sensors.arm.ArmResourcesSensor` may wait).
+    :return: ``[{"role": "os"|"data", "lun": int|None, "id": snapshot id}]``
+    """
+
+    template_fields: Sequence[str] = ("plan", "arm_conn_id")
+    template_fields_renderers = {"plan": "json"}
+    timeout_key = "snapshot"
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def execute(self, context: Any) -> list[dict]:
+        plan = self.plan
+        tags = run_tags(plan)
+        location = plan_get(plan, "location")
+        wanted = planned_snapshots(plan)
+        operations: dict[str, str] = {}
+        stale: list[str] = []
+        adopted: set[str] = set()
+        for snap in wanted:
+            existing = self.hook.find_resource(snap["id"])
+            if existing is None:
+                continue
+            source = ((existing.get("properties") or {}).get("creationData") or {}).get("sourceResourceId")
+            state = (existing.get("properties") or {}).get("provisioningState")
+            if not is_ours(existing):
+                raise ArmOperationFailed(
+                    f"snapshot {snap['id']} already exists and was not made by this project (no tag "
+                    f"{naming.TAG_MANAGED_BY}={naming.MANAGED_BY}); refusing to adopt or replace it. Fix: delete or "
+                    "rename it, or point work_resource_group elsewhere")
+            if not same_id(source, snap["disk_id"]):
+                raise ArmOperationFailed(
+                    f"snapshot {snap['id']} already exists but copies {source}, not {snap['disk_id']}. Fix: delete "
+                    "it (it is a leftover of another pipeline or VM) and retry")
+            same_run = (existing.get("tags") or {}).get(naming.TAG_RUN_ID) == tags[naming.TAG_RUN_ID]
+            if same_run and state not in ("Failed", "Canceled"):
+                self.log.info("Adopting snapshot %s (%s) made by an earlier attempt of this run", snap["id"], state)
+                adopted.add(snap["id"])
+            else:
+                why = f"provisioningState {state}" if same_run else \
+                    f"it is a leftover of run {(existing.get('tags') or {}).get(naming.TAG_RUN_ID)!r}"
+                self.log.warning("Replacing snapshot %s: %s", snap["id"], why)
+                stale.append(snap["id"])
+        if stale:
+            self.delete_and_wait(stale)
+        for snap in wanted:
+            if snap["id"] in adopted:
+                continue
+            body = {
+                "location": location,
+                "tags": tags,
+                "properties": {
+                    "creationData": {"createOption": "Copy", "sourceResourceId": snap["disk_id"]},
+                    "incremental": False,
+                },
+            }
+            started = self.hook.begin_create_snapshot(snap["id"], body)
+            if started.operation_url:
+                operations[snap["id"]] = started.operation_url
+            self.log.info("Snapshot %s of %s disk %s started", snap["name"], snap["role"],
+                          snap["disk_id"] if snap["lun"] is None else f"LUN {snap['lun']} ({snap['disk_id']})")
+        result = [{"role": s["role"], "lun": s["lun"], "id": s["id"]} for s in wanted]
+        if not self.wait_for_completion:
+            return result
+        return self.wait(context, waiter_name="arm_provisioning",
+                         waiter_args={"resource_ids": [s["id"] for s in wanted], "operations": operations},
+                         timeout=self.timeout_seconds(plan), phase="snapshots", return_value=result)

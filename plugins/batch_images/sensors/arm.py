@@ -1,0 +1,93 @@
+"""Wait for ARM resources (snapshots, images, image versions) to reach provisioningState Succeeded."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+from batch_images.operators._arm import DEFER_GRACE, ids_of
+from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync
+from batch_images.triggers.waiters import get_waiter
+
+
+class ArmResourcesSensor(BaseSensorOperator):
+    """Wait until every resource in ``resource_ids`` says provisioningState Succeeded (``arm_provisioning``).
+
+    ``resource_ids``: ARM ids, as strings or dicts with ``"id"`` (e.g. the SnapshotDisksOperator's output).
+    A resource that ends Failed fails the task, naming it and Azure's error.
+
+    ``deferrable=True`` (default) defers to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger`;
+    otherwise the same waiter runs in the worker (:func:`~batch_images.triggers.base.run_waiter_sync`), or,
+    with ``mode="reschedule"``, one probe per poke.
+
+    :return: the list of resource ids.
+    """
+
+    template_fields: Sequence[str] = ("resource_ids", "arm_conn_id")
+
+    def __init__(self, *, resource_ids: Any, arm_conn_id: str = "azure_default", deferrable: bool = True,
+                 poll_interval: float = 15.0, timeout: float = 3600.0, **kwargs: Any) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(timeout=timeout, **kwargs)
+        self.resource_ids = resource_ids
+        self.arm_conn_id = arm_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+
+    def _ids(self) -> list[str]:
+        return ids_of(self.resource_ids, "resource_ids")
+
+    def execute(self, context: Any) -> list[str]:
+        resource_ids = self._ids()
+        if not resource_ids:
+            self.log.info("No resources to wait for")
+            return []
+        timeout = float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
+        args = {"resource_ids": resource_ids}
+        if self.deferrable:
+            self.defer(
+                trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
+                                               conn_id=self.arm_conn_id, poll_interval=self.poll_interval,
+                                               timeout_seconds=timeout, return_key="value",
+                                               return_value=resource_ids),
+                method_name="execute_complete", timeout=timedelta(seconds=timeout) + DEFER_GRACE)
+        if self.reschedule:
+            return super().execute(context)
+        event = run_waiter_sync("arm_provisioning", args, self.arm_conn_id, self.poll_interval, timeout,
+                                logger=self.log)
+        event["value"] = resource_ids
+        return self.execute_complete(context, event)
+
+    def poke(self, context: Any) -> bool:
+        """One probe (used with mode="reschedule"): True when all Succeeded, raise on Failed."""
+        waiter = get_waiter("arm_provisioning")
+        event = asyncio.run(self._one_probe(waiter))
+        self.log.info("%s", waiter.progress(event["state"]))
+        if event["status"] == "failure":
+            raise AirflowException(event["message"])
+        return event["status"] == "success"
+
+    async def _one_probe(self, waiter) -> dict:
+        from batch_images.triggers.waiters import make_hook
+
+        hook = make_hook(waiter, self.arm_conn_id)
+        hook.load_connection()
+        try:
+            state = await waiter.probe(hook, resource_ids=self._ids())
+        finally:
+            await hook.close()
+        status, message = waiter.evaluate(state)
+        return {"status": status, "message": message, "state": state}
+
+    def execute_complete(self, context: Any, event: dict | None = None) -> list[str]:
+        event = event or {}
+        if event.get("status") == "success":
+            self.log.info("%s", event.get("message"))
+            return event.get("value") or []
+        if event.get("status") == "timeout":
+            raise AirflowException(f"timed out: {event.get('message')}")
+        raise AirflowException(event.get("message") or f"waiter ended with {event.get('status')!r}")

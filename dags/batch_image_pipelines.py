@@ -4,7 +4,7 @@ Each DAG does Microsoft's recipe "create a Batch pool from a Shared Image Galler
 task per step, passing resource IDs through XCom:
 
 preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version
--> create_pool (one mapped task per configured pool) -> wait_for_pool_steady, and the teardown
+-> pool_specs -> create_pool (one mapped task per configured pool) -> wait_for_pool_steady, and the teardown
 delete_temporary_resources, which removes the snapshots and the managed image even when a later step
 fails.
 
@@ -16,13 +16,13 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, XComArg
+from airflow.sdk import DAG, Param
 
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
-from batch_images.operators.preflight import PreflightOperator
+from batch_images.operators.preflight import PoolSpecsOperator, PreflightOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.sensors.arm import ArmResourcesSensor
@@ -85,10 +85,11 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                      arm_conn_id=cfg.arm_conn_id)
         version = GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image.output,
                                               arm_conn_id=cfg.arm_conn_id)
-        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(
-            pool=XComArg(preflight, key="pools")
-        )
-        BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady").expand(pool=pools.output)
+        # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
+        specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
+        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=specs)
+        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady").expand(pool_spec=specs)
+        pools >> steady
         cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
                                                    snapshots=snapshots.output, image_id=image.output,
                                                    arm_conn_id=cfg.arm_conn_id)

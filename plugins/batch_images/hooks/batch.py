@@ -1,0 +1,575 @@
+"""Batch data-plane hook for pools on a pinned gallery image version.
+
+:class:`BatchPoolHook` subclasses the provider's :class:`AzureBatchHook` (same conn type ``azure_batch``,
+same default conn id ``azure_batch_default``, same extra ``account_url``), so connections made for the
+provider keep working. What it adds, and why:
+
+* **Entra ID auth from another connection.** Batch refuses Shared Key for pools backed by a gallery
+  image ("SharedKey is not allowed when external resources of type Compute are linked"). The
+  credential is built from the ``azure`` connection named in extra ``credential_conn_id`` (default
+  ``azure_default``) by :func:`batch_images.hooks.credentials.credential_from_connection` - the same
+  service principal the ARM half uses. If that connection does not exist, DefaultAzureCredential (with
+  the provider's managed / workload identity extras) is used.
+* :attr:`BatchPoolHook.uses_shared_key`: login + password on the Batch connection mean an account
+  name + key. The provider then signs with Shared Key; preflight and the pool operator refuse it.
+* Extra ``ca_bundle``: a CA file to trust (non-public clouds, the local stand-in), passed to the
+  transports as ``connection_verify``.
+* An async client (``azure.batch.aio``) for triggers: :meth:`get_async_conn`, and async reads.
+* Pool creation with ``virtualMachineImageId`` pinned to one exact gallery image *version* (the
+  provider's ``configure_pool`` only builds marketplace references, and an id without a version
+  floats to the latest version, so a pool that scales out later could mix images).
+* Cheap waiting: :meth:`pool_node_counts` reads ``GET /nodecounts`` filtered to one pool - one call
+  per poll whatever the pool size (the provider's ``wait_for_all_node_state`` lists every node on every
+  poll with ``time.sleep`` in a worker). Nodes are listed only for repair and reporting, filtered by
+  state (:meth:`list_nodes`).
+* Supported images (``GET /supportedimages``), resize, reboot / remove nodes, delete - each a single
+  request: long-running Batch operations are *started* here; waiting is the waiter's job
+  (``triggers/waiters/batch.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import isodate
+from azure.batch import BatchClient
+from azure.batch import models as batch_models
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from airflow.providers.microsoft.azure.hooks.batch import AzureBatchHook
+
+from batch_images.rules import ids
+
+if TYPE_CHECKING:
+    from azure.batch.aio import BatchClient as AsyncBatchClient
+
+    from airflow.sdk import Connection
+
+DEFAULT_CREDENTIAL_CONN_ID = "azure_default"
+BATCH_API_VERSION = "2025-06-01"  # what azure-batch 15.1.0 sends
+
+# Batch node states (as the REST API spells them) <-> BatchNodeCounts attribute names.
+NODE_COUNT_FIELDS: dict[str, str] = {
+    "creating": "creating",
+    "starting": "starting",
+    "waitingforstarttask": "waiting_for_start_task",
+    "starttaskfailed": "start_task_failed",
+    "idle": "idle",
+    "running": "running",
+    "rebooting": "rebooting",
+    "reimaging": "reimaging",
+    "leavingpool": "leaving_pool",
+    "offline": "offline",
+    "preempted": "preempted",
+    "unusable": "unusable",
+    "unknown": "unknown",
+    "upgradingos": "upgrading_os",
+    "deallocating": "deallocating",
+    "deallocated": "deallocated",
+}
+UNHEALTHY_NODE_STATES = ("starttaskfailed", "unusable")
+
+
+# --- small helpers (pure) ---------------------------------------------------------------------------------------
+
+
+def iso_duration(value: timedelta) -> str:
+    """``timedelta(minutes=15)`` -> ``"PT15M"``."""
+    return isodate.duration_isoformat(value)
+
+
+def parse_duration(value: str | timedelta | int | float, field: str = "resize_timeout") -> timedelta:
+    """An ISO 8601 duration (``PT15M``, ``PT15M00S``, ``P1DT2H``), a timedelta, or seconds -> timedelta."""
+    from batch_images.rules.errors import InvalidInput
+
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        try:
+            parsed = isodate.parse_duration(value.strip())
+        except (isodate.ISO8601Error, ValueError):
+            parsed = None
+        if isinstance(parsed, timedelta):
+            return parsed
+    raise InvalidInput(field, value, "not an ISO 8601 duration", "write it like PT15M (15 minutes) or PT1H30M")
+
+
+def enum_text(value: Any) -> str | None:
+    """An SDK enum (``OSType.LINUX``) or plain string -> its wire value (``"linux"``); None stays None."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def batch_error_code(err: HttpResponseError) -> str | None:
+    """Batch's error code (``PoolExists``, ``PoolBeingDeleted``, ...) of an SDK exception."""
+    error = getattr(err, "error", None)
+    code = getattr(error, "code", None)
+    if code:
+        return str(code)
+    model = getattr(err, "model", None)
+    return getattr(model, "code", None)
+
+
+def batch_error_text(err: HttpResponseError) -> str:
+    """``"Code: message (key=value, ...)"`` of a Batch error, for messages a person reads."""
+    error = getattr(err, "error", None)
+    code = batch_error_code(err) or getattr(err, "status_code", "") or "Error"
+    message = getattr(error, "message", None) or getattr(err, "message", None) or str(err)
+    message = str(message).split("\nRequestId:")[0].strip()
+    details = [f"{d.code}={d.message}" for d in (getattr(error, "details", None) or []) if getattr(d, "code", None)]
+    return f"{code}: {message}" + (f" ({', '.join(details)})" if details else "")
+
+
+def same_image(a: str | None, b: str | None) -> bool:
+    """ARM ids compare case-insensitively."""
+    return bool(a) and bool(b) and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()  # type: ignore[union-attr]
+
+
+def node_counts_dict(counts: Any) -> dict[str, int]:
+    """A ``BatchNodeCounts`` model -> ``{state: count}`` with Batch's state names, zeros dropped."""
+    if counts is None:
+        return {}
+    out: dict[str, int] = {}
+    for state, attr in NODE_COUNT_FIELDS.items():
+        n = getattr(counts, attr, None) or 0
+        if n:
+            out[state] = int(n)
+    return out
+
+
+def resize_errors_list(pool: Any) -> list[dict]:
+    """A pool's ``resizeErrors`` as plain dicts ``{code, message, values: {name: value}}``."""
+    out = []
+    for err in getattr(pool, "resize_errors", None) or []:
+        values = {v.name: v.value for v in (getattr(err, "error_values", None) or []) if getattr(v, "name", None)}
+        out.append({"code": err.code, "message": err.message, "values": values})
+    return out
+
+
+def pool_image_id(pool: Any) -> str | None:
+    vmc = getattr(pool, "virtual_machine_configuration", None)
+    ref = getattr(vmc, "image_reference", None)
+    return getattr(ref, "virtual_machine_image_id", None)
+
+
+def pool_metadata(pool: Any) -> dict[str, str]:
+    return {m.name: m.value for m in (getattr(pool, "metadata", None) or []) if getattr(m, "name", None)}
+
+
+def pool_summary(pool: Any) -> dict:
+    """The JSON-able facts of a pool that waiters, repair and reports use."""
+    return {
+        "pool_id": pool.id,
+        "state": enum_text(pool.state),
+        "allocation_state": enum_text(pool.allocation_state),
+        "current_dedicated": pool.current_dedicated_nodes or 0,
+        "current_low_priority": pool.current_low_priority_nodes or 0,
+        "pool_target_dedicated": pool.target_dedicated_nodes or 0,
+        "pool_target_low_priority": pool.target_low_priority_nodes or 0,
+        "resize_errors": resize_errors_list(pool),
+        "image_id": pool_image_id(pool),
+        "metadata": pool_metadata(pool),
+    }
+
+
+def node_report(node: Any) -> dict:
+    """One node's state and its errors (start task failure, node errors), as plain data."""
+    errors = [f"{e.code}: {e.message}" for e in (getattr(node, "errors", None) or []) if getattr(e, "code", None)]
+    info = getattr(node, "start_task_info", None)
+    failure = getattr(info, "failure_info", None)
+    if failure is not None and getattr(failure, "code", None):
+        exit_code = getattr(info, "exit_code", None)
+        errors.append(f"start task {failure.code}: {failure.message}" + (f" (exit code {exit_code})" if exit_code is not None else ""))
+    return {"id": node.id, "state": enum_text(node.state), "errors": errors}
+
+
+class BatchPoolHook(AzureBatchHook):
+    """Azure Batch hook for gallery-image pools: Entra ID auth, pinned image versions, cheap polling.
+
+    :param azure_batch_conn_id: an ``azure_batch`` connection: extra ``account_url`` (required),
+        ``credential_conn_id`` (the ``azure`` connection to authenticate with, default
+        ``azure_default``), ``ca_bundle`` (optional CA file). No login/password: a shared key cannot
+        manage gallery-image pools.
+    """
+
+    hook_name = "Azure Batch (gallery-image pools)"
+
+    def __init__(self, azure_batch_conn_id: str = AzureBatchHook.default_conn_name,
+                 client_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(azure_batch_conn_id=azure_batch_conn_id)
+        self.client_options = dict(client_options or {})
+        self._conn_obj: Any = None
+        self._extras: dict = {}
+        self._cred_loaded = False
+        self._cred_conn: Any = None  # the azure connection named by credential_conn_id, None if absent
+        self._cred_extras: dict = {}
+        self._async_client: AsyncBatchClient | None = None
+        self._async_credential: Any = None
+
+    # -- connections ----------------------------------------------------------------------------------------
+
+    def load_connection(self) -> Connection:
+        """Read the Batch connection and the credential connection once (sync); later calls reuse them."""
+        if self._conn_obj is None:
+            conn = self.get_connection(self.conn_id)
+            self._extras = dict(conn.extra_dejson or {})
+            self._conn_obj = conn
+        if not self._cred_loaded and not self._shared_key(self._conn_obj):
+            from airflow.sdk.exceptions import AirflowNotFoundException
+
+            try:
+                cred = self.get_connection(self.credential_conn_id)
+                self._cred_extras = dict(cred.extra_dejson or {})
+                self._cred_conn = cred
+            except AirflowNotFoundException:
+                self._cred_conn = None
+            self._cred_loaded = True
+        return self._conn_obj
+
+    async def aload_connection(self) -> Connection:
+        """Like :meth:`load_connection`, without blocking the event loop (triggerer)."""
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        if self._conn_obj is None:
+            conn = await get_async_connection(self.conn_id, hook=self)
+            self._extras = dict(await get_async_extra_dejson(conn) or {})
+            self._conn_obj = conn
+        if not self._cred_loaded and not self._shared_key(self._conn_obj):
+            try:
+                cred = await get_async_connection(self.credential_conn_id, hook=self)
+                self._cred_extras = dict(await get_async_extra_dejson(cred) or {})
+                self._cred_conn = cred
+            except AirflowNotFoundException:
+                self._cred_conn = None
+            self._cred_loaded = True
+        return self._conn_obj
+
+    @staticmethod
+    def _shared_key(conn: Any) -> bool:
+        return bool(getattr(conn, "login", None) and getattr(conn, "password", None))
+
+    @property
+    def batch_connection(self) -> Connection:
+        return self.load_connection()
+
+    @property
+    def uses_shared_key(self) -> bool:
+        """True when the connection carries an account name + key (Shared Key auth)."""
+        return self._shared_key(self.load_connection())
+
+    def _extra(self, name: str) -> Any:
+        from batch_images.hooks.credentials import extra_value
+
+        return extra_value(self._extras, name)
+
+    @property
+    def account_url(self) -> str:
+        if self._conn_obj is None:
+            self.load_connection()
+        url = self._extra("account_url")
+        if not url:
+            from batch_images.rules.errors import InvalidInput
+
+            raise InvalidInput(f"connection {self.conn_id}.extra.account_url", None,
+                               "the Batch connection names no account URL",
+                               "set extra account_url to the Batch account's URL, e.g. "
+                               "https://<account>.<region>.batch.azure.com")
+        return str(url).rstrip("/")
+
+    @property
+    def credential_conn_id(self) -> str:
+        if self._conn_obj is None:
+            self.load_connection()
+        return self._extra("credential_conn_id") or DEFAULT_CREDENTIAL_CONN_ID
+
+    def _client_kwargs(self) -> dict:
+        from batch_images.hooks.credentials import transport_kwargs
+
+        return {**transport_kwargs(self._conn_obj, self._extras), **self.client_options}
+
+    def _credential(self, aio: bool):
+        conn = self._conn_obj
+        if self._shared_key(conn):
+            from azure.core.credentials import AzureNamedKeyCredential
+
+            return AzureNamedKeyCredential(conn.login, conn.password)
+        if self._cred_conn is not None:
+            from batch_images.hooks.credentials import credential_from_connection
+
+            return credential_from_connection(self._cred_conn, aio=aio, extras=self._cred_extras)
+        from airflow.providers.microsoft.azure.utils import (
+            get_async_default_azure_credential,
+            get_sync_default_azure_credential,
+        )
+
+        self.log.info("Connection %r not found: using DefaultAzureCredential for Batch", self.credential_conn_id)
+        factory = get_async_default_azure_credential if aio else get_sync_default_azure_credential
+        return factory(
+            managed_identity_client_id=self._extra("managed_identity_client_id"),
+            workload_identity_tenant_id=self._extra("workload_identity_tenant_id"),
+        )
+
+    def describe(self) -> str:
+        """A log-safe summary: account URL, auth kind (never a secret)."""
+        self.load_connection()
+        if self.uses_shared_key:
+            auth = "Shared Key (account key)"
+        elif self._cred_conn is not None:
+            auth = f"Entra ID from connection {self.credential_conn_id}"
+        else:
+            auth = "Entra ID (DefaultAzureCredential)"
+        return f"conn_id={self.conn_id}, account_url={self._extra('account_url')}, auth={auth}"
+
+    # -- clients --------------------------------------------------------------------------------------------
+
+    def get_conn(self) -> BatchClient:
+        """A sync :class:`azure.batch.BatchClient` for the account (cached as :attr:`connection`)."""
+        self.load_connection()
+        return BatchClient(self.account_url, self._credential(aio=False), **self._client_kwargs())
+
+    async def get_async_conn(self) -> AsyncBatchClient:
+        """A cached ``azure.batch.aio.BatchClient``; :meth:`close` closes it."""
+        if self._async_client is None:
+            from azure.batch.aio import BatchClient as AioBatchClient
+
+            await self.aload_connection()
+            credential = self._credential(aio=True)
+            if not isinstance(credential, tuple) and hasattr(credential, "close"):
+                self._async_credential = credential
+            self._async_client = AioBatchClient(self.account_url, credential, **self._client_kwargs())
+        return self._async_client
+
+    async def close(self) -> None:
+        """Close the async client and credential, and the sync client (``async with hook:`` does it)."""
+        if self._async_client is not None:
+            try:
+                await self._async_client.close()
+            except Exception:  # pragma: no cover - best effort
+                self.log.debug("closing the async Batch client failed", exc_info=True)
+            self._async_client = None
+        if self._async_credential is not None:
+            try:
+                await self._async_credential.close()
+            except Exception:  # pragma: no cover
+                self.log.debug("closing the async credential failed", exc_info=True)
+            self._async_credential = None
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        client = self.__dict__.pop("connection", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # pragma: no cover
+                self.log.debug("closing the Batch client failed", exc_info=True)
+
+    async def __aenter__(self) -> BatchPoolHook:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    # -- pools: create, read --------------------------------------------------------------------------------
+
+    @staticmethod
+    def build_pool_options(
+        *,
+        pool_id: str,
+        vm_size: str,
+        image_version_id: str,
+        node_agent_sku_id: str,
+        target_dedicated_nodes: int = 0,
+        target_low_priority_nodes: int = 0,
+        resize_timeout: timedelta | str = timedelta(minutes=15),
+        start_task: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        display_name: str | None = None,
+    ) -> batch_models.BatchPoolCreateOptions:
+        """Pool create options with ``virtualMachineImageId`` pinned to ``image_version_id``.
+
+        ``image_version_id`` must be a gallery image *version* id (``.../images/{def}/versions/{x.y.z}``):
+        an image definition id would float to the latest version. ``start_task`` is the config's
+        ``{command_line, wait_for_success, max_task_retry_count, elevated}``.
+        """
+        ids.parse_arm_id(image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
+        task = None
+        if start_task:
+            elevated = start_task.get("elevated", True)
+            task = batch_models.BatchStartTask(
+                command_line=start_task["command_line"],
+                wait_for_success=start_task.get("wait_for_success", True),
+                max_task_retry_count=start_task.get("max_task_retry_count", 1),
+                user_identity=batch_models.UserIdentity(
+                    auto_user=batch_models.AutoUserSpecification(
+                        scope=batch_models.AutoUserScope.POOL,
+                        elevation_level=batch_models.ElevationLevel.ADMIN if elevated
+                        else batch_models.ElevationLevel.NON_ADMIN,
+                    )
+                ),
+            )
+        return batch_models.BatchPoolCreateOptions(
+            id=pool_id,
+            display_name=display_name,
+            vm_size=vm_size,
+            virtual_machine_configuration=batch_models.VirtualMachineConfiguration(
+                image_reference=batch_models.BatchVmImageReference(virtual_machine_image_id=image_version_id),
+                node_agent_sku_id=node_agent_sku_id,
+            ),
+            target_dedicated_nodes=target_dedicated_nodes,
+            target_low_priority_nodes=target_low_priority_nodes,
+            resize_timeout=parse_duration(resize_timeout),
+            enable_auto_scale=False,
+            start_task=task,
+            metadata=[batch_models.BatchMetadataItem(name=k, value=str(v)) for k, v in (metadata or {}).items()],
+        )
+
+    def create_gallery_pool(self, options: batch_models.BatchPoolCreateOptions) -> bool:
+        """``POST /pools``. True when created; False when a pool with that id exists (``PoolExists``).
+
+        Any other error (``PoolBeingDeleted``, ``PoolQuotaReached``, a 400) is raised as the SDK's
+        exception; use :func:`batch_error_code` / :func:`batch_error_text` to read it.
+        """
+        self.log.info("Creating pool %s on image %s", options.id,
+                      options.virtual_machine_configuration.image_reference.virtual_machine_image_id)
+        try:
+            self.connection.create_pool(options)
+        except ResourceExistsError as err:
+            if batch_error_code(err) == "PoolExists":
+                return False
+            raise
+        return True
+
+    def get_pool(self, pool_id: str) -> batch_models.BatchPool | None:
+        """The pool, or None if there is none with that id."""
+        try:
+            return self.connection.get_pool(pool_id)
+        except ResourceNotFoundError:
+            return None
+
+    async def async_get_pool(self, pool_id: str) -> batch_models.BatchPool | None:
+        client = await self.get_async_conn()
+        try:
+            return await client.get_pool(pool_id)
+        except ResourceNotFoundError:
+            return None
+
+    @staticmethod
+    def _node_counts_filter(pool_id: str) -> str:
+        return "poolId eq '{}'".format(pool_id.replace("'", "''"))
+
+    @staticmethod
+    def _pick_counts(items: Iterable[Any], pool_id: str) -> dict:
+        for item in items:
+            if (item.pool_id or "").lower() == pool_id.lower():
+                dedicated = node_counts_dict(item.dedicated)
+                low = node_counts_dict(item.low_priority)
+                total = {s: dedicated.get(s, 0) + low.get(s, 0) for s in {*dedicated, *low}}
+                return {"dedicated": dedicated, "low_priority": low, "total": total}
+        return {"dedicated": {}, "low_priority": {}, "total": {}}
+
+    def pool_node_counts(self, pool_id: str) -> dict:
+        """Node counts by state for one pool, one ``GET /nodecounts`` call whatever the pool size.
+
+        Returns ``{"dedicated": {state: n}, "low_priority": {state: n}, "total": {state: n}}`` (states as
+        Batch spells them, zero counts left out).
+        """
+        items = self.connection.list_pool_node_counts(filter=self._node_counts_filter(pool_id))
+        return self._pick_counts(items, pool_id)
+
+    async def async_pool_node_counts(self, pool_id: str) -> dict:
+        client = await self.get_async_conn()
+        items = [i async for i in client.list_pool_node_counts(filter=self._node_counts_filter(pool_id))]
+        return self._pick_counts(items, pool_id)
+
+    def list_supported_images(self, filter: str | None = None) -> list[dict]:
+        """``GET /supportedimages`` as plain dicts: ``{node_agent_sku_id, os_type, verification_type,
+        batch_support_end_of_life, publisher, offer, sku, version}``."""
+        out = []
+        for img in self.connection.list_supported_images(filter=filter):
+            ref = img.image_reference
+            out.append({
+                "node_agent_sku_id": img.node_agent_sku_id,
+                "os_type": enum_text(img.os_type),
+                "verification_type": enum_text(img.verification_type),
+                "batch_support_end_of_life": img.batch_support_end_of_life.isoformat()
+                if img.batch_support_end_of_life else None,
+                "publisher": getattr(ref, "publisher", None),
+                "offer": getattr(ref, "offer", None),
+                "sku": getattr(ref, "sku", None),
+                "version": getattr(ref, "version", None),
+            })
+        return out
+
+    # -- pools: change (each call starts the operation; waiting is the waiter's job) ----------------------------
+    #
+    # The SDK's begin_* methods start a poller thread per call (LROPoller) that polls until the operation is
+    # done; here waiting belongs to the waiter, so these send the one request through the client's public
+    # send_request (same pipeline: auth, retries, BatchExceptionPolicy raising the SDK's errors).
+
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> None:
+        from azure.core.rest import HttpRequest
+
+        client = self.connection
+        api_version = getattr(getattr(client, "_config", None), "api_version", None) or BATCH_API_VERSION
+        headers = {"Accept": "application/json"}
+        kwargs: dict[str, Any] = {}
+        if body is not None:
+            headers["Content-Type"] = "application/json; odata=minimalmetadata"
+            kwargs["json"] = dict(body)
+        client.send_request(HttpRequest(method, path, params={"api-version": api_version}, headers=headers,
+                                        **kwargs))
+
+    @staticmethod
+    def _path(*segments: str) -> str:
+        return "/" + "/".join(quote(s, safe="") for s in segments)
+
+    def resize_pool(self, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int,
+                    resize_timeout: timedelta | str | None = None) -> None:
+        """Start a resize (``POST /pools/{id}/resize``; the pool must be steady)."""
+        options = batch_models.BatchPoolResizeOptions(
+            target_dedicated_nodes=target_dedicated_nodes,
+            target_low_priority_nodes=target_low_priority_nodes,
+            resize_timeout=parse_duration(resize_timeout) if resize_timeout is not None else None,
+        )
+        self.log.info("Resizing pool %s to %s dedicated + %s low-priority nodes", pool_id,
+                      target_dedicated_nodes, target_low_priority_nodes)
+        self._send("POST", self._path("pools", pool_id, "resize"), options.as_dict())
+
+    def list_nodes(self, pool_id: str, states: Iterable[str] | None = None) -> list[batch_models.BatchNode]:
+        """Nodes of a pool, filtered server-side by state (``state eq 'x' or ...``). For repair and reports
+        only: this pages through nodes, so never call it on every poll."""
+        wanted = [s.lower() for s in (states or [])]
+        flt = " or ".join(f"state eq '{s}'" for s in wanted) or None
+        nodes = list(self.connection.list_nodes(pool_id, filter=flt))
+        return [n for n in nodes if not wanted or (enum_text(n.state) or "").lower() in wanted]
+
+    def reboot_node(self, pool_id: str, node_id: str, reboot_kind: str = "requeue") -> None:
+        """Start a reboot of one node (idle, running, starttaskfailed or unusable)."""
+        self.log.info("Rebooting node %s of pool %s", node_id, pool_id)
+        self._send("POST", self._path("pools", pool_id, "nodes", node_id, "reboot"), {"nodeRebootOption": reboot_kind})
+
+    def remove_nodes(self, pool_id: str, node_ids: list[str], resize_timeout: timedelta | str | None = None) -> None:
+        """Start removing nodes (the pool must be steady; its target shrinks by their number)."""
+        self.log.info("Removing nodes %s from pool %s", ", ".join(node_ids), pool_id)
+        for start in range(0, len(node_ids), 100):  # at most 100 per request
+            options = batch_models.BatchNodeRemoveOptions(
+                node_ids=node_ids[start:start + 100],
+                resize_timeout=parse_duration(resize_timeout) if resize_timeout is not None else None,
+            )
+            self._send("POST", self._path("pools", pool_id, "removenodes"), options.as_dict())
+
+    def delete_pool(self, pool_id: str) -> bool:
+        """Start deleting a pool (``DELETE /pools/{id}``). False if it did not exist."""
+        self.log.info("Deleting pool %s", pool_id)
+        try:
+            self._send("DELETE", self._path("pools", pool_id))
+        except ResourceNotFoundError:
+            return False
+        return True

@@ -1,0 +1,248 @@
+"""Wait until a Batch pool is steady at its target size with every node idle - and repair what Batch lets us.
+
+:class:`BatchPoolSteadySensor` runs the ``batch_pool_steady`` waiter (``triggers/waiters/batch.py``):
+deferred to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger` (default) or in the worker with
+:func:`~batch_images.triggers.base.run_waiter_sync` (``deferrable=False``). One poll costs two Batch
+requests (pool + ``/nodecounts``) whatever the pool size.
+
+When the waiter reports a failure the sensor reads the pool once more and applies
+:class:`~batch_images.operators.pool.PoolRepair` (AllocationTimedout -> one resize retry; unhealthy nodes
+-> reboot, then remove and re-add, up to a limit; steady off target -> resize), then waits again with the
+same overall deadline. Quota errors, other resize errors, a vanished pool, exhausted repairs and the
+timeout fail the task (AirflowFailException: retrying the sensor cannot help) - after deleting the pool
+if this DAG run created it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from batch_images.hooks.batch import BatchPoolHook, iso_duration, parse_duration
+from batch_images.operators.pool import PoolRepair, PoolRepairFailed
+from batch_images.rules import naming, sizing
+from batch_images.rules.errors import InvalidInput
+from batch_images.triggers.waiters import batch as waiter
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_UNSET: Any = object()
+
+
+class BatchPoolSteadySensor(BaseSensorOperator):
+    """Wait for a Batch pool to be steady at its target with all nodes idle; repair, or clean up and fail.
+
+    Give either ``pool_spec`` (one entry of the preflight plan's ``pools``, e.g. mapped over
+    ``PoolSpecsOperator(plan=preflight.output).output``) or the individual values; explicit values win.
+    (``pool`` is BaseOperator's Airflow-pool argument, hence ``pool_spec``.) A bare pool id works too: the
+    targets are then read from the pool.
+
+    :param pool_spec: the plan's pool spec, or a pool id. (templated)
+    :param pool_id: the pool to watch. (templated)
+    :param batch_conn_id: ``azure_batch`` connection. (templated)
+    :param target_dedicated_nodes: / :param target_low_priority_nodes: the size to reach. (templated)
+    :param max_unhealthy_node_share: share of nodes that may stay starttaskfailed/unusable. (templated)
+    :param resize_timeout: ISO 8601 duration used for repair resizes (default from the pool spec, or 15 min).
+    :param max_allocation_retries: resize retries after AllocationTimedout (default 1).
+    :param max_node_repairs: node repair rounds: reboot, then remove and re-add (default 2).
+    :param delete_on_failure: delete the pool when giving up - only if this DAG run created it (default True).
+    :param deferrable: wait in the triggerer (default True).
+    :param poll_interval: seconds between polls (default 30).
+    :param timeout: overall seconds to wait, repairs included (default: the pool's allocation timeout,
+        i.e. resize timeout + 30 min).
+    :return: the pool id.
+    """
+
+    template_fields: Sequence[str] = ("pool_spec", "pool_id", "batch_conn_id", "target_dedicated_nodes",
+                                      "target_low_priority_nodes", "max_unhealthy_node_share", "resize_timeout")
+    ui_color = "#50e6ff"
+
+    def __init__(
+        self,
+        *,
+        pool_spec: dict | str | None = None,
+        pool_id: str | None = None,
+        batch_conn_id: str | None = None,
+        target_dedicated_nodes: int | None = None,
+        target_low_priority_nodes: int | None = None,
+        max_unhealthy_node_share: float | None = None,
+        resize_timeout: str | None = None,
+        max_allocation_retries: int = 1,
+        max_node_repairs: int = 2,
+        delete_on_failure: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 30,
+        timeout: float | timedelta | None = None,
+        **kwargs,
+    ) -> None:
+        self._timeout_given = timeout is not None
+        super().__init__(poke_interval=poll_interval, timeout=timeout if timeout is not None else 7 * 24 * 3600,
+                         mode="poke", **kwargs)
+        self.pool_spec = pool_spec
+        self.pool_id = pool_id
+        self.batch_conn_id = batch_conn_id
+        self.target_dedicated_nodes = target_dedicated_nodes
+        self.target_low_priority_nodes = target_low_priority_nodes
+        self.max_unhealthy_node_share = max_unhealthy_node_share
+        self.resize_timeout = resize_timeout
+        self.max_allocation_retries = max_allocation_retries
+        self.max_node_repairs = max_node_repairs
+        self.delete_on_failure = delete_on_failure
+        self.deferrable = deferrable
+        self.poll_interval = float(poll_interval)
+
+    # -- inputs -----------------------------------------------------------------------------------------------
+
+    def _spec(self) -> dict:
+        """The JSON-able settings of this wait (computed once in execute, carried through deferrals)."""
+        pool = self.pool_spec or {}
+        if isinstance(pool, str):  # mapped over BatchPoolOperator's output (pool ids)
+            pool = {"pool_id": pool}
+        if not isinstance(pool, dict):
+            raise AirflowFailException(str(InvalidInput("pool_spec", pool, "expected a pool spec dict (or a pool id)",
+                                                        "map over PoolSpecsOperator(plan=preflight.output).output")))
+
+        def pick(explicit: Any, key: str, default: Any = _UNSET) -> Any:
+            if explicit is not None:
+                return explicit
+            if key in pool and pool[key] is not None:
+                return pool[key]
+            if default is _UNSET:
+                raise AirflowFailException(str(InvalidInput(key, None, "no value given (neither the argument nor "
+                                                            "the pool spec has it)", f"pass {key}=... or pool_spec=")))
+            return default
+
+        try:
+            spec = {
+                "pool_id": naming.validate_pool_id(pick(self.pool_id, "pool_id"), "pool_id"),
+                "batch_conn_id": pick(self.batch_conn_id, "batch_conn_id", "azure_batch_default"),
+                "target_dedicated": pick(self.target_dedicated_nodes, "target_dedicated_nodes", None),
+                "target_low_priority": pick(self.target_low_priority_nodes, "target_low_priority_nodes", None),
+                "max_unhealthy_share": float(pick(self.max_unhealthy_node_share, "max_unhealthy_node_share", 0.0)),
+            }
+            if spec["target_dedicated"] is None and spec["target_low_priority"] is None:
+                # Only a pool id: the targets are what the pool was created with.
+                existing = BatchPoolHook(spec["batch_conn_id"]).get_pool(spec["pool_id"])
+                if existing is None:
+                    raise AirflowFailException(f"Batch pool {spec['pool_id']} does not exist (connection "
+                                               f"{spec['batch_conn_id']}), so there is nothing to wait for.")
+                self.log.warning("No target size given for pool %s: using the pool's own targets (%s dedicated, %s "
+                                 "low-priority). Pass pool_spec=<the plan's pool spec> to wait for the planned size.",
+                                 spec["pool_id"], existing.target_dedicated_nodes, existing.target_low_priority_nodes)
+                spec["target_dedicated"] = existing.target_dedicated_nodes or 0
+                spec["target_low_priority"] = existing.target_low_priority_nodes or 0
+            spec["target_dedicated"] = int(spec["target_dedicated"] or 0)
+            spec["target_low_priority"] = int(spec["target_low_priority"] or 0)
+            resize = pick(self.resize_timeout, "resize_timeout", None)
+            resize_td = parse_duration(resize) if resize is not None else sizing.resize_timeout_for(
+                spec["target_dedicated"] + spec["target_low_priority"])
+            resize_td = max(resize_td, sizing.DEFAULT_RESIZE_TIMEOUT)
+            spec["resize_timeout"] = iso_duration(resize_td)
+        except InvalidInput as err:
+            raise AirflowFailException(str(err)) from None
+        if self._timeout_given:
+            spec["timeout"] = float(self.timeout)
+        elif pool.get("allocation_timeout"):
+            spec["timeout"] = float(pool["allocation_timeout"])
+        else:
+            spec["timeout"] = sizing.timeout_for_allocation(
+                spec["target_dedicated"] + spec["target_low_priority"], resize_td).total_seconds()
+        return spec
+
+    def _waiter_args(self, spec: dict) -> dict:
+        return {"pool_id": spec["pool_id"], "target_dedicated": spec["target_dedicated"],
+                "target_low_priority": spec["target_low_priority"], "max_unhealthy_share": spec["max_unhealthy_share"]}
+
+    # -- execute ----------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> str:
+        spec = self._spec()
+        deadline = time.time() + spec["timeout"]
+        self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "
+                      "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated"],
+                      spec["target_low_priority"])
+        if self.deferrable:
+            self._defer(spec, deadline, {})
+        attempts: dict = {}
+        while True:
+            from batch_images.triggers.base import run_waiter_sync
+
+            event = run_waiter_sync(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"],
+                                    poll_interval=self.poll_interval, deadline=deadline, logger=self.log)
+            if self._handle(context, spec, event, attempts, deadline):
+                return spec["pool_id"]
+
+    def _defer(self, spec: dict, deadline: float, attempts: dict) -> None:
+        from batch_images.triggers.base import AzureBaseWaiterTrigger
+
+        self.defer(
+            trigger=AzureBaseWaiterTrigger(
+                waiter_name=waiter.WAITER_NAME,
+                waiter_args=self._waiter_args(spec),
+                conn_id=spec["batch_conn_id"],
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                return_key="pool_id",
+                return_value=spec["pool_id"],
+            ),
+            method_name="execute_complete",
+            kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
+            timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60),
+        )
+
+    def execute_complete(self, context: Context, event: dict | None = None, spec: dict | None = None,
+                         deadline: float | None = None, attempts: dict | None = None) -> str:
+        spec = spec or self._spec()
+        attempts = dict(attempts or {})
+        deadline = deadline if deadline is not None else time.time() + spec["timeout"]
+        if self._handle(context, spec, event or {}, attempts, deadline):
+            return spec["pool_id"]
+        self._defer(spec, deadline, attempts)
+        return spec["pool_id"]  # not reached: defer raises
+
+    # -- outcome and repair -----------------------------------------------------------------------------------
+
+    def _handle(self, context: Context, spec: dict, event: dict, attempts: dict, deadline: float) -> bool:
+        """True: done. False: a repair was made, wait again. Raises AirflowFailException when giving up."""
+        status = event.get("status")
+        message = event.get("message") or "no message"
+        if status == "success":
+            self.log.info("%s", message)
+            return True
+        hook = BatchPoolHook(spec["batch_conn_id"])
+        repair = PoolRepair(hook, pool_id=spec["pool_id"], target_dedicated=spec["target_dedicated"],
+                            target_low_priority=spec["target_low_priority"], resize_timeout=spec["resize_timeout"],
+                            max_allocation_retries=self.max_allocation_retries,
+                            max_node_repairs=self.max_node_repairs, log=self.log)
+        try:
+            if status == "timeout" or time.time() >= deadline:
+                raise PoolRepairFailed(f"Batch pool {spec['pool_id']} did not reach steady state with idle nodes "
+                                       f"within the timeout ({spec['timeout']:.0f} s): {message}")
+            # Decide on a fresh reading, not on the event alone (the event may be from a crashed waiter).
+            state = waiter.read_pool_state(hook, **self._waiter_args(spec))
+            verdict, reason, fresh = waiter.classify(state)
+            if verdict == "success":
+                self.log.info("%s", fresh)
+                return True
+            if verdict == "retry":
+                self.log.warning("The waiter reported %r (%s) but the pool now reads: %s; waiting again",
+                                 status, message, fresh)
+                return False
+            self.log.warning("%s", fresh)
+            action = repair.attempt(reason, fresh, state, attempts)
+            self.log.warning("Repair: %s", action)
+            return False
+        except PoolRepairFailed as err:
+            text = str(err)
+            if self.delete_on_failure:
+                dag_run = context.get("dag_run")
+                text += "\n" + repair.cleanup(self.dag_id, context.get("run_id") or getattr(dag_run, "run_id", None))
+            raise AirflowFailException(text) from None
+        finally:
+            hook.close_sync()

@@ -1,0 +1,283 @@
+"""PreflightOperator against the stand-in: the plan on the seeded VM, and every refusal - each naming the
+config field, the value and the fix, and each leaving the stand-in's request log without a single write.
+
+Nothing the stand-in serves is mocked: the operator reads ARM and Batch over HTTPS with the unmodified SDKs.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from _batch_common import (
+    DAG_ID,
+    LOGICAL_DATE,
+    RUN_ID,
+    VERSION,
+    context_for,
+    create_definition,
+    in_dag,
+    pipeline_dict,
+    set_connections,
+)
+from batch_images.operators.preflight import PreflightOperator
+
+
+@pytest.fixture
+def conns(standin, monkeypatch):
+    set_connections(monkeypatch, standin.endpoints)
+    return standin
+
+
+def preflight(pipeline: dict, **kwargs) -> PreflightOperator:
+    return in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline, **kwargs))
+
+
+def run(op: PreflightOperator, context: dict | None = None):
+    context = context or context_for()
+    return op.execute(context), context
+
+
+def assert_no_writes(standin, since: int = 0) -> None:
+    log = standin.control.requests(since=since, items=True)
+    writes = [f"{r['method']} {r['path']} ({r['op']})" for r in log["items"]
+              if r["write"] and r["family"] in ("arm", "batch")]
+    assert log["write_attempts"] == 0 and log["writes"] == 0, f"preflight wrote: {writes}"
+
+
+# --- the good case ---------------------------------------------------------------------------------------------
+
+
+def test_preflight_passes_on_seeded_vm_and_plans(conns, capsys):
+    ep = conns.endpoints
+    demo = ep["demo"]
+    conns.control.clear_requests()
+    plan, context = run(preflight(pipeline_dict(ep), rebuild="0"))
+
+    sub, rg = demo["subscription_id"], demo["resource_group"]
+    assert plan["version"] == VERSION == "2026.1125.0"
+    assert plan["dag_id"] == DAG_ID and plan["run_id"] == RUN_ID
+    assert plan["location"] == "westeurope"
+    assert plan["work_resource_group"] == rg and plan["work_subscription_id"] == sub
+    src = plan["source"]
+    assert src["vm_id"].lower() == demo["source_vm_id"].lower() and src["vm_name"] == "vm-prepared-ubuntu2204"
+    assert src["os_type"] == "Linux" and src["hyper_v_generation"] == "V2"
+    assert src["os_disk_id"] and src["os_disk_size_gb"] == 30
+    assert src["data_disks"] == [{"lun": 0, "disk_id": src["data_disks"][0]["disk_id"], "size_gb": 64}]
+    assert src["base_image"]["publisher"] == "canonical" and src["base_image"]["sku"] == "22_04-lts-gen2"
+    assert plan["gallery"]["id"].endswith("/galleries/galbatchimages")
+    assert plan["image_definition"]["id"].endswith("/galleries/galbatchimages/images/ubuntu2204-batch")
+    assert plan["version_id"] == plan["image_definition"]["id"] + "/versions/2026.1125.0"
+    assert plan["image_name"] == "img-ubuntu2204-batch-2026-1125-0"
+    assert plan["image_id"].endswith(f"/resourceGroups/{rg}/providers/Microsoft.Compute/images/img-ubuntu2204-batch-2026-1125-0")
+    assert plan["snapshot_names"] == {"os": "snap-vm-prepared-ubuntu2204-os-2026-1125-0",
+                                      "data-lun0": "snap-vm-prepared-ubuntu2204-data-lun0-2026-1125-0"}
+    assert [r["name"] for r in plan["target_regions"]] == ["westeurope", "northeurope"]
+    assert all(r["regional_replica_count"] == 1 and r["storage_account_type"] == "Standard_LRS"
+               for r in plan["target_regions"])
+    assert plan["replica_sizing"]["rule"] == "per300"
+    assert plan["replica_sizing"]["per_region"]["westeurope"]["vm_count"] == 4
+    assert "per300" in plan["replica_sizing"]["per_region"]["westeurope"]["explanation"]
+    assert plan["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
+    assert plan["end_of_life_date"] == "2027-02-23" and plan["keep_versions"] == 3
+    assert plan["tags"] == {"managed-by": "airflow-batch-images", "dag_id": DAG_ID, "run_id": RUN_ID,
+                            "image-version": VERSION}
+    assert set(plan["timeouts"]) == {"snapshot", "image", "replication", "allocation"}
+    assert plan["timeouts"]["allocation"] == (15 + 30) * 60
+
+    (pool,) = plan["pools"]
+    assert context["ti"].xcom["pools"] == plan["pools"]
+    assert pool["pool_id"] == "ubuntu2204-2026-1125-0"
+    assert pool["batch_conn_id"] == "azure_batch_default"
+    assert pool["batch_account_id"].lower() == demo["batch_account_id"].lower()
+    assert pool["account_location"] == "westeurope"
+    assert pool["vm_size"] == "Standard_D2s_v3"
+    assert (pool["target_dedicated_nodes"], pool["target_low_priority_nodes"]) == (4, 0)
+    assert pool["resize_timeout"] == "PT15M"
+    assert pool["start_task"]["command_line"] == "/bin/bash -c 'echo ready'"
+    assert pool["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
+    assert pool["metadata"]["image-version"] == VERSION and pool["metadata"]["managed-by"] == "airflow-batch-images"
+    assert pool["max_unhealthy_node_share"] == 0.0
+
+    # The replica rule and its numbers are logged; preflight made no write.
+    out = capsys.readouterr().out
+    assert "Replica sizing rule per300" in out and "westeurope: 1 replica(s) for 4 VM(s)" in out
+    assert_no_writes(conns)
+    counts = conns.control.requests()["counts"]
+    assert counts.get("batch:Account_ListSupportedImages") == 1
+
+
+def test_version_from_logical_date_and_rebuild(conns):
+    ep = conns.endpoints
+    plan, _ = run(preflight(pipeline_dict(ep), rebuild=3),
+                  context_for(logical_date=LOGICAL_DATE.replace(month=1, day=5)))
+    assert plan["version"] == "2026.105.3"
+    assert plan["pools"][0]["pool_id"] == "ubuntu2204-2026-105-3"
+
+
+def test_batch_account_region_outside_targets_is_added_with_warning(conns, capsys):
+    ep = conns.endpoints
+    cfg = pipeline_dict(ep)
+    cfg["gallery"]["location"] = "northeurope"
+    cfg["target_regions"] = [{"name": "northeurope", "regional_replica_count": None, "storage_account_type": None}]
+    cfg["pools"][0]["batch_account_location"] = None
+    plan, _ = run(preflight(cfg))
+    assert [r["name"] for r in plan["target_regions"]] == ["northeurope", "westeurope"]
+    assert plan["replica_sizing"]["per_region"]["westeurope"]["vm_count"] == 4
+    warnings = [line for line in capsys.readouterr().out.splitlines() if "[warning" in line]
+    assert any("westeurope, which is not among target_regions" in w for w in warnings), warnings
+
+
+def test_node_agent_override_that_matches_is_used(conns):
+    plan, _ = run(preflight(pipeline_dict(conns.endpoints), node_agent_sku_id="batch.node.ubuntu 22.04"))
+    assert plan["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
+
+
+def test_replica_rule_per600_is_applied(conns):
+    cfg = pipeline_dict(conns.endpoints, replica_rule="per600")
+    cfg["pools"][0]["target_dedicated_nodes"] = 1300
+    cfg["pools"][0]["vm_size"] = "Standard_D2s_v3"
+    plan, _ = run(preflight(cfg))
+    assert plan["replica_sizing"]["rule"] == "per600"
+    assert plan["replica_sizing"]["per_region"]["westeurope"]["count"] == 3
+    assert plan["pools"][0]["resize_timeout"] == "PT20M"  # 15 min per 1000 VMs, rounded up
+
+
+# --- refusals: field, value and fix named; zero writes ---------------------------------------------------------
+
+
+def _vm(kind: str):
+    def change(ep, cfg, kwargs, standin, monkeypatch):
+        cfg["source_vm_id"] = ep["demo"]["negative_vms"][kind]
+    return change
+
+
+def _specialized(ep, cfg, kwargs, standin, monkeypatch):
+    create_definition(standin, "ubuntu2204-specialized", os_state="Specialized")
+    cfg["image_definition"]["name"] = "ubuntu2204-specialized"
+
+
+def _shared_key(ep, cfg, kwargs, standin, monkeypatch):
+    set_connections(monkeypatch, ep, shared_key=True)
+
+
+def _agent_mismatch(ep, cfg, kwargs, standin, monkeypatch):
+    kwargs["node_agent_sku_id"] = "batch.node.windows amd64"
+
+
+def _agent_wrong_lineage(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["node_agent_sku_id"] = "batch.node.el 9"
+
+
+def _bad_prefix(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["pools"][0]["pool_id_prefix"] = "ubuntu 22.04!"
+
+
+def _long_prefix(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["pools"][0]["pool_id_prefix"] = "p" * 60
+
+
+def _version_out_of_range(ep, cfg, kwargs, standin, monkeypatch):
+    kwargs["rebuild"] = 2147483648
+
+
+def _negative_rebuild(ep, cfg, kwargs, standin, monkeypatch):
+    kwargs["rebuild"] = "-1"
+
+
+def _not_registered(ep, cfg, kwargs, standin, monkeypatch):
+    standin.control.call("PUT", "/arm/providers", {"namespace": "Microsoft.Batch", "registrationState": "NotRegistered"})
+
+
+def _no_account(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["pools"][0]["batch_account_id"] = ep["demo"]["batch_account_id"].rsplit("/", 1)[0] + "/nosuchaccount"
+
+
+def _definition_generation(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["image_definition"]["hyper_v_generation"] = "V1"
+
+
+def _account_location(ep, cfg, kwargs, standin, monkeypatch):
+    cfg["pools"][0]["batch_account_location"] = "northeurope"
+
+
+REFUSALS = [
+    # id, change, expected field, expected value (substring), words of the reason, words of the fix
+    ("vm-with-extension", _vm("with_extension"), "source_vm_id", "vm-with-extension", "CustomScript",
+     "az vm extension delete"),
+    ("vm-unmanaged-disks", _vm("unmanaged_disks"), "source_vm_id", "vm-unmanaged-disks", "unmanaged disks",
+     "managed disks"),
+    ("vm-thirdparty-plan", _vm("thirdparty_plan"), "source_vm_id", "vm-thirdparty-plan", "purchase plan",
+     "first-party image"),
+    ("specialized-definition", _specialized, "image_definition.name", "ubuntu2204-specialized", "Specialized",
+     "new image definition name"),
+    ("shared-key-connection", _shared_key, "pools[0].batch_conn_id", "azure_batch_default", "Shared Key",
+     "credential_conn_id"),
+    ("node-agent-os-mismatch", _agent_mismatch, "node_agent_sku_id", "batch.node.windows amd64",
+     "windows images, but the image is Linux", "batch.node.ubuntu 22.04"),
+    ("node-agent-wrong-lineage", _agent_wrong_lineage, "node_agent_sku_id", "batch.node.el 9",
+     "does not pair this node agent", "batch.node.ubuntu 22.04"),
+    ("bad-pool-prefix", _bad_prefix, "pipeline.pools[0].pool_id_prefix", "ubuntu 22.04!", "not allowed in a pool id",
+     "letters, digits"),
+    ("pool-id-too-long", _long_prefix, "pipeline.pools[0].pool_id_prefix", "ppppp", "Batch allows 64",
+     "shorten the prefix"),
+    ("version-out-of-range", _version_out_of_range, "rebuild", "2147483648", "0..2147483647", "pass 0"),
+    ("negative-rebuild", _negative_rebuild, "params.rebuild", "-1", "whole number", "rebuild 0"),
+    ("batch-not-registered", _not_registered, "gallery.subscription_id", "2b8c7d6e", "NotRegistered",
+     "az provider register --namespace Microsoft.Batch"),
+    ("no-batch-account", _no_account, "pools[0].batch_account_id", "nosuchaccount", "no such Batch account",
+     "existing Batch account"),
+    ("definition-generation", _definition_generation, "image_definition.hyper_v_generation", "V1",
+     "generation V2", "hyper_v_generation: V2"),
+    ("account-location", _account_location, "pools[0].batch_account_location", "northeurope",
+     "is in westeurope", "batch_account_location: westeurope"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[c[0] for c in REFUSALS])
+def test_preflight_refuses(conns, monkeypatch, case):
+    _id, change, field, value, reason, fix = case
+    ep = conns.endpoints
+    cfg = copy.deepcopy(pipeline_dict(ep))
+    kwargs: dict = {}
+    change(ep, cfg, kwargs, conns, monkeypatch)
+    conns.control.clear_requests()  # setup writes (a Specialized definition) are not preflight's
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(cfg, **kwargs))
+    message = str(info.value)
+    assert f"{field}: " in message, message
+    assert value in message, message
+    assert reason in message, message
+    assert "Fix: " in message and fix in message, message
+    assert_no_writes(conns)
+
+
+def test_all_problems_are_reported_together(conns):
+    ep = conns.endpoints
+    cfg = pipeline_dict(ep)
+    cfg["source_vm_id"] = ep["demo"]["negative_vms"]["with_extension"]
+    cfg["image_definition"]["hyper_v_generation"] = "V1"
+    cfg["pools"][0]["batch_account_location"] = "northeurope"
+    conns.control.clear_requests()
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(cfg, node_agent_sku_id="batch.node.windows amd64"))
+    message = str(info.value)
+    assert "Preflight found 4 problem(s)" in message, message
+    for field in ("source_vm_id", "node_agent_sku_id", "image_definition.hyper_v_generation",
+                  "pools[0].batch_account_location"):
+        assert f"{field}: " in message
+    assert "nothing was changed in Azure" in message
+    assert_no_writes(conns)
+
+
+def test_missing_batch_connection_is_named(conns, monkeypatch):
+    cfg = pipeline_dict(conns.endpoints)
+    cfg["pools"][0]["batch_conn_id"] = "azure_batch_nosuch"
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(cfg))
+    message = str(info.value)
+    assert "Preflight found 1 problem(s)" in message
+    assert "pools[0].batch_conn_id: 'azure_batch_nosuch'" in message and "no such Airflow connection" in message
+    assert_no_writes(conns)

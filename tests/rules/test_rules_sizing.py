@@ -137,3 +137,25 @@ def test_timeout_for_allocation():
     assert sizing.timeout_for_allocation(4, timedelta(minutes=40)) == timedelta(minutes=70)
     with pytest.raises(InvalidInput):
         sizing.timeout_for_allocation(4, timedelta(minutes=1))
+
+
+@pytest.mark.parametrize(("size_gb", "minutes"), [(1, 30), (9.9, 30), (10, 31), (30, 33), (128, 42), (1024, 132)])
+def test_timeout_for_snapshot_formula(size_gb, minutes):
+    # 30 min + 1 min per whole 10 GB of the disks' total size
+    assert sizing.timeout_for_snapshot(size_gb) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize(("size_gb", "minutes"), [(1, 30), (19.9, 30), (20, 31), (30, 31), (128, 36), (1024, 81)])
+def test_timeout_for_image_formula(size_gb, minutes):
+    # 30 min + 1 min per whole 20 GB of the disks' total size
+    assert sizing.timeout_for_image(size_gb) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("size_gb", [0, -1, True, "30", None])
+def test_timeout_for_snapshot_and_image_reject_bad_sizes(size_gb):
+    with pytest.raises(InvalidInput) as info:
+        sizing.timeout_for_snapshot(size_gb)
+    assert info.value.field == "size_gb"
+    with pytest.raises(InvalidInput) as info:
+        sizing.timeout_for_image(size_gb)
+    assert info.value.field == "total_size_gb"

@@ -25,6 +25,10 @@ provider keep working. What it adds, and why:
 * Supported images (``GET /supportedimages``), resize, reboot / remove nodes, delete - each a single
   request: long-running Batch operations are *started* here; waiting is the waiter's job
   (``triggers/waiters/batch.py``).
+
+The pure helpers that read pools, nodes and errors (``pool_summary``, ``batch_error_text``, ...) live in
+:mod:`batch_images.pool_facts`, which loads no Azure SDK, so operators import them at DAG parse time and
+this hook only when a task runs.
 """
 
 from __future__ import annotations
@@ -34,13 +38,19 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import isodate
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from airflow.providers.microsoft.azure.hooks.batch import AzureBatchHook
 
+from batch_images.pool_facts import (  # the pure helpers; iso_duration is re-exported for existing imports
+    batch_error_code,
+    enum_text,
+    iso_duration,  # noqa: F401
+    node_counts_dict,
+    parse_duration,
+)
 from batch_images.rules import ids
 
 if TYPE_CHECKING:
@@ -50,143 +60,6 @@ if TYPE_CHECKING:
 
 DEFAULT_CREDENTIAL_CONN_ID = "azure_default"
 BATCH_API_VERSION = "2025-06-01"  # what azure-batch 15.1.0 sends
-
-# Batch node states (as the REST API spells them) <-> BatchNodeCounts attribute names.
-NODE_COUNT_FIELDS: dict[str, str] = {
-    "creating": "creating",
-    "starting": "starting",
-    "waitingforstarttask": "waiting_for_start_task",
-    "starttaskfailed": "start_task_failed",
-    "idle": "idle",
-    "running": "running",
-    "rebooting": "rebooting",
-    "reimaging": "reimaging",
-    "leavingpool": "leaving_pool",
-    "offline": "offline",
-    "preempted": "preempted",
-    "unusable": "unusable",
-    "unknown": "unknown",
-    "upgradingos": "upgrading_os",
-    "deallocating": "deallocating",
-    "deallocated": "deallocated",
-}
-UNHEALTHY_NODE_STATES = ("starttaskfailed", "unusable")
-
-
-# --- small helpers (pure) ---------------------------------------------------------------------------------------
-
-
-def iso_duration(value: timedelta) -> str:
-    """``timedelta(minutes=15)`` -> ``"PT15M"``."""
-    return isodate.duration_isoformat(value)
-
-
-def parse_duration(value: str | timedelta | int | float, field: str = "resize_timeout") -> timedelta:
-    """An ISO 8601 duration (``PT15M``, ``PT15M00S``, ``P1DT2H``), a timedelta, or seconds -> timedelta."""
-    from batch_images.rules.errors import InvalidInput
-
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        try:
-            parsed = isodate.parse_duration(value.strip())
-        except (isodate.ISO8601Error, ValueError):
-            parsed = None
-        if isinstance(parsed, timedelta):
-            return parsed
-    raise InvalidInput(field, value, "not an ISO 8601 duration", "write it like PT15M (15 minutes) or PT1H30M")
-
-
-def enum_text(value: Any) -> str | None:
-    """An SDK enum (``OSType.LINUX``) or plain string -> its wire value (``"linux"``); None stays None."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value))
-
-
-def batch_error_code(err: HttpResponseError) -> str | None:
-    """Batch's error code (``PoolExists``, ``PoolBeingDeleted``, ...) of an SDK exception."""
-    error = getattr(err, "error", None)
-    code = getattr(error, "code", None)
-    if code:
-        return str(code)
-    model = getattr(err, "model", None)
-    return getattr(model, "code", None)
-
-
-def batch_error_text(err: HttpResponseError) -> str:
-    """``"Code: message (key=value, ...)"`` of a Batch error, for messages a person reads."""
-    error = getattr(err, "error", None)
-    code = batch_error_code(err) or getattr(err, "status_code", "") or "Error"
-    message = getattr(error, "message", None) or getattr(err, "message", None) or str(err)
-    message = str(message).split("\nRequestId:")[0].strip()
-    details = [f"{d.code}={d.message}" for d in (getattr(error, "details", None) or []) if getattr(d, "code", None)]
-    return f"{code}: {message}" + (f" ({', '.join(details)})" if details else "")
-
-
-def same_image(a: str | None, b: str | None) -> bool:
-    """ARM ids compare case-insensitively."""
-    return bool(a) and bool(b) and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()  # type: ignore[union-attr]
-
-
-def node_counts_dict(counts: Any) -> dict[str, int]:
-    """A ``BatchNodeCounts`` model -> ``{state: count}`` with Batch's state names, zeros dropped."""
-    if counts is None:
-        return {}
-    out: dict[str, int] = {}
-    for state, attr in NODE_COUNT_FIELDS.items():
-        n = getattr(counts, attr, None) or 0
-        if n:
-            out[state] = int(n)
-    return out
-
-
-def resize_errors_list(pool: Any) -> list[dict]:
-    """A pool's ``resizeErrors`` as plain dicts ``{code, message, values: {name: value}}``."""
-    out = []
-    for err in getattr(pool, "resize_errors", None) or []:
-        values = {v.name: v.value for v in (getattr(err, "error_values", None) or []) if getattr(v, "name", None)}
-        out.append({"code": err.code, "message": err.message, "values": values})
-    return out
-
-
-def pool_image_id(pool: Any) -> str | None:
-    vmc = getattr(pool, "virtual_machine_configuration", None)
-    ref = getattr(vmc, "image_reference", None)
-    return getattr(ref, "virtual_machine_image_id", None)
-
-
-def pool_metadata(pool: Any) -> dict[str, str]:
-    return {m.name: m.value for m in (getattr(pool, "metadata", None) or []) if getattr(m, "name", None)}
-
-
-def pool_summary(pool: Any) -> dict:
-    """The JSON-able facts of a pool that waiters, repair and reports use."""
-    return {
-        "pool_id": pool.id,
-        "state": enum_text(pool.state),
-        "allocation_state": enum_text(pool.allocation_state),
-        "current_dedicated": pool.current_dedicated_nodes or 0,
-        "current_low_priority": pool.current_low_priority_nodes or 0,
-        "pool_target_dedicated": pool.target_dedicated_nodes or 0,
-        "pool_target_low_priority": pool.target_low_priority_nodes or 0,
-        "resize_errors": resize_errors_list(pool),
-        "image_id": pool_image_id(pool),
-        "metadata": pool_metadata(pool),
-    }
-
-
-def node_report(node: Any) -> dict:
-    """One node's state and its errors (start task failure, node errors), as plain data."""
-    errors = [f"{e.code}: {e.message}" for e in (getattr(node, "errors", None) or []) if getattr(e, "code", None)]
-    info = getattr(node, "start_task_info", None)
-    failure = getattr(info, "failure_info", None)
-    if failure is not None and getattr(failure, "code", None):
-        exit_code = getattr(info, "exit_code", None)
-        errors.append(f"start task {failure.code}: {failure.message}" + (f" (exit code {exit_code})" if exit_code is not None else ""))
-    return {"id": node.id, "state": enum_text(node.state), "errors": errors}
 
 
 class BatchPoolHook(AzureBatchHook):
@@ -434,7 +307,8 @@ class BatchPoolHook(AzureBatchHook):
         """``POST /pools``. True when created; False when a pool with that id exists (``PoolExists``).
 
         Any other error (``PoolBeingDeleted``, ``PoolQuotaReached``, a 400) is raised as the SDK's
-        exception; use :func:`batch_error_code` / :func:`batch_error_text` to read it.
+        exception; use :func:`~batch_images.pool_facts.batch_error_code` /
+        :func:`~batch_images.pool_facts.batch_error_text` to read it.
         """
         self.log.info("Creating pool %s on image %s", options.id,
                       options.virtual_machine_configuration.image_reference.virtual_machine_image_id)

@@ -32,14 +32,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import HttpResponseError
-
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from batch_images.hooks.batch import (
+from batch_images.pool_facts import (
     UNHEALTHY_NODE_STATES,
-    BatchPoolHook,
     batch_error_code,
     batch_error_text,
     enum_text,
@@ -54,6 +51,8 @@ from batch_images.rules.errors import InvalidInput
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from batch_images.hooks.batch import BatchPoolHook
 
 MIN_RESIZE_TIMEOUT = sizing.DEFAULT_RESIZE_TIMEOUT  # 15 minutes: never create a pool with less
 POOL_SPEC_KEYS = ("batch_conn_id", "batch_account_id", "pool_id", "vm_size", "target_dedicated_nodes",
@@ -147,6 +146,10 @@ class BatchPoolOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        from azure.core.exceptions import HttpResponseError  # the Azure SDK loads in the worker, not at DAG parse
+
+        from batch_images.hooks.batch import BatchPoolHook
+
         spec = self._spec()
         pool_id = spec["pool_id"]
         hook = BatchPoolHook(spec["batch_conn_id"])
@@ -280,6 +283,8 @@ class PoolRepair:
         raise PoolRepairFailed(message)
 
     def _resize(self) -> None:
+        from azure.core.exceptions import HttpResponseError
+
         try:
             self.hook.resize_pool(self.pool_id, self.target_dedicated, self.target_low_priority, self.resize_timeout)
         except HttpResponseError as err:
@@ -297,6 +302,8 @@ class PoolRepair:
         return "\n".join(lines)
 
     def _repair_nodes(self, message: str, state: dict, attempts: dict) -> str:
+        from azure.core.exceptions import HttpResponseError
+
         used = attempts.get("node_repairs", 0)
         nodes = self.unhealthy_nodes()
         if used >= self.max_node_repairs:
@@ -331,6 +338,8 @@ class PoolRepair:
 
     def cleanup(self, dag_id: str | None, run_id: str | None) -> str:
         """Delete the pool if this run created it; say what was done (for the failure message)."""
+        from azure.core.exceptions import HttpResponseError
+
         try:
             pool = self.hook.get_pool(self.pool_id)
         except HttpResponseError as err:

@@ -34,12 +34,10 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import ResourceNotFoundError
-
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from batch_images.hooks.batch import BatchPoolHook, iso_duration
+from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids, naming, sizing
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
@@ -71,21 +69,6 @@ def _norm_url(url: str | None) -> str:
         if text.startswith(scheme):
             text = text[len(scheme):]
     return text.rstrip("/")
-
-
-def _timeout(name: str, fallback: timedelta, *args) -> timedelta:
-    """``rules.sizing.timeout_for_<name>(*args)`` when the rules package has it, else ``fallback``.
-
-    rules.sizing has replication and allocation timeouts; snapshot and image ones use the fallback (30 min plus
-    a minute per 10 / 20 GB) until it grows them.
-    """
-    fn = getattr(sizing, f"timeout_for_{name}", None)
-    if fn is None:
-        return fallback
-    try:
-        return fn(*args)
-    except TypeError:  # a different signature than expected: keep the fallback rather than fail the run
-        return fallback
 
 
 class _Problems:
@@ -228,6 +211,8 @@ class PreflightOperator(BaseOperator):
     # -- the source VM ----------------------------------------------------------------------------------------
 
     def _check_vm(self, arm, cfg: PipelineConfig, problems: _Problems) -> dict | None:
+        from azure.core.exceptions import ResourceNotFoundError  # the Azure SDK loads in the worker, not at DAG parse
+
         vm_id = cfg.source_vm_id
         try:
             vm = arm.get_vm(vm_id, instance_view=True)
@@ -344,6 +329,8 @@ class PreflightOperator(BaseOperator):
     # -- Batch's supported images and the node agent ----------------------------------------------------------
 
     def _check_supported_image(self, cfg: PipelineConfig, source: dict | None, problems: _Problems) -> str | None:
+        from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
+
         override = self.node_agent_sku_id or cfg.node_agent_sku_id
         if source is None:
             return None
@@ -451,6 +438,8 @@ class PreflightOperator(BaseOperator):
                              "one is kept", d.name, ident, wanted)
 
     def _check_batch_provider(self, arm, cfg: PipelineConfig, problems: _Problems) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
         sub = cfg.gallery.subscription_id
         try:
             provider = arm.arm_get(f"/subscriptions/{sub}/providers/Microsoft.Batch")
@@ -469,6 +458,10 @@ class PreflightOperator(BaseOperator):
     # -- pools ------------------------------------------------------------------------------------------------
 
     def _check_pools(self, arm, cfg: PipelineConfig, problems: _Problems) -> tuple[dict[str, str], list[str]]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        from batch_images.hooks.batch import BatchPoolHook
+
         account_regions: dict[str, str] = {}
         extra_regions: list[str] = []
         targets = {r.name for r in cfg.target_regions}
@@ -575,8 +568,8 @@ class PreflightOperator(BaseOperator):
         size_gb = float((source["os_disk_size_gb"] or 0) + sum(dd["size_gb"] or 0 for dd in source["data_disks"])) or 1.0
         replication = sizing.timeout_for_replication(size_gb, len(target_regions),
                                                      sum(r["regional_replica_count"] for r in target_regions))
-        snapshot = _timeout("snapshot", timedelta(minutes=30 + int(size_gb // 10)), size_gb)
-        image = _timeout("image", timedelta(minutes=30 + int(size_gb // 20)), size_gb)
+        snapshot = sizing.timeout_for_snapshot(size_gb)
+        image = sizing.timeout_for_image(size_gb)
         eol = cfg.end_of_life_date(logical.date() if isinstance(logical, datetime) else logical)
         return {
             "dag_id": dag_id,

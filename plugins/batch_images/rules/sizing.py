@@ -10,6 +10,9 @@ Both are minimums; Microsoft recommends more than the minimum.
 
 Resize timeout (fixed-size pools): at least 15 minutes per 1000 VMs (2000 -> 30 min), never below
 Batch's 15-minute default; Batch refuses anything under 5 minutes.
+
+Wait timeouts (``timeout_for_snapshot``, ``_image``, ``_replication``, ``_allocation``) are generous
+ceilings for a stuck operation, each a documented formula of the sizes involved.
 """
 
 from __future__ import annotations
@@ -149,6 +152,33 @@ def validate_resize_timeout(value: object, field: str) -> timedelta:
     return value
 
 
+def _size_gb(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInput(field, value, "an image size is a number of GB > 0",
+                           "pass the source disks' total size in GB")
+    return value
+
+
+def timeout_for_snapshot(size_gb: float) -> timedelta:
+    """How long to wait for the source VM's disk snapshots, generously.
+
+    ``30 min + 1 min per whole 10 GB`` of ``size_gb``, the disks' total size (OS + data disks: one wait
+    covers all the snapshots). 30 GB: 33 min; 128 GB: 42 min; 1 TB: 132 min. Like the other wait
+    timeouts, a ceiling for a stuck operation, not an estimate.
+    """
+    return timedelta(minutes=30 + int(_size_gb(size_gb, "size_gb") // 10))
+
+
+def timeout_for_image(total_size_gb: float) -> timedelta:
+    """How long to wait for the managed image made from the snapshots, generously.
+
+    ``30 min + 1 min per whole 20 GB`` of ``total_size_gb`` (OS + data disks). 30 GB: 31 min;
+    128 GB: 36 min; 1 TB: 81 min. Like the other wait timeouts, a ceiling for a stuck operation, not
+    an estimate.
+    """
+    return timedelta(minutes=30 + int(_size_gb(total_size_gb, "total_size_gb") // 20))
+
+
 def timeout_for_replication(image_size_gb: float, regions: int, replicas: int) -> timedelta:
     """How long to wait for an image version to replicate, generously.
 
@@ -157,9 +187,7 @@ def timeout_for_replication(image_size_gb: float, regions: int, replicas: int) -
     to each region and then fans it out to each replica; real copies run at roughly a GB per minute or
     better, so this is a ceiling for a stuck operation, not an estimate.
     """
-    if isinstance(image_size_gb, bool) or not isinstance(image_size_gb, (int, float)) or not image_size_gb > 0:
-        raise InvalidInput("image_size_gb", image_size_gb, "an image size is a number of GB > 0",
-                           "pass the source disks' total size in GB")
+    _size_gb(image_size_gb, "image_size_gb")
     if isinstance(regions, bool) or not isinstance(regions, int) or regions < 1:
         raise InvalidInput("regions", regions, "the number of target regions is an integer >= 1",
                            "pass len(target_regions)")

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from batch_images.hooks.batch import BatchPoolHook, iso_duration, parse_duration
 from batch_images.operators.pool import PoolRepair, PoolRepairFailed
+from batch_images.pool_facts import iso_duration, parse_duration
 from batch_images.rules import naming, sizing
 from batch_images.rules.errors import InvalidInput
 from batch_images.triggers.waiters import batch as waiter
@@ -128,6 +128,8 @@ class BatchPoolSteadySensor(BaseSensorOperator):
             }
             if spec["target_dedicated"] is None and spec["target_low_priority"] is None:
                 # Only a pool id: the targets are what the pool was created with.
+                from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker
+
                 existing = BatchPoolHook(spec["batch_conn_id"]).get_pool(spec["pool_id"])
                 if existing is None:
                     raise AirflowFailException(f"Batch pool {spec['pool_id']} does not exist (connection "
@@ -215,6 +217,8 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         if status == "success":
             self.log.info("%s", message)
             return True
+        from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
+
         hook = BatchPoolHook(spec["batch_conn_id"])
         repair = PoolRepair(hook, pool_id=spec["pool_id"], target_dedicated=spec["target_dedicated"],
                             target_low_priority=spec["target_low_priority"], resize_timeout=spec["resize_timeout"],

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from batch_images.hooks.batch import UNHEALTHY_NODE_STATES, pool_summary
+from batch_images.pool_facts import UNHEALTHY_NODE_STATES, pool_summary
 
 WAITER_NAME = "batch_pool_steady"
 

@@ -1,0 +1,409 @@
+"""Shared helpers of the Batch data-plane backends: accounts and quotas, VM sizes, times and ETags,
+ISO 8601 durations, OData $filter/$select, paging, the Shared Key refusal for gallery-image pools.
+"""
+from __future__ import annotations
+
+import email.utils
+import re
+from typing import Any, Callable
+
+from ..core.errors import BatchError
+
+# -- accounts ----------------------------------------------------------------------------------------
+
+DEFAULT_POOL_QUOTA = 100
+DEFAULT_DEDICATED_CORE_QUOTA = 500
+DEFAULT_LOW_PRIORITY_CORE_QUOTA = 100
+DEFAULT_ACTIVE_JOB_QUOTA = 300
+
+INVALID_PROPERTY_VALUE = "The value provided for one of the properties in the request body is invalid."
+MISSING_PROPERTY = "A required property was not specified in the request body."
+
+
+def endpoint(ctx, account: str) -> str:
+    """The account's Batch endpoint (what endpoints.json calls `endpoint`)."""
+    return f"{ctx.config.base_url}/batch/{account}"
+
+
+def get_account(ctx, account: str) -> dict:
+    for acct in ctx.store.list("batch_account"):
+        if str(acct.get("name", "")).lower() == (account or "").lower():
+            return acct
+    raise BatchError(404, "AccountNotFound", f"The specified account {account} does not exist.")
+
+
+def _prop(acct: dict, name: str, default: Any = None) -> Any:
+    props = acct.get("properties") or {}
+    for src in (props, acct, (acct.get("_sim") or {}).get("quotas") or {}):
+        if name in src and src[name] is not None:
+            return src[name]
+    return default
+
+
+def account_location(acct: dict) -> str:
+    return str(acct.get("location") or "").replace(" ", "").lower()
+
+
+def quotas(acct: dict) -> dict:
+    fam = _prop(acct, "dedicatedCoreQuotaPerVMFamily", None) or []
+    return {
+        "pool": int(_prop(acct, "poolQuota", DEFAULT_POOL_QUOTA)),
+        "dedicated": int(_prop(acct, "dedicatedCoreQuota", DEFAULT_DEDICATED_CORE_QUOTA)),
+        "low_priority": int(_prop(acct, "lowPriorityCoreQuota", DEFAULT_LOW_PRIORITY_CORE_QUOTA)),
+        "active_jobs": int(_prop(acct, "activeJobAndJobScheduleQuota", DEFAULT_ACTIVE_JOB_QUOTA)),
+        "family_enforced": bool(_prop(acct, "dedicatedCoreQuotaPerVMFamilyEnforced", True)),
+        "families": {str(f.get("name", "")).lower(): int(f.get("coreQuota", 0)) for f in fam if isinstance(f, dict)},
+        # with per-family quotas listed, a family that is not listed has none (as in Azure)
+        "family_default": 0 if fam else int(_prop(acct, "dedicatedCoreQuota", DEFAULT_DEDICATED_CORE_QUOTA)),
+    }
+
+
+# -- VM sizes ------------------------------------------------------------------------------------------
+
+# Sizes whose vCPU count is not the number in the name.
+_CORES_TABLE = {
+    "standard_a1": 1, "standard_a2": 2, "standard_a3": 4, "standard_a4": 8,
+    "standard_a1_v2": 1, "standard_a2_v2": 2, "standard_a4_v2": 4, "standard_a8_v2": 8,
+    "standard_a2m_v2": 2, "standard_a4m_v2": 4, "standard_a8m_v2": 8,
+    "standard_d1_v2": 1, "standard_d2_v2": 2, "standard_d3_v2": 4, "standard_d4_v2": 8, "standard_d5_v2": 16,
+    "standard_d11_v2": 2, "standard_d12_v2": 4, "standard_d13_v2": 8, "standard_d14_v2": 16, "standard_d15_v2": 20,
+    "standard_ds1_v2": 1, "standard_ds2_v2": 2, "standard_ds3_v2": 4, "standard_ds4_v2": 8, "standard_ds5_v2": 16,
+    "standard_ds11_v2": 2, "standard_ds12_v2": 4, "standard_ds13_v2": 8, "standard_ds14_v2": 16,
+    "standard_f1": 1, "standard_f2": 2, "standard_f4": 4, "standard_f8": 8, "standard_f16": 16,
+    "standard_nc6": 6, "standard_nc12": 12, "standard_nc24": 24,
+}
+_FAMILY_TABLE = {
+    "standard_a": "standardA0_A7Family",
+    "standard_d_v2": "standardDv2Family", "standard_ds_v2": "standardDSv2Family",
+    "standard_f": "standardFFamily", "standard_nc": "standardNCFamily",
+}
+_SIZE_RE = re.compile(r"^standard_([a-z]+?)(\d+)([a-z]*)(?:_(?!v\d+$)[a-z]+\d+)?(?:_v(\d+))?$")
+
+
+def vm_size_info(vm_size: str) -> tuple[int, str] | None:
+    """(vCPUs, quota family name) of a VM size; None when the name is not a VM size Batch knows."""
+    s = (vm_size or "").strip().lower()
+    m = _SIZE_RE.match(s)
+    if not m:
+        return None
+    series, num, feats, ver = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+    if series not in ("a", "b", "d", "ds", "e", "f", "fs", "l", "m", "nc", "nd", "nv", "hb", "hc", "h", "dc", "ec",
+                      "g", "gs"):
+        return None
+    if series in ("ds", "fs"):          # old names: Standard_DS2_v2, Standard_FS4
+        series, feats = series[0], "s" + feats
+    cores = _CORES_TABLE.get(s, num)
+    if cores <= 0:
+        return None
+    if ver is None and series in ("a", "f", "nc"):
+        family = _FAMILY_TABLE.get(f"standard_{series}", f"standard{series.upper()}Family")
+    elif ver == "2" and series == "f":
+        family = "standardFSv2Family" if "s" in feats else "standardFv2Family"
+    elif ver == "2" and series == "d":
+        family = _FAMILY_TABLE["standard_ds_v2" if "s" in feats else "standard_d_v2"]
+    elif ver == "2" and series == "a":
+        family = "standardAv2Family"
+    else:
+        family = f"standard{series.upper()}{feats.upper()}v{ver or 1}Family"
+    return cores, family
+
+
+# -- time, ETags ------------------------------------------------------------------------------------
+
+def etag(t: float) -> str:
+    """Batch-style ETag: 0x8D + hex ticks (no quotes, as Batch sends it)."""
+    ticks = int(t * 10_000_000) + 621_355_968_000_000_000
+    return "0x" + format(ticks, "X")
+
+
+def rfc1123(t: float) -> str:
+    return email.utils.formatdate(t, usegmt=True)
+
+
+def iso(ctx, t: float | None) -> str | None:
+    return None if t is None else ctx.clock.iso(t)
+
+
+_DUR_RE = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds of an ISO 8601 duration (PT15M, PT15M00S, PT1H, P1DT2H, ...); None when unparsable.
+
+    Also takes "HH:MM:SS" (what .NET clients sometimes send) and plain numbers of seconds.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    s = str(value).strip()
+    m = _DUR_RE.match(s)
+    if m and s.upper() not in ("P", "PT"):
+        d, h, mi, se = (float(m.group(k) or 0) for k in ("d", "h", "m", "s"))
+        return d * 86400 + h * 3600 + mi * 60 + se
+    m2 = re.match(r"^(?:(\d+)\.)?(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$", s)
+    if m2:
+        return int(m2.group(1) or 0) * 86400 + int(m2.group(2)) * 3600 + int(m2.group(3)) * 60 + float(m2.group(4))
+    return None
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> ISO 8601 the way Batch answers (PT15M, PT1H30M, PT5M30S)."""
+    total = int(round(seconds))
+    d, rem = divmod(total, 86400)
+    h, rem = divmod(rem, 3600)
+    m, s = divmod(rem, 60)
+    out = "P" + (f"{d}D" if d else "")
+    t = (f"{h}H" if h else "") + (f"{m}M" if m else "") + (f"{s}S" if s else "")
+    if t or not d:
+        out += "T" + (t or "0S")
+    return out
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+def invalid_property(name: str, value: Any, reason: str) -> BatchError:
+    values = [("PropertyName", name)]
+    if value is not None:
+        values.append(("PropertyValue", str(value)))
+    values.append(("Reason", reason))
+    return BatchError(400, "InvalidPropertyValue", INVALID_PROPERTY_VALUE, values)
+
+
+def missing_property(name: str) -> BatchError:
+    return BatchError(400, "MissingRequiredProperty", MISSING_PROPERTY, [("PropertyName", name)])
+
+
+def require_body(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise BatchError(400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.")
+    return body
+
+
+def check_if_match(headers: dict, current_etag: str) -> None:
+    want = (headers or {}).get("if-match")
+    if want and want.strip() not in ("*", current_etag, f'"{current_etag}"'):
+        raise BatchError(412, "ConditionNotMet",
+                         "The condition specified using HTTP conditional header(s) is not met.")
+    none = (headers or {}).get("if-none-match")
+    if none and none.strip() in (current_etag, f'"{current_etag}"'):
+        raise BatchError(412, "ConditionNotMet",
+                         "The condition specified using HTTP conditional header(s) is not met.")
+
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_id(kind: str, value: Any) -> str:
+    if value is None or value == "":
+        raise missing_property("id")
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise invalid_property("id", value, f"The {kind} id can contain any combination of alphanumeric characters "
+                               "including hyphens and underscores, and cannot contain more than 64 characters.")
+    return value
+
+
+# -- Shared Key -------------------------------------------------------------------------------------
+
+SHARED_KEY_DETAIL = ("The specified type of authentication SharedKey is not allowed when external resources of "
+                     "type Compute are linked.")
+
+
+def refuse_shared_key(auth_scheme: str | None) -> None:
+    """A Shared Key request on a pool backed by a gallery image: Batch answers 403."""
+    if (auth_scheme or "").lower() == "sharedkey":
+        raise BatchError(
+            403, "AuthenticationFailed",
+            "Server failed to authenticate the request. Make sure the value of Authorization header is formed "
+            "correctly including the signature. " + SHARED_KEY_DETAIL,
+            [("AuthenticationErrorDetail", SHARED_KEY_DETAIL)],
+        )
+
+
+# -- OData $filter / $select -----------------------------------------------------------------------------
+
+_TOKEN_RE = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)"
+                       r"|(?P<word>[A-Za-z_$][A-Za-z0-9_./$-]*))")
+
+
+class _FilterParser:
+    def __init__(self, text: str):
+        self.toks: list[tuple[str, str]] = []
+        pos = 0
+        text = text.strip()
+        while pos < len(text):
+            m = _TOKEN_RE.match(text, pos)
+            if not m or m.end() == pos:
+                raise ValueError(f"cannot parse filter at {text[pos:]!r}")
+            pos = m.end()
+            kind = m.lastgroup
+            self.toks.append((kind, m.group(kind)))
+        self.i = 0
+
+    def peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else (None, None)
+
+    def take(self):
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def parse(self) -> Callable[[dict], bool]:
+        fn = self.or_()
+        if self.i != len(self.toks):
+            raise ValueError("trailing tokens in filter")
+        return fn
+
+    def or_(self):
+        left = self.and_()
+        while self.peek()[1] and self.peek()[1].lower() == "or":
+            self.take()
+            right = self.and_()
+            left = (lambda a, b: lambda d: a(d) or b(d))(left, right)
+        return left
+
+    def and_(self):
+        left = self.not_()
+        while self.peek()[1] and self.peek()[1].lower() == "and":
+            self.take()
+            right = self.not_()
+            left = (lambda a, b: lambda d: a(d) and b(d))(left, right)
+        return left
+
+    def not_(self):
+        if self.peek()[1] and self.peek()[1].lower() == "not":
+            self.take()
+            inner = self.not_()
+            return lambda d: not inner(d)
+        return self.cmp()
+
+    def value(self):
+        kind, tok = self.take()
+        if kind == "str":
+            v = tok[1:-1].replace("''", "'")
+            return lambda d: v
+        if kind == "num":
+            n = float(tok)
+            return lambda d: n
+        if kind == "lp":
+            inner = self.or_()
+            if self.take()[0] != "rp":
+                raise ValueError("missing )")
+            return inner
+        if kind == "word":
+            low = tok.lower()
+            if low in ("true", "false"):
+                b = low == "true"
+                return lambda d: b
+            if low == "null":
+                return lambda d: None
+            if self.peek()[0] == "lp":
+                self.take()
+                args = [self.or_()]
+                while self.peek()[0] == "comma":
+                    self.take()
+                    args.append(self.or_())
+                if self.take()[0] != "rp":
+                    raise ValueError("missing )")
+                return _func(low, args)
+            path = tok.split("/")
+            return lambda d: _lookup(d, path)
+        raise ValueError(f"unexpected token {tok!r}")
+
+    def cmp(self):
+        left = self.value()
+        kind, tok = self.peek()
+        if kind == "word" and tok.lower() in ("eq", "ne", "gt", "ge", "lt", "le"):
+            self.take()
+            right = self.value()
+            op = tok.lower()
+            return lambda d: _compare(op, left(d), right(d))
+        return left
+
+
+def _lookup(d: Any, path: list[str]) -> Any:
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        if p in d:
+            d = d[p]
+        else:
+            low = p.lower()
+            d = next((v for k, v in d.items() if k.lower() == low), None)
+    return d
+
+
+def _norm(v: Any) -> Any:
+    return v.lower() if isinstance(v, str) else v
+
+
+def _compare(op: str, a: Any, b: Any) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, str):
+        try:
+            b = float(b)
+        except ValueError:
+            pass
+    a, b = _norm(a), _norm(b)
+    if op == "eq":
+        return a == b
+    if op == "ne":
+        return a != b
+    if a is None or b is None:
+        return False
+    try:
+        return {"gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b}[op]
+    except TypeError:
+        return False
+
+
+def _func(name: str, args: list):
+    def s(v):
+        return "" if v is None else str(v)
+
+    if name == "startswith" and len(args) == 2:
+        return lambda d: s(args[0](d)).lower().startswith(s(args[1](d)).lower())
+    if name == "endswith" and len(args) == 2:
+        return lambda d: s(args[0](d)).lower().endswith(s(args[1](d)).lower())
+    if name in ("substringof",) and len(args) == 2:
+        return lambda d: s(args[0](d)).lower() in s(args[1](d)).lower()
+    if name == "contains" and len(args) == 2:
+        return lambda d: s(args[1](d)).lower() in s(args[0](d)).lower()
+    raise ValueError(f"unsupported function {name}")
+
+
+def compile_filter(text: str | None) -> Callable[[dict], bool]:
+    """A predicate for an OData $filter (eq/ne/gt/ge/lt/le, and/or/not, startswith/endswith, paths a/b)."""
+    if not text or not text.strip():
+        return lambda d: True
+    try:
+        fn = _FilterParser(text).parse()
+        return lambda d: bool(fn(d))
+    except (ValueError, IndexError) as e:
+        raise BatchError(400, "InvalidQueryParameterValue",
+                         "Value for one of the query parameters specified in the request URI is invalid.",
+                         [("QueryParameterName", "$filter"), ("QueryParameterValue", text), ("Reason", str(e))])
+
+
+def apply_select(item: dict, select: str | None) -> dict:
+    if not select:
+        return item
+    wanted = {s.strip().lower() for s in select.split(",") if s.strip()}
+    return {k: v for k, v in item.items() if k.lower() in wanted or k == "_sim"}
+
+
+def max_results(value: str | None, default: int = 1000, limit: int = 1000) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        n = -1
+    if n < 1 or n > limit:
+        raise BatchError(400, "OutOfRangeQueryParameterValue",
+                         "A query parameter specified in the request URI is outside the permissible range.",
+                         [("QueryParameterName", "maxresults"), ("QueryParameterValue", str(value)),
+                          ("Reason", f"maxresults must be between 1 and {limit}")])
+    return n

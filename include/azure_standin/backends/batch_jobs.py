@@ -1,0 +1,581 @@
+"""Batch jobs, job schedules and tasks: enough to run a smoke-test command on a pool's idle node.
+
+Kinds (keys lower-cased): ``batch_job`` "{account}/{job}", ``batch_job_schedule`` "{account}/{schedule}",
+``batch_task`` "{account}/{job}/{task}".
+
+A task waits (``active``) until its job's pool has an idle node, then claims the node that has been free
+the longest for ``timings.task_run()`` simulated seconds (``running``) and ends ``completed``. The exit
+code comes from the command line: the last ``exit N`` (or ``exit /b N``) in it, else 0. One task per
+node at a time (taskSlotsPerNode is not modelled beyond 1).
+
+Job schedules create a job "{schedule}:job-{n}" at ``doNotRunUntil`` (or at once) and then every
+``recurrenceInterval``, never while the previous job is still active; updating ``jobSpecification``
+(for example ``poolInfo``) affects the jobs created afterwards.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..core import timings
+from ..core.errors import BatchError
+from . import batch_pools
+from .batch_common import (
+    apply_select, check_id, compile_filter, endpoint, etag, get_account, invalid_property, iso, max_results,
+    missing_property, parse_duration, quotas, refuse_shared_key, require_body,
+)
+
+JOB = "batch_job"
+SCHEDULE = "batch_job_schedule"
+TASK = "batch_task"
+SCHEDULING_DELAY = 5.0
+TERMINATE = 10.0
+DELETE = 20.0
+MAX_WALL = "P10675199DT2H48M5.4775807S"
+_EXIT_RE = re.compile(r"\bexit\s+(?:/b\s+)?(-?\d+)", re.IGNORECASE)
+
+
+def register(ctx) -> None:
+    ctx.store.register_advancer(JOB, advance_job)
+    ctx.store.register_advancer(SCHEDULE, advance_schedule)
+    ctx.store.register_advancer(TASK, advance_task)
+
+
+def _k(*parts: str) -> str:
+    return "/".join(parts).lower()
+
+
+def _stamp(ctx, doc: dict, t: float) -> None:
+    doc["eTag"] = etag(t)
+    doc["lastModified"] = iso(ctx, t)
+
+
+def _set_state(ctx, doc: dict, state: str, t: float) -> None:
+    if doc.get("state") == state:
+        return
+    if doc.get("state") is not None:
+        doc["previousState"] = doc["state"]
+        doc["previousStateTransitionTime"] = doc.get("stateTransitionTime")
+    doc["state"] = state
+    doc["stateTransitionTime"] = iso(ctx, t)
+
+
+def _pool_guard(ctx, account: str, pool_info: Any, auth_scheme: str | None) -> None:
+    if isinstance(pool_info, dict) and pool_info.get("poolId"):
+        pool = batch_pools.find_pool_raw(ctx, account, pool_info["poolId"])
+        if batch_pools.is_gallery_pool(pool):
+            refuse_shared_key(auth_scheme)
+
+
+def _page(items: list[dict], select: str | None, maxresults: str | None, skip: str | None,
+          default: int = 1000) -> tuple[list[dict], str | None]:
+    limit = max_results(maxresults, default=default)
+    start = int(skip) if skip and skip.isdigit() else 0
+    page = items[start:start + limit]
+    nxt = str(start + limit) if start + limit < len(items) else None
+    return [apply_select(i, select) for i in page], nxt
+
+
+def _active_quota(ctx, account: str, acct: dict) -> None:
+    active = sum(1 for j in ctx.store.list(JOB, prefix=f"{account.lower()}/") if j.get("state") == "active"
+                 and not (j.get("_sim") or {}).get("schedule"))
+    active += sum(1 for s in ctx.store.list(SCHEDULE, prefix=f"{account.lower()}/") if s.get("state") == "active")
+    if active >= quotas(acct)["active_jobs"]:
+        raise BatchError(409, "ActiveJobAndScheduleQuotaReached",
+                         "The specified account has reached its quota of active jobs and job schedules.")
+
+
+# -- jobs ----------------------------------------------------------------------------------------------
+
+def _new_job(ctx, account: str, spec: dict, job_id: str, t: float, schedule: str | None = None) -> dict:
+    pool_info = spec.get("poolInfo") or {}
+    job: dict[str, Any] = {
+        "id": job_id,
+        "url": f"{endpoint(ctx, account)}/jobs/{job_id}",
+        "creationTime": iso(ctx, t),
+        "priority": spec.get("priority", 0),
+        "maxParallelTasks": spec.get("maxParallelTasks", -1),
+        "allowTaskPreemption": spec.get("allowTaskPreemption", False),
+        "usesTaskDependencies": spec.get("usesTaskDependencies", False),
+        "constraints": spec.get("constraints") or {"maxWallClockTime": MAX_WALL, "maxTaskRetryCount": 0},
+        "poolInfo": pool_info,
+        "onAllTasksComplete": spec.get("onAllTasksComplete") or "noaction",
+        "onTaskFailure": spec.get("onTaskFailure") or "noaction",
+        "executionInfo": {"startTime": iso(ctx, t)},
+    }
+    if pool_info.get("poolId"):
+        job["executionInfo"]["poolId"] = pool_info["poolId"]
+    for f in ("displayName", "jobManagerTask", "jobPreparationTask", "jobReleaseTask", "commonEnvironmentSettings",
+              "networkConfiguration", "metadata"):
+        if spec.get(f) is not None:
+            job[f] = spec[f]
+    _set_state(ctx, job, "active", t)
+    _stamp(ctx, job, t)
+    job["_sim"] = {"account": account, "created": t, "schedule": schedule}
+    ctx.store.put(JOB, _k(account, job_id), job)
+    jm = spec.get("jobManagerTask")
+    if isinstance(jm, dict) and jm.get("id") and jm.get("commandLine"):
+        _new_task(ctx, account, job, {"id": jm["id"], "commandLine": jm["commandLine"],
+                                      "displayName": jm.get("displayName")}, t, manager=True)
+    return job
+
+
+def add_job(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dict:
+    body = require_body(body)
+    acct = get_account(ctx, account)
+    job_id = check_id("job", body.get("id"))
+    if not isinstance(body.get("poolInfo"), dict):
+        raise missing_property("poolInfo")
+    _pool_guard(ctx, account, body["poolInfo"], auth_scheme)
+    if ctx.store.get(JOB, _k(account, job_id)) is not None:
+        raise BatchError(409, "JobExists", "The specified job already exists.")
+    if ctx.store.get(SCHEDULE, _k(account, job_id)) is not None:
+        raise BatchError(409, "JobScheduleWithSameIdExists",
+                         "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.")
+    _active_quota(ctx, account, acct)
+    return _new_job(ctx, account, body, job_id, ctx.clock.now())
+
+
+def _job(ctx, account: str, job_id: str) -> dict:
+    get_account(ctx, account)
+    job = ctx.store.get(JOB, _k(account, job_id))
+    if job is None:
+        raise BatchError(404, "JobNotFound", "The specified job does not exist.")
+    return job
+
+
+def get_job(ctx, account: str, job_id: str, auth_scheme: str | None = None) -> dict:
+    job = _job(ctx, account, job_id)
+    _pool_guard(ctx, account, job.get("poolInfo"), auth_scheme)
+    return job
+
+
+def list_jobs(ctx, account: str, flt=None, select=None, maxresults=None, skip=None, schedule: str | None = None):
+    get_account(ctx, account)
+    pred = compile_filter(flt)
+    jobs = [j for j in ctx.store.list(JOB, prefix=f"{account.lower()}/") if pred(j)]
+    if schedule is not None:
+        get_schedule(ctx, account, schedule)
+        jobs = [j for j in jobs if str((j["_sim"] or {}).get("schedule") or "").lower() == schedule.lower()]
+    return _page(jobs, select, maxresults, skip)
+
+
+def _job_writable(job: dict) -> None:
+    if job["state"] == "deleting":
+        raise BatchError(409, "JobBeingDeleted", "The specified job has been marked for deletion and is being "
+                         "garbage collected.")
+
+
+def delete_job(ctx, account: str, job_id: str, auth_scheme: str | None = None) -> None:
+    job = get_job(ctx, account, job_id, auth_scheme)
+    if job["state"] == "deleting":
+        return
+    t = ctx.clock.now()
+    _set_state(ctx, job, "deleting", t)
+    job["_sim"]["delete_at"] = t + DELETE
+    ctx.store.put(JOB, _k(account, job_id), job)
+    for task in ctx.store.list(TASK, prefix=_k(account, job_id) + "/"):
+        task["_sim"]["delete_at"] = t + DELETE
+        ctx.store.put(TASK, _k(account, job_id, task["id"]), task)
+
+
+def terminate_job(ctx, account: str, job_id: str, body: Any = None, auth_scheme: str | None = None) -> None:
+    job = get_job(ctx, account, job_id, auth_scheme)
+    _job_writable(job)
+    if job["state"] == "completed":
+        raise BatchError(409, "JobCompleted", "The specified job is already in a completed state.")
+    if job["state"] == "terminating":
+        return
+    t = ctx.clock.now()
+    reason = (body or {}).get("terminateReason") if isinstance(body, dict) else None
+    _set_state(ctx, job, "terminating", t)
+    job["_sim"]["terminate_at"] = t
+    job["_sim"]["terminate_reason"] = reason or "UserTerminate"
+    _stamp(ctx, job, t)
+    ctx.store.put(JOB, _k(account, job_id), job)
+
+
+def advance_job(ctx, job: dict) -> dict:
+    t = ctx.clock.now()
+    sim = job["_sim"]
+    if job["state"] == "terminating" and t >= sim["terminate_at"] + TERMINATE:
+        _complete_job(ctx, job, sim["terminate_at"] + TERMINATE, sim.get("terminate_reason") or "UserTerminate")
+    elif job["state"] == "active":
+        tasks = [ctx.store.get(TASK, k) for k in sim.get("tasks", [])]
+        tasks = [x for x in tasks if x is not None]
+        jm_id = str((job.get("jobManagerTask") or {}).get("id") or "").lower()
+        kill = (job.get("jobManagerTask") or {}).get("killJobOnCompletion", True)
+        ends = {x["id"].lower(): x["_sim"].get("end") for x in tasks}
+        if jm_id and kill and ends.get(jm_id) is not None and ends[jm_id] <= t:
+            _complete_job(ctx, job, ends[jm_id], "JMComplete")
+        elif job.get("onAllTasksComplete") == "terminatejob" and tasks and \
+                all(e is not None and e <= t for e in ends.values()):
+            _complete_job(ctx, job, max(ends.values()), "AllTasksComplete")
+    return job
+
+
+def _complete_job(ctx, job: dict, at: float, reason: str) -> None:
+    _set_state(ctx, job, "completed", at)
+    job["executionInfo"]["endTime"] = iso(ctx, at)
+    job["executionInfo"]["terminateReason"] = reason
+
+
+def task_counts(ctx, account: str, job_id: str, auth_scheme: str | None = None) -> dict:
+    get_job(ctx, account, job_id, auth_scheme)
+    c = {"active": 0, "running": 0, "completed": 0, "succeeded": 0, "failed": 0}
+    for task in ctx.store.list(TASK, prefix=_k(account, job_id) + "/"):
+        st = "active" if task["state"] == "preparing" else task["state"]
+        c[st] += 1
+        if st == "completed":
+            c["succeeded" if (task.get("executionInfo") or {}).get("result") == "success" else "failed"] += 1
+    return {"taskCounts": dict(c), "taskSlotCounts": dict(c)}
+
+
+# -- tasks ---------------------------------------------------------------------------------------------
+
+def _exit_code(command: str) -> int:
+    found = _EXIT_RE.findall(command or "")
+    return int(found[-1]) if found else 0
+
+
+def _new_task(ctx, account: str, job: dict, body: dict, t: float, manager: bool = False) -> dict:
+    task_id = body["id"]
+    task: dict[str, Any] = {
+        "id": task_id,
+        "url": f"{endpoint(ctx, account)}/jobs/{job['id']}/tasks/{task_id}",
+        "creationTime": iso(ctx, t),
+        "commandLine": body["commandLine"],
+        "constraints": body.get("constraints") or {"maxWallClockTime": MAX_WALL, "retentionTime": "P7D",
+                                                    "maxTaskRetryCount": 0},
+        "requiredSlots": body.get("requiredSlots", 1),
+        "executionInfo": {"retryCount": 0, "requeueCount": 0},
+    }
+    for f in ("displayName", "exitConditions", "containerSettings", "resourceFiles", "outputFiles",
+              "environmentSettings", "affinityInfo", "userIdentity", "multiInstanceSettings", "dependsOn",
+              "applicationPackageReferences"):
+        if body.get(f) is not None:
+            task[f] = body[f]
+    _set_state(ctx, task, "active", t)
+    _stamp(ctx, task, t)
+    task["_sim"] = {"account": account, "job": job["id"], "created": t, "start": None, "end": None,
+                    "exit": _exit_code(body["commandLine"]), "manager": manager}
+    ctx.store.put(TASK, _k(account, job["id"], task_id), task)
+    job["_sim"].setdefault("tasks", []).append(_k(account, job["id"], task_id))
+    ctx.store.put(JOB, _k(account, job["id"]), job)
+    return task
+
+
+def _validate_task(ctx, account: str, job: dict, body: Any) -> dict:
+    body = require_body(body)
+    task_id = check_id("task", body.get("id"))
+    if not body.get("commandLine"):
+        raise missing_property("commandLine")
+    if job["state"] == "completed":
+        raise BatchError(409, "JobCompleted", "The specified job is already in a completed state.")
+    if job["state"] == "terminating":
+        raise BatchError(409, "JobBeingTerminated", "The specified job is being terminated.")
+    _job_writable(job)
+    if ctx.store.get_raw(TASK, _k(account, job["id"], task_id)) is not None:
+        raise BatchError(409, "TaskExists", "The specified task already exists.")
+    return body
+
+
+def add_task(ctx, account: str, job_id: str, body: Any, auth_scheme: str | None = None) -> dict:
+    job = get_job(ctx, account, job_id, auth_scheme)
+    body = _validate_task(ctx, account, job, body)
+    return _new_task(ctx, account, job, body, ctx.clock.now())
+
+
+def add_task_collection(ctx, account: str, job_id: str, body: Any, auth_scheme: str | None = None) -> list[dict]:
+    job = get_job(ctx, account, job_id, auth_scheme)
+    body = require_body(body)
+    tasks = body.get("value")
+    if not isinstance(tasks, list) or not tasks:
+        raise missing_property("value")
+    if len(tasks) > 100:
+        raise BatchError(400, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum "
+                         "permissible limit.", [("MaxTasksPerRequest", "100")])
+    out = []
+    t = ctx.clock.now()
+    for item in tasks:
+        try:
+            b = _validate_task(ctx, account, job, item)
+            task = _new_task(ctx, account, job, b, t)
+            out.append({"status": "success", "taskId": task["id"], "eTag": task["eTag"],
+                        "lastModified": task["lastModified"], "location": task["url"]})
+        except BatchError as e:
+            out.append({"status": "clienterror" if e.status < 500 else "servererror",
+                        "taskId": (item or {}).get("id") if isinstance(item, dict) else None,
+                        "error": {"code": e.code, "message": {"lang": "en-US", "value": e.message},
+                                  "values": [{"key": k, "value": v} for k, v in e.values]}})
+    return out
+
+
+def get_task(ctx, account: str, job_id: str, task_id: str, auth_scheme: str | None = None) -> dict:
+    get_job(ctx, account, job_id, auth_scheme)
+    task = ctx.store.get(TASK, _k(account, job_id, task_id))
+    if task is None:
+        raise BatchError(404, "TaskNotFound", "The specified task does not exist.")
+    return task
+
+
+def list_tasks(ctx, account: str, job_id: str, flt=None, select=None, maxresults=None, skip=None,
+               auth_scheme: str | None = None):
+    get_job(ctx, account, job_id, auth_scheme)
+    pred = compile_filter(flt)
+    tasks = [x for x in ctx.store.list(TASK, prefix=_k(account, job_id) + "/") if pred(x)]
+    return _page(tasks, select, maxresults, skip)
+
+
+def advance_task(ctx, task: dict) -> dict:
+    t = ctx.clock.now()
+    sim = task["_sim"]
+    account = sim["account"]
+    if sim.get("start") is None and task["state"] == "active":
+        job = ctx.store.get_raw(JOB, _k(account, sim["job"]))
+        if job is None:
+            return task
+        jsim = job.get("_sim") or {}
+        if jsim.get("terminate_at") is not None and t >= jsim["terminate_at"]:
+            at = jsim["terminate_at"]
+            _set_state(ctx, task, "completed", at)
+            task["executionInfo"].update({"endTime": iso(ctx, at), "result": "failure", "failureInfo": {
+                "category": "usererror", "code": "TaskEnded", "message": "Task was ended because its job was "
+                "terminated."}})
+            sim["end"] = at
+            return task
+        pool_id = (job.get("executionInfo") or {}).get("poolId") or (job.get("poolInfo") or {}).get("poolId")
+        if not pool_id or job.get("state") != "active":
+            return task
+        claim = batch_pools.claim_node(ctx, account, pool_id, sim["created"] + SCHEDULING_DELAY,
+                                       timings.task_run(), sim["exit"], task["url"])
+        if claim is None:
+            return task
+        nid, start, node_url = claim
+        sim.update(start=start, end=start + timings.task_run(), node=nid, pool=pool_id, node_url=node_url)
+    if sim.get("start") is not None and task["state"] in ("active", "preparing") and t >= sim["start"]:
+        _set_state(ctx, task, "running", sim["start"])
+        task["executionInfo"].update({"startTime": iso(ctx, sim["start"])})
+        task["nodeInfo"] = {
+            "affinityId": f"TVM:{sim['node']}", "nodeUrl": sim["node_url"], "poolId": sim["pool"],
+            "nodeId": sim["node"], "taskRootDirectory": f"workitems/{sim['job']}/job-1/{task['id']}",
+            "taskRootDirectoryUrl": f"{sim['node_url']}/files/workitems/{sim['job']}/job-1/{task['id']}",
+        }
+    if sim.get("end") is not None and task["state"] == "running" and t >= sim["end"]:
+        _set_state(ctx, task, "completed", sim["end"])
+        code = int(sim["exit"])
+        task["executionInfo"].update({"endTime": iso(ctx, sim["end"]), "exitCode": code,
+                                      "result": "success" if code == 0 else "failure"})
+        if code != 0:
+            task["executionInfo"]["failureInfo"] = {
+                "category": "usererror", "code": "FailureExitCode",
+                "message": "The task exited with an exit code representing a failure",
+                "details": [{"name": "Message", "value": "The task exited with an exit code representing a failure"}],
+            }
+    return task
+
+
+# -- job schedules ----------------------------------------------------------------------------------
+
+def _check_schedule_body(body: dict, require: bool) -> None:
+    if require and not isinstance(body.get("schedule"), dict):
+        raise missing_property("schedule")
+    if require and not isinstance(body.get("jobSpecification"), dict):
+        raise missing_property("jobSpecification")
+    spec = body.get("jobSpecification")
+    if spec is not None and not isinstance((spec or {}).get("poolInfo"), dict):
+        raise missing_property("jobSpecification.poolInfo")
+    sched = body.get("schedule") or {}
+    if sched.get("recurrenceInterval") is not None:
+        secs = parse_duration(sched["recurrenceInterval"])
+        if secs is None or secs < 60:
+            raise invalid_property("recurrenceInterval", sched["recurrenceInterval"],
+                                   "The recurrence interval must be at least 1 minute.")
+
+
+def add_schedule(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dict:
+    body = require_body(body)
+    acct = get_account(ctx, account)
+    sid = check_id("job schedule", body.get("id"))
+    _check_schedule_body(body, True)
+    _pool_guard(ctx, account, body["jobSpecification"].get("poolInfo"), auth_scheme)
+    if ctx.store.get(SCHEDULE, _k(account, sid)) is not None:
+        raise BatchError(409, "JobScheduleExists", "The specified job schedule already exists.")
+    if ctx.store.get(JOB, _k(account, sid)) is not None:
+        raise BatchError(409, "JobWithSameIdExists",
+                         "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.")
+    _active_quota(ctx, account, acct)
+    t = ctx.clock.now()
+    doc: dict[str, Any] = {
+        "id": sid,
+        "url": f"{endpoint(ctx, account)}/jobschedules/{sid}",
+        "creationTime": iso(ctx, t),
+        "schedule": body["schedule"],
+        "jobSpecification": body["jobSpecification"],
+        "executionInfo": {},
+    }
+    for f in ("displayName", "metadata"):
+        if body.get(f) is not None:
+            doc[f] = body[f]
+    _set_state(ctx, doc, "active", t)
+    _stamp(ctx, doc, t)
+    doc["_sim"] = {"account": account, "created": t, "runs": 0, "last_run": None}
+    ctx.store.put(SCHEDULE, _k(account, sid), doc)
+    return ctx.store.get(SCHEDULE, _k(account, sid))
+
+
+def _schedule(ctx, account: str, sid: str) -> dict:
+    get_account(ctx, account)
+    doc = ctx.store.get(SCHEDULE, _k(account, sid))
+    if doc is None:
+        raise BatchError(404, "JobScheduleNotFound", "The specified job schedule does not exist.")
+    return doc
+
+
+def get_schedule(ctx, account: str, sid: str, auth_scheme: str | None = None) -> dict:
+    doc = _schedule(ctx, account, sid)
+    _pool_guard(ctx, account, (doc.get("jobSpecification") or {}).get("poolInfo"), auth_scheme)
+    return doc
+
+
+def schedule_exists(ctx, account: str, sid: str) -> bool:
+    get_account(ctx, account)
+    return ctx.store.get(SCHEDULE, _k(account, sid)) is not None
+
+
+def list_schedules(ctx, account: str, flt=None, select=None, maxresults=None, skip=None):
+    get_account(ctx, account)
+    pred = compile_filter(flt)
+    docs = [d for d in ctx.store.list(SCHEDULE, prefix=f"{account.lower()}/") if pred(d)]
+    return _page(docs, select, maxresults, skip)
+
+
+def _schedule_writable(doc: dict) -> None:
+    if doc["state"] == "deleting":
+        raise BatchError(409, "JobScheduleBeingDeleted", "The specified job schedule has been marked for deletion "
+                         "and is being reclaimed.")
+    if doc["state"] == "terminating":
+        raise BatchError(409, "JobScheduleBeingTerminated", "The specified job schedule is being terminated.")
+    if doc["state"] == "completed":
+        raise BatchError(409, "JobScheduleCompleted", "The specified job schedule is already in completed state.")
+
+
+def update_schedule(ctx, account: str, sid: str, body: Any, auth_scheme: str | None = None,
+                    replace: bool = False) -> dict:
+    body = require_body(body)
+    doc = get_schedule(ctx, account, sid, auth_scheme)
+    _schedule_writable(doc)
+    _check_schedule_body(body, replace)
+    if body.get("jobSpecification") is not None:
+        _pool_guard(ctx, account, body["jobSpecification"].get("poolInfo"), auth_scheme)
+    for f in ("schedule", "jobSpecification", "metadata"):
+        if body.get(f) is not None:
+            doc[f] = body[f]
+        elif replace and f == "metadata":
+            doc.pop("metadata", None)
+    _stamp(ctx, doc, ctx.clock.now())
+    ctx.store.put(SCHEDULE, _k(account, sid), doc)
+    return ctx.store.get(SCHEDULE, _k(account, sid))
+
+
+def delete_schedule(ctx, account: str, sid: str, auth_scheme: str | None = None) -> None:
+    doc = get_schedule(ctx, account, sid, auth_scheme)
+    if doc["state"] == "deleting":
+        return
+    t = ctx.clock.now()
+    _set_state(ctx, doc, "deleting", t)
+    doc["_sim"]["delete_at"] = t + DELETE
+    ctx.store.put(SCHEDULE, _k(account, sid), doc)
+    for job in ctx.store.list(JOB, prefix=f"{account.lower()}/"):
+        if str(job["_sim"].get("schedule") or "").lower() == sid.lower():
+            delete_job(ctx, account, job["id"])
+
+
+def terminate_schedule(ctx, account: str, sid: str, auth_scheme: str | None = None) -> None:
+    doc = get_schedule(ctx, account, sid, auth_scheme)
+    if doc["state"] in ("terminating", "completed"):
+        return
+    _schedule_writable(doc)
+    t = ctx.clock.now()
+    _set_state(ctx, doc, "terminating", t)
+    doc["_sim"]["terminate_at"] = t
+    ctx.store.put(SCHEDULE, _k(account, sid), doc)
+    for job in ctx.store.list(JOB, prefix=f"{account.lower()}/"):
+        if str(job["_sim"].get("schedule") or "").lower() == sid.lower() and job["state"] == "active":
+            terminate_job(ctx, account, job["id"], {"terminateReason": "UserTerminate"})
+
+
+def _parse_time(value: Any) -> float | None:
+    if not value:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def advance_schedule(ctx, doc: dict) -> dict:
+    t = ctx.clock.now()
+    sim = doc["_sim"]
+    account = sim["account"]
+    if doc["state"] == "terminating":
+        if t >= sim["terminate_at"] + TERMINATE:
+            _set_state(ctx, doc, "completed", sim["terminate_at"] + TERMINATE)
+            doc["executionInfo"]["endTime"] = iso(ctx, sim["terminate_at"] + TERMINATE)
+            doc["executionInfo"].pop("nextRunTime", None)
+        return doc
+    if doc["state"] != "active":
+        return doc
+    sched = doc.get("schedule") or {}
+    first = _parse_time(sched.get("doNotRunUntil")) or sim["created"]
+    interval = parse_duration(sched.get("recurrenceInterval"))
+    not_after = _parse_time(sched.get("doNotRunAfter"))
+    for _ in range(1000):
+        if sim["runs"] == 0:
+            due = first
+        else:
+            if not interval:
+                due = None
+            else:
+                due = sim["last_run"] + interval
+                recent = ctx.store.get(JOB, _k(account, doc["executionInfo"]["recentJob"]["id"])) \
+                    if doc["executionInfo"].get("recentJob") else None
+                if recent is not None and recent.get("state") != "completed":
+                    # one active job per schedule: wait for it, skipping the recurrences it overlaps
+                    if due <= t:
+                        skips = int((t - due) // interval) + 1
+                        sim["last_run"] += skips * interval
+                        due = sim["last_run"] + interval
+                    doc["executionInfo"]["nextRunTime"] = iso(ctx, due)
+                    return doc
+                if recent is not None:
+                    ended = _parse_time((recent.get("executionInfo") or {}).get("endTime")) or due
+                    if ended > due:
+                        due = due + ((ended - due) // interval + 1) * interval
+        if due is None:
+            # single run: the schedule completes with its job
+            recent = ctx.store.get(JOB, _k(account, doc["executionInfo"]["recentJob"]["id"])) \
+                if doc["executionInfo"].get("recentJob") else None
+            if recent is None or recent.get("state") == "completed":
+                end = _parse_time((recent or {}).get("executionInfo", {}).get("endTime")) or t
+                _set_state(ctx, doc, "completed", end)
+                doc["executionInfo"]["endTime"] = iso(ctx, end)
+            doc["executionInfo"].pop("nextRunTime", None)
+            return doc
+        if not_after is not None and due > not_after:
+            _set_state(ctx, doc, "completed", not_after)
+            doc["executionInfo"]["endTime"] = iso(ctx, not_after)
+            doc["executionInfo"].pop("nextRunTime", None)
+            return doc
+        if due > t:
+            doc["executionInfo"]["nextRunTime"] = iso(ctx, due)
+            return doc
+        sim["runs"] += 1
+        sim["last_run"] = due
+        job_id = f"{doc['id']}:job-{sim['runs']}"
+        spec = dict(doc.get("jobSpecification") or {})
+        _new_job(ctx, account, spec, job_id, due, schedule=doc["id"])
+        doc["executionInfo"]["recentJob"] = {"id": job_id, "url": f"{endpoint(ctx, account)}/jobs/{job_id}"}
+    return doc

@@ -1,0 +1,856 @@
+"""Batch pools (data plane): add/get/list/delete/patch/update properties/resize/stop resize/remove
+nodes, pool node counts, compute nodes (list/get/reboot). Documents of kind ``batch_pool``, key
+``"{account}/{pool_id}"`` lower-cased (pool ids are case-insensitive for uniqueness).
+
+Rules applied on add from ``virtualMachineImageId`` (what is decided synchronously vs. at allocation):
+
+* image version missing / not accessible  -> 400 InvalidPropertyValue (virtualMachineImageId)
+* definition Specialized                  -> 400 InvalidPropertyValue (virtualMachineImageId)
+* nodeAgentSKUId unknown to the account   -> 400 InvalidPropertyValue (nodeAgentSKUId)
+* agent SKU OS != image OS                -> 400 InvalidPropertyValue (nodeAgentSKUId)
+* no replica in the account's region      -> 400 InvalidPropertyValue (virtualMachineImageId)
+* replica in region not Completed yet     -> accepted; allocation fails: resizeErrors AllocationFailed, 0 nodes
+* base marketplace lineage not supported
+  by the agent SKU                        -> accepted (Batch cannot see a gallery image's lineage); every
+                                             node ends ``unusable`` with a node error
+* Shared Key auth                         -> 403 AuthenticationFailed (AuthenticationErrorDetail: SharedKey ...)
+
+Allocation is simulated from the pool's ``_sim`` (see batch_nodes): quotas (pools per account,
+dedicated / low-priority / per-VM-family cores), resizeTimeout, and faults ``resize_error``,
+``start_task_failed``, ``node_unusable``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..core import timings
+from ..core.errors import BatchError
+from . import batch_nodes as nodes
+from . import supported_images
+from .batch_common import (
+    account_location, apply_select, check_id, check_if_match, compile_filter, endpoint, etag, format_duration,
+    get_account, invalid_property, iso, max_results, missing_property, parse_duration, quotas, refuse_shared_key,
+    require_body, vm_size_info,
+)
+
+KIND = "batch_pool"
+DEFAULT_RESIZE_TIMEOUT = 15 * 60.0
+MIN_RESIZE_TIMEOUT = 5 * 60.0
+GALLERY_ALLOC_PER_NODE = 0.45     # custom images allocate slower: ~15 min per 1000 nodes overall
+STOP_RESIZE = 30.0
+BLOCKED_ALLOCATION = 60.0
+MAX_REMOVE = 100
+
+_CREATE_FIELDS = ("displayName", "vmSize", "virtualMachineConfiguration", "enableInterNodeCommunication",
+                  "networkConfiguration", "startTask", "applicationPackageReferences", "taskSlotsPerNode",
+                  "taskSchedulingPolicy", "userAccounts", "metadata", "mountConfiguration", "upgradePolicy",
+                  "enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval", "identity",
+                  "resourceTags", "targetNodeCommunicationMode")
+
+
+def register(ctx) -> None:
+    ctx.store.register_advancer(KIND, advance_pool)
+
+
+def pool_key(account: str, pool_id: str) -> str:
+    return f"{account}/{pool_id}".lower()
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+def advance_pool(ctx, pool: dict) -> dict | None:
+    t = ctx.clock.now()
+    sim = pool["_sim"]
+    ep = sim.get("episode")
+    errors = None
+    if ep is None:
+        state, since = "steady", sim.get("created", t)
+    elif t >= ep["end"]:
+        state, since = "steady", ep["end"]
+        errors = ep.get("errors") or None
+    elif ep.get("stop_at") is not None and t >= ep["stop_at"]:
+        state, since = "stopping", ep["stop_at"]
+    else:
+        state, since = "resizing", ep["start"]
+    pool["allocationState"] = state
+    pool["allocationStateTransitionTime"] = iso(ctx, since)
+    if errors:
+        pool["resizeErrors"] = errors
+    else:
+        pool.pop("resizeErrors", None)
+    pool["currentDedicatedNodes"] = nodes.count_current(ctx, pool, t, True)
+    pool["currentLowPriorityNodes"] = nodes.count_current(ctx, pool, t, False)
+    return pool
+
+
+def _load(ctx, account: str, pool_id: str) -> dict:
+    get_account(ctx, account)
+    pool = ctx.store.get(KIND, pool_key(account, pool_id))
+    if pool is None:
+        raise BatchError(404, "PoolNotFound", "The specified pool does not exist.")
+    return pool
+
+
+def _touch(ctx, pool: dict, auth_scheme: str | None) -> None:
+    if (pool["_sim"].get("image") or {}).get("kind") == "gallery":
+        refuse_shared_key(auth_scheme)
+
+
+def _writable(pool: dict) -> None:
+    if pool.get("state") == "deleting":
+        raise BatchError(409, "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+
+
+def _steady(pool: dict) -> None:
+    if pool.get("allocationState") != "steady":
+        raise BatchError(409, "PoolBeingResized", "The specified pool is being resized.")
+
+
+def get_pool(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    return pool
+
+
+def pool_exists(ctx, account: str, pool_id: str, auth_scheme: str | None = None) -> bool:
+    get_account(ctx, account)
+    pool = ctx.store.get(KIND, pool_key(account, pool_id))
+    if pool is None:
+        return False
+    _touch(ctx, pool, auth_scheme)
+    return True
+
+
+def list_pools(ctx, account: str, flt: str | None = None, select: str | None = None,
+               maxresults: str | None = None, skip: str | None = None) -> tuple[list[dict], str | None]:
+    get_account(ctx, account)
+    pred = compile_filter(flt)
+    limit = max_results(maxresults)
+    items = [p for p in ctx.store.list(KIND, prefix=f"{account.lower()}/") if pred(p)]
+    start = int(skip) if skip and skip.isdigit() else 0
+    page = items[start:start + limit]
+    nxt = str(start + limit) if start + limit < len(items) else None
+    return [apply_select(p, select) for p in page], nxt
+
+
+# -- image rules --------------------------------------------------------------------------------------
+
+def _version_for_pool(ctx, image_id: str) -> dict | None:
+    try:
+        from .gallery import version_for_pool
+    except ImportError as e:  # the ARM side is not there: say so instead of guessing
+        raise BatchError(500, "InternalError", f"Stand-in: gallery backend unavailable ({e}).")
+    return version_for_pool(ctx, image_id)
+
+
+def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
+    """Validate virtualMachineConfiguration; return the pool's image record (``_sim.image``)."""
+    if not isinstance(vmc, dict):
+        raise missing_property("virtualMachineConfiguration")
+    ref = vmc.get("imageReference")
+    if not isinstance(ref, dict):
+        raise missing_property("virtualMachineConfiguration.imageReference")
+    agent = vmc.get("nodeAgentSKUId")
+    if not agent:
+        raise missing_property("virtualMachineConfiguration.nodeAgentSKUId")
+    agent_os = supported_images.agent_sku_os(agent)
+    if agent_os is None:
+        raise invalid_property("nodeAgentSKUId", agent,
+                               f"The specified node agent SKU '{agent}' is not supported by the Batch service "
+                               "(see GET /supportedimages for valid nodeAgentSKUId values).")
+    image_id = ref.get("virtualMachineImageId")
+    if image_id:
+        refuse_shared_key(auth_scheme)
+        return _gallery_image(ctx, acct, str(image_id), agent, agent_os)
+    if ref.get("sharedGalleryImageId") or ref.get("communityGalleryImageId"):
+        refuse_shared_key(auth_scheme)
+        return {"kind": "gallery", "os_type": agent_os, "blocked": None, "lineage": None}
+    pub, offer, sku = ref.get("publisher"), ref.get("offer"), ref.get("sku")
+    if not (pub and offer and sku):
+        raise invalid_property("imageReference", None, "The imageReference must specify either virtualMachineImageId "
+                               "or publisher, offer and sku.")
+    expected = supported_images.agent_for(pub, offer, sku)
+    if expected is None:
+        raise invalid_property("imageReference", f"{pub}:{offer}:{sku}",
+                               f"The specified image {pub}:{offer}:{sku} is not supported by the Batch service.")
+    if expected.lower() != str(agent).lower():
+        raise invalid_property("nodeAgentSKUId", agent,
+                               f"The node agent SKU '{agent}' is not compatible with the image {pub}:{offer}:{sku}; "
+                               f"that image requires '{expected}'.")
+    return {"kind": "marketplace", "os_type": agent_os, "blocked": None, "lineage": None,
+            "exact_version": None}
+
+
+def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) -> dict:
+    v = _version_for_pool(ctx, image_id)
+    if v is None:
+        raise invalid_property("virtualMachineImageId", image_id,
+                               "The specified image does not exist, or the Batch service has no access to it.")
+    if str(v.get("os_state", "")).lower() != "generalized":
+        raise invalid_property("virtualMachineImageId", image_id,
+                               f"The image definition {v.get('definition_identifier') or ''} is "
+                               f"{v.get('os_state') or 'not Generalized'}; Batch pools require a Generalized image.")
+    os_type = str(v.get("os_type") or "").lower()
+    if os_type and os_type != agent_os:
+        raise invalid_property("nodeAgentSKUId", agent,
+                               f"The node agent SKU '{agent}' is for {agent_os} but the image {image_id} is a "
+                               f"{os_type} image.")
+    record = _allocation_block(acct, v, image_id)
+    base = v.get("base_image")
+    lineage = None
+    if base and all(base.get(k) for k in ("publisher", "offer", "sku")):
+        if not supported_images.agent_supports(agent, base["publisher"], base["offer"], base["sku"]):
+            lineage = {
+                "code": "NodeAgentUnusable",
+                "message": (f"The Batch node agent '{agent}' could not start: the image's base "
+                            f"{base['publisher']}:{base['offer']}:{base['sku']} is not an image this node agent "
+                            "SKU supports."),
+                "details": {"nodeAgentSKUId": agent,
+                            "BaseImage": f"{base['publisher']}:{base['offer']}:{base['sku']}"},
+            }
+    exact = str(v.get("id") or image_id).rstrip("/").rsplit("/", 1)[-1] if "/versions/" in str(v.get("id") or image_id).lower() else None
+    return {"kind": "gallery", "os_type": os_type or agent_os, "version_id": v.get("id") or image_id,
+            "requested_id": image_id, "blocked": record, "lineage": lineage, "exact_version": exact}
+
+
+def _allocation_block(acct: dict, v: dict, image_id: str) -> dict | None:
+    """Why VMs cannot be created from this version in the account's region right now (None: they can).
+
+    Raises when the version has no replica at all in that region (Batch checks that on add).
+    """
+    block = _replica_state(acct, v, image_id)
+    if block is None and v.get("purchase_plan"):
+        plan = v["purchase_plan"]
+        block = {"code": "AllocationFailed", "message": (
+            "Desired number of dedicated nodes could not be allocated: creating a virtual machine from a Marketplace "
+            "image or a custom image sourced from a Marketplace image requires Plan information in the request "
+            f"(plan {plan.get('publisher')}/{plan.get('product')}/{plan.get('name')}); Batch pools cannot use images "
+            "with purchase plans."),
+            "values": [{"name": "PlanPublisher", "value": str(plan.get("publisher"))},
+                       {"name": "PlanProduct", "value": str(plan.get("product"))},
+                       {"name": "PlanName", "value": str(plan.get("name"))}]}
+    return block
+
+
+def _replica_state(acct: dict, v: dict, image_id: str) -> dict | None:
+    """None when the account's region has a Completed replica; a resize error record when it is not ready.
+
+    Raises when the version has no replica at all in the account's region.
+    """
+    region = account_location(acct)
+    regions = {str(k).replace(" ", "").lower(): str(s) for k, s in (v.get("regions") or {}).items()}
+    state = regions.get(region)
+    if state is None:
+        raise invalid_property("virtualMachineImageId", image_id,
+                               f"The specified image version is not replicated to region '{region}', the region of "
+                               f"Batch account '{acct.get('name')}'. Replicated regions: "
+                               f"{', '.join(sorted(regions)) or 'none'}.")
+    if state.lower() == "completed":
+        return None
+    return {"code": "AllocationFailed",
+            "message": (f"Desired number of dedicated nodes could not be allocated: the image version {image_id} "
+                        f"is not available in region '{region}' (replication state {state})."),
+            "values": [{"name": "Region", "value": region}, {"name": "ReplicationState", "value": state}]}
+
+
+def _refresh_image(ctx, acct: dict, pool: dict) -> dict:
+    """Re-check a gallery image's replica before a new allocation (replication may have finished)."""
+    image = pool["_sim"].get("image") or {}
+    if image.get("kind") != "gallery" or not image.get("requested_id"):
+        return image
+    v = _version_for_pool(ctx, image["requested_id"])
+    if v is None:
+        image["blocked"] = {"code": "AllocationFailed", "message": (
+            f"Desired number of dedicated nodes could not be allocated: the image {image['requested_id']} no longer "
+            "exists or the Batch service has no access to it."), "values": []}
+        return image
+    # a virtualMachineImageId without a version floats: a later scale-out may get a newer version
+    image["version_id"] = v.get("id") or image["requested_id"]
+    if "/versions/" in str(image["version_id"]).lower():
+        image["exact_version"] = str(image["version_id"]).rstrip("/").rsplit("/", 1)[-1]
+    try:
+        image["blocked"] = _allocation_block(acct, v, image["requested_id"])
+    except BatchError:
+        image["blocked"] = {"code": "AllocationFailed", "message": (
+            f"Desired number of dedicated nodes could not be allocated: the image version has no replica in region "
+            f"'{account_location(acct)}'."), "values": []}
+    return image
+
+
+# -- allocation ------------------------------------------------------------------------------------------
+
+def _alloc_duration(pool: dict, n: int) -> float:
+    d = timings.pool_allocation(n)
+    if (pool["_sim"].get("image") or {}).get("kind") == "gallery":
+        d += GALLERY_ALLOC_PER_NODE * n
+    return d
+
+
+def _fault_count(spec: dict, total: int, default_share: float) -> int:
+    if spec.get("nodes") is not None:
+        return max(0, min(total, int(spec["nodes"])))
+    share = float(spec.get("share", default_share))
+    return max(0, min(total, int(round(share * total))))
+
+
+def _quota_limit(ctx, account: str, acct: dict, pool: dict, dedicated: bool, want: int) -> tuple[int, dict | None]:
+    info = vm_size_info(pool.get("vmSize", ""))
+    cores, family = info if info else (1, "standardFamily")
+    q = quotas(acct)
+    others = [p for p in ctx.store.list(KIND, prefix=f"{account.lower()}/") if p["id"].lower() != pool["id"].lower()]
+    pools = others + [pool]
+
+    def used(pred) -> int:
+        total = 0
+        for p in pools:
+            pi = vm_size_info(p.get("vmSize", "")) or (1, "")
+            if pred(pi):
+                total += nodes.committed(p, dedicated) * pi[0]
+        return total
+
+    need = want * cores
+    if not dedicated:
+        in_use = used(lambda pi: True)
+        free = max(0, q["low_priority"] - in_use)
+        allowed = min(want, free // cores)
+        if allowed >= want:
+            return want, None
+        return allowed, {
+            "code": "AccountLowPriorityCoreQuotaReached",
+            "message": (f"The specified account has reached its low-priority core quota: {need} more cores needed "
+                        f"({want} x {pool.get('vmSize')}, {cores} cores each), {in_use} of {q['low_priority']} in use."),
+            "values": [{"name": "CoreQuota", "value": str(q["low_priority"])},
+                       {"name": "CoresInUse", "value": str(in_use)},
+                       {"name": "CoresRequested", "value": str(need)}],
+        }
+    in_use = used(lambda pi: True)
+    free_total = max(0, q["dedicated"] - in_use)
+    allowed_total = free_total // cores
+    allowed_family = allowed_total
+    fam_quota = fam_use = None
+    if q["family_enforced"]:
+        fam_quota = q["families"].get(family.lower(), q["family_default"])
+        fam_use = used(lambda pi: pi[1].lower() == family.lower())
+        allowed_family = max(0, fam_quota - fam_use) // cores
+    allowed = min(want, allowed_total, allowed_family)
+    if allowed >= want:
+        return want, None
+    if q["family_enforced"] and allowed_family < allowed_total:
+        return allowed, {
+            "code": "AccountVMSeriesCoreQuotaReached",
+            "message": (f"The specified account has reached VM series core quota for {family}: {need} more cores "
+                        f"needed ({want} x {pool.get('vmSize')}, {cores} cores each), {fam_use} of {fam_quota} in "
+                        f"use; {allowed} of {want} nodes could be allocated."),
+            "values": [{"name": "VMSeries", "value": family}, {"name": "CoreQuota", "value": str(fam_quota)},
+                       {"name": "CoresInUse", "value": str(fam_use)}, {"name": "CoresRequested", "value": str(need)}],
+        }
+    return allowed, {
+        "code": "AccountCoreQuotaReached",
+        "message": (f"The specified account has reached its dedicated core quota: {need} more cores needed "
+                    f"({want} x {pool.get('vmSize')}, {cores} cores each), {in_use} of {q['dedicated']} in use; "
+                    f"{allowed} of {want} nodes could be allocated."),
+        "values": [{"name": "CoreQuota", "value": str(q["dedicated"])}, {"name": "CoresInUse", "value": str(in_use)},
+                   {"name": "CoresRequested", "value": str(need)}],
+    }
+
+
+def _new_segment(ctx, account: str, acct: dict, pool: dict, t: float, want: int, granted_by_quota: int,
+                 dedicated: bool, timeout_s: float) -> tuple[dict, float, list[dict]]:
+    sim = pool["_sim"]
+    image = _refresh_image(ctx, acct, pool)
+    kind_word = "dedicated" if dedicated else "low-priority"
+    n = granted_by_quota
+    errors: list[dict] = []
+    st = pool.get("startTask") or None
+    seg = {"first": int(sim.get("next_index", 0)), "n": n, "granted": n, "start": t,
+           "dur": _alloc_duration(pool, n), "dedicated": dedicated,
+           "start_task": bool(st), "wait": bool(st and st.get("waitForSuccess", True)),
+           "st_retries": int((st or {}).get("maxTaskRetryCount") or 0),
+           "start_task_body": st, "exact_version": image.get("exact_version")}
+    end = t + seg["dur"]
+    if image.get("blocked"):
+        b = image["blocked"]
+        seg["granted"] = 0
+        errors.append({"code": b["code"], "message": b["message"].replace("dedicated", kind_word),
+                       "values": b.get("values") or []})
+        end = t + BLOCKED_ALLOCATION
+    elif n > 0:
+        fault = ctx.faults.take("resize_error", account=account, pool=pool["id"])
+        if fault is not None:
+            missing = _fault_count(fault, n, 0.5)
+            seg["granted"] = n - missing
+            code = fault.get("code") or "AllocationFailed"
+            errors.append({"code": code, "message": fault.get("message") or (
+                f"Desired number of {kind_word} nodes could not be allocated: {missing} of {n} nodes failed to "
+                "allocate."), "values": [{"name": k, "value": str(v)} for k, v in (fault.get("values") or {}).items()]})
+            if code.lower() == "allocationtimedout":
+                end = t + min(seg["dur"], timeout_s)
+        if timeout_s < seg["dur"]:
+            reached = nodes.appeared_by(seg, t + timeout_s)
+            if reached < seg["granted"]:
+                seg["granted"] = reached
+                errors.append({"code": "AllocationTimedout", "message": (
+                    f"Desired number of {kind_word} nodes could not be allocated as the resize timeout of "
+                    f"{format_duration(timeout_s)} was reached: {reached} of {want} nodes allocated."),
+                    "values": [{"name": "ResizeTimeout", "value": format_duration(timeout_s)}]})
+            end = t + timeout_s
+        for fkind, field in (("start_task_failed", "stf"), ("node_unusable", "unusable")):
+            f = ctx.faults.take(fkind, account=account, pool=pool["id"])
+            if f is not None:
+                seg[field] = {"k": _fault_count(f, int(seg["granted"]), 1.0), "code": f.get("code"),
+                              "message": f.get("message"), "exit_code": f.get("exit_code", 1),
+                              "details": f.get("details") or {}}
+        if image.get("lineage"):
+            seg["all_unusable"] = image["lineage"]
+    sim["next_index"] = seg["first"] + n
+    return seg, end, errors
+
+
+def _begin_episode(ctx, account: str, acct: dict, pool: dict, t: float, target_d: int, target_lp: int,
+                   timeout_s: float, deallocation: str | None = None) -> None:
+    sim = pool["_sim"]
+    sim.setdefault("segments", [])
+    sim.setdefault("nodes", {})
+    errors: list[dict] = []
+    ends = [t + 15.0]
+    for dedicated, target in ((True, target_d), (False, target_lp)):
+        have = nodes.committed(pool, dedicated)
+        if target < have:
+            ends.append(_shrink(ctx, pool, t, have - target, dedicated))
+        elif target > have:
+            want = target - have
+            allowed, qerr = _quota_limit(ctx, account, acct, pool, dedicated, want)
+            if qerr:
+                errors.append(qerr)
+            if allowed > 0 or not qerr:
+                seg, end, errs = _new_segment(ctx, account, acct, pool, t, want, allowed, dedicated, timeout_s)
+                sim["segments"].append(seg)
+                errors.extend(errs)
+                ends.append(end)
+            else:
+                ends.append(t + BLOCKED_ALLOCATION)
+    sim["episode"] = {"start": t, "end": max(ends), "errors": errors, "stop_at": None}
+    pool["targetDedicatedNodes"] = target_d
+    pool["targetLowPriorityNodes"] = target_lp
+    pool["resizeTimeout"] = format_duration(timeout_s)
+    pool["allocationState"] = "resizing"
+    pool["allocationStateTransitionTime"] = iso(ctx, t)
+    pool.pop("resizeErrors", None)
+
+
+def _shrink(ctx, pool: dict, t: float, count: int, dedicated: bool) -> float:
+    """Mark `count` nodes of that kind as leaving (highest index first, idle ones preferred)."""
+    views = [v for v in nodes.iter_nodes(ctx, pool, t) if bool(v.seg["dedicated"]) == dedicated
+             and v.state != "leavingpool"]
+    order = {"unusable": 0, "starttaskfailed": 0, "idle": 1, "creating": 2, "starting": 2,
+             "waitingforstarttask": 2, "rebooting": 3, "running": 4}
+    views.sort(key=lambda v: (order.get(v.state, 2), -v.index))
+    chosen = views[:count]
+    for v in chosen:
+        _leave(pool, v.index, dedicated, t)
+    # nodes granted but not yet appeared (only mid-allocation): trim their segments
+    missing = count - len(chosen)
+    for seg in reversed(pool["_sim"]["segments"]):
+        if missing <= 0:
+            break
+        if bool(seg["dedicated"]) != dedicated:
+            continue
+        pending = int(seg["granted"]) - nodes.appeared_by(seg, t)
+        cut = min(pending, missing)
+        seg["granted"] = int(seg["granted"]) - cut
+        missing -= cut
+    return t + nodes.LEAVE
+
+
+def _leave(pool: dict, index: int, dedicated: bool, t: float) -> None:
+    ov = pool["_sim"].setdefault("nodes", {}).setdefault(str(index), {})
+    ov["leave"] = [t, t + nodes.LEAVE]
+    ov["dedicated"] = dedicated
+
+
+# -- writes -------------------------------------------------------------------------------------------
+
+def _stamp(ctx, pool: dict, t: float) -> None:
+    pool["eTag"] = etag(t)
+    pool["lastModified"] = iso(ctx, t)
+    pool["_sim"]["modified"] = t
+
+
+def _timeout(value: Any) -> float:
+    if value is None:
+        return DEFAULT_RESIZE_TIMEOUT
+    secs = parse_duration(value)
+    if secs is None:
+        raise invalid_property("resizeTimeout", value, "The value is not a valid ISO 8601 duration.")
+    if secs < MIN_RESIZE_TIMEOUT:
+        raise invalid_property("resizeTimeout", value,
+                               f"The specified resizeTimeout {value} is less than the minimum of 5 minutes (PT5M).")
+    return secs
+
+
+def _node_target(body: dict, name: str) -> int:
+    v = body.get(name, 0)
+    if v is None:
+        return 0
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise invalid_property(name, v, f"{name} must be a non-negative integer.")
+    return v
+
+
+def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dict:
+    body = require_body(body)
+    acct = get_account(ctx, account)
+    ref = ((body.get("virtualMachineConfiguration") or {}).get("imageReference") or {}) \
+        if isinstance(body.get("virtualMachineConfiguration"), dict) else {}
+    if isinstance(ref, dict) and any(ref.get(k) for k in ("virtualMachineImageId", "sharedGalleryImageId",
+                                                          "communityGalleryImageId")):
+        refuse_shared_key(auth_scheme)
+    pool_id = check_id("pool", body.get("id"))
+    if not body.get("vmSize"):
+        raise missing_property("vmSize")
+    if vm_size_info(body["vmSize"]) is None:
+        raise invalid_property("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
+    key = pool_key(account, pool_id)
+    existing = ctx.store.get(KIND, key)
+    if existing is not None:
+        raise BatchError(409, "PoolExists", "The specified pool already exists.")
+    image = _check_image(ctx, acct, body.get("virtualMachineConfiguration"), auth_scheme)
+    q = quotas(acct)
+    if len(ctx.store.list(KIND, prefix=f"{account.lower()}/")) >= q["pool"]:
+        raise BatchError(409, "PoolQuotaReached", "The specified account has reached its pool quota.",
+                         [("PoolQuota", str(q["pool"]))])
+    target_d = _node_target(body, "targetDedicatedNodes")
+    target_lp = _node_target(body, "targetLowPriorityNodes")
+    if body.get("enableAutoScale") and (target_d or target_lp):
+        raise invalid_property("targetDedicatedNodes", target_d,
+                               "targetDedicatedNodes and targetLowPriorityNodes must not be set when enableAutoScale "
+                               "is true.")
+    timeout_s = _timeout(body.get("resizeTimeout"))
+    st = body.get("startTask")
+    if st is not None and (not isinstance(st, dict) or not st.get("commandLine")):
+        raise missing_property("startTask.commandLine")
+    for item in body.get("metadata") or []:
+        if not isinstance(item, dict) or not item.get("name"):
+            raise BatchError(400, "EmptyMetadataKey", "The key for one of the metadata key-value pairs is empty.")
+    t = ctx.clock.now()
+    pool: dict[str, Any] = {"id": pool_id}
+    for f in _CREATE_FIELDS:
+        if f in body and body[f] is not None:
+            pool[f] = body[f]
+    if st is not None:
+        st = dict(st)
+        st.setdefault("maxTaskRetryCount", 0)
+        st.setdefault("waitForSuccess", True)
+        pool["startTask"] = st
+    pool.update({
+        "url": f"{endpoint(ctx, account)}/pools/{pool_id}",
+        "creationTime": iso(ctx, t),
+        "state": "active",
+        "stateTransitionTime": iso(ctx, t),
+        "allocationState": "steady",
+        "allocationStateTransitionTime": iso(ctx, t),
+        "resizeTimeout": format_duration(timeout_s),
+        "currentDedicatedNodes": 0,
+        "currentLowPriorityNodes": 0,
+        "targetDedicatedNodes": target_d,
+        "targetLowPriorityNodes": target_lp,
+        "enableAutoScale": bool(body.get("enableAutoScale", False)),
+        "enableInterNodeCommunication": bool(body.get("enableInterNodeCommunication", False)),
+        "taskSlotsPerNode": int(body.get("taskSlotsPerNode") or 1),
+        "taskSchedulingPolicy": body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"},
+    })
+    pool["_sim"] = {"account": account, "created": t, "image": image, "segments": [], "nodes": {}, "busy": {},
+                    "next_index": 0, "episode": None, "location": account_location(acct)}
+    _stamp(ctx, pool, t)
+    if target_d or target_lp:
+        _begin_episode(ctx, account, acct, pool, t, target_d, target_lp, timeout_s)
+    ctx.store.put(KIND, key, pool)
+    return pool
+
+
+def delete_pool(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> None:
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    check_if_match(headers or {}, pool["eTag"])
+    if pool["state"] == "deleting":
+        return
+    t = ctx.clock.now()
+    n = pool.get("currentDedicatedNodes", 0) + pool.get("currentLowPriorityNodes", 0)
+    end = t + timings.DELETE + (nodes.LEAVE if n else 0) + 5.0 * math.log2(1 + n)
+    pool["state"] = "deleting"
+    pool["stateTransitionTime"] = iso(ctx, t)
+    pool["_sim"]["deleting"] = t
+    pool["_sim"]["delete_at"] = end
+    pool["_sim"]["episode"] = {"start": t, "end": end + 1, "errors": [], "stop_at": None}
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+
+
+def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: str | None) -> dict | None:
+    """Fields that may change only while the pool is empty; returns a new image record when the image changes."""
+    empty = (pool.get("currentDedicatedNodes", 0) + pool.get("currentLowPriorityNodes", 0) == 0
+             and nodes.committed(pool, True) + nodes.committed(pool, False) == 0)
+    for f in ("vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
+              "networkConfiguration", "userAccounts", "mountConfiguration", "upgradePolicy"):
+        if f in body and body[f] is not None and body[f] != pool.get(f) and not empty:
+            raise BatchError(409, "OperationInvalidForCurrentState",
+                             "The specified operation is not valid for the current state of the resource.",
+                             [("PropertyName", f), ("Reason", f"{f} can be updated only when the pool has zero "
+                               "dedicated and zero spot/low-priority nodes.")])
+    if "vmSize" in body and body["vmSize"] is not None and vm_size_info(body["vmSize"]) is None:
+        raise invalid_property("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
+    if body.get("virtualMachineConfiguration") is not None:
+        return _check_image(ctx, acct, body["virtualMachineConfiguration"], auth_scheme)
+    return None
+
+
+def patch_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
+               headers: dict | None = None) -> dict:
+    body = require_body(body)
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    check_if_match(headers or {}, pool["eTag"])
+    acct = get_account(ctx, account)
+    image = _check_update_fields(ctx, acct, pool, body, auth_scheme)
+    for f in ("displayName", "vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
+              "networkConfiguration", "userAccounts", "mountConfiguration", "upgradePolicy",
+              "enableInterNodeCommunication", "applicationPackageReferences", "metadata", "startTask",
+              "resourceTags", "targetNodeCommunicationMode"):
+        if f in body and body[f] is not None:
+            pool[f] = body[f]
+    if image is not None:
+        pool["_sim"]["image"] = image
+    _stamp(ctx, pool, ctx.clock.now())
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def replace_properties(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None) -> dict:
+    body = require_body(body)
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    for f in ("applicationPackageReferences", "metadata"):
+        if f not in body or body[f] is None:
+            raise missing_property(f)
+    if body.get("startTask") is not None:
+        pool["startTask"] = body["startTask"]
+    else:
+        pool.pop("startTask", None)
+    pool["applicationPackageReferences"] = body["applicationPackageReferences"]
+    pool["metadata"] = body["metadata"]
+    if "targetNodeCommunicationMode" in body:
+        pool["targetNodeCommunicationMode"] = body["targetNodeCommunicationMode"]
+    _stamp(ctx, pool, ctx.clock.now())
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
+                headers: dict | None = None) -> dict:
+    body = require_body(body)
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    check_if_match(headers or {}, pool["eTag"])
+    if pool.get("enableAutoScale"):
+        raise BatchError(409, "OperationInvalidForCurrentState",
+                         "The specified operation is not valid for the current state of the resource.",
+                         [("Reason", "A pool with enableAutoScale true cannot be resized manually.")])
+    _steady(pool)
+    target_d = _node_target(body, "targetDedicatedNodes") if "targetDedicatedNodes" in body \
+        else int(pool.get("targetDedicatedNodes") or 0)
+    target_lp = _node_target(body, "targetLowPriorityNodes") if "targetLowPriorityNodes" in body \
+        else int(pool.get("targetLowPriorityNodes") or 0)
+    timeout_s = _timeout(body.get("resizeTimeout"))
+    acct = get_account(ctx, account)
+    t = ctx.clock.now()
+    _begin_episode(ctx, account, acct, pool, t, target_d, target_lp, timeout_s, body.get("nodeDeallocationOption"))
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def stop_resize(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    check_if_match(headers or {}, pool["eTag"])
+    if pool.get("allocationState") != "resizing":
+        raise BatchError(409, "OperationInvalidForCurrentState",
+                         "The specified operation is not valid for the current state of the resource.",
+                         [("Reason", f"The pool's allocation state is {pool.get('allocationState')}; only a resizing "
+                           "pool can stop resizing.")])
+    t = ctx.clock.now()
+    sim = pool["_sim"]
+    for seg in sim.get("segments", []):
+        if seg["start"] <= t:
+            seg["granted"] = min(int(seg["granted"]), nodes.appeared_by(seg, t))
+    ep = sim["episode"]
+    ep["stop_at"] = t
+    ep["end"] = min(ep["end"], t + STOP_RESIZE)
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
+                 headers: dict | None = None) -> dict:
+    body = require_body(body)
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    check_if_match(headers or {}, pool["eTag"])
+    ids = body.get("nodeList")
+    if not ids:
+        raise missing_property("nodeList")
+    if not isinstance(ids, list) or len(ids) > MAX_REMOVE:
+        raise invalid_property("nodeList", None, f"At most {MAX_REMOVE} nodes can be removed in one request.")
+    timeout_s = _timeout(body.get("resizeTimeout"))
+    _steady(pool)
+    t = ctx.clock.now()
+    views = []
+    for nid in ids:
+        v = nodes.find_node(ctx, pool, str(nid), t)
+        if v is None:
+            raise invalid_property("nodeList", nid, f"The node {nid} does not exist in pool {pool['id']}.")
+        views.append(v)
+    removed_d = removed_lp = 0
+    for v in views:
+        if v.state == "leavingpool":
+            continue
+        _leave(pool, v.index, bool(v.seg["dedicated"]), t)
+        if v.seg["dedicated"]:
+            removed_d += 1
+        else:
+            removed_lp += 1
+    pool["targetDedicatedNodes"] = max(0, int(pool.get("targetDedicatedNodes") or 0) - removed_d)
+    pool["targetLowPriorityNodes"] = max(0, int(pool.get("targetLowPriorityNodes") or 0) - removed_lp)
+    pool["_sim"]["episode"] = {"start": t, "end": t + nodes.LEAVE + 1.0, "errors": [], "stop_at": None}
+    pool["resizeTimeout"] = format_duration(timeout_s)
+    pool["allocationState"] = "resizing"
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+# -- nodes ----------------------------------------------------------------------------------------------
+
+def list_nodes(ctx, account: str, pool_id: str, flt: str | None = None, select: str | None = None,
+               maxresults: str | None = None, skip: str | None = None,
+               auth_scheme: str | None = None) -> tuple[list[dict], str | None]:
+    pool = get_pool(ctx, account, pool_id, auth_scheme)
+    pred = compile_filter(flt)
+    limit = max_results(maxresults)
+    after = int(skip) if skip and skip.lstrip("-").isdigit() else -1
+    t = ctx.clock.now()
+    out: list[dict] = []
+    nxt = None
+    for v in nodes.iter_nodes(ctx, pool, t):
+        if v.index <= after:
+            continue
+        body = nodes.render(ctx, account, pool, v, t)
+        if not pred(body):
+            continue
+        if len(out) == limit:
+            nxt = str(out_last)
+            break
+        out.append(apply_select(body, select))
+        out_last = v.index
+    return out, nxt
+
+
+def get_node(ctx, account: str, pool_id: str, node_id: str, auth_scheme: str | None = None) -> dict:
+    pool = get_pool(ctx, account, pool_id, auth_scheme)
+    t = ctx.clock.now()
+    v = nodes.find_node(ctx, pool, node_id, t)
+    if v is None:
+        raise BatchError(404, "NodeNotFound", "The specified node does not exist.")
+    return nodes.render(ctx, account, pool, v, t)
+
+
+_REBOOT_BLOCKED = {
+    "creating": ("NodeBeingCreated", "The specified node is being created."),
+    "starting": ("NodeBeingStarted", "The specified node is being started."),
+    "waitingforstarttask": ("NodeBeingStarted", "The specified node is being started."),
+    "rebooting": ("NodeBeingRebooted", "The specified node is being rebooted."),
+    "reimaging": ("NodeBeingReimaged", "The specified node is being reimaged."),
+    "leavingpool": ("OperationInvalidForCurrentState",
+                    "The specified operation is not valid for the current state of the resource."),
+}
+
+
+def reboot_node(ctx, account: str, pool_id: str, node_id: str, body: Any = None,
+                auth_scheme: str | None = None) -> None:
+    pool = get_pool(ctx, account, pool_id, auth_scheme)
+    _writable(pool)
+    t = ctx.clock.now()
+    v = nodes.find_node(ctx, pool, node_id, t)
+    if v is None:
+        raise BatchError(404, "NodeNotFound", "The specified node does not exist.")
+    if v.state in _REBOOT_BLOCKED:
+        code, msg = _REBOOT_BLOCKED[v.state]
+        raise BatchError(409, code, msg)
+    ov = pool["_sim"].setdefault("nodes", {}).setdefault(str(v.index), {})
+    ov["reboot"] = t
+    ov["dedicated"] = bool(v.seg["dedicated"])
+    # a running task is requeued/terminated by the reboot: end its occupancy now
+    busy = pool["_sim"].setdefault("busy", {}).get(str(v.index), [])
+    for iv in busy:
+        if iv[0] <= t < iv[1]:
+            iv[1] = t
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+
+
+def node_counts(ctx, account: str, flt: str | None = None, maxresults: str | None = None,
+                skip: str | None = None) -> tuple[list[dict], str | None]:
+    get_account(ctx, account)
+    pred = compile_filter(flt)
+    limit = max_results(maxresults, default=10, limit=10)
+    out = []
+    t = ctx.clock.now()
+    for pool in ctx.store.list(KIND, prefix=f"{account.lower()}/"):
+        c = nodes.counts(ctx, pool, t)
+        item = {"poolId": pool["id"], **c}
+        if pred({"poolId": pool["id"], "id": pool["id"]}):
+            out.append(item)
+    start = int(skip) if skip and skip.isdigit() else 0
+    page = out[start:start + limit]
+    nxt = str(start + limit) if start + limit < len(out) else None
+    return page, nxt
+
+
+# -- used by jobs/tasks ------------------------------------------------------------------------------
+
+def find_pool_raw(ctx, account: str, pool_id: str) -> dict | None:
+    return ctx.store.get(KIND, pool_key(account, pool_id))
+
+
+def is_gallery_pool(pool: dict | None) -> bool:
+    return bool(pool) and (pool["_sim"].get("image") or {}).get("kind") == "gallery"
+
+
+def claim_node(ctx, account: str, pool_id: str, earliest: float, duration: float, exit_code: int,
+               task_url: str) -> tuple[str, float, str] | None:
+    """Put a task on the node that is free the soonest (not later than now); returns (node id, start, node url)."""
+    pool = ctx.store.get(KIND, pool_key(account, pool_id))
+    if pool is None or pool.get("state") != "active":
+        return None
+    t = ctx.clock.now()
+    best = None
+    for v in nodes.iter_nodes(ctx, pool, t):
+        if v.state != "idle":
+            continue
+        start = max(earliest, v.since)
+        if start <= t and (best is None or start < best[1]):
+            best = (v, start)
+    if best is None:
+        return None
+    v, start = best
+    busy = pool["_sim"].setdefault("busy", {}).setdefault(str(v.index), [])
+    busy.append([start, start + duration, exit_code, task_url])
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    nid = nodes.node_id(pool["id"], v.index, bool(v.seg["dedicated"]))
+    return nid, start, f"{endpoint(ctx, account)}/pools/{pool['id']}/nodes/{nid}"

@@ -77,22 +77,23 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         preflight = PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="{{ params.rebuild }}",
                                       arm_conn_id=cfg.arm_conn_id)
         plan = preflight.output
+        waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
-                                            arm_conn_id=cfg.arm_conn_id)
+                                            arm_conn_id=cfg.arm_conn_id, **waits)
         image = ManagedImageOperator(task_id="create_managed_image", plan=plan, snapshots=snapshots.output,
-                                     arm_conn_id=cfg.arm_conn_id)
+                                     arm_conn_id=cfg.arm_conn_id, **waits)
         version = GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image.output,
-                                              arm_conn_id=cfg.arm_conn_id)
+                                              arm_conn_id=cfg.arm_conn_id, **waits)
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=specs)
-        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady").expand(pool_spec=specs)
+        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=specs)
         pools >> steady
         cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
                                                    snapshots=snapshots.output, image_id=image.output,
-                                                   arm_conn_id=cfg.arm_conn_id)
+                                                   arm_conn_id=cfg.arm_conn_id, **waits)
         wait_snapshots >> image
         version >> cleanup
         # Preflight (which writes nothing) is the setup: if snapshot_disks itself fails half-way, the

@@ -37,6 +37,21 @@ def read_connections(path: Path, standin_base: str | None = None) -> list[dict]:
     return out
 
 
+def as_env(conns: list[dict]) -> dict[str, str]:
+    """The same connections as AIRFLOW_CONN_* variables (JSON form).
+
+    `airflow dags test` runs deferrable triggers in-line, where Airflow 3.3 resolves connections from
+    environment variables and secrets backends only, not from the metadata DB.
+    """
+    env = {}
+    for c in conns:
+        doc = {k: v for k, v in c.items() if k not in ("conn_id", "extra") and v is not None}
+        if c.get("extra"):
+            doc["extra"] = json.loads(c["extra"])
+        env[f"AIRFLOW_CONN_{c['conn_id'].upper()}"] = json.dumps(doc)
+    return env
+
+
 def upsert_connections(conns: list[dict]) -> list[str]:
     from airflow.models import Connection
     from airflow.utils.session import create_session

@@ -35,11 +35,11 @@ def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_cl
         return proc, proc.start(port=port)
 
 
-def run_dag(dag_id: str, logical_date: str, log_path: Path) -> tuple[int, float]:
+def run_dag(dag_id: str, logical_date: str, log_path: Path, conn_env: dict[str, str]) -> tuple[int, float]:
     start = time.monotonic()
     with open(log_path, "w") as log:
         rc = subprocess.call([sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date],
-                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **conn_env})
     return rc, time.monotonic() - start
 
 
@@ -69,17 +69,30 @@ def task_rows(dag_id: str, logical_date: str) -> tuple[dict, list[dict], dict]:
         return info, rows, {f"{k[0]}:{k[1]}": v for k, v in xcoms.items()}
 
 
+def _text(value) -> str:
+    """An SDK enum's wire value ("Completed"), or the value itself."""
+    return getattr(value, "value", value)
+
+
 def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
     """What the SDK sees now: replication per region, pools, and leftover temporary resources."""
+    import logging
+
+    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     out: dict = {"replication": {}, "pools": [], "leftovers": []}
     compute = standin_client.compute_client(ep)
     if plan:
+        from azure.core.exceptions import ResourceNotFoundError
+
         g, d = plan["gallery"], plan["image_definition"]
-        v = compute.gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
-                                                expand="ReplicationStatus")
-        for s in v.replication_status.summary:
-            out["replication"][s.region] = {"state": s.state, "progress": s.progress}
-        for t in v.publishing_profile.target_regions:
+        try:
+            v = compute.gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
+                                                    expand="ReplicationStatus")
+        except ResourceNotFoundError:
+            v = None
+        for s in v.replication_status.summary if v else []:
+            out["replication"][s.region] = {"state": _text(s.state), "progress": s.progress}
+        for t in v.publishing_profile.target_regions if v else []:
             out["replication"].setdefault(t.name, {})["replicas"] = t.regional_replica_count
         rg = plan["work_resource_group"]
         out["leftovers"] = [s.id for s in compute.snapshots.list_by_resource_group(rg)] + \
@@ -87,11 +100,15 @@ def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
     batch = standin_client.batch_client(ep)
     counts = {c.pool_id: c for c in batch.list_pool_node_counts()}
     for pool_id in pool_ids:
-        pool = batch.get_pool(pool_id)
+        try:
+            pool = batch.get_pool(pool_id)
+        except Exception as err:  # noqa: BLE001 - report, don't crash the summary
+            out["pools"].append({"id": pool_id, "error": str(err).splitlines()[0]})
+            continue
         c = counts.get(pool_id)
         dedicated = c.dedicated.as_dict() if c and c.dedicated else {}
         out["pools"].append({
-            "id": pool.id, "allocation_state": pool.allocation_state, "vm_size": pool.vm_size,
+            "id": pool.id, "allocation_state": _text(pool.allocation_state), "vm_size": pool.vm_size,
             "image": pool.virtual_machine_configuration.image_reference.virtual_machine_image_id,
             "node_agent_sku_id": pool.virtual_machine_configuration.node_agent_sku_id,
             "current_dedicated_nodes": pool.current_dedicated_nodes,
@@ -118,6 +135,9 @@ def print_summary(s: dict) -> None:
         w(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  replicas {r.get('replicas', '?')}\n")
     w("\nPools:\n")
     for p in s["azure"]["pools"]:
+        if "error" in p:
+            w(f"  {p['id']}: {p['error']}\n")
+            continue
         w(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/{p['target_dedicated_nodes']} "
           f"dedicated, nodes {p['node_counts']}, agent '{p['node_agent_sku_id']}'\n    image {p['image']}\n")
     req = s["requests"]
@@ -145,13 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         control.clear_requests()
         print(f"stand-in: {ep['arm']} (state {state_dir}, time scale {args.time_scale:g}x)")
 
-        from include.airflow_settings import read_connections, upsert_connections
+        from include.airflow_settings import as_env, read_connections, upsert_connections
 
-        upsert_connections(read_connections(ROOT / "airflow_settings.yaml", ep["arm"]))
+        conns = read_connections(ROOT / "airflow_settings.yaml", ep["arm"])
+        upsert_connections(conns)
         logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         log_path = state_dir / "demo-airflow.log"
         print(f"running `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
-        rc, wall = run_dag(args.dag_id, logical_date, log_path)
+        rc, wall = run_dag(args.dag_id, logical_date, log_path, as_env(conns))
 
         run, stages, xcoms = task_rows(args.dag_id, logical_date)
         plan = xcoms.get("preflight:return_value")
@@ -176,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(summary["summary_path"]).write_text(json.dumps(summary, indent=2, default=str))
         print_summary(summary)
         ok = rc == 0 and run.get("state") == "success" and all(
-            p["allocation_state"] == "steady" for p in summary["azure"]["pools"]) and summary["azure"]["pools"]
+            p.get("allocation_state") == "steady" for p in summary["azure"]["pools"]) and summary["azure"]["pools"]
         if not ok:
             print(f"\nDEMO FAILED (exit {rc}); last lines of {log_path}:", file=sys.stderr)
             print("".join(log_path.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)

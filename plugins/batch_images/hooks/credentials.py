@@ -17,12 +17,18 @@ Nothing here logs or returns a secret: :func:`client_kwargs` gives only URLs and
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from batch_images.rules.errors import InvalidInput
+
+# azure-core logs every request and response (headers included) at INFO: in task logs that buries
+# what the pipeline itself says. Errors still surface as exceptions with Azure's message.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+logging.getLogger("azure.identity").setLevel(logging.WARNING)
 
 # plugins/batch_images/hooks/credentials.py -> parents[2] is plugins/, its parent is the project root.
 PLUGINS_DIR = Path(__file__).resolve().parents[2]

@@ -184,6 +184,9 @@ class PipelineConfig:
     node_agent_sku_id: str | None = None  # None: derived from Batch's supported images
     keep_versions: int = 3
     end_of_life_days: int | None = 90
+    # How often waits look at Azure. Azure's own Retry-After for compute LROs is 15-30 s; a faster
+    # stand-in (see include/pipelines/demo.yaml) can use less. Throttled reads still wait as told.
+    poll_interval_seconds: int = 30
     pools: tuple[PoolConfig, ...]
 
     # -- ids and names ----------------------------------------------------------------------------------------
@@ -534,7 +537,8 @@ def _tags(value: Any, field: str) -> tuple[str, ...]:
 
 _PIPELINE_REQUIRED = ("dag_id", "start_date", "source_vm_id", "gallery", "image_definition", "target_regions", "pools")
 _PIPELINE_OPTIONAL = ("description", "schedule", "tags", "owner", "arm_conn_id", "work_resource_group", "replica_rule",
-                      "storage_account_type", "node_agent_sku_id", "keep_versions", "end_of_life_days")
+                      "storage_account_type", "node_agent_sku_id", "keep_versions", "end_of_life_days",
+                      "poll_interval_seconds")
 
 
 def parse_pipeline(data: Mapping[str, Any], field: str = "pipeline") -> PipelineConfig:
@@ -603,6 +607,8 @@ def parse_pipeline(data: Mapping[str, Any], field: str = "pipeline") -> Pipeline
                                       "keep at least 1 version (the one the pools use)"),
         end_of_life_days=_optional(d, "end_of_life_days", 90, _int, _join(path, "end_of_life_days"), 1, None,
                                    "give a number of days >= 1, or null for no end-of-life date"),
+        poll_interval_seconds=_required_value(d, "poll_interval_seconds", path, 30, _int, 1, 3600,
+                                              "give seconds between 1 and 3600 (30 suits Azure)"),
         pools=pools,
     )
     if all(p.batch_account_location for p in pools):

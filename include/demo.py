@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from include.azure_standin import client as standin_client
+from include.pipeline_runner import run_dag_test
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DAG_ID = "batch_image_ubuntu2204"
@@ -33,40 +31,6 @@ def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_cl
     except Exception:  # noqa: BLE001 - no stand-in answering on that dir: start one
         proc = standin_client.StandInProcess(state_dir, time_scale=scale)
         return proc, proc.start(port=port)
-
-
-def run_dag(dag_id: str, logical_date: str, log_path: Path, conn_env: dict[str, str]) -> tuple[int, float]:
-    start = time.monotonic()
-    with open(log_path, "w") as log:
-        rc = subprocess.call([sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date],
-                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **conn_env})
-    return rc, time.monotonic() - start
-
-
-def task_rows(dag_id: str, logical_date: str) -> tuple[dict, list[dict], dict]:
-    """The run, its task instances (durations) and their XCom return values, from the Airflow DB."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        runs = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).all()
-        run = next((r for r in runs if r.logical_date and r.logical_date.isoformat().startswith(logical_date[:19])), runs[0] if runs else None)
-        if run is None:
-            return {}, [], {}
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id).all()
-        rows = []
-        for ti in sorted(tis, key=lambda t: (t.start_date or datetime.max.replace(tzinfo=timezone.utc), t.map_index)):
-            dur = (ti.end_date - ti.start_date).total_seconds() if ti.start_date and ti.end_date else None
-            rows.append({"task": ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
-                         "state": str(ti.state), "try": ti.try_number, "seconds": None if dur is None else round(dur, 1)})
-        xcoms = {}
-        for x in session.query(XComModel).filter(XComModel.dag_id == dag_id, XComModel.run_id == run.run_id):
-            value = XComModel.deserialize_value(x)
-            xcoms[x.task_id if x.map_index < 0 else f"{x.task_id}[{x.map_index}]", x.key] = value
-        info = {"run_id": run.run_id, "state": str(run.state),
-                "seconds": round((run.end_date - run.start_date).total_seconds(), 1) if run.end_date and run.start_date else None}
-        return info, rows, {f"{k[0]}:{k[1]}": v for k, v in xcoms.items()}
 
 
 def _text(value) -> str:
@@ -172,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         log_path = state_dir / "demo-airflow.log"
         print(f"running `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
-        rc, wall = run_dag(args.dag_id, logical_date, log_path, as_env(conns))
-
-        run, stages, xcoms = task_rows(args.dag_id, logical_date)
+        result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns))
+        rc, wall = result.exit_code, result.wall_seconds
+        run, stages, xcoms = result.run, result.tasks, result.xcoms
         plan = xcoms.get("preflight:return_value")
         pool_ids = [v if isinstance(v, str) else v.get("pool_id") for k, v in sorted(xcoms.items())
                     if k.startswith("create_pool[") and k.endswith(":return_value")]

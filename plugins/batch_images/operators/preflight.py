@@ -78,8 +78,7 @@ class _Problems:
     def add(self, field: str, value: Any, reason: str, fix: str) -> None:
         self.add_error(InvalidInput(field, value, reason, fix))
 
-    def add_error(self, err: InvalidInput, prefix: str = "") -> None:
-        err = err.at(prefix) if prefix else err
+    def add_error(self, err: InvalidInput) -> None:
         if all(str(e) != str(err) for e in self.items):  # one problem, one line
             self.items.append(err)
 

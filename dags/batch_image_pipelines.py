@@ -16,7 +16,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, XComArg
 
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator
@@ -29,6 +29,17 @@ from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.sensors.pool import BatchPoolSteadySensor
 
 PIPELINES_DIR = Path(os.environ.get("BATCH_IMAGES_PIPELINES_DIR", Path(__file__).resolve().parents[1] / "include" / "pipelines"))
+
+
+def retry_delay() -> timedelta:
+    """Base delay of task retries (exponential backoff on top): 1 minute, or BATCH_IMAGES_RETRY_DELAY_SECONDS.
+
+    The override exists for the fault suite (tests/reliability), which retries tasks many times against
+    a stand-in running thousands of times faster than Azure; leave it unset in deployments.
+    """
+    value = os.environ.get("BATCH_IMAGES_RETRY_DELAY_SECONDS")
+    return timedelta(seconds=float(value)) if value else timedelta(minutes=1)
+
 
 DOC = """
 ### {dag_id}
@@ -58,7 +69,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         default_args={
             "owner": cfg.owner,
             "retries": 2,
-            "retry_delay": timedelta(minutes=1),
+            "retry_delay": retry_delay(),
             "retry_exponential_backoff": True,
         },
         params={
@@ -81,6 +92,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
+                                            operations=XComArg(snapshots, key="operations"),
                                             arm_conn_id=cfg.arm_conn_id, **waits)
         image = ManagedImageOperator(task_id="create_managed_image", plan=plan, snapshots=snapshots.output,
                                      arm_conn_id=cfg.arm_conn_id, **waits)

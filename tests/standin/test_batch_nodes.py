@@ -108,6 +108,22 @@ def test_reboot_and_remove_nodes(standin, image):
     assert err.value.status_code == 400 and error_values(err.value)["PropertyName"] == "nodeList"
 
 
+def test_a_sticky_start_task_failure_survives_a_reboot(standin, image):
+    """`sticky: true`: the start task fails again after a reboot (a broken script, not a flaky node)."""
+    standin.control.add_fault("start_task_failed", match={"pool_regex": "^sticky$"}, nodes=1, sticky=True)
+    client = standin.batch()
+    client.create_pool(pool_options("sticky", image.id, nodes=2))
+    wait_pool(client, "sticky")
+    failed = next(n for n in client.list_nodes("sticky") if n.state == "starttaskfailed")
+    with slow(standin):
+        poller = client.begin_reboot_node("sticky", failed.id, {"nodeRebootOption": "requeue"},
+                                          polling_interval=POLL)
+        standin.control.advance(300)
+        poller.result()
+    again = client.get_node("sticky", failed.id)
+    assert again.state == "starttaskfailed" and again.last_boot_time > failed.last_boot_time
+
+
 def test_stop_resize_keeps_the_nodes_allocated_so_far(standin, image):
     set_quotas(standin, dedicatedCoreQuota=2000,
                dedicatedCoreQuotaPerVMFamily=[{"name": "standardDSv3Family", "coreQuota": 2000}])

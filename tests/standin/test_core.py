@@ -49,6 +49,20 @@ def test_5xx_burst_beyond_the_sdk_retries_surfaces_as_an_error(standin):
     assert client.virtual_machines.get(*_vm(standin)).name == _vm(standin)[1]
 
 
+def test_a_slow_answer_after_skipping_the_first_match(standin):
+    """`http` without `status`: served as usual, answer held `delay` s; `skip` lets the first match through."""
+    standin.control.add_fault("http", count=1, skip=1, delay=0.6, match={"op": "VirtualMachines_Get"})
+    client = standin.compute()
+    times = []
+    for _ in range(3):
+        start = time.monotonic()
+        assert client.virtual_machines.get(*_vm(standin)).name == _vm(standin)[1]
+        times.append(time.monotonic() - start)
+    assert times[1] >= 0.6 and times[0] < 0.5 and times[2] < 0.5, times
+    gets = [r for r in standin.control.requests(items=True)["items"] if r["op"] == "VirtualMachines_Get"]
+    assert [(r["status"], r["fault"]) for r in gets] == [(200, None), (200, "delay"), (200, None)]
+
+
 def test_unknown_fault_kind_is_refused(standin):
     with pytest.raises(urllib.error.HTTPError) as err:
         standin.control.add_fault("meteor_strike")

@@ -154,14 +154,14 @@ def node_view(ctx, pool: dict, seg: dict, j: int, t: float) -> NodeView | None:
         if t < ready:
             return _finish(ctx, pool, seg, j, index, "starting", appear + c, appear, boot, None, None, leave, deleting, t)
 
-    # agent is up
-    if doomed_image or (unusable_fault and not healed):
+    # agent is up; a reboot heals a fault unless it is sticky (a broken start task fails again after it)
+    if doomed_image or (unusable_fault and (not healed or seg["unusable"].get("sticky"))):
         src = doomed_image or seg["unusable"]
         errors = [{"code": src.get("code") or "NodeUnusable", "message": src.get("message") or
                    "The node is unusable: the Batch node agent could not start on it.",
                    "errorDetails": [{"name": k, "value": str(v)} for k, v in (src.get("details") or {}).items()]}]
         return _finish(ctx, pool, seg, j, index, "unusable", ready, appear, boot, None, errors, leave, deleting, t)
-    failed = bool(stf_fault) and not healed
+    failed = bool(stf_fault) and (not healed or bool(seg["stf"].get("sticky")))
     st_info = _start_task_info(ctx, seg, t, ready, st, failed, retries) if has_st else None
     if has_st and wait:
         if t < ready + st:

@@ -400,7 +400,7 @@ def _new_segment(ctx, account: str, acct: dict, pool: dict, t: float, want: int,
             if f is not None:
                 seg[field] = {"k": _fault_count(f, int(seg["granted"]), 1.0), "code": f.get("code"),
                               "message": f.get("message"), "exit_code": f.get("exit_code", 1),
-                              "details": f.get("details") or {}}
+                              "details": f.get("details") or {}, "sticky": bool(f.get("sticky"))}
         if image.get("lineage"):
             seg["all_unusable"] = image["lineage"]
     sim["next_index"] = seg["first"] + n

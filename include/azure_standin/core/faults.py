@@ -48,11 +48,15 @@ class Faults:
     def take(self, kind: str, **attrs) -> dict | None:
         """The first active fault of `kind` matching attrs, with one of its counts consumed.
 
-        count -1 means "every time until cleared".
+        count -1 means "every time until cleared"; a spec with "skip": N lets the first N matches through.
         """
         with self.store.lock:
             for spec in self.store.list("fault"):
                 if spec["kind"] != kind or spec["count"] == 0 or not _matches(spec.get("match"), attrs):
+                    continue
+                if spec.get("skip", 0) > 0:
+                    spec["skip"] -= 1
+                    self.store.put("fault", spec["id"], spec)
                     continue
                 if spec["count"] > 0:
                     spec["count"] -= 1

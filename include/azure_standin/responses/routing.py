@@ -6,6 +6,7 @@ need no locking of their own.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -139,9 +140,14 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
         write = method not in ("GET", "HEAD")
         fault_name = None
         retry_after = None
+        delay = 0.0
         with ctx.lock:
             try:
                 fault = ctx.faults.take("http", method=method, op=op, path=req.path)
+                if fault is not None and fault.get("status") is None and fault.get("delay"):
+                    # a slow answer, not an error: served as usual, then held back `delay` real seconds
+                    delay, fault = float(fault["delay"]), None
+                    fault_name = "delay"
                 if fault is not None:
                     status = int(fault.get("status", 503))
                     code, message = _HTTP_FAULT_CODES.get(status, ("InternalServerError", "Injected fault."))
@@ -186,6 +192,8 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                 real_ts=time.time(), sim_ts=ctx.clock.now(), family=family, method=method, path=req.path,
                 op=op, status=response.status_code, write=int(write), fault=fault_name, retry_after=retry_after,
             )
+        if delay:
+            await asyncio.sleep(delay)
         return response
 
     return Route(path, endpoint, methods=list(ops), name=None)

@@ -152,7 +152,7 @@ class ArmWaitingOperator(BaseOperator):
             trigger = AzureBaseWaiterTrigger(
                 waiter_name=waiter_name, waiter_args=waiter_args, conn_id=self.arm_conn_id,
                 poll_interval=self.poll_interval, timeout_seconds=timeout, return_key="value",
-                return_value=return_value,
+                return_value=return_value, resume_kwargs={"phase": phase, "extra": extra},
             )
             self.log.info("Deferring: waiting for %s (poll every %ss, timeout %ss)", waiter_name,
                           self.poll_interval, int(timeout))
@@ -167,7 +167,11 @@ class ArmWaitingOperator(BaseOperator):
 
     def resume(self, context: Any, event: dict | None = None, phase: str = "", extra: dict | None = None) -> Any:
         """Where a deferred wait comes back (method_name of the deferral)."""
-        return self.after_wait(context, event or {}, phase, extra or {})
+        event = event or {}
+        if not phase:  # `airflow dags test` hands back the event only: take the deferral's kwargs from it
+            carried = event.get("resume_kwargs") or {}
+            phase, extra = carried.get("phase", ""), carried.get("extra")
+        return self.after_wait(context, event, phase, extra or {})
 
     def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
         """Default: success returns the event's value; failure and timeout raise with the waiter's message."""

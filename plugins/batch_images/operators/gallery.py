@@ -8,13 +8,14 @@ from typing import Any
 from batch_images.operators._arm import (
     ArmOperationFailed,
     ArmWaitingOperator,
+    is_ours,
     iso_end_of_life,
     plan_get,
     run_tags,
     same_id,
     shared_tags,
 )
-from batch_images.rules import ids
+from batch_images.rules import ids, naming
 from batch_images.rules.errors import InvalidInput
 from batch_images.triggers.waiters.arm import failed_regions, region_key
 
@@ -95,6 +96,17 @@ def version_body(plan: Mapping[str, Any], image_id: str) -> dict:
     }
 
 
+def unrepairable_failure(version: Mapping[str, Any], home_region: str) -> bool:
+    """A Failed version that removing and re-adding regions cannot fix: its create operation failed (no
+    failed region reported, or every region failed with it) or the gallery's own region failed."""
+    props = version.get("properties") or {}
+    if props.get("provisioningState") not in ("Failed", "Canceled"):
+        return False
+    summary = (props.get("replicationStatus") or {}).get("summary") or []
+    failed = [s for s in summary if (s.get("state") or "").lower() == "failed"]
+    return not failed or any(region_key(s.get("region")) == region_key(home_region) for s in failed)
+
+
 def version_source(version: Mapping[str, Any]) -> str | None:
     source = (((version.get("properties") or {}).get("storageProfile") or {}).get("source") or {})
     return source.get("id") or source.get("virtualMachineId")
@@ -156,6 +168,11 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                     f"image version {version_id} already exists from source {source}, not {image_id}; Azure does "
                     "not allow changing a version's source (PropertyChangeNotAllowed). Fix: build the next "
                     "version number (rebuild N+1 of the date), or delete that version if it is not in use")
+            if unrepairable_failure(version, gallery["location"]) and self.made_by_this_run(version):
+                self.log.warning("Replacing image version %s: an earlier attempt of this run left it %s", version_id,
+                                 (version.get("properties") or {}).get("provisioningState"))
+                self.delete_and_wait([version_id])
+                version = None
 
         # 2. gallery and definition
         _, created = self.hook.get_or_create_gallery(
@@ -179,6 +196,25 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
             body = version_body(plan, image_id)
             self.hook.begin_create_version(version_id, body)
         return self.wait_replication(context, version_id, attempt=0)
+
+    def made_by_this_run(self, version: Mapping[str, Any]) -> bool:
+        return is_ours(version) and (version.get("tags") or {}).get(naming.TAG_RUN_ID) == \
+            run_tags(self.plan)[naming.TAG_RUN_ID]
+
+    def discard_failed_version(self, version_id: str) -> str:
+        """Delete this run's Failed version (and wait), so nothing Failed is left and a retry creates it again.
+
+        Returns what was done, for the failure message. A version another run made is left alone.
+        """
+        version = self.hook.find_resource(version_id)
+        if version is None:
+            return "the version no longer exists"
+        if not self.made_by_this_run(version):
+            return "the version was left in place: this run did not create it"
+        self.log.warning("Deleting image version %s: it ended %s and was created by this run", version_id,
+                         (version.get("properties") or {}).get("provisioningState"))
+        self.delete_and_wait([version_id])
+        return "the failed version (created by this run) was deleted; a retry of the task creates it again"
 
     def log_replica_sizing(self, plan: Mapping[str, Any]) -> None:
         sizing = plan_get(plan, "replica_sizing", {}) or {}
@@ -216,13 +252,17 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
             state = event.get("state") or {}
             failed = failed_regions(state) if event.get("status") == "failure" else []
             if not failed:
+                if event.get("status") == "failure" and state.get("provisioningState") in ("Failed", "Canceled"):
+                    done = self.discard_failed_version(version_id)
+                    raise ArmOperationFailed(f"image version {version_id}: {event.get('message')}; {done}")
                 self.check_event(event, f"image version {version_id}")
             details = "; ".join(f"{r['region']}: {r.get('details') or 'no details'}" for r in failed)
             home = region_key(plan_get(self.plan, "gallery.location"))
             if any(region_key(r["region"]) == home for r in failed):
+                done = self.discard_failed_version(version_id)
                 raise ArmOperationFailed(
                     f"image version {version_id}: replication failed in the gallery's own region ({details}); that "
-                    "region cannot be removed and re-added. Fix: delete the version and retry the task")
+                    f"region cannot be removed and re-added: {done}")
             if attempt >= self.max_region_retries:
                 raise ArmOperationFailed(
                     f"image version {version_id}: replication still failed after {attempt} remove/re-add "

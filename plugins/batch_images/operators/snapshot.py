@@ -45,7 +45,8 @@ class SnapshotDisksOperator(ArmWaitingOperator):
     :param plan: the PreflightOperator's plan (templated).
     :param wait_for_completion: wait until every snapshot is Succeeded (else a downstream
         :class:`~batch_images.sensors.arm.ArmResourcesSensor` may wait).
-    :return: ``[{"role": "os"|"data", "lun": int|None, "id": snapshot id}]``
+    :return: ``[{"role": "os"|"data", "lun": int|None, "id": snapshot id}]``; XCom ``operations``: the
+        Azure-AsyncOperation URL of each create this try started (for ArmResourcesSensor's ``operations``).
     """
 
     template_fields: Sequence[str] = ("plan", "arm_conn_id")
@@ -107,6 +108,12 @@ class SnapshotDisksOperator(ArmWaitingOperator):
             self.log.info("Snapshot %s of %s disk %s started", snap["name"], snap["role"],
                           snap["disk_id"] if snap["lun"] is None else f"LUN {snap['lun']} ({snap['disk_id']})")
         result = [{"role": s["role"], "lun": s["lun"], "id": s["id"]} for s in wanted]
+        ti = context.get("ti") if isinstance(context, Mapping) else None
+        if ti is not None:
+            # XCom "operations": {snapshot id: Azure-AsyncOperation URL} of the creates this try started, so that
+            # a separate waiter (wait_for_snapshots) can report Azure's error when a snapshot ends Failed (a Failed
+            # snapshot's own body does not say why).
+            ti.xcom_push(key="operations", value=operations)
         if not self.wait_for_completion:
             return result
         return self.wait(context, waiter_name="arm_provisioning",

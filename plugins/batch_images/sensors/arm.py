@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,16 +24,21 @@ class ArmResourcesSensor(BaseSensorOperator):
     otherwise the same waiter runs in the worker (:func:`~batch_images.triggers.base.run_waiter_sync`), or,
     with ``mode="reschedule"``, one probe per poke.
 
+    ``operations``: optional ``{resource id: Azure-AsyncOperation URL}`` of the creates (the
+    SnapshotDisksOperator's XCom ``operations``), so that a resource ending Failed is reported with Azure's
+    error: a Failed resource's own body does not say why.
+
     :return: the list of resource ids.
     """
 
-    template_fields: Sequence[str] = ("resource_ids", "arm_conn_id")
+    template_fields: Sequence[str] = ("resource_ids", "operations", "arm_conn_id")
 
-    def __init__(self, *, resource_ids: Any, arm_conn_id: str = "azure_default", deferrable: bool = True,
-                 poll_interval: float = 15.0, timeout: float = 3600.0, **kwargs: Any) -> None:
+    def __init__(self, *, resource_ids: Any, operations: Any = None, arm_conn_id: str = "azure_default",
+                 deferrable: bool = True, poll_interval: float = 15.0, timeout: float = 3600.0, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(timeout=timeout, **kwargs)
         self.resource_ids = resource_ids
+        self.operations = operations
         self.arm_conn_id = arm_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -41,13 +46,19 @@ class ArmResourcesSensor(BaseSensorOperator):
     def _ids(self) -> list[str]:
         return ids_of(self.resource_ids, "resource_ids")
 
+    def _args(self) -> dict:
+        args: dict = {"resource_ids": self._ids()}
+        if isinstance(self.operations, Mapping) and self.operations:
+            args["operations"] = {str(k): str(v) for k, v in self.operations.items() if v}
+        return args
+
     def execute(self, context: Any) -> list[str]:
         resource_ids = self._ids()
         if not resource_ids:
             self.log.info("No resources to wait for")
             return []
         timeout = float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
-        args = {"resource_ids": resource_ids}
+        args = self._args()
         if self.deferrable:
             self.defer(
                 trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
@@ -77,7 +88,7 @@ class ArmResourcesSensor(BaseSensorOperator):
         hook = make_hook(waiter, self.arm_conn_id)
         hook.load_connection()
         try:
-            state = await waiter.probe(hook, resource_ids=self._ids())
+            state = await waiter.probe(hook, **self._args())
         finally:
             await hook.close()
         status, message = waiter.evaluate(state)

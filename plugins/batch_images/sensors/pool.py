@@ -192,6 +192,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
                 deadline=deadline,
                 return_key="pool_id",
                 return_value=spec["pool_id"],
+                resume_kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
             ),
             method_name="execute_complete",
             kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
@@ -200,6 +201,9 @@ class BatchPoolSteadySensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict | None = None, spec: dict | None = None,
                          deadline: float | None = None, attempts: dict | None = None) -> str:
+        if spec is None:  # `airflow dags test` hands back the event only: take the deferral's kwargs from it
+            carried = (event or {}).get("resume_kwargs") or {}
+            spec, deadline, attempts = carried.get("spec"), carried.get("deadline"), carried.get("attempts")
         spec = spec or self._spec()
         attempts = dict(attempts or {})
         deadline = deadline if deadline is not None else time.time() + spec["timeout"]

@@ -230,6 +230,10 @@ class AzureBaseWaiterTrigger(BaseTrigger):
     :param timeout_seconds: how long to wait from the moment the trigger is first built (at defer).
     :param deadline: absolute epoch-seconds deadline; set by :meth:`serialize` so restarts keep it.
     :param return_key: / :param return_value: put into the event, e.g. the resource ids being waited on.
+    :param resume_kwargs: the deferral's ``kwargs``, also carried in the event (key ``resume_kwargs``):
+        ``airflow dags test`` (``dag.test()``'s in-line triggers, Airflow 3.3) resumes the task with
+        ``{"event": ...}`` only, dropping the deferral's kwargs that the triggerer keeps, so multi-step
+        operators read their phase and limits from the event when their kwargs are missing.
     """
 
     def __init__(
@@ -244,6 +248,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         return_key: str = "value",
         return_value: Any = None,
         client_options: dict | None = None,
+        resume_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
         self.waiter_name = waiter_name
@@ -255,6 +260,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         self.return_key = return_key
         self.return_value = return_value
         self.client_options = dict(client_options or {})
+        self.resume_kwargs = resume_kwargs
         self._hook: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -270,6 +276,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
                 "return_key": self.return_key,
                 "return_value": self.return_value,
                 "client_options": self.client_options,
+                "resume_kwargs": self.resume_kwargs,
             },
         )
 
@@ -290,6 +297,8 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         finally:
             await self.cleanup()
         result[self.return_key] = self.return_value
+        if self.resume_kwargs is not None:
+            result["resume_kwargs"] = self.resume_kwargs
         yield TriggerEvent(result)
 
     async def cleanup(self) -> None:

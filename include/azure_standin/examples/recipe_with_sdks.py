@@ -81,4 +81,6 @@ def main(endpoints_path: str, suffix: str = "sdk") -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: recipe_with_sdks.py ENDPOINTS_JSON [NAME_SUFFIX]  (start the stand-in first: make standin)")
     sys.exit(main(*sys.argv[1:]))

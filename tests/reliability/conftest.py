@@ -41,5 +41,9 @@ def pytest_terminal_summary(terminalreporter):
     for r in _ROWS:
         wbr = "-" if r["writes_before_refusal"] is None else str(r["writes_before_refusal"])
         w(f"{r['fault'][:58]:<58} {r['runs']:>4} {('yes' if r['survived'] else 'NO'):>8} {r['leaked']:>6} {wbr:>21}")
+    refusals = [r for r in _ROWS if r["fault"].startswith(("bad input", "secrets"))]
+    failures = [r for r in _ROWS if r not in refusals]
     w(f"{len(_ROWS)} rows; leaks total {sum(r['leaked'] for r in _ROWS)}; "
-      f"writes before refusals total {sum(r['writes_before_refusal'] or 0 for r in _ROWS)}")
+      f"writes before bad-input refusals total {sum(r['writes_before_refusal'] or 0 for r in refusals)}; "
+      f"writes made before a run failed on an injected fault (then cleaned up) "
+      f"{sum(r['writes_before_refusal'] or 0 for r in failures)}")

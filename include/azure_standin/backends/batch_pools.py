@@ -92,6 +92,15 @@ def _load(ctx, account: str, pool_id: str) -> dict:
     return pool
 
 
+def _load_for_change(ctx, account: str, pool_id: str, auth_scheme: str | None, headers: dict | None) -> dict:
+    """The pool a write is about: it exists, the caller may touch it, it is not deleting, If-Match holds."""
+    pool = _load(ctx, account, pool_id)
+    _touch(ctx, pool, auth_scheme)
+    _writable(pool)
+    check_if_match(headers or {}, pool["eTag"])
+    return pool
+
+
 def _touch(ctx, pool: dict, auth_scheme: str | None) -> None:
     if (pool["_sim"].get("image") or {}).get("kind") == "gallery":
         refuse_shared_key(auth_scheme)
@@ -608,10 +617,7 @@ def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: s
 def patch_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
                headers: dict | None = None) -> dict:
     body = require_body(body)
-    pool = _load(ctx, account, pool_id)
-    _touch(ctx, pool, auth_scheme)
-    _writable(pool)
-    check_if_match(headers or {}, pool["eTag"])
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     acct = get_account(ctx, account)
     image = _check_update_fields(ctx, acct, pool, body, auth_scheme)
     for f in ("displayName", "vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
@@ -651,10 +657,7 @@ def replace_properties(ctx, account: str, pool_id: str, body: Any, auth_scheme: 
 def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
                 headers: dict | None = None) -> dict:
     body = require_body(body)
-    pool = _load(ctx, account, pool_id)
-    _touch(ctx, pool, auth_scheme)
-    _writable(pool)
-    check_if_match(headers or {}, pool["eTag"])
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     if pool.get("enableAutoScale"):
         raise BatchError(409, "OperationInvalidForCurrentState",
                          "The specified operation is not valid for the current state of the resource.",
@@ -674,10 +677,7 @@ def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | N
 
 
 def stop_resize(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
-    pool = _load(ctx, account, pool_id)
-    _touch(ctx, pool, auth_scheme)
-    _writable(pool)
-    check_if_match(headers or {}, pool["eTag"])
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     if pool.get("allocationState") != "resizing":
         raise BatchError(409, "OperationInvalidForCurrentState",
                          "The specified operation is not valid for the current state of the resource.",
@@ -699,10 +699,7 @@ def stop_resize(ctx, account: str, pool_id: str, auth_scheme: str | None = None,
 def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
                  headers: dict | None = None) -> dict:
     body = require_body(body)
-    pool = _load(ctx, account, pool_id)
-    _touch(ctx, pool, auth_scheme)
-    _writable(pool)
-    check_if_match(headers or {}, pool["eTag"])
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     ids = body.get("nodeList")
     if not ids:
         raise missing_property("nodeList")

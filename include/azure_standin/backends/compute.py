@@ -342,19 +342,29 @@ def put_disk_doc(ctx, sub: str, rg: str, name: str, *, location: str, size_gb: i
     return body
 
 
-def get_disk(ctx, sub: str, rg: str, name: str) -> dict:
+def _get_in_rg(ctx, kind: str, rtype: str, rid: str, sub: str, rg: str, name: str) -> dict:
+    """A resource of a resource group, or Azure's ResourceGroupNotFound / ResourceNotFound."""
     require_rg(ctx, sub, rg)
-    body = ctx.store.get("disk", disk_id(sub, rg, name))
+    body = ctx.store.get(kind, rid)
     if body is None:
-        raise not_found(T_DISK, name, rg)
+        raise not_found(rtype, name, rg)
     return body
 
 
-def list_disks(ctx, sub: str, rg: str | None = None) -> list[dict]:
+def _list_in(ctx, kind: str, rtype: str, sub: str, rg: str | None) -> list[dict]:
+    """Resources of one type in a resource group, or in the whole subscription when rg is None."""
     if rg is not None:
         require_rg(ctx, sub, rg)
-        return ctx.store.list("disk", f"{rg_id(sub, rg)}/providers/{T_DISK}/")
-    return ctx.store.list("disk", f"/subscriptions/{sub}/")
+        return ctx.store.list(kind, f"{rg_id(sub, rg)}/providers/{rtype}/")
+    return ctx.store.list(kind, f"/subscriptions/{sub}/")
+
+
+def get_disk(ctx, sub: str, rg: str, name: str) -> dict:
+    return _get_in_rg(ctx, "disk", T_DISK, disk_id(sub, rg, name), sub, rg, name)
+
+
+def list_disks(ctx, sub: str, rg: str | None = None) -> list[dict]:
+    return _list_in(ctx, "disk", T_DISK, sub, rg)
 
 
 def prepare_delete_disk(ctx, sub: str, rg: str, name: str) -> tuple[str, str] | None:
@@ -702,18 +712,11 @@ def _advance_snapshot(ctx, body: dict) -> dict:
 
 
 def get_snapshot(ctx, sub: str, rg: str, name: str) -> dict:
-    require_rg(ctx, sub, rg)
-    body = ctx.store.get("snapshot", snapshot_id(sub, rg, name))
-    if body is None:
-        raise not_found(T_SNAPSHOT, name, rg)
-    return body
+    return _get_in_rg(ctx, "snapshot", T_SNAPSHOT, snapshot_id(sub, rg, name), sub, rg, name)
 
 
 def list_snapshots(ctx, sub: str, rg: str | None = None) -> list[dict]:
-    if rg is not None:
-        require_rg(ctx, sub, rg)
-        return ctx.store.list("snapshot", f"{rg_id(sub, rg)}/providers/{T_SNAPSHOT}/")
-    return ctx.store.list("snapshot", f"/subscriptions/{sub}/")
+    return _list_in(ctx, "snapshot", T_SNAPSHOT, sub, rg)
 
 
 def prepare_delete_snapshot(ctx, sub: str, rg: str, name: str) -> tuple[str, str] | None:
@@ -841,18 +844,11 @@ def create_image(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[d
 
 
 def get_image(ctx, sub: str, rg: str, name: str) -> dict:
-    require_rg(ctx, sub, rg)
-    body = ctx.store.get("image", image_id(sub, rg, name))
-    if body is None:
-        raise not_found(T_IMAGE, name, rg)
-    return body
+    return _get_in_rg(ctx, "image", T_IMAGE, image_id(sub, rg, name), sub, rg, name)
 
 
 def list_images(ctx, sub: str, rg: str | None = None) -> list[dict]:
-    if rg is not None:
-        require_rg(ctx, sub, rg)
-        return ctx.store.list("image", f"{rg_id(sub, rg)}/providers/{T_IMAGE}/")
-    return ctx.store.list("image", f"/subscriptions/{sub}/")
+    return _list_in(ctx, "image", T_IMAGE, sub, rg)
 
 
 def prepare_delete_image(ctx, sub: str, rg: str, name: str) -> tuple[str, str] | None:

@@ -63,6 +63,10 @@ def test_demo_derived_ids_and_names():
         {"name": "northeurope", "regional_replica_count": 1, "storage_account_type": "Standard_LRS"},
     ]
     assert p.end_of_life_date(date(2026, 11, 25)) == date(2027, 2, 23)
+    # issue 7 item 2: a backfill (logical date 2026-08-01 built on 2026-11-29) counts from the build day, so
+    # Azure never sees an end-of-life date in the past; a run of a future or current date keeps its own.
+    assert p.end_of_life_date(date(2026, 8, 1), today=date(2026, 11, 29)) == date(2027, 2, 27)
+    assert p.end_of_life_date(date(2026, 11, 25), today=date(2026, 11, 24)) == date(2027, 2, 23)
     with pytest.raises(InvalidInput):
         p.image_version_id("2026.1125")
 

@@ -289,10 +289,19 @@ class PipelineConfig:
             for r in self.target_regions
         ]
 
-    def end_of_life_date(self, logical_date: date) -> date | None:
+    def end_of_life_date(self, logical_date: date, today: date | None = None) -> date | None:
+        """The image version's ``endOfLifeDate``: ``end_of_life_days`` after the later of the run's logical
+        date and ``today`` (UTC; the day the run builds the version), or None when ``end_of_life_days`` is None.
+
+        Azure refuses an end-of-life date that is not in the future (400 InvalidParameter "EndOfLifeDate must be
+        set to a future date."), so a backfill or a late run of an old date counts from the day it builds, not
+        from its logical date: with 90 days, the run for 2026-08-01 made on 2026-11-29 gets 2027-02-27.
+        ``end_of_life_days`` is at least 1, so the date is always after ``today``.
+        """
         if self.end_of_life_days is None:
             return None
-        return logical_date + timedelta(days=self.end_of_life_days)
+        start = logical_date if today is None else max(logical_date, today)
+        return start + timedelta(days=self.end_of_life_days)
 
     # -- serialisation ----------------------------------------------------------------------------------------
 

@@ -96,7 +96,8 @@ def test_vm_extensions_and_negative_vms(standin):
     assert plan_vm.plan.name and plan_vm.plan.product
 
     names = {v.name for v in client.virtual_machines.list(rg)}
-    assert names == {_vm_name(standin), with_ext, "vm-unmanaged-disks", "vm-thirdparty-plan"}
+    assert names == {_vm_name(standin), with_ext, "vm-unmanaged-disks", "vm-thirdparty-plan",
+                     "vm-prepared-ubuntu2204-tl", "vm-prepared-ubuntu2204-gen1"}
     assert names <= {v.name for v in client.virtual_machines.list_all()}
 
 

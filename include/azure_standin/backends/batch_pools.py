@@ -14,6 +14,8 @@ Rules applied on add from ``virtualMachineImageId`` (what is decided synchronous
   by the agent SKU                        -> accepted (Batch cannot see a gallery image's lineage); every
                                              node ends ``unusable`` with a node error
 * Shared Key auth                         -> 403 AuthenticationFailed (AuthenticationErrorDetail: SharedKey ...)
+* securityProfile does not fit the image's
+  definition SecurityType feature         -> 400 InvalidPropertyValue (securityProfile.securityType)
 
 Allocation is simulated from the pool's ``_sim`` (see batch_nodes): quotas (pools per account,
 dedicated / low-priority / per-VM-family cores), resizeTimeout, and faults ``resize_error``,
@@ -22,6 +24,7 @@ dedicated / low-priority / per-VM-family cores), resizeTimeout, and faults ``res
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from ..core import timings
@@ -171,7 +174,9 @@ def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
     image_id = ref.get("virtualMachineImageId")
     if image_id:
         refuse_shared_key(auth_scheme)
-        return _gallery_image(ctx, acct, str(image_id), agent, agent_os)
+        record = _gallery_image(ctx, acct, str(image_id), agent, agent_os)
+        _check_security_profile(vmc.get("securityProfile"), record.get("security_type"), str(image_id))
+        return record
     if ref.get("sharedGalleryImageId") or ref.get("communityGalleryImageId"):
         refuse_shared_key(auth_scheme)
         return {"kind": "gallery", "os_type": agent_os, "blocked": None, "lineage": None}
@@ -220,7 +225,48 @@ def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) ->
             }
     exact = str(v.get("id") or image_id).rstrip("/").rsplit("/", 1)[-1] if "/versions/" in str(v.get("id") or image_id).lower() else None
     return {"kind": "gallery", "os_type": os_type or agent_os, "version_id": v.get("id") or image_id,
-            "requested_id": image_id, "blocked": record, "lineage": lineage, "exact_version": exact}
+            "requested_id": image_id, "blocked": record, "lineage": lineage, "exact_version": exact,
+            "security_type": v.get("security_type")}
+
+
+# The definition SecurityType feature values that can make VMs of each pool securityType (GalleryRP spec values).
+_SECURITY_CAPABLE = {
+    "trustedlaunch": {"trustedlaunchsupported", "trustedlaunch", "trustedlaunchandconfidentialvmsupported"},
+    "confidentialvm": {"confidentialvmsupported", "confidentialvm", "trustedlaunchandconfidentialvmsupported"},
+}
+# Feature values whose images make only VMs of that security type.
+_SECURITY_REQUIRED = {"trustedlaunch": "trustedLaunch", "confidentialvm": "confidentialVM"}
+
+
+def _check_security_profile(profile: Any, image_security: str | None, image_id: str) -> None:
+    """The pool's ``virtualMachineConfiguration.securityProfile`` must fit the gallery image's SecurityType.
+
+    The reasons are Compute's answers to a VM create from such images (verified wording: "Use of TrustedLaunch setting
+    is not supported for the provided image. Please select Trusted Launch Supported Gen2 OS Image", azure-cli#27975;
+    "The provided gallery image only supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type",
+    Azure/build-vm-image#32). That Batch refuses them at pool add with InvalidPropertyValue is a guess (Batch checks
+    the image on add); so is the refusal of uefiSettings without securityType (Batch's docs: securityType "has to be
+    set to any specified value to enable UefiSettings").
+    """
+    profile = profile if isinstance(profile, dict) else {}
+    wanted = str(profile.get("securityType") or "").lower()
+    have = str(image_security or "").lower()
+    if profile.get("uefiSettings") and not wanted:
+        raise invalid_property("securityProfile.securityType", None,
+                               "securityType has to be set to enable uefiSettings.")
+    required = _SECURITY_REQUIRED.get(have)
+    if required and wanted != required.lower():
+        raise invalid_property("securityProfile.securityType", profile.get("securityType"),
+                               f"The provided gallery image {image_id} only supports creation of VMs and VM Scale Sets "
+                               f"with '{image_security}' security type. Set virtualMachineConfiguration.securityProfile "
+                               f"securityType to '{required}'.")
+    if wanted and wanted in _SECURITY_CAPABLE and have not in _SECURITY_CAPABLE[wanted]:
+        label = "TrustedLaunch" if wanted == "trustedlaunch" else "ConfidentialVM"
+        raise invalid_property("securityProfile.securityType", profile.get("securityType"),
+                               f"Use of {label} setting is not supported for the provided image {image_id} (its "
+                               f"definition's SecurityType is {image_security or 'not set'}). Please select "
+                               f"{'Trusted Launch' if label == 'TrustedLaunch' else 'Confidential VM'} Supported Gen2 "
+                               "OS Image.")
 
 
 def _allocation_block(acct: dict, v: dict, image_id: str) -> dict | None:
@@ -412,6 +458,9 @@ def _new_segment(ctx, account: str, acct: dict, pool: dict, t: float, want: int,
                               "details": f.get("details") or {}, "sticky": bool(f.get("sticky"))}
         if image.get("lineage"):
             seg["all_unusable"] = image["lineage"]
+        pre = None if dedicated else ctx.faults.take("node_preempted", account=account, pool=pool["id"])
+        if pre is not None:  # Batch preempts Spot/low-priority nodes only (see batch_nodes)
+            seg["preempt"] = {"k": _fault_count(pre, int(seg["granted"]), 1.0), "restore_after": pre.get("restore_after")}
     sim["next_index"] = seg["first"] + n
     return seg, end, errors
 
@@ -502,6 +551,12 @@ def _node_target(body: dict, name: str) -> int:
     v = body.get(name, 0)
     if v is None:
         return 0
+    if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v):
+        # Batch reads JSON with ODataLib, which converts a JSON string to the property's primitive
+        # type (OData/odata.net DefaultPrimitivePayloadValueConverter.ConvertStringValue:
+        # Convert.ChangeType(..., InvariantCulture)). azure-cli 2.91 relies on it: `az batch pool
+        # create --target-dedicated-nodes 2` sends "targetDedicatedNodes": "2" (seen with --debug).
+        v = int(v)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise invalid_property(name, v, f"{name} must be a non-negative integer.")
     return v

@@ -298,8 +298,13 @@ def disk_id(sub: str, rg: str, name: str) -> str:
 
 def put_disk_doc(ctx, sub: str, rg: str, name: str, *, location: str, size_gb: int, os_type: str | None = None,
                  hyper_v_generation: str | None = None, image_reference_id: str | None = None,
-                 purchase_plan: dict | None = None, sku: str = "Premium_LRS", managed_by: str | None = None) -> dict:
-    """Store a managed disk as a VM deployment leaves it (used by the seed: there is no disk PUT here)."""
+                 purchase_plan: dict | None = None, sku: str = "Premium_LRS", managed_by: str | None = None,
+                 security_type: str | None = None) -> dict:
+    """Store a managed disk as a VM deployment leaves it (used by the seed: there is no disk PUT here).
+
+    `security_type` ("TrustedLaunch") is the OS disk's `securityProfile.securityType`, as Azure sets it on the OS
+    disk of a Trusted Launch VM (DiskSecurityTypes in the Disk RP spec; data disks have none).
+    """
     did = disk_id(sub, rg, name)
     created = ctx.clock.iso(ctx.clock.now())
     props: dict[str, Any] = {}
@@ -309,6 +314,8 @@ def put_disk_doc(ctx, sub: str, rg: str, name: str, *, location: str, size_gb: i
         props["hyperVGeneration"] = hyper_v_generation
     if purchase_plan:
         props["purchasePlan"] = dict(purchase_plan)
+    if security_type:
+        props["securityProfile"] = {"securityType": security_type}
     if image_reference_id:
         props["creationData"] = {"createOption": "FromImage", "imageReference": {"id": image_reference_id}}
     else:
@@ -398,12 +405,17 @@ def put_vm_doc(ctx, sub: str, rg: str, name: str, *, location: str, vm_size: str
                image_reference: dict, os_type: str = "Linux", hyper_v_generation: str = "V2",
                os_disk_gb: int = 30, data_disks_gb: list[int] | None = None, managed: bool = True,
                plan: dict | None = None, admin_username: str = "azureuser", power_state: str = "running",
-               extensions: list[dict] | None = None, os_name: str = "ubuntu", os_version: str = "22.04") -> dict:
+               extensions: list[dict] | None = None, os_name: str = "ubuntu", os_version: str = "22.04",
+               security_type: str | None = None) -> dict:
     """Store a VM as a marketplace deployment leaves it, with its managed disks (seed helper).
 
     `image_reference` is {publisher, offer, sku, version, exactVersion}; the disks record the platform
     image id (lineage root). `managed=False` gives an unmanaged (VHD in a storage account) OS disk.
+    `security_type` "TrustedLaunch" gives `properties.securityProfile` {securityType, uefiSettings {secureBootEnabled,
+    vTpmEnabled}} (both on, Azure's Trusted Launch default) and the OS disk's securityProfile; Gen2 only, as in Azure.
     """
+    if security_type and hyper_v_generation != "V2":
+        raise ValueError(f"seed: {security_type} needs a Gen2 VM, not {hyper_v_generation}")
     vid = vm_id(sub, rg, name)
     loc = canonical_region(location)
     suffix = uuid.uuid4().hex
@@ -418,7 +430,7 @@ def put_vm_doc(ctx, sub: str, rg: str, name: str, *, location: str, vm_size: str
     if managed:
         d = put_disk_doc(ctx, sub, rg, os_disk_name, location=loc, size_gb=os_disk_gb, os_type=os_type,
                          hyper_v_generation=hyper_v_generation, image_reference_id=img_id,
-                         purchase_plan=plan, managed_by=vid)
+                         purchase_plan=plan, managed_by=vid, security_type=security_type)
         os_disk["managedDisk"] = {"storageAccountType": "Premium_LRS", "id": d["id"]}
     else:
         account = re.sub(r"[^a-z0-9]", "", name.lower())[:16] or "vhds"
@@ -486,6 +498,9 @@ def put_vm_doc(ctx, sub: str, rg: str, name: str, *, location: str, vm_size: str
         body["properties"]["osProfile"]["windowsConfiguration"] = {"provisionVMAgent": True, "enableAutomaticUpdates": True}
     if plan:
         body["plan"] = dict(plan)
+    if security_type:
+        body["properties"]["securityProfile"] = {
+            "securityType": security_type, "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
     ctx.store.put("vm", vid, body)
     for ext in extensions or []:
         put_vm_extension_doc(ctx, sub, rg, name, ext)
@@ -666,7 +681,10 @@ def create_snapshot(ctx, sub: str, rg: str, name: str, req: dict | None) -> tupl
     incremental = bool(rprops.get("incremental", False))
     sku_name = ((req.get("sku") or {}).get("name")) or ("Standard_ZRS" if incremental else "Standard_LRS")
     props: dict[str, Any] = {}
-    for key in ("osType", "hyperVGeneration", "purchasePlan", "supportedCapabilities", "supportsHibernation"):
+    # securityProfile: a snapshot of a Trusted Launch OS disk keeps securityType TrustedLaunch (Snapshot has
+    # securityProfile in the Disk RP spec, 2021-12-01 and later).
+    for key in ("osType", "hyperVGeneration", "purchasePlan", "supportedCapabilities", "supportsHibernation",
+                "securityProfile"):
         if rprops.get(key) is not None:
             props[key] = rprops[key]
         elif sprops.get(key) is not None:
@@ -762,6 +780,27 @@ def _image_disk_source(ctx, entry: dict, path: str) -> tuple[dict, str]:
                    f"One of '{path}.snapshot', '{path}.managedDisk' or '{path}.blobUri' must be specified.")
 
 
+def disk_security_type(doc: dict | None) -> str | None:
+    """`properties.securityProfile.securityType` of a disk or snapshot (None: a standard disk)."""
+    return (((doc or {}).get("properties") or {}).get("securityProfile") or {}).get("securityType") or None
+
+
+def _refuse_secure_source(src: dict) -> None:
+    """Managed images cannot capture Trusted Launch (or confidential) disks.
+
+    Code and wording from Azure's answer to a capture of a Trusted Launch VM ("OperationNotAllowed : Creation of
+    managed images are not supported for virtual machine with TrustedLaunch security type.", hashicorp/packer#13189);
+    for a disk or snapshot source the wording is adapted and the HTTP status (409) is a guess.
+    """
+    kind = disk_security_type(src)
+    if kind:
+        label = "TrustedLaunch" if kind == "TrustedLaunch" else "ConfidentialVM"
+        raise ArmError(409, "OperationNotAllowed",
+                       f"Creation of managed images are not supported for virtual machine with {label} security "
+                       f"type. The source '{src['id']}' has securityProfile.securityType '{kind}'; publish it to an "
+                       "Azure Compute Gallery image version instead.")
+
+
 def create_image(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict, bool]:
     """Images_CreateOrUpdate from snapshots (or managed disks): (body, created)."""
     require_rg(ctx, sub, rg)
@@ -805,6 +844,7 @@ def create_image(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[d
         return existing, False
     loc = check_location(req.get("location"), T_IMAGE)
     os_src, _ = _image_disk_source(ctx, os_disk, "storageProfile.osDisk")
+    _refuse_secure_source(os_src)
     total = int(os_disk.get("diskSizeGB") or os_src["properties"].get("diskSizeGB") or 0)
     out_os = {
         "osType": os_disk["osType"], "osState": os_disk["osState"],
@@ -818,6 +858,7 @@ def create_image(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[d
     out_data = []
     for entry in sorted(sp.get("dataDisks") or [], key=lambda d: d["lun"]):
         src, _ = _image_disk_source(ctx, entry, f"storageProfile.dataDisks[lun {entry['lun']}]")
+        _refuse_secure_source(src)
         size = int(entry.get("diskSizeGB") or src["properties"].get("diskSizeGB") or 0)
         total += size
         d = {"lun": int(entry["lun"]), "caching": entry.get("caching", "None"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -208,6 +209,7 @@ def create_definition(ctx, sub: str, rg: str, gallery: str, name: str, req: dict
         raise ArmError(400, "InvalidParameter",
                        f"The value '{hv}' of parameter 'galleryImage.properties.hyperVGeneration' is invalid.")
     ident = _check_identifier(rprops.get("identifier"))
+    _check_security_feature(rprops.get("features"), hv)
     did = definition_id(sub, rg, gallery, name)
     existing = ctx.store.get("gallery_image", did)
     for other in ctx.store.list("gallery_image", gal["id"] + "/images/"):
@@ -425,16 +427,101 @@ def _check_source_against_definition(src: dict, definition: dict) -> None:
         raise ArmError(400, "InvalidParameter",
                        f"Cannot create Gallery Image Version from: {rid} since the OS State in the parent gallery "
                        f"image ('{defp['osState']}') is not '{src['os_state']}'.")
-    if src["hyper_v"].lower() != (defp.get("hyperVGeneration") or "V1").lower():
-        raise ArmError(400, "InvalidParameter",
-                       f"The resource with id '{rid}' has a different Hypervisor generation ['{src['hyper_v']}'] than "
-                       f"the parent gallery image Hypervisor generation ['{defp.get('hyperVGeneration') or 'V1'}']")
     if src["plan_checked"] and src.get("purchase_plan") and not defp.get("purchasePlan"):
         plan = json.dumps({k: src["purchase_plan"].get(k) for k in ("name", "publisher", "product")},
                           separators=(",", ":"))
         raise ArmError(400, "InvalidParameter",
                        f"The resource with id '{rid}' has a different plan ['{plan}'] than the parent gallery image "
                        "plan ['null'].")
+
+
+# -- security types (Trusted Launch) -----------------------------------------------------------------------------
+
+# Definition features SecurityType values (GalleryRP spec, GalleryImageFeature; azure-cli#26632 for their meaning).
+TRUSTED_LAUNCH_CAPABLE = frozenset({"trustedlaunchsupported", "trustedlaunch", "trustedlaunchandconfidentialvmsupported"})
+CONFIDENTIAL_CAPABLE = frozenset({"confidentialvmsupported", "confidentialvm", "trustedlaunchandconfidentialvmsupported"})
+SECURITY_TYPE_VALUES = TRUSTED_LAUNCH_CAPABLE | CONFIDENTIAL_CAPABLE | {"standard"}
+
+
+def definition_security_type(defn: dict | None) -> str | None:
+    """The value of a definition's `features` entry named SecurityType, or None."""
+    for f in ((defn or {}).get("properties") or {}).get("features") or []:
+        if str(f.get("name") or "").lower() == "securitytype":
+            return f.get("value")
+    return None
+
+
+def _check_security_feature(features: Any, hyper_v: str) -> None:
+    """A SecurityType feature must be a known value, and Trusted Launch / confidential ones need Gen2.
+
+    The values are the spec's; the codes and wording of both refusals are guesses (InvalidParameter, as Compute
+    answers other bad definition properties).
+    """
+    for f in features or []:
+        if str((f or {}).get("name") or "").lower() != "securitytype":
+            continue
+        value = str(f.get("value") or "")
+        if value.lower() not in SECURITY_TYPE_VALUES:
+            raise ArmError(400, "InvalidParameter",
+                           f"The value '{value}' of feature 'SecurityType' in 'galleryImage.properties.features' is "
+                           "invalid.")
+        if value.lower() != "standard" and hyper_v != "V2":
+            raise ArmError(400, "InvalidParameter",
+                           f"The feature 'SecurityType' with value '{value}' is only supported for images with "
+                           "'hyperVGeneration' 'V2'.")
+
+
+def _source_security_type(ctx, src: dict) -> str | None:
+    """securityType of what a version is made from: the OS disk/snapshot's, the VM's, or the source version's
+    definition feature (managed images cannot be Trusted Launch: compute refuses to make them)."""
+    if src["kind"] == "disks":
+        return c.disk_security_type(ctx.store.get("snapshot" if c.id_is(src["id"], c.T_SNAPSHOT) else "disk",
+                                                  src["id"]))
+    if src["kind"] == "vm":
+        vm = ctx.store.get("vm", src["id"]) or {}
+        kind = ((vm.get("properties") or {}).get("securityProfile") or {}).get("securityType")
+        return None if not kind or kind.lower() == "standard" else kind
+    if src["kind"] == "version":
+        value = definition_security_type(ctx.store.get("gallery_image", src["id"].rsplit("/versions/", 1)[0]))
+        return "TrustedLaunch" if value and value.lower() == "trustedlaunch" else None
+    return None
+
+
+def _check_source_security(ctx, src: dict, definition: dict) -> None:
+    """A Trusted Launch (or confidential) source needs a definition whose SecurityType feature supports it.
+
+    Guess: the code (InvalidParameter) and wording; Azure documents the rule ("TrustedLaunch VMs can only be captured
+    into an image definition with SecurityType TrustedLaunch or TrustedLaunchSupported") but no public report shows
+    the error body.
+    """
+    kind = _source_security_type(ctx, src)
+    if not kind:
+        return
+    have = definition_security_type(definition)
+    capable = CONFIDENTIAL_CAPABLE if kind.lower().startswith("confidentialvm") else TRUSTED_LAUNCH_CAPABLE
+    if have and have.lower() in capable:
+        return
+    raise ArmError(400, "InvalidParameter",
+                   f"The source '{src['id']}' has security type '{kind}', which is not supported by the gallery image "
+                   f"'{definition['name']}' (features SecurityType: {have or 'not set'}). Use a gallery image whose "
+                   "features include SecurityType 'TrustedLaunchSupported' or 'TrustedLaunch'.")
+
+
+def _generation_conflict(src: dict, definition: dict) -> dict | None:
+    """The error a version create ends with when its source's Hyper-V generation differs from the definition's.
+
+    Verified: Azure accepts the PUT and the operation fails at once (StartTime == EndTime) with code Conflict and
+    this message (".'" closing it): MicrosoftDocs/azure-docs#118774 (2024, New-AzGalleryImageVersion: "Long running
+    operation failed with status 'Failed' ... ErrorCode: Conflict", a V2 VM into a V1 definition); the same code
+    and message from Packer (hashicorp/packer-plugin-azure#42, 2019: V1 image into V2), Azure/az-hop#1044 (2022,
+    az sig image-version create: V2 image into V1) and confidential-containers/cloud-api-adaptor#928 (2023).
+    """
+    want = definition["properties"].get("hyperVGeneration") or "V1"
+    if src["hyper_v"].lower() == want.lower():
+        return None
+    return {"code": "Conflict",
+            "message": f"The resource with id '{src['id']}' has a different Hypervisor generation ['{src['hyper_v']}'] "
+                       f"than the parent gallery image Hypervisor generation ['{want}']."}
 
 
 def _target_regions(req_pp: dict, location: str, name_for_errors: str) -> list[dict]:
@@ -512,13 +599,21 @@ def _published_profile(ctx, targets: list[dict], req_pp: dict, old_pp: dict | No
 
 
 def _check_eol(ctx, req_pp: dict) -> None:
+    """Azure's endOfLifeDate checks. Messages verified (gallery troubleshooting page: "Could not convert string to
+    DateTimeOffset", "EndOfLifeDate must be set to a future date."); status 400 and code InvalidParameter are a
+    guess (Compute's code for the other invalid version properties; no public report shows the body).
+
+    "Future" is judged against the wall clock, not the simulated clock: clients derive the date from their own
+    calendar (the pipeline from the build day), while simulated time runs ahead of it by design (scale 60 puts it
+    60 days ahead after a day of uptime), which would refuse every date a real Azure accepts.
+    """
     eol = req_pp.get("endOfLifeDate")
     if eol:
         ts = _parse_date(eol)
         if ts is None:
             raise ArmError(400, "InvalidParameter",
                            f"Could not convert string to DateTimeOffset: {eol}. Path 'properties.publishingProfile.endOfLifeDate'")
-        if ts <= ctx.clock.now():
+        if ts <= time.time():
             raise ArmError(400, "InvalidParameter", "EndOfLifeDate must be set to a future date.")
 
 
@@ -543,6 +638,7 @@ def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
     _check_eol(ctx, req_pp)
     src = _resolve_source(ctx, sp, location, defn)
     _check_source_against_definition(src, defn)
+    _check_source_security(ctx, src, defn)
     targets = _target_regions(req_pp, location, name)
     size_gb = src["os_gb"] + sum(gb for _, gb in src["data"])
     now = ctx.clock.now()
@@ -576,7 +672,11 @@ def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
             "os_gb": src["os_gb"], "data": [list(x) for x in src["data"]], "size_gb": size_gb,
         },
     }
-    c.start_lro(ctx, body, "Creating", timings.version_create(), c.lro_fault(ctx, "versions", name))
+    conflict = _generation_conflict(src, defn)
+    if conflict is not None:  # Azure fails the operation at once (see _generation_conflict)
+        c.start_lro(ctx, body, "Creating", 1.0, conflict)
+    else:
+        c.start_lro(ctx, body, "Creating", timings.version_create(), c.lro_fault(ctx, "versions", name))
     ctx.store.put("gallery_image_version", vid, body)
     return body, True
 
@@ -729,7 +829,8 @@ def version_for_pool(ctx, version_resource_id: str) -> dict | None:
     {"id", "name", "location", "provisioning_state", "os_type", "os_state", "hyper_v_generation",
      "definition_identifier": {publisher, offer, sku}, "base_image": {publisher, offer, sku, version} | None,
      "purchase_plan": {...} | None, "regions": {canonical region: Unknown|Replicating|Completed|Failed},
-     "replica_counts": {canonical region: n}, "exclude_from_latest": bool, "end_of_life_date": str | None}
+     "replica_counts": {canonical region: n}, "exclude_from_latest": bool, "end_of_life_date": str | None,
+     "security_type": the definition's SecurityType feature value | None}
     """
     p = c.parse_id(version_resource_id)
     if p is None or not p["resource_group"]:
@@ -773,6 +874,7 @@ def version_for_pool(ctx, version_resource_id: str) -> dict | None:
         "replica_counts": counts,
         "exclude_from_latest": bool(pp.get("excludeFromLatest")),
         "end_of_life_date": pp.get("endOfLifeDate"),
+        "security_type": definition_security_type(defn),
     }
 
 

@@ -4,6 +4,10 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 - `vm-prepared-ubuntu2204`: the VM the pipeline images. canonical / 0001-com-ubuntu-server-jammy /
   22_04-lts-gen2 / latest (exactVersion pinned), Hyper-V V2, managed OS disk (30 GB) and one managed
   data disk (LUN 0, 64 GB), no extensions, running.
+- `vm-prepared-ubuntu2204-tl`: like the good one but Trusted Launch (securityProfile TrustedLaunch, secure boot
+  and vTPM on; its OS disk has securityProfile.securityType TrustedLaunch): no managed image can capture it.
+- `vm-prepared-ubuntu2204-gen1`: a standard Gen1 VM (canonical / 0001-com-ubuntu-server-jammy / 22_04-lts,
+  Hyper-V V1, no securityProfile), OS disk + one data disk: the recipe's managed image path.
 - negative VMs (all in the same group, all otherwise like the good one):
   `vm-with-extension`   has a CustomScript extension installed (Batch: no extensions on the source VM);
   `vm-unmanaged-disks`  OS disk is a VHD in a storage account, no managedDisk (no snapshot possible);
@@ -19,6 +23,8 @@ RESOURCE_GROUP = "rg-batch-images"
 LOCATION = "westeurope"
 BATCH_ACCOUNT = "batchimages"
 SOURCE_VM = "vm-prepared-ubuntu2204"
+TRUSTED_LAUNCH_VM = "vm-prepared-ubuntu2204-tl"
+GEN1_VM = "vm-prepared-ubuntu2204-gen1"
 
 UBUNTU_2204 = {
     "publisher": "canonical",
@@ -27,6 +33,8 @@ UBUNTU_2204 = {
     "version": "latest",
     "exactVersion": "22.04.202410020",
 }
+
+UBUNTU_2204_GEN1 = {**UBUNTU_2204, "sku": "22_04-lts"}
 
 # A third-party (non first-party) marketplace image sold with a plan.
 THIRD_PARTY = {
@@ -49,6 +57,11 @@ def seed_demo(ctx) -> dict:
 
     good = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, SOURCE_VM, location=LOCATION, vm_size="Standard_D4s_v5",
                         image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64])
+    trusted = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, TRUSTED_LAUNCH_VM, location=LOCATION, vm_size="Standard_D4s_v5",
+                           image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64],
+                           security_type="TrustedLaunch")
+    gen1 = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, GEN1_VM, location=LOCATION, vm_size="Standard_D4s_v3",
+                        image_reference=UBUNTU_2204_GEN1, hyper_v_generation="V1", os_disk_gb=30, data_disks_gb=[64])
     with_ext = c.put_vm_doc(
         ctx, sub, RESOURCE_GROUP, "vm-with-extension", location=LOCATION, vm_size="Standard_D4s_v5",
         image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64],
@@ -74,6 +87,8 @@ def seed_demo(ctx) -> dict:
         "location": LOCATION,
         "source_vm_id": good["id"],
         "source_vm_name": good["name"],
+        "trusted_launch_vm_id": trusted["id"],
+        "gen1_vm_id": gen1["id"],
         "batch_account": BATCH_ACCOUNT,
         "batch_account_id": acct["id"],
         "negative_vms": {

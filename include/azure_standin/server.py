@@ -103,6 +103,8 @@ def build_app(ctx: StandIn, ca_bundle: str) -> Starlette:
     def reset() -> None:
         ctx.store.wipe()
         seed(ctx)
+        # The new seed has new Batch account keys: endpoints.json on disk must say so (issue 7 item 4).
+        write_endpoints(ctx.config.state_dir, endpoints(ctx, ca_bundle))
 
     app.state.reset = reset
     return app

@@ -97,3 +97,25 @@ def test_restart_keeps_state_port_and_request_log(standin):
     again = standin.compute().galleries.get(rg, "galpersist")
     assert again.provisioning_state == "Succeeded"
     assert standin.control.requests()["counts"]["arm:Galleries_CreateOrUpdate"] == 1
+
+
+def test_reset_rewrites_endpoints_json_with_the_new_batch_keys(standin):
+    """Issue 7 item 4: reset seeds new Batch account keys; endpoints.json on disk follows, so a Shared Key
+    client built from the file (what a user reads after a reset) authenticates."""
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    from include.azure_standin.client import load_endpoints
+
+    before = load_endpoints(standin.state_dir)["batch_accounts"]["batchimages"]["primary_key"]
+    answered = standin.control.reset()
+    on_disk = load_endpoints(standin.state_dir)
+    acct = on_disk["batch_accounts"]["batchimages"]
+    assert acct["primary_key"] != before
+    assert acct["primary_key"] == answered["batch_accounts"]["batchimages"]["primary_key"]
+    client = BatchClient(acct["endpoint"], AzureNamedKeyCredential("batchimages", acct["primary_key"]),
+                         connection_verify=on_disk["ca_bundle"])
+    try:
+        assert any(i.node_agent_sku_id for i in client.list_supported_images())
+    finally:
+        client.close()

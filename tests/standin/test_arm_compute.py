@@ -129,7 +129,7 @@ def test_disks_carry_marketplace_lineage_and_attached_disks_cannot_be_deleted(st
         image_id)
 
     in_rg = {d.name for d in client.disks.list_by_resource_group(rg)}
-    assert os_disk.name in in_rg and len(in_rg) == 5  # 2 + 2 + 1 (the unmanaged VM has none)
+    assert os_disk.name in in_rg and len(in_rg) == 9  # 2 + 2 (Trusted Launch) + 2 (Gen1) + 2 + 1 (the unmanaged VM has none)
     assert in_rg <= {d.name for d in client.disks.list()}
 
     with pytest.raises(HttpResponseError) as err:

@@ -1,8 +1,9 @@
 """Load airflow_settings.yaml (Astro CLI format) into the Airflow metadata DB.
 
 `astro dev start` does this for Astro users; `make demo` calls this module for a plain venv.
-With --endpoints, URLs that name the stand-in's default address are rewritten to the address in
-that endpoints.json, so the stand-in may run on another PORT.
+With --endpoints, the connections are pointed at the stand-in that endpoints.json describes: URLs that
+name the stand-in's default address get its address (another PORT) and a ``ca_bundle`` naming the default
+state dir's CA (``.standin/ca.pem``) gets its CA file (another STATE_DIR).
 """
 from __future__ import annotations
 
@@ -14,16 +15,34 @@ from pathlib import Path
 import yaml
 
 DEFAULT_STANDIN = "https://127.0.0.1:8443"
+DEFAULT_CA_BUNDLE = ".standin/ca.pem"  # the CA of `make standin` / `make demo` with the default STATE_DIR
 
 
-def read_connections(path: Path, standin_base: str | None = None) -> list[dict]:
+def _for_standin(extra: dict, endpoints: dict) -> dict:
+    """``extra`` pointed at the stand-in described by ``endpoints``: its address and its CA file."""
+    base = endpoints["arm"]
+    out = {k: v.replace(DEFAULT_STANDIN, base) if isinstance(v, str) else v for k, v in extra.items()}
+    if isinstance(out.get("ca_bundle"), str) and Path(out["ca_bundle"]) == Path(DEFAULT_CA_BUNDLE) \
+            and endpoints.get("ca_bundle"):
+        out["ca_bundle"] = endpoints["ca_bundle"]
+    return out
+
+
+def read_connections(path: Path, standin: dict | str | None = None) -> list[dict]:
+    """The connections of an Astro settings file as Connection keyword dicts.
+
+    :param standin: the stand-in's endpoints.json document (address and CA are rewritten, see the module
+        docstring), or only its base URL (address only), or None (as written).
+    """
+    if isinstance(standin, str):
+        standin = {"arm": standin}
     doc = yaml.safe_load(path.read_text()) or {}
     conns = (doc.get("airflow") or {}).get("connections") or []
     out = []
     for c in conns:
         extra = c.get("conn_extra") or {}
-        if standin_base:
-            extra = {k: v.replace(DEFAULT_STANDIN, standin_base) if isinstance(v, str) else v for k, v in extra.items()}
+        if standin:
+            extra = _for_standin(extra, standin)
         out.append({
             "conn_id": c["conn_id"],
             "conn_type": c["conn_type"],
@@ -68,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", type=Path, default=Path(__file__).resolve().parents[1] / "airflow_settings.yaml")
     parser.add_argument("--endpoints", type=Path, help="the stand-in's endpoints.json")
     args = parser.parse_args(argv)
-    base = json.loads(args.endpoints.read_text())["arm"] if args.endpoints else None
-    ids = upsert_connections(read_connections(args.settings, base))
+    standin = json.loads(args.endpoints.read_text()) if args.endpoints else None
+    ids = upsert_connections(read_connections(args.settings, standin))
     print(f"loaded connections: {', '.join(ids)}")
     return 0
 

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from include.airflow_settings import as_env, read_connections, upsert_connections
 
-        conns = read_connections(ROOT / "airflow_settings.yaml", ep["arm"])
+        conns = read_connections(ROOT / "airflow_settings.yaml", ep)  # this stand-in's address and CA
         upsert_connections(conns)
         logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         log_path = state_dir / "demo-airflow.log"

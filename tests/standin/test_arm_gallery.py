@@ -244,11 +244,20 @@ def test_source_must_match_the_definition(standin):
     client = standin.compute()
     rg = _rg(standin)
     image_id = _prepare(standin, client)
-    # a V1 definition cannot take the V2 image
+    # a V1 definition cannot take the V2 image, nor the V2 snapshot: Azure accepts the PUT and the operation fails
+    # at once with code Conflict (public reports, see backends/gallery.py _generation_conflict)
     client.gallery_images.begin_create_or_update(rg, GALLERY, "gen1", _definition_body(hyper_v="V1", sku="gen1"), polling_interval=FAST).result()
-    with pytest.raises(HttpResponseError) as err:
-        client.gallery_image_versions.begin_create_or_update(rg, GALLERY, "gen1", "1.0.0", _version_body(image_id, [("westeurope", 1)]))
-    assert "different Hypervisor generation" in err.value.message
+    snap_id = client.snapshots.get(rg, "snap-os").id
+    by_snapshot = {"location": "westeurope", "properties": {"storageProfile": {"osDiskImage": {"source": {"id": snap_id}}}}}
+    for name, body, source in (("1.0.0", _version_body(image_id, [("westeurope", 1)]), image_id),
+                               ("1.0.1", by_snapshot, snap_id)):
+        poller = client.gallery_image_versions.begin_create_or_update(rg, GALLERY, "gen1", name, body, polling_interval=FAST)
+        with pytest.raises(HttpResponseError) as err:
+            poller.result()
+        assert _code(err.value) == "Conflict", err.value
+        assert (f"The resource with id '{source}' has a different Hypervisor generation ['V2'] than the parent gallery "
+                "image Hypervisor generation ['V1']." in err.value.message)
+        assert client.gallery_image_versions.get(rg, GALLERY, "gen1", name).provisioning_state == "Failed"
     # a missing source image
     gone = image_id.rsplit("/", 1)[0] + "/does-not-exist"
     with pytest.raises(ResourceNotFoundError) as err:

@@ -151,10 +151,15 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                 if fault is not None:
                     status = int(fault.get("status", 503))
                     code, message = _HTTP_FAULT_CODES.get(status, ("InternalServerError", "Injected fault."))
+                    # a refusal (e.g. 400 InvalidParameter) names its own code and message
+                    code, message = fault.get("code") or code, fault.get("message") or message
                     hdrs = {}
                     if fault.get("retry_after") is not None:
                         retry_after = float(ctx.clock.retry_after(float(fault["retry_after"])))
                         hdrs["Retry-After"] = ctx.clock.retry_after(float(fault["retry_after"]))
+                    elif fault.get("retry_after_header") is not None:
+                        # sent verbatim: the odd values gateways send ("81,120", "soon", "-5", "")
+                        hdrs["Retry-After"] = str(fault["retry_after_header"])
                     fault_name = f"http{status}"
                     response = error_response(family, status, code, message, base_url, hdrs)
                 else:

@@ -24,6 +24,7 @@ from azure.core.rest import HttpRequest
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from airflow.providers.microsoft.azure.hooks.compute import AzureComputeHook
+from airflow.sdk.exceptions import AirflowFailException
 from batch_images.hooks.credentials import (
     client_kwargs,
     credential_from_connection,
@@ -53,6 +54,69 @@ API_VERSIONS = {
 
 _SUB_PATH_RE = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})(/[A-Za-z0-9_.()\-/]*)?")
 _ERROR_MAP = {404: ResourceNotFoundError, 409: ResourceExistsError}
+
+# Answers to a create/update that no retry can change (issue 7 item 2). Every 400 (InvalidParameter,
+# BadRequest, InvalidRequestContent, LocationNotAvailableForResourceType, ...) and 413/414/422 is a
+# validation of the request itself. Not here, so they keep retrying: 408/429/5xx (azure-core retries them
+# first), 401/403 (token refresh; a new role assignment takes minutes to reach ARM), 404 (a parent
+# created a moment ago may not be visible yet in every ARM front end), and 409 unless listed below.
+PERMANENT_STATUSES = frozenset({400, 413, 414, 422})
+# 409 codes that describe the request, not a passing state of the resource:
+# - PropertyChangeNotAllowed: "Changing property '...' is not allowed." (a definition's osType/osState/
+#   hyperVGeneration/identifier, a version's source; message on Azure's gallery troubleshooting page, status
+#   and code in a public report: github.com/holgerjs/acg-scripts README, "RESPONSE 409 ... PropertyChangeNotAllowed");
+# - InvalidResourceLocation: a same-named resource exists in another region (ARM's wording, troubleshooting
+#   page): only a new name or resource group fixes it.
+PERMANENT_409_CODES = frozenset({"PropertyChangeNotAllowed", "InvalidResourceLocation"})
+# 409 with the generic code "Conflict" (or OperationNotAllowed) is usually transient - another operation
+# on the resource is in flight, a source is still being created - so only these messages are permanent:
+# a version source whose Hyper-V generation / OS type / plan differs from its definition (code Conflict in
+# public reports 2019-2024: hashicorp/packer-plugin-azure#42, Azure/az-hop#1044,
+# confidential-containers/cloud-api-adaptor#928, MicrosoftDocs/azure-docs#118774), and a definition whose
+# publisher/offer/sku triplet another definition of the gallery holds (OperationNotAllowed, "... already
+# exists. Choose a different publisher, offer, sku combination.", troubleshooting page).
+_PERMANENT_409_MESSAGES = re.compile(
+    r"has a different (Hypervisor generation|OS type|plan)|Choose a different publisher, offer, sku", re.I)
+
+
+class ArmRequestRefused(AirflowFailException):
+    """Azure refused a create or update with an answer no retry can change (a 4xx validation error).
+
+    Raised by :class:`ArmComputeHook` where it sends creates and updates, so every operator using the hook
+    fails its task at once (an :class:`~airflow.sdk.exceptions.AirflowFailException`: no retry) with Azure's
+    HTTP status, error code and message. Attributes: ``resource_id``, ``status`` (int), ``code``, ``azure_message``.
+    Throttling, 5xx, 401/403/404 and the transient 409s still raise the SDK's ``HttpResponseError``.
+    """
+
+    def __init__(self, resource_id: str, status: int, code: str | None, azure_message: str) -> None:
+        self.resource_id = resource_id
+        self.status = status
+        self.code = code
+        self.azure_message = azure_message
+        super().__init__(
+            f"Azure refused to create or update {resource_id}: {status} {code or 'error'}: {azure_message} "
+            "No retry can change this answer, so the task fails now: fix the input it names, then clear the "
+            "task or trigger a new run.")
+
+    def __reduce__(self):  # picklable with its arguments (exceptions cross process boundaries in Airflow)
+        return (type(self), (self.resource_id, self.status, self.code, self.azure_message))
+
+
+def permanent_refusal(err: HttpResponseError) -> tuple[int, str | None, str] | None:
+    """``(status, code, message)`` when an error answer to a create/update is one no retry can change, else None.
+
+    Only the first response's status counts: a long-running operation that ends Failed comes back from the
+    poller with the status of the poll (200) and is judged by the operators, not here.
+    """
+    status = getattr(err, "status_code", None)
+    error = getattr(err, "error", None)
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None) or str(getattr(err, "message", "") or err)
+    if status in PERMANENT_STATUSES:
+        return status, code, message
+    if status == 409 and (code in PERMANENT_409_CODES or _PERMANENT_409_MESSAGES.search(message or "")):
+        return status, code, message
+    return None
 
 
 def _plain(obj: Any) -> Any:
@@ -408,11 +472,23 @@ class ArmComputeHook(AzureComputeHook):
 
     # -- creates and updates that do not wait --------------------------------------------------------------------
 
+    @staticmethod
+    def _refused(arm_id: ids.ArmId, err: HttpResponseError) -> None:
+        """Raise :class:`ArmRequestRefused` for an answer no retry can change; return for the others."""
+        refusal = permanent_refusal(err)
+        if refusal is not None:
+            raise ArmRequestRefused(arm_id.id, *refusal) from err
+
     def _begin(self, arm_id: ids.ArmId, method: str, body: Any | None) -> LroStart:
         group, args = _operation(self.get_conn(arm_id.subscription_id), arm_id)
         call = getattr(group, method)
-        poller = call(*args, body, polling=False, cls=_capture) if body is not None else \
-            call(*args, polling=False, cls=_capture)
+        try:
+            poller = call(*args, body, polling=False, cls=_capture) if body is not None else \
+                call(*args, polling=False, cls=_capture)
+        except HttpResponseError as err:
+            if body is not None:  # creates and updates; a delete's answers are the caller's to judge
+                self._refused(arm_id, err)
+            raise
         resource, url, status = poller.result()
         return LroStart(arm_id.id, resource, url, status)
 
@@ -486,7 +562,11 @@ class ArmComputeHook(AzureComputeHook):
 
     def _create_and_wait(self, arm_id: ids.ArmId, body: dict, timeout: float) -> dict:
         group, args = _operation(self.get_conn(arm_id.subscription_id), arm_id)
-        poller = group.begin_create_or_update(*args, body, polling_interval=self.lro_poll_interval)
+        try:
+            poller = group.begin_create_or_update(*args, body, polling_interval=self.lro_poll_interval)
+        except HttpResponseError as err:
+            self._refused(arm_id, err)
+            raise
         result = poller.result(timeout=timeout)
         if not poller.done():
             raise TimeoutError(f"{arm_id.resource_type} {arm_id.id} was not created within {timeout:.0f}s")

@@ -6,7 +6,8 @@ task per step, passing resource IDs through XCom:
 preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version
 -> pool_specs -> create_pool (one mapped task per configured pool) -> wait_for_pool_steady, and the teardown
 delete_temporary_resources, which removes the snapshots and the managed image even when a later step
-fails.
+fails. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot capture
+such a VM in a managed image) and publish_image_version makes the version from the snapshots.
 
 This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
 """
@@ -96,8 +97,10 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                             arm_conn_id=cfg.arm_conn_id, **waits)
         image = ManagedImageOperator(task_id="create_managed_image", plan=plan, snapshots=snapshots.output,
                                      arm_conn_id=cfg.arm_conn_id, **waits)
+        # For a Trusted Launch source create_managed_image returns None at once (no managed image can capture such
+        # a VM) and the version is made from the snapshots (plan["image_path"], decided by preflight).
         version = GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image.output,
-                                              arm_conn_id=cfg.arm_conn_id, **waits)
+                                              snapshots=snapshots.output, arm_conn_id=cfg.arm_conn_id, **waits)
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=specs)

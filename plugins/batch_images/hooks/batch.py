@@ -62,6 +62,19 @@ DEFAULT_CREDENTIAL_CONN_ID = "azure_default"
 BATCH_API_VERSION = "2025-06-01"  # what azure-batch 15.1.0 sends
 
 
+def _security_profile(profile: Mapping[str, Any] | None) -> batch_models.SecurityProfile | None:
+    """The SDK model of a wire-format pool ``securityProfile`` (None stays None)."""
+    if not profile:
+        return None
+    uefi = profile.get("uefiSettings")
+    return batch_models.SecurityProfile(
+        security_type=profile.get("securityType"),
+        encryption_at_host=profile.get("encryptionAtHost"),
+        uefi_settings=batch_models.BatchUefiSettings(secure_boot_enabled=uefi.get("secureBootEnabled"),
+                                                     vtpm_enabled=uefi.get("vTpmEnabled")) if uefi else None,
+    )
+
+
 class BatchPoolHook(AzureBatchHook):
     """Azure Batch hook for gallery-image pools: Entra ID auth, pinned image versions, cheap polling.
 
@@ -264,12 +277,15 @@ class BatchPoolHook(AzureBatchHook):
         start_task: Mapping[str, Any] | None = None,
         metadata: Mapping[str, str] | None = None,
         display_name: str | None = None,
+        security_profile: Mapping[str, Any] | None = None,
     ) -> batch_models.BatchPoolCreateOptions:
         """Pool create options with ``virtualMachineImageId`` pinned to ``image_version_id``.
 
         ``image_version_id`` must be a gallery image *version* id (``.../images/{def}/versions/{x.y.z}``):
         an image definition id would float to the latest version. ``start_task`` is the config's
-        ``{command_line, wait_for_success, max_task_retry_count, elevated}``.
+        ``{command_line, wait_for_success, max_task_retry_count, elevated}``. ``security_profile`` is the plan's
+        Batch wire-format ``{securityType: trustedLaunch, uefiSettings: {secureBootEnabled, vTpmEnabled}}`` (set
+        for images of Trusted Launch sources: such an image makes only Trusted Launch VMs), or None.
         """
         ids.parse_arm_id(image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
         task = None
@@ -294,6 +310,7 @@ class BatchPoolHook(AzureBatchHook):
             virtual_machine_configuration=batch_models.VirtualMachineConfiguration(
                 image_reference=batch_models.BatchVmImageReference(virtual_machine_image_id=image_version_id),
                 node_agent_sku_id=node_agent_sku_id,
+                security_profile=_security_profile(security_profile),
             ),
             target_dedicated_nodes=target_dedicated_nodes,
             target_low_priority_nodes=target_low_priority_nodes,
@@ -429,13 +446,16 @@ class BatchPoolHook(AzureBatchHook):
         self.log.info("Rebooting node %s of pool %s", node_id, pool_id)
         self._send("POST", self._path("pools", pool_id, "nodes", node_id, "reboot"), {"nodeRebootOption": reboot_kind})
 
-    def remove_nodes(self, pool_id: str, node_ids: list[str], resize_timeout: timedelta | str | None = None) -> None:
-        """Start removing nodes (the pool must be steady; its target shrinks by their number)."""
+    def remove_nodes(self, pool_id: str, node_ids: list[str], resize_timeout: timedelta | str | None = None,
+                     node_deallocation_option: str | None = None) -> None:
+        """Start removing nodes (the pool must be steady; its target shrinks by their number).
+        ``node_deallocation_option``: Batch's requeue (its default) | terminate | taskcompletion | retaineddata."""
         self.log.info("Removing nodes %s from pool %s", ", ".join(node_ids), pool_id)
         for start in range(0, len(node_ids), 100):  # at most 100 per request
             options = batch_models.BatchNodeRemoveOptions(
                 node_ids=node_ids[start:start + 100],
                 resize_timeout=parse_duration(resize_timeout) if resize_timeout is not None else None,
+                node_deallocation_option=node_deallocation_option,
             )
             self._send("POST", self._path("pools", pool_id, "removenodes"), options.as_dict())
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
 
 from batch_images.operators._arm import (
     ArmOperationFailed,
@@ -15,7 +18,8 @@ from batch_images.operators._arm import (
     same_id,
     shared_tags,
 )
-from batch_images.rules import ids, naming
+from batch_images.operators.image import split_snapshots
+from batch_images.rules import ids, naming, security, states
 from batch_images.rules.errors import InvalidInput
 from batch_images.triggers.waiters.arm import failed_regions, region_key
 
@@ -61,11 +65,16 @@ def check_definition(definition: Mapping[str, Any], plan: Mapping[str, Any]) -> 
             "image_definition.hyper_v_generation", have_gen,
             f"the existing image definition {def_id} is Hyper-V generation {have_gen}, the source VM is {want_gen}",
             f"use another image_definition.name for {want_gen} images, or a source VM of generation {have_gen}")
+    decision = plan_get(plan, "security", None)
+    if decision:  # plans made before security types were read carry none: nothing to check then
+        err = security.check_definition_feature(props.get("features"), decision, definition_id=def_id)
+        if err is not None:
+            raise err
 
 
 def definition_body(plan: Mapping[str, Any]) -> dict:
     d = plan_get(plan, "image_definition")
-    return {
+    body = {
         "location": plan_get(plan, "gallery.location"),
         "tags": shared_tags(plan),
         "properties": {
@@ -76,9 +85,35 @@ def definition_body(plan: Mapping[str, Any]) -> dict:
             "description": f"Batch pool images built by Airflow DAG {plan_get(plan, 'dag_id')}",
         },
     }
+    # SecurityType=TrustedLaunch for a Trusted Launch source (no features for a standard one).
+    features = security.definition_features(plan_get(plan, "security", None) or {})
+    if features:
+        body["properties"]["features"] = features
+    return body
 
 
-def version_body(plan: Mapping[str, Any], image_id: str) -> dict:
+def version_storage_profile(plan: Mapping[str, Any], image_id: Any, snapshots: Any = None) -> dict:
+    """The version's ``storageProfile`` for the plan's ``image_path``.
+
+    ``managed_image``: ``{"source": {"id": image_id}}``. ``snapshots`` (a Trusted Launch source, which no managed
+    image can capture): ``{"osDiskImage": {"source": {"id"}}, "dataDiskImages": [{"lun", "source": {"id"}}]}`` from
+    the SnapshotDisksOperator's output. Raises InvalidInput for an id of the wrong type.
+    """
+    if security.image_path(plan) == security.PATH_SNAPSHOTS:
+        os_snapshot, data = split_snapshots(snapshots)
+        return {"osDiskImage": {"source": {"id": os_snapshot}},
+                "dataDiskImages": [{"lun": lun, "source": {"id": sid}} for lun, sid in sorted(data.items())]}
+    return {"source": {"id": ids.parse_arm_id(image_id, "image_id", ids.IMAGE).id}}
+
+
+def storage_source_id(storage: Mapping[str, Any]) -> str | None:
+    """The id a storageProfile is made from: ``source.id`` (or ``source.virtualMachineId``), else the OS disk's."""
+    source = storage.get("source") or {}
+    return source.get("id") or source.get("virtualMachineId") or \
+        (((storage.get("osDiskImage") or {}).get("source") or {}).get("id"))
+
+
+def version_body(plan: Mapping[str, Any], image_id: str | None, snapshots: Any = None) -> dict:
     publishing: dict[str, Any] = {
         "targetRegions": wire_target_regions(plan),
         "excludeFromLatest": False,
@@ -92,7 +127,8 @@ def version_body(plan: Mapping[str, Any], image_id: str) -> dict:
     return {
         "location": plan_get(plan, "gallery.location"),
         "tags": run_tags(plan),
-        "properties": {"storageProfile": {"source": {"id": image_id}}, "publishingProfile": publishing},
+        "properties": {"storageProfile": version_storage_profile(plan, image_id, snapshots),
+                       "publishingProfile": publishing},
     }
 
 
@@ -100,28 +136,90 @@ def unrepairable_failure(version: Mapping[str, Any], home_region: str) -> bool:
     """A Failed version that removing and re-adding regions cannot fix: its create operation failed (no
     failed region reported, or every region failed with it) or the gallery's own region failed."""
     props = version.get("properties") or {}
-    if props.get("provisioningState") not in ("Failed", "Canceled"):
+    if not states.is_failed(props.get("provisioningState")):
         return False
     summary = (props.get("replicationStatus") or {}).get("summary") or []
-    failed = [s for s in summary if (s.get("state") or "").lower() == "failed"]
+    failed = [s for s in summary if states.is_failed(s.get("state"))]
     return not failed or any(region_key(s.get("region")) == region_key(home_region) for s in failed)
 
 
 def version_source(version: Mapping[str, Any]) -> str | None:
-    source = (((version.get("properties") or {}).get("storageProfile") or {}).get("source") or {})
-    return source.get("id") or source.get("virtualMachineId")
+    return storage_source_id(((version.get("properties") or {}).get("storageProfile") or {}))
+
+
+def version_target_regions(version: Mapping[str, Any]) -> list[dict]:
+    """An existing version's ``publishingProfile.targetRegions`` (wire format)."""
+    return list(((version.get("properties") or {}).get("publishingProfile") or {}).get("targetRegions") or [])
+
+
+def unchangeable_differences(version: Mapping[str, Any], plan: Mapping[str, Any]) -> list[str]:
+    """What the plan asks that an existing version cannot be changed to, one sentence each (empty: none).
+
+    Azure lets a PUT on an existing version change its publishing profile's target regions and replica
+    counts (and excludeFromLatest, endOfLifeDate), not its source (409 PropertyChangeNotAllowed) nor a
+    storage account type: ``publishingProfile.storageAccountType`` and ``targetRegions[].storageAccountType``
+    are "not updatable" in the Compute API reference (GalleryArtifactPublishingProfileBase, TargetRegion),
+    and an update that changes a region's type is refused ("Global storage account type does not match the
+    storage account type in the existing TargetRegion", azure-powershell issue 9911). A region the version
+    does not have yet may be added with any type.
+    """
+    out = []
+    publishing = (version.get("properties") or {}).get("publishingProfile") or {}
+    want_default = plan_get(plan, "storage_account_type", None)
+    have_default = publishing.get("storageAccountType")
+    if want_default and have_default and want_default.lower() != have_default.lower():
+        out.append(f"publishingProfile.storageAccountType is {have_default}, the plan asks {want_default}")
+    have = {region_key(t.get("name")): t for t in version_target_regions(version)}
+    for want in wire_target_regions(plan):
+        prev = have.get(region_key(want["name"]))
+        sat = want.get("storageAccountType")
+        if prev is not None and sat and prev.get("storageAccountType") and \
+                prev["storageAccountType"].lower() != sat.lower():
+            out.append(f"{want['name']} is stored as {prev['storageAccountType']}, the plan asks {sat}")
+    return out
+
+
+def converged_target_regions(have_regions: Sequence[Mapping[str, Any]],
+                             plan: Mapping[str, Any]) -> list[dict] | None:
+    """The targetRegions to PUT so that a version with ``have_regions`` matches the plan's regions and replica
+    counts, or None when it already does. Regions the plan leaves without a storage type keep the version's."""
+    have = {region_key(t.get("name")): t for t in have_regions}
+    want = wire_target_regions(plan)
+    same = set(have) == {region_key(t["name"]) for t in want} and all(
+        int(have[region_key(t["name"])].get("regionalReplicaCount") or 1) == t["regionalReplicaCount"] for t in want)
+    if same:
+        return None
+    out = []
+    for t in want:
+        prev = have.get(region_key(t["name"]))
+        entry = dict(t)
+        if "storageAccountType" not in entry and prev is not None and prev.get("storageAccountType"):
+            entry["storageAccountType"] = prev["storageAccountType"]
+        out.append(entry)
+    return out
+
+
+def describe_regions(regions: Sequence[Mapping[str, Any]]) -> str:
+    """``West Europe x2, northeurope x3`` (for log lines and messages)."""
+    return ", ".join(f"{t.get('name')} x{t.get('regionalReplicaCount', '?')}" for t in regions) or "none"
 
 
 class GalleryImageVersionOperator(ArmWaitingOperator):
     """Publish the managed image as gallery image version ``plan["version"]``, replicated to the target regions.
+
+    For a Trusted Launch source (``plan["image_path"] == "snapshots"``) the version is made from the disk snapshots
+    (``snapshots=``: the SnapshotDisksOperator's output) in a definition with a Trusted Launch ``SecurityType``
+    feature; ``image_id`` is then None (the managed image step was skipped).
 
     1. Checks an existing image definition first (Generalized, same osType and hyperVGeneration) and an
        existing version (same source image) - before creating anything.
     2. Creates the gallery and the definition when missing (tagged managed-by).
     3. Creates the version: targetRegions from ``plan["target_regions"]`` (the replica counts and the rule
        that produced them are logged from ``plan["replica_sizing"]``), excludeFromLatest False,
-       endOfLifeDate from the plan. An existing version from the same image is adopted; one from another
-       source is an error.
+       endOfLifeDate from the plan. An existing version from the same image is adopted and converged to the
+       plan: differing target regions or replica counts are updated on it (and replication is waited for
+       again); what Azure cannot change on an existing version (its source, a storage account type) fails
+       before anything is written, naming both values and the fix. One from another source is an error.
     4. Waits for replication, gating on the per-region state (``gallery_replication`` waiter). A region
        that ends Failed is removed from targetRegions, the update is waited for, and the region is added
        back (Microsoft's workaround), up to ``max_region_retries`` times; then the task fails naming the
@@ -130,15 +228,16 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
     :return: the image version id.
     """
 
-    template_fields: Sequence[str] = ("plan", "image_id", "arm_conn_id")
-    template_fields_renderers = {"plan": "json"}
+    template_fields: Sequence[str] = ("plan", "image_id", "snapshots", "arm_conn_id")
+    template_fields_renderers = {"plan": "json", "snapshots": "json"}
     timeout_key = "replication"
 
-    def __init__(self, *, plan: Any, image_id: str, max_region_retries: int = 2,
+    def __init__(self, *, plan: Any, image_id: str | None, snapshots: Any = None, max_region_retries: int = 2,
                  create_timeout: float = 900.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan = plan
         self.image_id = image_id
+        self.snapshots = snapshots
         self.max_region_retries = max_region_retries
         self.create_timeout = create_timeout
 
@@ -146,7 +245,8 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
 
     def execute(self, context: Any) -> str:
         plan = self.plan
-        image_id = ids.parse_arm_id(self.image_id, "image_id", ids.IMAGE).id
+        # The managed image, or for a Trusted Launch source (plan["image_path"] "snapshots") the OS disk snapshot.
+        image_id = storage_source_id(version_storage_profile(plan, self.image_id, self.snapshots))
         gallery = plan_get(plan, "gallery")
         gallery_id = gallery.get("id") or ids.gallery_id(gallery["subscription_id"], gallery["resource_group"],
                                                          gallery["name"]).id
@@ -173,6 +273,13 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                                  (version.get("properties") or {}).get("provisioningState"))
                 self.delete_and_wait([version_id])
                 version = None
+        unchangeable = unchangeable_differences(version, plan) if version is not None else []
+        if unchangeable:  # no retry can fix it: fail at once, before any write
+            raise AirflowFailException(
+                f"image version {version_id} already exists and differs from the plan in what Azure cannot change "
+                f"on an existing version: {'; '.join(unchangeable)}. Fix: build the next version number (rebuild "
+                "N+1 of the date) to publish with the new settings, or set storage_account_type back to the "
+                "version's value")
 
         # 2. gallery and definition
         _, created = self.hook.get_or_create_gallery(
@@ -188,14 +295,20 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
 
         # 3. version
         self.log_replica_sizing(plan)
+        created_at = None
+        converged = False
         if version is not None:
+            state = (version.get("properties") or {}).get("provisioningState")
             self.log.info("Adopting image version %s (from the same image %s, provisioningState %s)", version_id,
-                          image_id, (version.get("properties") or {}).get("provisioningState"))
-            self.warn_region_drift(version, plan)
+                          image_id, state)
+            if not states.is_in_progress(state):
+                # An operation in flight is waited for first; replication success converges then.
+                converged = self.converge_regions(version_id, version_target_regions(version))
         else:
-            body = version_body(plan, image_id)
+            body = version_body(plan, self.image_id, self.snapshots)
             self.hook.begin_create_version(version_id, body)
-        return self.wait_replication(context, version_id, attempt=0)
+            created_at = time.time()
+        return self.wait_replication(context, version_id, attempt=0, created_at=created_at, converged=converged)
 
     def made_by_this_run(self, version: Mapping[str, Any]) -> bool:
         return is_ours(version) and (version.get("tags") or {}).get(naming.TAG_RUN_ID) == \
@@ -226,19 +339,27 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                           region["regionalReplicaCount"], region.get("storageAccountType", "default"), rule,
                           info.get("explanation") or f"{info.get('vm_count', '?')} VMs -> {info.get('count', '?')}")
 
-    def warn_region_drift(self, version: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
-        have = {region_key(t.get("name")): t.get("regionalReplicaCount") for t in
-                ((version.get("properties") or {}).get("publishingProfile") or {}).get("targetRegions") or []}
-        want = {region_key(t["name"]): t["regionalReplicaCount"] for t in wire_target_regions(plan)}
-        if have != want:
-            self.log.warning("The adopted version's target regions %s differ from the plan's %s", have, want)
+    def converge_regions(self, version_id: str, have_regions: Sequence[Mapping[str, Any]]) -> bool:
+        """Update the version's targetRegions to the plan's when they differ; True when an update was sent."""
+        update = converged_target_regions(have_regions, self.plan)
+        if update is None:
+            return False
+        self.log.warning("Image version %s has target regions %s, the plan asks %s: updating the version and "
+                         "waiting for replication again", version_id, describe_regions(have_regions),
+                         describe_regions(update))
+        self.hook.update_version_target_regions(version_id, update)
+        return True
 
-    def wait_replication(self, context: Any, version_id: str, attempt: int) -> Any:
+    def wait_replication(self, context: Any, version_id: str, attempt: int, created_at: float | None = None,
+                         converged: bool = False) -> Any:
         if not self.wait_for_completion:
             return version_id
-        return self.wait(context, waiter_name="gallery_replication", waiter_args={"version_id": version_id},
+        args: dict[str, Any] = {"version_id": version_id}
+        if created_at is not None:
+            args["created_at"] = created_at
+        return self.wait(context, waiter_name="gallery_replication", waiter_args=args,
                          timeout=self.timeout_seconds(self.plan), phase="replication", return_value=version_id,
-                         extra={"attempt": attempt, "version_id": version_id})
+                         extra={"attempt": attempt, "version_id": version_id, "converged": converged})
 
     # -- after each wait ------------------------------------------------------------------------------------------
 
@@ -246,13 +367,16 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         version_id = extra.get("version_id") or event.get("value")
         attempt = int(extra.get("attempt", 0))
         if phase == "replication":
+            state = event.get("state") or {}
             if event.get("status") == "success":
                 self.log.info("%s", event.get("message"))
+                # An adopted version that was still busy when the task started converges now (once per try).
+                if not extra.get("converged") and self.converge_regions(version_id, state.get("target_regions") or []):
+                    return self.wait_replication(context, version_id, attempt, converged=True)
                 return version_id
-            state = event.get("state") or {}
             failed = failed_regions(state) if event.get("status") == "failure" else []
             if not failed:
-                if event.get("status") == "failure" and state.get("provisioningState") in ("Failed", "Canceled"):
+                if event.get("status") == "failure" and states.is_failed(state.get("provisioningState")):
                     done = self.discard_failed_version(version_id)
                     raise ArmOperationFailed(f"image version {version_id}: {event.get('message')}; {done}")
                 self.check_event(event, f"image version {version_id}")
@@ -282,5 +406,5 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
             self.check_event(event, f"removing failed region(s) {extra.get('removed')} from {version_id}")
             self.log.info("Adding region(s) %s back to %s", ", ".join(extra.get("removed") or []), version_id)
             self.hook.update_version_target_regions(version_id, wire_target_regions(self.plan))
-            return self.wait_replication(context, version_id, attempt + 1)
+            return self.wait_replication(context, version_id, attempt + 1, converged=True)
         return super().after_wait(context, event, phase, extra)

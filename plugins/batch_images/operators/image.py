@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
-from batch_images.rules import ids, naming
+from batch_images.rules import ids, naming, security
 from batch_images.rules.errors import InvalidInput
 
 
@@ -77,13 +77,14 @@ def image_matches(image: Mapping[str, Any], os_snapshot: str, data_snapshots: Ma
 class ManagedImageOperator(ArmWaitingOperator):
     """Create the managed image (osState Generalized) from the OS snapshot and the data-disk snapshots by LUN.
 
-    osType and hyperVGeneration come from ``plan["source"]``. Idempotent like the snapshots: the image of
+    osType and hyperVGeneration come from ``plan["source"]``. Does nothing and returns None (the reason in the log)
+    when ``plan["image_path"]`` is ``snapshots``: a Trusted Launch source cannot be captured in a managed image. Idempotent like the snapshots: the image of
     this run from the same snapshots is adopted, a leftover of this project is replaced, anything else of
     the same name is an error. Defers until provisioningState Succeeded.
 
     :param plan: the PreflightOperator's plan (templated).
     :param snapshots: the SnapshotDisksOperator's output (templated).
-    :return: the managed image id.
+    :return: the managed image id (None on the snapshots path).
     """
 
     template_fields: Sequence[str] = ("plan", "snapshots", "arm_conn_id")
@@ -95,8 +96,17 @@ class ManagedImageOperator(ArmWaitingOperator):
         self.plan = plan
         self.snapshots = snapshots
 
-    def execute(self, context: Any) -> str:
+    def execute(self, context: Any) -> str | None:
         plan = self.plan
+        if security.image_path(plan) != security.PATH_MANAGED_IMAGE:
+            # A managed image cannot capture a Trusted Launch VM's disks (Azure: OperationNotAllowed); the
+            # version is made from the snapshots instead (plan["image_path"], decided by preflight).
+            why = (f"the source VM is {plan_get(plan, 'source.security_type', '?')}: Azure cannot capture it in a "
+                   "managed image, so publish_image_version makes the version from the disk snapshots")
+            # Short-circuit, not AirflowSkipException: publish_image_version follows the setup task preflight, and
+            # Airflow requires ALL_SUCCESS there, so a skipped upstream would skip the whole publish.
+            self.log.info("No managed image: %s", why)
+            return None
         os_snapshot, data_snapshots = split_snapshots(self.snapshots)
         image_id = planned_image_id(plan)
         tags = run_tags(plan)

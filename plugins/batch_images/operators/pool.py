@@ -22,8 +22,12 @@ gallery-image pools).
 * quota -> fatal at once, Batch's message with its numbers.
 
 When the sensor gives up it deletes the pool if - and only if - this DAG run created it (pool metadata
-``dag_id`` / ``run_id``), so a failed run leaves no half-made pool behind and never touches a pool it
-did not make.
+``dag_id`` / ``run_id``) *and* nobody uses it: no node runs a task and no job or job schedule points at
+it (:meth:`PoolRepair.users`). So a failed run leaves no half-made pool behind, never touches a pool it did
+not make, and never kills users' tasks (a clear-and-rerun of a run whose pool already serves jobs). The same
+check guards the one repair that could shrink a pool (a resize down to the target); node repairs touch only
+starttaskfailed/unusable nodes, and reboot/remove them with ``taskcompletion``, so even a node that started
+a task meanwhile finishes it first.
 """
 
 from __future__ import annotations
@@ -183,6 +187,7 @@ class BatchPoolOperator(BaseOperator):
             start_task=spec.get("start_task"),
             metadata=metadata,
             display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})",
+            security_profile=spec.get("security_profile"),  # Trusted Launch images (h5: preflight's plan)
         )
         try:
             created = hook.create_gallery_pool(options)
@@ -285,6 +290,19 @@ class PoolRepair:
     def _resize(self) -> None:
         from azure.core.exceptions import HttpResponseError
 
+        pool = self.hook.get_pool(self.pool_id)
+        shrinks = pool is not None and (
+            (pool.current_dedicated_nodes or 0) > self.target_dedicated
+            or (pool.current_low_priority_nodes or 0) > self.target_low_priority)
+        if shrinks:
+            users = self.users()
+            if users:  # a resize down requeues the tasks of the nodes it removes
+                raise PoolRepairFailed(
+                    f"Batch pool {self.pool_id} has {pool.current_dedicated_nodes} dedicated + "
+                    f"{pool.current_low_priority_nodes} low-priority nodes, more than the target "
+                    f"{self.target_dedicated} + {self.target_low_priority}, and is in use ({'; '.join(users)}): not "
+                    "shrinking it, which would requeue users' tasks. Fix: resize it yourself when its work allows, "
+                    "or raise the pipeline's node counts to the pool's size.")
         try:
             self.hook.resize_pool(self.pool_id, self.target_dedicated, self.target_low_priority, self.resize_timeout)
         except HttpResponseError as err:
@@ -317,8 +335,8 @@ class PoolRepair:
         if used == 0 or not steady:
             rebooted, refused = [], []
             for nid in node_ids:
-                try:
-                    self.hook.reboot_node(self.pool_id, nid)
+                try:  # taskcompletion: a node that took a task since the listing finishes it first
+                    self.hook.reboot_node(self.pool_id, nid, "taskcompletion")
                     rebooted.append(nid)
                 except HttpResponseError as err:
                     refused.append(f"{nid} ({batch_error_text(err)})")
@@ -329,15 +347,50 @@ class PoolRepair:
                 raise PoolRepairFailed(f"{message}\nReboot was refused for every unhealthy node: "
                                        f"{', '.join(refused)}")
         try:
-            self.hook.remove_nodes(self.pool_id, node_ids, self.resize_timeout)
+            self.hook.remove_nodes(self.pool_id, node_ids, self.resize_timeout,
+                                   node_deallocation_option="taskcompletion")
         except HttpResponseError as err:
             raise PoolRepairFailed(f"{message}\nRemoving the unhealthy nodes failed: {batch_error_text(err)}. "
                                    f"Unhealthy nodes:\n{self.describe_nodes(nodes)}") from None
         return (f"repair {used + 1}/{self.max_node_repairs}: removed {len(node_ids)} unhealthy node(s); the pool is "
                 "resized back to its target once steady")
 
+    def users(self) -> list[str]:
+        """What uses the pool, for a person to read; empty when nothing does.
+
+        Three requests whatever the account's size: ``/nodecounts`` for the pool (nodes running tasks),
+        ``GET /jobs`` filtered on ``executionInfo/poolId`` (a filterable property of List Jobs, see
+        learn.microsoft.com/rest/api/batchservice/odata-filters-in-batch), and ``GET /jobschedules`` of the
+        active and disabled schedules (poolInfo is not filterable there, so it is compared here). Jobs and
+        schedules that are completed or being deleted or terminated no longer point anywhere. A read that
+        fails counts as "in use": when unsure, leave the pool.
+        """
+        from azure.core.exceptions import HttpResponseError
+
+        found: list[str] = []
+        pool_id = self.pool_id.lower()
+        try:
+            running = (self.hook.pool_node_counts(self.pool_id).get("total") or {}).get("running", 0)
+            if running:
+                found.append(f"{running} node(s) running tasks")
+            client = self.hook.connection
+            flt = "executionInfo/poolId eq '{}'".format(self.pool_id.replace("'", "''"))
+            jobs = [j for j in client.list_jobs(filter=flt, select=["id", "state", "poolInfo", "executionInfo"])
+                    if (enum_text(j.state) or "").lower() in _LIVE_JOB_STATES
+                    and _points_at(j.pool_info, j.execution_info, pool_id)]
+            found += [f"job {j.id} ({enum_text(j.state)})" for j in jobs[:_MAX_NODES_IN_MESSAGE]]
+            if len(jobs) > _MAX_NODES_IN_MESSAGE:
+                found.append(f"{len(jobs) - _MAX_NODES_IN_MESSAGE} more job(s)")
+            schedules = [s for s in client.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
+                                                              select=["id", "state", "jobSpecification"])
+                         if _points_at(getattr(s.job_specification, "pool_info", None), None, pool_id)]
+            found += [f"job schedule {s.id} ({enum_text(s.state)})" for s in schedules[:_MAX_NODES_IN_MESSAGE]]
+        except HttpResponseError as err:
+            found.append(f"could not check who uses it: {batch_error_text(err)}")
+        return found
+
     def cleanup(self, dag_id: str | None, run_id: str | None) -> str:
-        """Delete the pool if this run created it; say what was done (for the failure message)."""
+        """Delete the pool if this run created it and nobody uses it; say what was done (for the failure message)."""
         from azure.core.exceptions import HttpResponseError
 
         try:
@@ -350,8 +403,24 @@ class PoolRepair:
             return f"Pool {self.pool_id} was left in place: this run did not create it."
         if (enum_text(pool.state) or "").lower() == "deleting":
             return f"Pool {self.pool_id} is already being deleted."
+        users = self.users()
+        if users:
+            return (f"Pool {self.pool_id} (created by this run) was left in place because it is in use: "
+                    f"{'; '.join(users)}. Deleting it would kill and requeue those tasks. Delete it yourself once "
+                    "its work is done, if it should go.")
         try:
             self.hook.delete_pool(self.pool_id)
         except HttpResponseError as err:
             return f"Deleting pool {self.pool_id} (created by this run) failed: {batch_error_text(err)}."
         return f"Pool {self.pool_id} (created by this run) was deleted, so no half-made pool is left behind."
+
+
+# Job states in which a job can still run tasks on its pool (BatchJobState: completed, deleting and terminating
+# jobs schedule nothing more).
+_LIVE_JOB_STATES = ("active", "disabling", "disabled", "enabling")
+
+
+def _points_at(pool_info: Any, execution_info: Any, pool_id: str) -> bool:
+    """A job's / job specification's poolInfo.poolId (or the job's executionInfo.poolId) is this pool."""
+    ids_ = (getattr(pool_info, "pool_id", None), getattr(execution_info, "pool_id", None))
+    return any((i or "").lower() == pool_id for i in ids_)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -39,6 +39,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids, naming, sizing
+from batch_images.rules import security as security_rules
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
 
@@ -140,6 +141,22 @@ class PreflightOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict:
+        """Run the checks; bad input of any kind fails the task at once (no retry can fix it).
+
+        Besides the problems the checks collect, a connection that is missing or whose extras are not valid
+        (e.g. a ``ca_bundle`` that names no file, no ``subscriptionId``) surfaces as InvalidInput /
+        AirflowNotFoundException from the hooks: it becomes the same AirflowFailException. Azure's transient
+        answers (throttling, 5xx, network errors) still raise as they are, so Airflow retries the task.
+        """
+        try:
+            return self._execute(context)
+        except (InvalidInput, AirflowNotFoundException) as err:
+            self.log.error("Preflight: %s", err)
+            raise AirflowFailException(
+                f"Preflight: a connection or config value is not valid; nothing was changed in Azure.\n  1. {err}"
+            ) from None
+
+    def _execute(self, context: Context) -> dict:
         from batch_images.hooks.arm import ArmComputeHook
 
         cfg = self._config()
@@ -164,6 +181,7 @@ class PreflightOperator(BaseOperator):
         source = self._check_vm(arm, cfg, problems)
         agent = self._check_supported_image(cfg, source, problems)
         self._check_definition(arm, cfg, source, problems)
+        security = self._check_security_type(arm, cfg, source, problems)
         self._check_batch_provider(arm, cfg, problems)
         account_regions, extra_regions = self._check_pools(arm, cfg, problems)
 
@@ -192,6 +210,8 @@ class PreflightOperator(BaseOperator):
         assert version is not None and source is not None and replica_plan is not None and agent is not None
         plan = self._plan(cfg, cfg2, context, dag_id, run_id, logical, version, arm_conn_id, source, agent,
                           account_regions, replica_plan, pool_ids)
+        if security is not None:
+            security_rules.apply_to_plan(plan, security)
         context["ti"].xcom_push(key="pools", value=plan["pools"])
         self.log.info("Preflight passed: version %s, %d pool(s): %s", version, len(plan["pools"]),
                       ", ".join(p["pool_id"] for p in plan["pools"]))
@@ -436,6 +456,38 @@ class PreflightOperator(BaseOperator):
             self.log.warning("The existing image definition %s has identifier %s, the config says %s; the existing "
                              "one is kept", d.name, ident, wanted)
 
+    def _check_security_type(self, arm, cfg: PipelineConfig, source: dict | None,
+                             problems: _Problems) -> dict | None:
+        """Read the source VM's ``securityProfile`` and decide the image path (:func:`security_rules.decide`).
+
+        A Trusted Launch VM goes snapshots -> version (no managed image can capture it) into a definition with a
+        Trusted Launch ``SecurityType`` feature, and its pools get the matching ``securityProfile``. An existing
+        definition must have that feature. Returns the decision, or None after adding the problem.
+        """
+        if source is None:
+            return None
+        vm = arm.get_vm(cfg.source_vm_id)
+        profile = (vm.get("properties") or {}).get("securityProfile")
+        try:
+            decision = security_rules.decide(profile, source["hyper_v_generation"], vm_id=cfg.source_vm_id)
+        except InvalidInput as err:
+            problems.add_error(err)
+            return None
+        if arm.find_resource(cfg.gallery_id) is not None:
+            existing = arm.find_resource(cfg.image_definition_id)
+            if existing is not None:
+                err = security_rules.check_definition_feature(
+                    (existing.get("properties") or {}).get("features"), decision, definition_id=cfg.image_definition_id)
+                if err is not None:
+                    problems.add_error(err)
+                    return None
+        if decision["image_path"] != security_rules.PATH_MANAGED_IMAGE:
+            self.log.info("Source VM %s is %s: no managed image can capture it, so the version is made from the disk "
+                          "snapshots, in a definition with SecurityType %s, and pools set securityProfile %s",
+                          source["vm_name"], decision["security_type"], decision["definition_feature"],
+                          decision["pool_security_profile"])
+        return decision
+
     def _check_batch_provider(self, arm, cfg: PipelineConfig, problems: _Problems) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
@@ -569,7 +621,13 @@ class PreflightOperator(BaseOperator):
                                                      sum(r["regional_replica_count"] for r in target_regions))
         snapshot = sizing.timeout_for_snapshot(size_gb)
         image = sizing.timeout_for_image(size_gb)
-        eol = cfg.end_of_life_date(logical.date() if isinstance(logical, datetime) else logical)
+        # Azure checks endOfLifeDate against its clock: count from the build day for a backfill (rules/config.py).
+        logical_day = logical.date() if isinstance(logical, datetime) else logical
+        eol = cfg.end_of_life_date(logical_day, today=datetime.now(timezone.utc).date())
+        if eol is not None and eol != cfg.end_of_life_date(logical_day):
+            self.log.info("End-of-life date %s: %d days after today, which is later than the logical date %s "
+                          "(Azure refuses an end-of-life date that is not in the future)",
+                          eol, cfg.end_of_life_days, logical_day)
         return {
             "dag_id": dag_id,
             "run_id": run_id,

@@ -1,0 +1,55 @@
+"""rules/security.py: what the source VM's security type decides."""
+from __future__ import annotations
+
+import pytest
+
+from batch_images.rules import security
+from batch_images.rules.errors import InvalidInput
+
+TL = {"securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": False}}
+
+
+def test_standard_and_absent_profiles_take_the_managed_image_path():
+    for profile in (None, {}, {"securityType": "Standard"}):
+        d = security.decide(profile, "V1")
+        assert d == {"security_type": "Standard", "image_path": "managed_image", "definition_feature": None,
+                     "pool_security_profile": None}
+
+
+def test_trusted_launch_takes_snapshots_and_keeps_the_vms_uefi_settings():
+    d = security.decide(TL, "V2")
+    assert d["image_path"] == "snapshots" and d["definition_feature"] == "TrustedLaunch"
+    assert d["pool_security_profile"] == {"securityType": "trustedLaunch",
+                                          "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": False}}
+    assert security.definition_features(d) == [{"name": "SecurityType", "value": "TrustedLaunch"}]
+
+
+@pytest.mark.parametrize("profile, generation, words", [
+    (TL, "V1", "generation is V1"),
+    ({"securityType": "ConfidentialVM"}, "V2", "Confidential VM"),
+    ({"securityType": "Quantum"}, "V2", "unknown"),
+])
+def test_combinations_no_path_can_build_name_the_field_and_fix(profile, generation, words):
+    with pytest.raises(InvalidInput) as err:
+        security.decide(profile, generation, vm_id="/subscriptions/x/vm")
+    assert err.value.field == "source_vm_id" and words in err.value.reason and err.value.fix
+
+
+def test_definition_feature_checks():
+    tl = security.decide(TL, "V2")
+    std = security.decide(None, "V2")
+    for ok in ("TrustedLaunch", "TrustedLaunchSupported", "TrustedLaunchAndConfidentialVmSupported"):
+        assert security.check_definition_feature([{"name": "SecurityType", "value": ok}], tl) is None
+    assert "no SecurityType feature" in security.check_definition_feature(None, tl).reason
+    assert security.check_definition_feature([{"name": "SecurityType", "value": "ConfidentialVM"}], tl) is not None
+    assert security.check_definition_feature(None, std) is None
+    assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunchSupported"}], std) is None
+    assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunch"}], std) is not None
+
+
+def test_apply_to_plan_marks_source_path_and_pools():
+    plan = {"source": {}, "pools": [{"pool_id": "a"}, {"pool_id": "b"}]}
+    security.apply_to_plan(plan, security.decide(TL, "V2"))
+    assert plan["source"]["security_type"] == "TrustedLaunch" and security.image_path(plan) == "snapshots"
+    assert all(p["security_profile"]["securityType"] == "trustedLaunch" for p in plan["pools"])
+    assert security.image_path({}) == "managed_image"

@@ -5,6 +5,8 @@ import re
 import uuid
 
 KINDS = {"http", "lro_failed", "replication_failed", "resize_error", "start_task_failed", "node_unusable"}
+KINDS |= {"node_preempted"}  # Spot/low-priority preemption (backends/batch_nodes.py)
+KINDS |= {"state_spelling", "not_found_after_create"}  # ARM GETs (responses/arm.py)
 
 
 def _matches(match: dict, attrs: dict) -> bool:

@@ -13,6 +13,7 @@ matches without regard to case.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -74,6 +75,88 @@ def _deleted(ctx, req: ApiRequest, kind: str, target: tuple[str, str] | None) ->
         return json_response(None, 204)
     key, location = target
     return _int_retry_after(arm_lro.begin_delete(ctx, req, kind, key, location=location))
+
+
+# --- faults on the ARM read path (kinds state_spelling, not_found_after_create) ----------------------
+
+def _provider_type_and_name(path: str) -> tuple[str, str, str]:
+    """``.../resourceGroups/rg/providers/Microsoft.Compute/snapshots/s1`` -> ("Microsoft.Compute/snapshots", "s1", "rg")."""
+    head, _, tail = path.rstrip("/").partition("/providers/")
+    rtype, _, name = tail.rpartition("/")
+    rg = head.rsplit("/", 1)[-1]
+    return rtype, name, rg
+
+
+def _arm_create(resource_type: str, handler):
+    """A PUT that made a new resource arms a matching `not_found_after_create` fault for that resource:
+    its next `reads` GETs (default 2) answer 404, as ARM does while its caches catch up after a create
+    (azure-rest-api-specs issue 10148, azure-sdk-for-python issue 14282; how many reads, and for how long,
+    is a guess)."""
+    def wrapped(ctx, req):
+        resp = handler(ctx, req)
+        if resp.status_code in (201, 202):  # a new resource (200 is an update)
+            name = _provider_type_and_name(req.path)[1]
+            fault = ctx.faults.take("not_found_after_create", resource_type=resource_type, name=name)
+            if fault is not None:
+                ctx.store.put("stale_read", req.path.rstrip("/").lower(), {"reads": int(fault.get("reads", 2))})
+        return resp
+    return wrapped
+
+
+def _respell(body: dict, state: str, spelling: str) -> None:
+    """Write ``spelling`` wherever ``body`` reports ``state`` (provisioningState, replication states)."""
+    props = body.get("properties") or {}
+    if str(props.get("provisioningState", "")).lower() == state.lower():
+        props["provisioningState"] = spelling
+    rs = props.get("replicationStatus") or {}
+    if str(rs.get("aggregatedState", "")).lower() == state.lower():
+        rs["aggregatedState"] = spelling
+    for entry in rs.get("summary") or []:
+        if str(entry.get("state", "")).lower() == state.lower():
+            entry["state"] = spelling
+
+
+def _states_in(body: dict) -> list[str]:
+    props = body.get("properties") or {}
+    rs = props.get("replicationStatus") or {}
+    found = [props.get("provisioningState"), rs.get("aggregatedState")] + [e.get("state") for e in rs.get("summary") or []]
+    return list(dict.fromkeys(s for s in found if isinstance(s, str)))
+
+
+def _arm_read(resource_type: str, handler):
+    """GET of one resource, with the read-path faults:
+
+    - a `stale_read` left by `not_found_after_create`: ARM's 404 ResourceNotFound body (the backend's own),
+      counted down per GET;
+    - `state_spelling` [resource_type, name_regex, state]: a state the body reports (provisioningState, a
+      replication region's state or the aggregated one) equal to match `state` is sent as `spelling`
+      (e.g. Cancelled, canceled, FAILED, succeeded): ARM services do spell states differently (ARM RPC
+      repository, issue 144). The stored resource is unchanged: only the wire answer differs.
+    """
+    def wrapped(ctx, req):
+        key = req.path.rstrip("/").lower()
+        stale = ctx.store.get("stale_read", key)
+        if stale is not None:
+            left = int(stale.get("reads", 0)) - 1
+            if left > 0:
+                ctx.store.put("stale_read", key, {"reads": left})
+            else:
+                ctx.store.delete("stale_read", key)
+            rtype, name, rg = _provider_type_and_name(req.path)
+            raise c.not_found(rtype, name, rg)
+        resp = handler(ctx, req)
+        if resp.status_code != 200:
+            return resp
+        body = json.loads(resp.body)
+        name = _provider_type_and_name(req.path)[1]
+        for state in _states_in(body):
+            fault = ctx.faults.take("state_spelling", resource_type=resource_type, name=name, state=state)
+            if fault is not None:
+                _respell(body, state, str(fault.get("spelling", state)))
+                return JSONResponse(body, status_code=200, headers={
+                    k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")})
+        return resp
+    return wrapped
 
 
 # --- resource groups and providers -----------------------------------------------------------------
@@ -317,37 +400,37 @@ ROUTES: list[Route] = [_ci(r) for r in [
     op_route(SC + "/snapshots", {"GET": ("Snapshots_List", snap_list)}),
     op_route(C + "/snapshots", {"GET": ("Snapshots_ListByResourceGroup", snap_list_rg)}),
     op_route(C + "/snapshots/{name}", {
-        "GET": ("Snapshots_Get", snap_get),
-        "PUT": ("Snapshots_CreateOrUpdate", snap_put),
+        "GET": ("Snapshots_Get", _arm_read("snapshots", snap_get)),
+        "PUT": ("Snapshots_CreateOrUpdate", _arm_create("snapshots", snap_put)),
         "DELETE": ("Snapshots_Delete", snap_delete),
     }),
 
     op_route(SC + "/images", {"GET": ("Images_List", image_list)}),
     op_route(C + "/images", {"GET": ("Images_ListByResourceGroup", image_list_rg)}),
     op_route(C + "/images/{name}", {
-        "GET": ("Images_Get", image_get),
-        "PUT": ("Images_CreateOrUpdate", image_put),
+        "GET": ("Images_Get", _arm_read("images", image_get)),
+        "PUT": ("Images_CreateOrUpdate", _arm_create("images", image_put)),
         "DELETE": ("Images_Delete", image_delete),
     }),
 
     op_route(SC + "/galleries", {"GET": ("Galleries_List", gallery_list)}),
     op_route(C + "/galleries", {"GET": ("Galleries_ListByResourceGroup", gallery_list_rg)}),
     op_route(C + "/galleries/{gallery}", {
-        "GET": ("Galleries_Get", gallery_get),
-        "PUT": ("Galleries_CreateOrUpdate", gallery_put),
+        "GET": ("Galleries_Get", _arm_read("galleries", gallery_get)),
+        "PUT": ("Galleries_CreateOrUpdate", _arm_create("galleries", gallery_put)),
         "DELETE": ("Galleries_Delete", gallery_delete),
     }),
     op_route(C + "/galleries/{gallery}/images", {"GET": ("GalleryImages_ListByGallery", def_list)}),
     op_route(C + "/galleries/{gallery}/images/{image}", {
-        "GET": ("GalleryImages_Get", def_get),
-        "PUT": ("GalleryImages_CreateOrUpdate", def_put),
+        "GET": ("GalleryImages_Get", _arm_read("gallery_images", def_get)),
+        "PUT": ("GalleryImages_CreateOrUpdate", _arm_create("gallery_images", def_put)),
         "DELETE": ("GalleryImages_Delete", def_delete),
     }),
     op_route(C + "/galleries/{gallery}/images/{image}/versions",
              {"GET": ("GalleryImageVersions_ListByGalleryImage", ver_list)}),
     op_route(C + "/galleries/{gallery}/images/{image}/versions/{version}", {
-        "GET": ("GalleryImageVersions_Get", ver_get),
-        "PUT": ("GalleryImageVersions_CreateOrUpdate", ver_put),
+        "GET": ("GalleryImageVersions_Get", _arm_read("versions", ver_get)),
+        "PUT": ("GalleryImageVersions_CreateOrUpdate", _arm_create("versions", ver_put)),
         "DELETE": ("GalleryImageVersions_Delete", ver_delete),
     }),
 

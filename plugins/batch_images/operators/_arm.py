@@ -5,20 +5,26 @@ Waiting has one shape for both modes: :meth:`ArmWaitingOperator.wait` either def
 waiter in-process with :func:`~batch_images.triggers.base.run_waiter_sync`; either way the event lands
 in :meth:`ArmWaitingOperator.after_wait` with the ``phase`` the operator named, so multi-step operators
 (the gallery's failed-region retry) are one state machine for both modes.
+
+Timeouts: an operator's timeout (``timeout=`` or the plan's ``timeouts``) is the budget of its whole wait,
+every phase and every retry of the task included: the first wait of the first try starts it
+(:func:`~batch_images.triggers.base.budget_deadline`, kept in the task state store across tries), and a
+wait that runs out of it raises ``AirflowSensorTimeout``, which the Airflow 3.3 task runner does not retry.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images.rules import ids, naming
 from batch_images.rules.errors import InvalidInput
-from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync
+from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, run_waiter_sync
 
 if TYPE_CHECKING:
     from batch_images.hooks.arm import ArmComputeHook
@@ -146,22 +152,28 @@ class ArmWaitingOperator(BaseOperator):
 
     def wait(self, context: Any, *, waiter_name: str, waiter_args: dict, timeout: float, phase: str,
              return_value: Any = None, extra: dict | None = None) -> Any:
-        """Wait for ``waiter_name``; continue in :meth:`after_wait` with ``phase`` and ``extra``."""
+        """Wait for ``waiter_name``; continue in :meth:`after_wait` with ``phase`` and ``extra``.
+
+        ``timeout`` (seconds) is the budget of the task's whole wait: its deadline is set by the first wait of
+        the first try and kept for later phases and retries (:func:`budget_deadline`).
+        """
         extra = dict(extra or {})
+        deadline = budget_deadline(context, timeout, logger=self.log)
+        left = max(deadline - time.time(), 0.0)
         if self.deferrable:
             trigger = AzureBaseWaiterTrigger(
                 waiter_name=waiter_name, waiter_args=waiter_args, conn_id=self.arm_conn_id,
-                poll_interval=self.poll_interval, timeout_seconds=timeout, return_key="value",
+                poll_interval=self.poll_interval, deadline=deadline, return_key="value",
                 return_value=return_value, resume_kwargs={"phase": phase, "extra": extra},
             )
-            self.log.info("Deferring: waiting for %s (poll every %ss, timeout %ss)", waiter_name,
-                          self.poll_interval, int(timeout))
+            self.log.info("Deferring: waiting for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
+                          self.poll_interval, int(left), int(timeout))
             self.defer(trigger=trigger, method_name="resume", kwargs={"phase": phase, "extra": extra},
-                       timeout=timedelta(seconds=timeout) + DEFER_GRACE)
-        self.log.info("Waiting in the worker for %s (poll every %ss, timeout %ss)", waiter_name,
-                      self.poll_interval, int(timeout))
-        event = run_waiter_sync(waiter_name, waiter_args, self.arm_conn_id, self.poll_interval, timeout,
-                                logger=self.log)
+                       timeout=timedelta(seconds=left) + DEFER_GRACE)
+        self.log.info("Waiting in the worker for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
+                      self.poll_interval, int(left), int(timeout))
+        event = run_waiter_sync(waiter_name, waiter_args, self.arm_conn_id, self.poll_interval,
+                                deadline=deadline, logger=self.log)
         event["value"] = return_value
         return self.after_wait(context, event, phase, extra)
 
@@ -179,13 +191,15 @@ class ArmWaitingOperator(BaseOperator):
         return event.get("value")
 
     def check_event(self, event: dict, what: str | None = None) -> None:
+        """Return on success; raise ``AirflowSensorTimeout`` on a timeout (not retried: the budget covers the
+        retries), ``ArmOperationFailed`` on a failure, both with the waiter's message."""
         status = event.get("status")
         if status == "success":
             self.log.info("%s", event.get("message"))
             return
         prefix = f"{what}: " if what else ""
         if status == "timeout":
-            raise ArmOperationFailed(f"{prefix}timed out: {event.get('message')}")
+            raise AirflowSensorTimeout(f"{prefix}timed out: {event.get('message')}")
         raise ArmOperationFailed(f"{prefix}{event.get('message') or f'waiter ended with {status!r}'}")
 
     def delete_and_wait(self, resource_ids: list[str], timeout: float = 900.0) -> None:

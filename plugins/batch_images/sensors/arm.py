@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+import time
+
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images.operators._arm import DEFER_GRACE, ids_of
-from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync
+from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, run_waiter_sync
 from batch_images.triggers.waiters import get_waiter
 
 
@@ -28,17 +30,27 @@ class ArmResourcesSensor(BaseSensorOperator):
     SnapshotDisksOperator's XCom ``operations``), so that a resource ending Failed is reported with Azure's
     error: a Failed resource's own body does not say why.
 
+    ``created_at``: optional ``{resource id: epoch seconds}`` of the creates the upstream task made (the
+    SnapshotDisksOperator's XCom ``created_at``): such a resource that answers 404 within the waiter's grace
+    period after its create is not visible yet (ARM's read-after-write lag) and is polled again.
+
+    ``timeout`` (seconds) is the budget of the whole wait, the task's retries included: a retry continues
+    the first try's deadline (kept in the task state store). Running out of it raises
+    ``AirflowSensorTimeout`` in every mode, which Airflow does not retry.
+
     :return: the list of resource ids.
     """
 
-    template_fields: Sequence[str] = ("resource_ids", "operations", "arm_conn_id")
+    template_fields: Sequence[str] = ("resource_ids", "operations", "created_at", "arm_conn_id")
 
-    def __init__(self, *, resource_ids: Any, operations: Any = None, arm_conn_id: str = "azure_default",
-                 deferrable: bool = True, poll_interval: float = 15.0, timeout: float = 3600.0, **kwargs: Any) -> None:
+    def __init__(self, *, resource_ids: Any, operations: Any = None, created_at: Any = None,
+                 arm_conn_id: str = "azure_default", deferrable: bool = True, poll_interval: float = 15.0,
+                 timeout: float = 3600.0, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(timeout=timeout, **kwargs)
         self.resource_ids = resource_ids
         self.operations = operations
+        self.created_at = created_at
         self.arm_conn_id = arm_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -50,6 +62,9 @@ class ArmResourcesSensor(BaseSensorOperator):
         args: dict = {"resource_ids": self._ids()}
         if isinstance(self.operations, Mapping) and self.operations:
             args["operations"] = {str(k): str(v) for k, v in self.operations.items() if v}
+        if isinstance(self.created_at, Mapping) and self.created_at:
+            args["created_at"] = {str(k): float(v) for k, v in self.created_at.items()
+                                  if isinstance(v, (int, float))}
         return args
 
     def execute(self, context: Any) -> list[str]:
@@ -59,17 +74,19 @@ class ArmResourcesSensor(BaseSensorOperator):
             return []
         timeout = float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
         args = self._args()
+        if self.reschedule and not self.deferrable:
+            return super().execute(context)  # BaseSensorOperator keeps reschedule mode's own clock
+        deadline = budget_deadline(context, timeout, logger=self.log)
         if self.deferrable:
             self.defer(
                 trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
                                                conn_id=self.arm_conn_id, poll_interval=self.poll_interval,
-                                               timeout_seconds=timeout, return_key="value",
+                                               deadline=deadline, return_key="value",
                                                return_value=resource_ids),
-                method_name="execute_complete", timeout=timedelta(seconds=timeout) + DEFER_GRACE)
-        if self.reschedule:
-            return super().execute(context)
-        event = run_waiter_sync("arm_provisioning", args, self.arm_conn_id, self.poll_interval, timeout,
-                                logger=self.log)
+                method_name="execute_complete",
+                timeout=timedelta(seconds=max(deadline - time.time(), 0.0)) + DEFER_GRACE)
+        event = run_waiter_sync("arm_provisioning", args, self.arm_conn_id, self.poll_interval,
+                                deadline=deadline, logger=self.log)
         event["value"] = resource_ids
         return self.execute_complete(context, event)
 
@@ -100,5 +117,5 @@ class ArmResourcesSensor(BaseSensorOperator):
             self.log.info("%s", event.get("message"))
             return event.get("value") or []
         if event.get("status") == "timeout":
-            raise AirflowException(f"timed out: {event.get('message')}")
+            raise AirflowSensorTimeout(f"timed out: {event.get('message')}")
         raise AirflowException(event.get("message") or f"waiter ended with {event.get('status')!r}")

@@ -12,6 +12,28 @@ says, and never faster than ``poll_interval``. The deadline is absolute (epoch s
 when the operator defers and carried through :meth:`AzureBaseWaiterTrigger.serialize`, so a triggerer
 restart resumes with the same deadline instead of a fresh timeout.
 
+Retry-After is read by :func:`retry_after_seconds`, which never raises: seconds, an HTTP date, the
+``retry-after-ms`` headers, or a list such as ``81,120`` (what a gateway sends when it joins two
+headers; the largest value wins) are honoured; a negative, empty, NaN or unreadable value counts as
+absent and the loop waits a fallback delay (:data:`THROTTLE_FALLBACK_SECONDS`, doubling on each
+throttled poll in a row); any value is capped at :data:`MAX_RETRY_AFTER_SECONDS` and by the deadline.
+
+The waiter clients run with ``retry_total=0`` (:data:`WAITER_CLIENT_OPTIONS`): this loop, not
+azure-core's ``RetryPolicy``, retries a wait. Why (azure-core 1.41, ``pipeline/policies/_retry.py`` and
+``_utils.py``): the policy retries any >= 400 answer carrying Retry-After and sleeps what
+``parse_retry_after`` returns, which raises ``ValueError("Invalid HTTP date")`` on a value such as
+``81,120`` (an exception that is not an ``AzureError`` and ended waits as "crashed"), and sleeps a huge
+value in full, blind to the wait's deadline; its sleeps are also invisible in the task log. With
+``retry_total=0`` the policy gives up before it reads the header (``increment`` finds the budget
+exhausted), so the 429/5xx reaches this loop, which parses Retry-After safely, logs it and keeps to
+the deadline. Connection errors are retried here too (up to :data:`MAX_CONSECUTIVE_ERRORS` in a row).
+Anything else raised from inside azure-core's pipeline is treated like a transient error, never as a
+crash.
+
+Budgets across task retries: :func:`budget_deadline` keeps the first try's deadline in the task
+instance's ``task_state_store`` (Airflow 3.3), so a retry of a task continues the same budget instead
+of starting a fresh one.
+
 Event payload: ``{"status": "success"|"failure"|"timeout", "message", "waiter", "state": last state,
 <return_key>: <return_value>}``.
 """
@@ -21,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,41 +55,97 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 30.0
 MAX_CONSECUTIVE_ERRORS = 5
-# Clients used while waiting retry little themselves, so throttling reaches the loop (which honours
-# Retry-After and logs it) instead of hiding inside the SDK's retry policy.
-WAITER_CLIENT_OPTIONS = {"retry_total": 2}
+# Retries belong to the loop in wait_for (see the module docstring for why).
+WAITER_CLIENT_OPTIONS = {"retry_total": 0}
+# A throttled answer whose Retry-After is missing or unreadable: wait this long (doubled per throttled poll
+# in a row, up to the cap). ARM's throttling windows are counted per minute or so; 10 s is a polite first step.
+THROTTLE_FALLBACK_SECONDS = 10.0
+# No single Retry-After is honoured beyond this (a proxy's "86400" must not park a wait for a day).
+MAX_RETRY_AFTER_SECONDS = 600.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds a Retry-After value asks for, capped at :data:`MAX_RETRY_AFTER_SECONDS`; None if unusable.
+
+    Accepts delta-seconds (``"30"``, ``"2.5"``), an HTTP date, and a comma-separated list of those (the
+    largest wins). Negative, NaN, empty and unreadable values give None. Never raises.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    now = time.time() if now is None else now
+
+    def one(part: str) -> float | None:
+        part = part.strip()
+        if not part:
+            return None
+        try:
+            seconds = float(part)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(part)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+            if when is None:
+                return None
+            if when.tzinfo is None:  # RFC 9110 dates are GMT
+                import datetime as _dt
+
+                when = when.replace(tzinfo=_dt.timezone.utc)
+            seconds = max(when.timestamp() - now, 0.0)
+        if math.isnan(seconds) or seconds < 0:
+            return None
+        return min(seconds, MAX_RETRY_AFTER_SECONDS)
+
+    whole = one(text)  # an HTTP date contains a comma itself: try the whole value first
+    if whole is not None:
+        return whole
+    parts = [p for p in (one(x) for x in text.split(",")) if p is not None]
+    return max(parts) if parts else None
 
 
 def retry_after_seconds(err: BaseException) -> float | None:
-    """Seconds an error's response asks us to wait (Retry-After seconds or HTTP date, or *retry-after-ms)."""
+    """Seconds an error's response asks us to wait (``retry-after-ms``, ``x-ms-retry-after-ms``, then
+    ``Retry-After``, read by :func:`parse_retry_after`); None when absent or unusable. Never raises."""
     response = getattr(err, "response", None)
     headers = getattr(response, "headers", None)
     if not headers:
         return None
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(float(value) / 1000.0, 0.0)
-            except ValueError:
-                pass
-    value = headers.get("Retry-After")
-    if not value:
-        return None
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+            ms = parse_retry_after(headers.get(name))
+            if ms is not None:
+                return min(ms / 1000.0, MAX_RETRY_AFTER_SECONDS)
+        return parse_retry_after(headers.get("Retry-After"))
+    except Exception:  # pragma: no cover - a headers object that cannot even be read: treat as absent
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+
+
+def throttle_delay(retry_after: float | None, poll_interval: float, throttled_in_a_row: int) -> float:
+    """Seconds to wait after a throttled answer: Retry-After when usable, else the fallback (doubling with
+    each throttled poll in a row); never below ``poll_interval``, never above :data:`MAX_RETRY_AFTER_SECONDS`
+    unless ``poll_interval`` itself is longer."""
+    if retry_after is None:
+        wait = THROTTLE_FALLBACK_SECONDS * (2 ** max(throttled_in_a_row - 1, 0))
+    else:
+        wait = retry_after
+    return max(poll_interval, min(wait, MAX_RETRY_AFTER_SECONDS))
 
 
 def is_throttled(err: BaseException) -> bool:
     status = getattr(getattr(err, "response", None), "status_code", None) or getattr(err, "status_code", None)
     return status == 429 or (status in (503, 502, 504) and retry_after_seconds(err) is not None)
+
+
+def _raised_in_sdk(err: BaseException) -> bool:
+    """The exception came out of azure-core's own machinery (e.g. its retry policy), not out of our code."""
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    filename = last.tb_frame.f_code.co_filename.replace("\\", "/") if last is not None else ""
+    return "/azure/core/" in filename
 
 
 def _is_transient(err: BaseException) -> bool:
@@ -114,6 +193,7 @@ async def wait_for(
     # azure-core is imported here, not at module level: DAG files import the operators, which import this
     # module, and DAG parsing must not load the Azure SDK.
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         ServiceRequestError,
@@ -129,10 +209,21 @@ async def wait_for(
     poll_interval = max(float(poll_interval), 0.0)
     state: dict = {}
     errors = 0
+    throttled = 0
     polls = 0
 
     def payload(status: str, message: str) -> dict:
         return {"status": status, "message": message, "waiter": waiter_name, "state": state, "polls": polls}
+
+    def transient(err: BaseException) -> dict | None:
+        """Count a transient error; the failure payload once too many came in a row, else None."""
+        nonlocal errors
+        if errors + 1 >= MAX_CONSECUTIVE_ERRORS:
+            return payload("failure", f"error while waiting ({errors + 1} in a row): {_describe(err)}")
+        errors += 1
+        logger.warning("[%s] transient error %d/%d: %s", waiter_name, errors, MAX_CONSECUTIVE_ERRORS,
+                       _describe(err))
+        return None
 
     try:
         while True:
@@ -142,6 +233,7 @@ async def wait_for(
                 state = await waiter.probe(hook, **args)
                 polls += 1
                 errors = 0
+                throttled = 0
                 status, message = waiter.evaluate(state)
                 logger.info("[%s] %s", waiter_name, waiter.progress(state))
                 if status in ("success", "failure"):
@@ -152,21 +244,31 @@ async def wait_for(
                 polls += 1
                 wait = retry_after_seconds(err)
                 if is_throttled(err):
-                    floor = wait or 0.0
-                    delay = max(poll_interval, floor)
-                    logger.warning("[%s] throttled (%s); Retry-After %ss, next poll in %.1fs",
-                                   waiter_name, _describe(err), "?" if wait is None else f"{wait:g}", delay)
-                    if deadline is not None and time.time() + (wait or 0.0) > deadline:
+                    throttled += 1
+                    delay = throttle_delay(wait, poll_interval, throttled)
+                    floor = delay if wait is not None else 0.0  # a fallback delay may be cut by the deadline
+                    logger.warning("[%s] throttled (%s); Retry-After %s, next poll in %.1fs", waiter_name,
+                                   _describe(err), "unusable/absent" if wait is None else f"{wait:g}s", delay)
+                    if deadline is not None and time.time() + floor > deadline:
                         return payload("timeout", f"timed out while throttled: {_describe(err)}; "
                                        f"last state: {waiter.progress(state) if state else 'none'}")
-                elif _is_transient(err) and errors + 1 < MAX_CONSECUTIVE_ERRORS:
-                    errors += 1
-                    floor = wait or 0.0
+                elif _is_transient(err):
+                    done = transient(err)
+                    if done is not None:
+                        return done
+                    floor = min(wait or 0.0, MAX_RETRY_AFTER_SECONDS)
                     delay = max(poll_interval, floor)
-                    logger.warning("[%s] transient error %d/%d: %s", waiter_name, errors,
-                                   MAX_CONSECUTIVE_ERRORS, _describe(err))
                 else:
                     return payload("failure", f"error while waiting: {_describe(err)}")
+            except Exception as err:
+                # azure-core's own machinery (its retry policy parsing a header, a decoder) raised something
+                # that is not an HTTP answer: a transient error of this poll, not a crash of the wait.
+                if not (isinstance(err, AzureError) or _raised_in_sdk(err)):
+                    raise
+                polls += 1
+                done = transient(err)
+                if done is not None:
+                    return done
             now = time.time()
             if deadline is not None:
                 remaining = deadline - now
@@ -183,6 +285,49 @@ async def wait_for(
 
 def compute_deadline(timeout_seconds: float | None) -> float | None:
     return None if timeout_seconds is None else time.time() + float(timeout_seconds)
+
+
+BUDGET_KEY = "wait_budget"
+
+
+def budget_deadline(context: Any, timeout_seconds: float | None, *, key: str = BUDGET_KEY,
+                    logger: Any = None) -> float | None:
+    """Absolute deadline (epoch seconds) of a wait whose ``timeout_seconds`` budget covers every try of the task.
+
+    The first try records when the budget started in the task instance's ``task_state_store`` (Airflow 3.3:
+    scoped to dag_id/run_id/task_id/map_index, kept across retries - unlike XCom, which Airflow clears when
+    a new try starts). A retry reads it back and gets what is left of the budget (possibly nothing: the
+    waiter then looks once and times out). The record names the "series" of tries (``ti.max_tries``): a
+    clear of the task by a user raises max_tries, so a deliberate re-run gets a fresh budget while the
+    scheduler's retries share one. Without a task state store (a bare context in a unit test) the budget
+    starts now. Never raises.
+
+    :param context: the task's Airflow context.
+    :param timeout_seconds: the budget in seconds; None means no deadline.
+    :param key: the task state store key (one budget per key and task instance).
+    """
+    if timeout_seconds is None:
+        return None
+    now = time.time()
+    logger = logger or log
+    try:
+        store = context["task_state_store"]
+        series = int(getattr(context["ti"], "max_tries", 0) or 0)
+    except (KeyError, TypeError):
+        return now + float(timeout_seconds)
+    try:
+        record = store.get(key)
+        if isinstance(record, dict) and record.get("series") == series and \
+                isinstance(record.get("started"), (int, float)):
+            started = float(record["started"])
+            logger.info("Wait budget %ss started at try %s (%.0fs ago); %.0fs left", int(float(timeout_seconds)),
+                        record.get("try", "?"), now - started, max(started + float(timeout_seconds) - now, 0.0))
+            return started + float(timeout_seconds)
+        store.set(key, {"series": series, "started": now, "try": getattr(context["ti"], "try_number", None)})
+    except Exception:  # the budget is best effort: never fail a task because the store is unavailable
+        logger.warning("could not read or record the wait budget in task_state_store; the budget starts now",
+                       exc_info=True)
+    return now + float(timeout_seconds)
 
 
 def run_waiter_sync(

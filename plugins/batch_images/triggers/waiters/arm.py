@@ -1,13 +1,26 @@
 """ARM waiters: provisioning of snapshots/images/versions, deletion, gallery replication.
 
 * ``arm_provisioning`` - args ``resource_ids`` (list of ARM ids), optional ``operations``
-  (``{resource_id: Azure-AsyncOperation url}`` to fetch Azure's error when a resource ends Failed).
+  (``{resource_id: Azure-AsyncOperation url}`` to fetch Azure's error when a resource ends Failed),
+  optional ``created_at`` (``{resource_id: epoch seconds}`` of this task's own creates) and
+  ``not_found_grace`` (seconds, default :data:`NOT_FOUND_GRACE_SECONDS`).
   Success when every resource says provisioningState Succeeded; Failed/Canceled -> failure naming the
-  resource and Azure's error; a resource that does not exist -> failure.
+  resource and Azure's error; a resource that does not exist -> failure, except within the grace
+  period after our own create (see below).
 * ``arm_deleted`` - args ``resource_ids``. Success when none of them exists any more.
-* ``gallery_replication`` - args ``version_id``. Reads the version with ``$expand=ReplicationStatus`` and
+* ``gallery_replication`` - args ``version_id``, optional ``created_at`` (epoch seconds of our create or
+  update) and ``not_found_grace``. Reads the version with ``$expand=ReplicationStatus`` and
   gates on the per-region state (a version can say Succeeded while a region still replicates): success
   when every target region is Completed; a Failed region -> failure naming the region(s) and details.
+
+States are read with :mod:`batch_images.rules.states`: case-insensitively, ``Canceled`` and
+``Cancelled`` alike, so every spelling Azure uses is terminal at the first poll.
+
+Read-after-write 404: right after a successful PUT, ARM can answer a GET of the new resource with
+``404 ResourceNotFound`` while its caches catch up (azure-rest-api-specs issue 10148, azure-sdk-for-python
+issue 14282). A resource this task created less than ``not_found_grace`` seconds before the poll is
+therefore "not visible yet" and polled again; after that, or for a resource we did not just create, a
+404 fails the wait as before (it was deleted while we waited).
 """
 
 from __future__ import annotations
@@ -15,10 +28,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from batch_images.rules import ids
+import time
+
+from batch_images.rules import ids, states
 from batch_images.triggers.waiters import Waiter, register
 
-TERMINAL_BAD = ("Failed", "Canceled")
+# How long after our own create a 404 still means "not visible yet". ARM's read-after-write lag is seconds
+# to about a minute in the reports above; two minutes leaves room without hiding a real deletion for long.
+NOT_FOUND_GRACE_SECONDS = 120.0
 
 
 def _short_type(resource_id: str) -> str:
@@ -69,7 +86,7 @@ async def _probe_one(hook: Any, resource_id: str, operation_url: str | None) -> 
     entry["provisioningState"] = props.get("provisioningState")
     if props.get("completionPercent") is not None:
         entry["completionPercent"] = props["completionPercent"]
-    if entry["provisioningState"] in TERMINAL_BAD:
+    if states.is_failed(entry["provisioningState"]):
         error = props.get("error") or body.get("error")
         if not error and operation_url:
             status = await hook.async_get_operation_status(operation_url, resource_id)
@@ -78,26 +95,54 @@ async def _probe_one(hook: Any, resource_id: str, operation_url: str | None) -> 
     return entry
 
 
-async def probe_provisioning(hook: Any, resource_ids: list[str], operations: dict[str, str] | None = None) -> dict:
+def _created_at(created_at: Any, resource_id: str) -> float | None:
+    """Epoch seconds of our own create of ``resource_id`` from ``{id: epoch}`` (ids compare case-insensitively)."""
+    if not isinstance(created_at, dict):
+        return None
+    for rid, when in created_at.items():
+        if str(rid).rstrip("/").lower() == resource_id.rstrip("/").lower() and isinstance(when, (int, float)):
+            return float(when)
+    return None
+
+
+def not_visible_yet(entry: dict, observed_at: float | None, grace: float | None) -> bool:
+    """A 404 of a resource this task created less than ``grace`` seconds before the poll (ARM's read-after-write
+    lag), not a deletion."""
+    created = entry.get("created_at")
+    if not states.is_state(entry.get("provisioningState"), states.NOT_FOUND) or created is None:
+        return False
+    grace = NOT_FOUND_GRACE_SECONDS if grace is None else float(grace)
+    return (observed_at if observed_at is not None else time.time()) - float(created) <= grace
+
+
+async def probe_provisioning(hook: Any, resource_ids: list[str], operations: dict[str, str] | None = None,
+                             created_at: dict[str, float] | None = None,
+                             not_found_grace: float | None = None) -> dict:
     operations = {k.lower(): v for k, v in (operations or {}).items()}
     entries = await asyncio.gather(*(_probe_one(hook, rid, operations.get(rid.lower())) for rid in resource_ids))
-    return {"resources": list(entries)}
+    for entry in entries:
+        when = _created_at(created_at, entry["id"])
+        if when is not None:
+            entry["created_at"] = when
+    return {"resources": list(entries), "observed_at": time.time(), "not_found_grace": not_found_grace}
 
 
 def evaluate_provisioning(state: dict) -> tuple[str, str]:
     resources = state.get("resources") or []
     if not resources:
         return "success", "no resources to wait for"
-    bad = [r for r in resources if r.get("provisioningState") in TERMINAL_BAD]
+    bad = [r for r in resources if states.is_failed(r.get("provisioningState"))]
     if bad:
         return "failure", "; ".join(
             f"{r['type']} {r['name']} ({r['id']}) ended with provisioningState {r['provisioningState']}: "
             f"{_error_text(r.get('error'))}" for r in bad)
-    missing = [r for r in resources if r.get("provisioningState") == "NotFound"]
+    grace = state.get("not_found_grace")
+    missing = [r for r in resources if states.is_state(r.get("provisioningState"), states.NOT_FOUND)
+               and not not_visible_yet(r, state.get("observed_at"), grace)]
     if missing:
         return "failure", "; ".join(f"{r['type']} {r['name']} ({r['id']}) does not exist (deleted while it was "
                                     "being created?)" for r in missing)
-    if resources and all(r.get("provisioningState") == "Succeeded" for r in resources):
+    if all(states.is_succeeded(r.get("provisioningState")) for r in resources):
         return "success", f"{len(resources)} resource(s) Succeeded: " + ", ".join(r["name"] for r in resources)
     return "retry", progress_provisioning(state)
 
@@ -106,7 +151,9 @@ def progress_provisioning(state: dict) -> str:
     parts = []
     for r in state.get("resources") or []:
         pct = f" ({r['completionPercent']:.0f}%)" if isinstance(r.get("completionPercent"), (int, float)) else ""
-        parts.append(f"{r['name']} {r.get('provisioningState')}{pct}")
+        lag = " (not visible yet after our create)" if not_visible_yet(
+            r, state.get("observed_at"), state.get("not_found_grace")) else ""
+        parts.append(f"{r['name']} {r.get('provisioningState')}{pct}{lag}")
     return ", ".join(parts) or "no resources"
 
 
@@ -125,7 +172,8 @@ async def probe_deleted(hook: Any, resource_ids: list[str]) -> dict:
 
 
 def evaluate_deleted(state: dict) -> tuple[str, str]:
-    remaining = [r for r in state.get("resources") or [] if r.get("provisioningState") != "NotFound"]
+    remaining = [r for r in state.get("resources") or []
+                 if not states.is_state(r.get("provisioningState"), states.NOT_FOUND)]
     if not remaining:
         return "success", f"{len(state.get('resources') or [])} resource(s) deleted"
     return "retry", progress_deleted(state)
@@ -133,7 +181,7 @@ def evaluate_deleted(state: dict) -> tuple[str, str]:
 
 def progress_deleted(state: dict) -> str:
     return ", ".join(
-        f"{r['name']} {'gone' if r.get('provisioningState') == 'NotFound' else r.get('provisioningState')}"
+        f"{r['name']} {'gone' if states.is_state(r.get('provisioningState'), states.NOT_FOUND) else r.get('provisioningState')}"
         for r in state.get("resources") or []) or "nothing to delete"
 
 
@@ -151,8 +199,16 @@ def region_key(name: str | None) -> str:
     return (name or "").replace(" ", "").lower()
 
 
-async def probe_replication(hook: Any, version_id: str) -> dict:
-    body = await hook.async_get_version(version_id, replication_status=True)
+async def probe_replication(hook: Any, version_id: str, created_at: float | None = None,
+                            not_found_grace: float | None = None) -> dict:
+    from azure.core.exceptions import ResourceNotFoundError  # not at import: DAG parsing loads this module
+
+    try:
+        body = await hook.async_get_version(version_id, replication_status=True)
+    except ResourceNotFoundError:
+        return {"id": version_id, "name": _name(version_id), "provisioningState": states.NOT_FOUND,
+                "created_at": created_at, "observed_at": time.time(), "not_found_grace": not_found_grace,
+                "target_regions": [], "regions": []}
     props = body.get("properties") or {}
     publishing = props.get("publishingProfile") or {}
     status = props.get("replicationStatus") or {}
@@ -160,6 +216,9 @@ async def probe_replication(hook: Any, version_id: str) -> dict:
         "id": body.get("id") or version_id,
         "name": body.get("name") or _name(version_id),
         "provisioningState": props.get("provisioningState"),
+        "created_at": created_at,
+        "observed_at": time.time(),
+        "not_found_grace": not_found_grace,
         "aggregatedState": status.get("aggregatedState"),
         "target_regions": [
             {"name": t.get("name"), "regionalReplicaCount": t.get("regionalReplicaCount"),
@@ -176,20 +235,24 @@ async def probe_replication(hook: Any, version_id: str) -> dict:
 
 def failed_regions(state: dict) -> list[dict]:
     """The summary entries (region, state, details) of regions whose replication Failed."""
-    return [r for r in state.get("regions") or [] if (r.get("state") or "").lower() == "failed"]
+    return [r for r in state.get("regions") or [] if states.is_failed(r.get("state"))]
 
 
 def evaluate_replication(state: dict) -> tuple[str, str]:
     name = state.get("name")
+    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+            return "retry", progress_replication(state)
+        return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
     failed = failed_regions(state)
-    if failed and state.get("provisioningState") in ("Creating", "Updating"):
+    if failed and states.is_state(state.get("provisioningState"), "Creating", "Updating"):
         # Let the create/update finish first: changing the version while an operation is in flight
         # would be refused (and its provisioningState is what tells the update went through).
         return "retry", progress_replication(state) + " (failure reported, operation still finishing)"
     if failed:
         return "failure", f"image version {name}: replication failed in " + "; ".join(
             f"{r['region']} ({r.get('details') or 'no details'})" for r in failed)
-    if state.get("provisioningState") in TERMINAL_BAD:
+    if states.is_failed(state.get("provisioningState")):
         return "failure", (f"image version {name} ended with provisioningState {state['provisioningState']} "
                            f"(replication: {progress_replication(state)})")
     by_region = {region_key(r.get("region")): r for r in state.get("regions") or []}
@@ -197,14 +260,16 @@ def evaluate_replication(state: dict) -> tuple[str, str]:
     if not targets:
         targets = list(by_region)
     done = bool(targets) and all(
-        (by_region.get(t) or {}).get("state", "").lower() == "completed" for t in targets)
-    if done and state.get("provisioningState") in ("Succeeded", None):
+        states.is_state((by_region.get(t) or {}).get("state"), "Completed") for t in targets)
+    if done and (state.get("provisioningState") is None or states.is_succeeded(state.get("provisioningState"))):
         return "success", f"image version {name} replicated: {progress_replication(state)}"
     return "retry", progress_replication(state)
 
 
 def progress_replication(state: dict) -> str:
     regions = state.get("regions") or []
+    if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+        return "NotFound (not visible yet after our create)"
     if not regions:
         return f"provisioningState {state.get('provisioningState')}, no replication status yet"
     parts = []

@@ -94,6 +94,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                           wait_for_completion=False)
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
                                             operations=XComArg(snapshots, key="operations"),
+                                            created_at=XComArg(snapshots, key="created_at"),
                                             arm_conn_id=cfg.arm_conn_id, **waits)
         image = ManagedImageOperator(task_id="create_managed_image", plan=plan, snapshots=snapshots.output,
                                      arm_conn_id=cfg.arm_conn_id, **waits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -142,5 +144,7 @@ class ManagedImageOperator(ArmWaitingOperator):
             return image_id
         return self.wait(context, waiter_name="arm_provisioning",
                          waiter_args={"resource_ids": [image_id],
-                                      "operations": {image_id: operation_url} if operation_url else {}},
+                                      "operations": {image_id: operation_url} if operation_url else {},
+                                      # just created by us: a 404 within the grace period is ARM's lag
+                                      "created_at": {image_id: time.time()} if operation_url else {}},
                          timeout=self.timeout_seconds(self.plan), phase="image", return_value=image_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,6 +65,7 @@ class SnapshotDisksOperator(ArmWaitingOperator):
         location = plan_get(plan, "location")
         wanted = planned_snapshots(plan)
         operations: dict[str, str] = {}
+        created_at: dict[str, float] = {}  # epoch seconds of our creates: a 404 soon after is ARM's lag (waiters/arm.py)
         stale: list[str] = []
         adopted: set[str] = set()
         for snap in wanted:
@@ -103,6 +106,7 @@ class SnapshotDisksOperator(ArmWaitingOperator):
                 },
             }
             started = self.hook.begin_create_snapshot(snap["id"], body)
+            created_at[snap["id"]] = time.time()
             if started.operation_url:
                 operations[snap["id"]] = started.operation_url
             self.log.info("Snapshot %s of %s disk %s started", snap["name"], snap["role"],
@@ -114,8 +118,10 @@ class SnapshotDisksOperator(ArmWaitingOperator):
             # a separate waiter (wait_for_snapshots) can report Azure's error when a snapshot ends Failed (a Failed
             # snapshot's own body does not say why).
             ti.xcom_push(key="operations", value=operations)
+            ti.xcom_push(key="created_at", value=created_at)
         if not self.wait_for_completion:
             return result
         return self.wait(context, waiter_name="arm_provisioning",
-                         waiter_args={"resource_ids": [s["id"] for s in wanted], "operations": operations},
+                         waiter_args={"resource_ids": [s["id"] for s in wanted], "operations": operations,
+                                      "created_at": created_at},
                          timeout=self.timeout_seconds(plan), phase="snapshots", return_value=result)

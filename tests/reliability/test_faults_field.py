@@ -50,7 +50,7 @@ def test_backfill_past_end_of_life_goes_through(harness, standin, monkeypatch, r
     result = h.run()
     report = h.invariants(success=True)
     refused = [r for r in h.requests() if r["op"] == "GalleryImageVersions_CreateOrUpdate" and r["status"] >= 400]
-    reliability_row("end-of-life date past for the logical date (backfill 2026-08-01, 90 days)", runs=1,
+    reliability_row("end-of-life date past (backfill 2026-08-01, 90 days)", runs=1,
                     survived=result.state == "success" and not report.problems and not refused, leaked=report.leaked,
                     note=f"endOfLifeDate {h.plan.get('end_of_life_date')}")
     assert result.state == "success", summary(report, result)

@@ -4,8 +4,6 @@ write, naming the field and the fix. Driven against the stand-in's seeded VMs wi
 """
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from airflow.sdk.exceptions import AirflowFailException

@@ -6,6 +6,7 @@ Nothing the stand-in serves is mocked: the operator reads ARM and Batch over HTT
 from __future__ import annotations
 
 import copy
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -13,6 +14,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from _batch_common import (
     DAG_ID,
+    azure_conn,
+    batch_conn,
     LOGICAL_DATE,
     RUN_ID,
     VERSION,
@@ -81,7 +84,9 @@ def test_preflight_passes_on_seeded_vm_and_plans(conns, capsys):
     assert plan["replica_sizing"]["per_region"]["westeurope"]["vm_count"] == 4
     assert "per300" in plan["replica_sizing"]["per_region"]["westeurope"]["explanation"]
     assert plan["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
-    assert plan["end_of_life_date"] == "2027-02-23" and plan["keep_versions"] == 3
+    # 90 days after the later of the logical date (2026-11-25) and today: never a date Azure would refuse
+    assert plan["end_of_life_date"] >= "2027-02-23" and plan["keep_versions"] == 3
+    assert date.fromisoformat(plan["end_of_life_date"]) > datetime.now(timezone.utc).date()
     assert plan["tags"] == {"managed-by": "airflow-batch-images", "dag_id": DAG_ID, "run_id": RUN_ID,
                             "image-version": VERSION}
     assert set(plan["timeouts"]) == {"snapshot", "image", "replication", "allocation"}
@@ -115,6 +120,34 @@ def test_version_from_logical_date_and_rebuild(conns):
                   context_for(logical_date=LOGICAL_DATE.replace(month=1, day=5)))
     assert plan["version"] == "2026.105.3"
     assert plan["pools"][0]["pool_id"] == "ubuntu2204-2026-105-3"
+
+
+def test_backfill_end_of_life_counts_from_today(conns, capsys):
+    """Issue 7 item 2: a run for 2026-08-01 made later than 90 days after it (a backfill, a late manual run)
+    gets an end-of-life date 90 days after the day it builds, not one Azure refuses as past."""
+    old = datetime(2026, 8, 1, tzinfo=timezone.utc)
+    today = datetime.now(timezone.utc).date()
+    plan, _ = run(preflight(pipeline_dict(conns.endpoints)), context_for(logical_date=old))
+    assert plan["version"] == "2026.801.0"
+    assert plan["end_of_life_date"] in {(today + timedelta(days=90)).isoformat(),  # the day may turn mid-test
+                                        (today + timedelta(days=91)).isoformat()}
+    assert "90 days after today, which is later than the logical date 2026-08-01" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("conn_id", ["azure_default", "azure_batch_default"])
+def test_invalid_connection_extra_fails_at_once(conns, monkeypatch, conn_id):
+    """Issue 12: a bad connection value (here a ca_bundle that names no file) is bad input: an
+    AirflowFailException (never retried) naming the extra, its value and the fix, and no write."""
+    ep = conns.endpoints
+    conn = azure_conn(ep) if conn_id == "azure_default" else batch_conn(ep)
+    conn["extra"]["ca_bundle"] = "no/such/ca.pem"
+    set_connections(monkeypatch, ep, **{conn_id: conn})
+    conns.control.clear_requests()
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(pipeline_dict(ep)))
+    text = str(info.value)
+    assert "connection extra ca_bundle: 'no/such/ca.pem' is not valid" in text and "Fix:" in text, text
+    assert_no_writes(conns)
 
 
 def test_batch_account_region_outside_targets_is_added_with_warning(conns, capsys):

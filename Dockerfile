@@ -2,6 +2,8 @@
 # image's ONBUILD steps install packages.txt (none needed here) and requirements.txt (exact pins),
 # then copy dags/, plugins/, include/ and airflow_settings.yaml into /usr/local/airflow.
 FROM astrocrpublic.azurecr.io/runtime:3.3-1
+# Waits defer to the triggerer (sensors read [operators] default_deferrable, whose stock default is False).
+ENV AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=True
 
 # Without the Astro CLI, build on the official image instead (same result):
 #   FROM apache/airflow:3.3.2-python3.11

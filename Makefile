@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# the pool and ARM waits defer to the triggerer (sensors read [operators] default_deferrable)
+export AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE := True
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/execution/

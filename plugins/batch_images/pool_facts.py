@@ -38,7 +38,49 @@ NODE_COUNT_FIELDS: dict[str, str] = {
     "deallocating": "deallocating",
     "deallocated": "deallocated",
 }
-UNHEALTHY_NODE_STATES = ("starttaskfailed", "unusable")
+
+# What each node state means for "is the pool ready?" - one verdict per state Batch defines (BatchNodeState in
+# azure-rest-api-specs specification/batch/Azure.Batch; the same 16 names as NODE_COUNT_FIELDS). A test checks
+# that both tables name the same states and that every SDK enum value has a verdict.
+READY = "ready"            # the node serves users' work (or is free to)
+NOT_YET = "not_yet"        # on its way to ready: wait
+UNHEALTHY = "unhealthy"    # cannot run tasks: counts against max_unhealthy_node_share, repair target
+TOLERATED = "tolerated"    # out of service by a user's (or Spot capacity's) decision: the pool is still ready
+
+NODE_STATE_VERDICTS: dict[str, tuple[str, str]] = {
+    "idle": (READY, "allocated, booted, start task done, no task running"),
+    "running": (READY, "running users' tasks: a healthy node, never a reason to wait or to touch the pool"),
+    "creating": (NOT_YET, "the VM is being allocated"),
+    "starting": (NOT_YET, "the VM boots and the Batch agent starts"),
+    "waitingforstarttask": (NOT_YET, "the start task runs (waitForSuccess) and no task is scheduled yet"),
+    "rebooting": (NOT_YET, "rebooted by a user or a repair; comes back as idle"),
+    "reimaging": (NOT_YET, "reimaged by a user; comes back as idle"),
+    "upgradingos": (NOT_YET, "an automatic OS upgrade (upgradePolicy) runs; comes back as idle"),
+    "leavingpool": (NOT_YET, "being removed (resize down, removenodes); the pool is resizing meanwhile"),
+    "unknown": (NOT_YET, "Batch lost contact with the node; it recovers or Batch marks it unusable"),
+    "starttaskfailed": (UNHEALTHY, "the start task failed (waitForSuccess): no task is scheduled on it"),
+    "unusable": (UNHEALTHY, "the node cannot run tasks (agent, image or disk failure)"),
+    "offline": (TOLERATED, "a user disabled task scheduling on it; running tasks go on"),
+    "preempted": (TOLERATED, "a Spot/low-priority node taken back by Azure; Batch replaces it when capacity "
+                             "returns (dedicated nodes are never preempted)"),
+    "deallocating": (TOLERATED, "a user is stopping the node (Deallocate node); their choice, not a failure"),
+    "deallocated": (TOLERATED, "a user stopped the node (Deallocate node); Start node brings it back"),
+}
+UNHEALTHY_NODE_STATES = tuple(s for s, (v, _) in NODE_STATE_VERDICTS.items() if v == UNHEALTHY)
+
+
+def node_state_verdict(state: str) -> str:
+    """The verdict of a node state (any spelling: Batch compares case-insensitively); an unknown name waits."""
+    return NODE_STATE_VERDICTS.get((state or "").lower(), (NOT_YET, ""))[0]
+
+
+def nodes_by_verdict(nodes: dict[str, int]) -> dict[str, dict[str, int]]:
+    """``{state: n}`` -> ``{verdict: {state: n}}`` (zero counts left out)."""
+    out: dict[str, dict[str, int]] = {READY: {}, NOT_YET: {}, UNHEALTHY: {}, TOLERATED: {}}
+    for state, n in (nodes or {}).items():
+        if n:
+            out[node_state_verdict(state)][state.lower()] = int(n)
+    return out
 
 
 

@@ -135,3 +135,55 @@ def test_job_schedule_follows_a_pool_info_update(standin, pool):
 
     client.begin_delete_job_schedule("nightly", polling_interval=POLL).result()
     assert [s.id for s in client.list_job_schedules()] == []
+
+
+def _start_long_tasks(standin, client, pool: str, job: str, n: int, seconds: int = 36000) -> list[str]:
+    """n tasks of `sleep seconds` on the pool, and time advanced until every one runs."""
+    client.create_job(bm.BatchJobCreateOptions(id=job, pool_info=bm.BatchPoolInfo(pool_id=pool)))
+    ids = [f"long-{i}" for i in range(n)]
+    for tid in ids:
+        client.create_task(job, bm.BatchTaskCreateOptions(id=tid, command_line=f"/bin/bash -c 'sleep {seconds}'"))
+    standin.control.advance(10)
+    assert [client.get_task(job, t).state for t in ids] == ["running"] * n
+    return ids
+
+
+def test_a_task_runs_as_long_as_its_sleep_then_completes(standin, pool):
+    client = standin.batch()
+    with slow(standin):
+        [tid] = _start_long_tasks(standin, client, pool, "long", 1, seconds=3600)
+        standin.control.advance(1800)
+        task = client.get_task("long", tid)
+        assert task.state == "running"       # 20 s was the fixed length before sleeps were read
+        standin.control.advance(1800)
+        task = client.get_task("long", tid)
+    assert task.state == "completed" and task.execution_info.requeue_count == 0
+    end, start = task.execution_info.end_time, task.execution_info.start_time
+    assert abs((end - start).total_seconds() - 3600) < 1
+
+
+def test_running_tasks_are_requeued_when_their_pool_is_deleted(standin, pool):
+    client = standin.batch()
+    with slow(standin):
+        ids = _start_long_tasks(standin, client, pool, "doomed", 2)
+        client.begin_delete_pool(pool)
+        standin.control.advance(5)
+        tasks = [client.get_task("doomed", t) for t in ids]
+    assert [(t.state, t.execution_info.requeue_count) for t in tasks] == [("active", 1)] * 2
+    assert all(t.node_info is None for t in tasks)
+
+
+def test_a_rebooted_node_requeues_its_task_which_runs_again(standin, pool):
+    client = standin.batch()
+    with slow(standin):
+        ids = _start_long_tasks(standin, client, pool, "reboot", 1, seconds=600)
+        task = client.get_task("reboot", ids[0])
+        node = task.node_info.node_id
+        client.begin_reboot_node(pool, node, {"nodeRebootOption": "requeue"})
+        standin.control.advance(2)
+        again = client.get_task("reboot", ids[0])
+        assert again.execution_info.requeue_count == 1
+        standin.control.advance(60)  # the other node is idle: the task runs there from the start
+        again = client.get_task("reboot", ids[0])
+    assert again.state == "running" and again.execution_info.requeue_count == 1
+    assert again.node_info.node_id != node

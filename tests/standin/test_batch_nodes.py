@@ -226,3 +226,20 @@ def test_shared_key_with_a_wrong_key_fails_authentication(standin):
     with pytest.raises(HttpResponseError) as err:
         list(bad.list_pools())
     assert err.value.status_code == 403 and err.value.error.code == "AuthenticationFailed"
+
+
+def test_spot_nodes_preempted_by_a_fault_count_as_low_priority(standin, image):
+    client = standin.batch()
+    standin.control.add_fault("node_preempted", match={"pool_regex": "^spot$"}, nodes=1)
+    client.create_pool(pool_options("spot", image.id, nodes=2, target_low_priority_nodes=3))
+    wait_pool(client, "spot")
+    standin.control.advance(600)
+    pool = client.get_pool("spot")
+    # Batch counts a preempted Spot node in currentLowPriorityNodes and under lowPriority in /nodecounts
+    assert (pool.allocation_state, pool.current_dedicated_nodes, pool.current_low_priority_nodes) == ("steady", 2, 3)
+    [counts] = list(client.list_pool_node_counts())
+    assert (counts.dedicated.idle, counts.dedicated.preempted) == (2, 0)
+    assert (counts.low_priority.idle, counts.low_priority.preempted, counts.low_priority.total) == (2, 1, 3)
+    [node] = client.list_nodes("spot", filter="state eq 'preempted'")
+    assert node.is_dedicated is False
+    assert [f["fired"] for f in standin.control.faults()] == [1]

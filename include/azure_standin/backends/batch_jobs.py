@@ -4,9 +4,17 @@ Kinds (keys lower-cased): ``batch_job`` "{account}/{job}", ``batch_job_schedule`
 ``batch_task`` "{account}/{job}/{task}".
 
 A task waits (``active``) until its job's pool has an idle node, then claims the node that has been free
-the longest for ``timings.task_run()`` simulated seconds (``running``) and ends ``completed``. The exit
-code comes from the command line: the last ``exit N`` (or ``exit /b N``) in it, else 0. One task per
-node at a time (taskSlotsPerNode is not modelled beyond 1).
+the longest and runs (``running``) for as long as its command line says - the sum of its ``sleep N``
+(seconds; ``timeout /t N`` on Windows) - or ``timings.task_run()`` simulated seconds without one, and ends
+``completed``. The exit code comes from the command line: the last ``exit N`` (or ``exit /b N``) in it,
+else 0. One task per node at a time (taskSlotsPerNode is not modelled beyond 1).
+
+A running task whose node goes away under it (pool deleted, node removed or rebooted, Spot node
+preempted: ``batch_nodes.interrupted_at``) is requeued the way Batch does it: back to ``active``,
+``executionInfo.requeueCount`` + 1 (TaskExecutionInformation.requeueCount in the Batch REST spec: "the
+number of times the Task has been requeued by the Batch service as the result of a user request"), and it
+runs again from the start on the next free node. (nodeDeallocationOption ``terminate``/``taskcompletion``
+is not modelled: every interruption requeues.)
 
 Job schedules create a job "{schedule}:job-{n}" at ``doNotRunUntil`` (or at once) and then every
 ``recurrenceInterval``, never while the previous job is still active; updating ``jobSpecification``
@@ -19,7 +27,7 @@ from typing import Any
 
 from ..core import timings
 from ..core.errors import BatchError
-from . import batch_pools
+from . import batch_nodes, batch_pools
 from .batch_common import (
     apply_select, check_id, compile_filter, endpoint, etag, get_account, invalid_property, iso, max_results,
     missing_property, parse_duration, quotas, refuse_shared_key, require_body,
@@ -33,6 +41,7 @@ TERMINATE = 10.0
 DELETE = 20.0
 MAX_WALL = "P10675199DT2H48M5.4775807S"
 _EXIT_RE = re.compile(r"\bexit\s+(?:/b\s+)?(-?\d+)", re.IGNORECASE)
+_SLEEP_RE = re.compile(r"\b(?:sleep|timeout\s+/t)\s+(\d+(?:\.\d+)?)", re.IGNORECASE)
 
 
 def register(ctx) -> None:
@@ -238,6 +247,12 @@ def _exit_code(command: str) -> int:
     return int(found[-1]) if found else 0
 
 
+def _run_seconds(command: str) -> float:
+    """How long the command runs: the sum of its sleeps, else the default task length."""
+    sleeps = [float(x) for x in _SLEEP_RE.findall(command or "")]
+    return sum(sleeps) if sleeps else timings.task_run()
+
+
 def _new_task(ctx, account: str, job: dict, body: dict, t: float, manager: bool = False) -> dict:
     task_id = body["id"]
     task: dict[str, Any] = {
@@ -258,7 +273,8 @@ def _new_task(ctx, account: str, job: dict, body: dict, t: float, manager: bool 
     _set_state(ctx, task, "active", t)
     _stamp(ctx, task, t)
     task["_sim"] = {"account": account, "job": job["id"], "created": t, "start": None, "end": None,
-                    "exit": _exit_code(body["commandLine"]), "manager": manager}
+                    "exit": _exit_code(body["commandLine"]), "run": _run_seconds(body["commandLine"]),
+                    "manager": manager}
     ctx.store.put(TASK, _k(account, job["id"], task_id), task)
     job["_sim"].setdefault("tasks", []).append(_k(account, job["id"], task_id))
     ctx.store.put(JOB, _k(account, job["id"]), job)
@@ -327,10 +343,29 @@ def list_tasks(ctx, account: str, job_id: str, flt=None, select=None, maxresults
     return _page(tasks, select, maxresults, skip)
 
 
+def _requeue_if_interrupted(ctx, task: dict, t: float) -> None:
+    """A running task whose node went away is active again, requeueCount + 1 (see the module docstring)."""
+    sim = task["_sim"]
+    if sim.get("start") is None or sim.get("end") is None:
+        return
+    pool = batch_pools.find_pool_raw(ctx, sim["account"], sim["pool"])
+    index = batch_nodes.parse_node_id(sim["pool"], sim["node"])
+    at = batch_nodes.interrupted_at(pool, index, task["url"], sim["start"], sim["end"]) if index is not None else None
+    if at is None or at > t:
+        return
+    _set_state(ctx, task, "active", at)
+    task["executionInfo"]["requeueCount"] = int(task["executionInfo"].get("requeueCount") or 0) + 1
+    task["executionInfo"].pop("startTime", None)
+    task.pop("nodeInfo", None)
+    sim.update(start=None, end=None, node=None, node_url=None, requeued_at=at)
+
+
 def advance_task(ctx, task: dict) -> dict:
     t = ctx.clock.now()
     sim = task["_sim"]
     account = sim["account"]
+    if task["state"] in ("active", "preparing", "running"):
+        _requeue_if_interrupted(ctx, task, t)
     if sim.get("start") is None and task["state"] == "active":
         job = ctx.store.get_raw(JOB, _k(account, sim["job"]))
         if job is None:
@@ -347,12 +382,13 @@ def advance_task(ctx, task: dict) -> dict:
         pool_id = (job.get("executionInfo") or {}).get("poolId") or (job.get("poolInfo") or {}).get("poolId")
         if not pool_id or job.get("state") != "active":
             return task
-        claim = batch_pools.claim_node(ctx, account, pool_id, sim["created"] + SCHEDULING_DELAY,
-                                       timings.task_run(), sim["exit"], task["url"])
+        run = float(sim.get("run") or timings.task_run())
+        earliest = max(sim["created"], sim.get("requeued_at") or 0.0) + SCHEDULING_DELAY
+        claim = batch_pools.claim_node(ctx, account, pool_id, earliest, run, sim["exit"], task["url"])
         if claim is None:
             return task
         nid, start, node_url = claim
-        sim.update(start=start, end=start + timings.task_run(), node=nid, pool=pool_id, node_url=node_url)
+        sim.update(start=start, end=start + run, node=nid, pool=pool_id, node_url=node_url)
     if sim.get("start") is not None and task["state"] in ("active", "preparing") and t >= sim["start"]:
         _set_state(ctx, task, "running", sim["start"])
         task["executionInfo"].update({"startTime": iso(ctx, sim["start"])})

@@ -6,6 +6,14 @@ them a fault or the image dooms. Node *i* of a segment appears (state ``creating
 fraction of the allocation window, then walks creating -> starting -> [waitingforstarttask] -> idle with
 per-index phase lengths from ``core/timings.node_boot``. Only per-node overrides are stored
 (``_sim["nodes"][str(index)]``: reboot, removal) plus task occupancy (``_sim["busy"]``).
+
+Spot/low-priority preemption (fault ``node_preempted``, recorded on a low-priority segment as
+``seg["preempt"]``): the chosen nodes turn ``preempted`` ``PREEMPT_AFTER`` seconds after they are ready,
+and stay so until ``restore_after`` seconds later (the fault's; default: until the end). As in Batch, a
+preempted node still counts in ``currentLowPriorityNodes`` and shows under ``lowPriority`` in
+``/nodecounts`` (learn.microsoft.com: BatchPool.CurrentLowPriorityNodes "Spot/Low-priority Compute Nodes
+which have been preempted are included in this count"; BatchNodeState.Preempted "Tasks which were running
+on the Compute Node when it was preempted will be rescheduled"). Dedicated nodes are never preempted.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ REBOOT_DOWN = 60.0       # rebooting
 REBOOT_UP = 45.0         # starting again after the reboot
 LEAVE = 60.0             # leavingpool before a removed node is gone
 APPEAR_FLOOR = 0.25      # first nodes show up after this share of the allocation window
+PREEMPT_AFTER = 120.0    # a doomed Spot node is preempted this long after it became ready (a guess)
 
 NODE_STATES = ["creating", "idle", "offline", "preempted", "rebooting", "reimaging", "running", "starting",
                "startTaskFailed", "leavingPool", "unknown", "unusable", "waitingForStartTask", "deallocated",
@@ -173,6 +182,12 @@ def node_view(ctx, pool: dict, seg: dict, j: int, t: float) -> NodeView | None:
         idle_since = ready + st
     else:
         idle_since = ready
+    preempt = seg.get("preempt")
+    if preempt and not seg["dedicated"] and _selected(j, int(preempt["k"]), g):
+        at = idle_since + PREEMPT_AFTER
+        back = preempt.get("restore_after")
+        if at <= t and (back is None or t < at + float(back)):
+            return _finish(ctx, pool, seg, j, index, "preempted", at, appear, boot, st_info, None, leave, deleting, t)
     # running a task?
     for iv in (sim.get("busy") or {}).get(str(index), []):
         s0, e0 = iv[0], iv[1]
@@ -313,3 +328,47 @@ def counts(ctx, pool: dict, t: float | None = None) -> dict[str, dict[str, int]]
         bucket[_COUNT_KEY.get(v.state, "unknown")] += 1
         bucket["total"] += 1
     return out
+
+
+def preempted_at(pool: dict, index: int) -> float | None:
+    """When node `index` is (or will be) preempted, from its segment's fault record; None if never."""
+    for seg in pool["_sim"].get("segments", []):
+        if seg["first"] <= index < seg["first"] + int(seg["granted"]):
+            preempt = seg.get("preempt")
+            j = index - seg["first"]
+            if not preempt or seg["dedicated"] or not _selected(j, int(preempt["k"]), int(seg["granted"])):
+                return None
+            appear = appear_time(seg, j)
+            c, s, st = timings.node_boot(index)
+            ready = appear + c + s + (st if seg.get("start_task") and seg.get("wait") else 0.0)
+            return ready + PREEMPT_AFTER
+    return None
+
+
+def interrupted_at(pool: dict | None, index: int, task_url: str, start: float, end: float) -> float | None:
+    """When a task running on node `index` from `start` to `end` lost its node, or None if it did not.
+
+    Batch requeues (or terminates) a running task when its node goes away under it: the pool is deleted
+    ("any Tasks running on existing Compute Nodes are terminated and requeued", Pool - Delete in the Batch
+    REST reference), the node is removed or the pool shrunk (nodeDeallocationOption, requeue by default),
+    rebooted or reimaged (nodeRebootOption, requeue by default), or preempted (BatchNodeState.Preempted).
+    Derived from the pool's persisted records, so it holds whenever the task is read.
+    """
+    if pool is None:
+        return start  # the pool is gone: its deletion interrupted the task (the exact time is lost)
+    sim = pool["_sim"]
+    marks = []
+    if sim.get("deleting") is not None:
+        marks.append(sim["deleting"])
+    ov = (sim.get("nodes") or {}).get(str(index)) or {}
+    if ov.get("leave") is not None:
+        marks.append(ov["leave"][0])
+    for iv in (sim.get("busy") or {}).get(str(index), []):
+        if len(iv) > 3 and iv[3] == task_url and iv[1] < end:
+            marks.append(iv[1])  # a reboot ended the occupancy early
+    p = preempted_at(pool, index)
+    if p is not None:
+        marks.append(p)
+    hits = [m for m in marks if start <= m < end]
+    return min(hits) if hits else None
+

@@ -1,4 +1,4 @@
-"""Wait until a Batch pool is steady at its target size with every node idle - and repair what Batch lets us.
+"""Wait until a Batch pool is steady at its target size with its nodes ready - and repair what Batch lets us.
 
 :class:`BatchPoolSteadySensor` runs the ``batch_pool_steady`` waiter (``triggers/waiters/batch.py``):
 deferred to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger` (default) or in the worker with
@@ -8,9 +8,15 @@ requests (pool + ``/nodecounts``) whatever the pool size.
 When the waiter reports a failure the sensor reads the pool once more and applies
 :class:`~batch_images.operators.pool.PoolRepair` (AllocationTimedout -> one resize retry; unhealthy nodes
 -> reboot, then remove and re-add, up to a limit; steady off target -> resize), then waits again with the
-same overall deadline. Quota errors, other resize errors, a vanished pool, exhausted repairs and the
-timeout fail the task (AirflowFailException: retrying the sensor cannot help) - after deleting the pool
-if this DAG run created it.
+same overall deadline. Quota errors, other resize errors, a vanished pool and exhausted repairs fail the
+task (AirflowFailException: retrying the sensor cannot help); running out of time raises
+AirflowSensorTimeout (not retried either). Before failing, the pool is deleted if this DAG run created it
+and nobody uses it (no task running, no job or job schedule pointing at it): a pool that serves users'
+work is left, and the failure message says so.
+
+The timeout is the budget of the whole wait, task retries included
+(:func:`~batch_images.triggers.base.budget_deadline`: the first try records when the budget started in the
+task state store, a retry continues it, a clear starts a new one).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from batch_images.operators.pool import PoolRepair, PoolRepairFailed
 from batch_images.pool_facts import iso_duration, parse_duration
@@ -33,10 +39,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 _UNSET: Any = object()
+_DEADLINE_KEY = "batch_pool_steady_deadline"
+
+
+class _TimedOut(PoolRepairFailed):
+    """The wait's budget ran out (raised as AirflowSensorTimeout after the cleanup)."""
 
 
 class BatchPoolSteadySensor(BaseSensorOperator):
-    """Wait for a Batch pool to be steady at its target with all nodes idle; repair, or clean up and fail.
+    """Wait for a Batch pool to be steady at its target with its nodes ready; repair, or clean up and fail.
 
     Give either ``pool_spec`` (one entry of the preflight plan's ``pools``, e.g. mapped over
     ``PoolSpecsOperator(plan=preflight.output).output``) or the individual values; explicit values win.
@@ -51,12 +62,16 @@ class BatchPoolSteadySensor(BaseSensorOperator):
     :param resize_timeout: ISO 8601 duration used for repair resizes (default from the pool spec, or 15 min).
     :param max_allocation_retries: resize retries after AllocationTimedout (default 1).
     :param max_node_repairs: node repair rounds: reboot, then remove and re-add (default 2).
-    :param delete_on_failure: delete the pool when giving up - only if this DAG run created it (default True).
-    :param deferrable: wait in the triggerer (default True).
+    :param delete_on_failure: delete the pool when giving up - only if this DAG run created it and nothing uses
+        it (default True).
+    :param deferrable: wait in the triggerer (default: Airflow's ``[operators] default_deferrable``, else True).
     :param poll_interval: seconds between polls (default 30).
-    :param timeout: overall seconds to wait, repairs included (default: the pool's allocation timeout,
-        i.e. resize timeout + 30 min).
+    :param timeout: overall seconds to wait, repairs and task retries included (default: the pool's allocation
+        timeout, i.e. resize timeout + 30 min). Running out raises ``AirflowSensorTimeout``.
     :return: the pool id.
+    :raises AirflowFailException: bad input, or a pool that cannot become ready (quota, resize error, repairs
+        exhausted, pool gone).
+    :raises AirflowSensorTimeout: the pool was not ready within ``timeout``.
     """
 
     template_fields: Sequence[str] = ("pool_spec", "pool_id", "batch_conn_id", "target_dedicated_nodes",
@@ -76,7 +91,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         max_allocation_retries: int = 1,
         max_node_repairs: int = 2,
         delete_on_failure: bool = True,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 30,
         timeout: float | timedelta | None = None,
         **kwargs,
@@ -94,6 +109,10 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         self.max_allocation_retries = max_allocation_retries
         self.max_node_repairs = max_node_repairs
         self.delete_on_failure = delete_on_failure
+        if deferrable is None:
+            from airflow.sdk import conf
+
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=True)
         self.deferrable = deferrable
         self.poll_interval = float(poll_interval)
 
@@ -161,11 +180,27 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         return {"pool_id": spec["pool_id"], "target_dedicated": spec["target_dedicated"],
                 "target_low_priority": spec["target_low_priority"], "max_unhealthy_share": spec["max_unhealthy_share"]}
 
+    def poke(self, context: Context) -> bool:
+        """One probe (two Batch requests): True when the pool is ready. ``execute`` is the real wait (it
+        defers, repairs and keeps the deadline); this serves callers that poke a sensor directly."""
+        from batch_images.hooks.batch import BatchPoolHook
+
+        spec = self._spec()
+        hook = BatchPoolHook(spec["batch_conn_id"])
+        try:
+            verdict, _reason, message = waiter.classify(waiter.read_pool_state(hook, **self._waiter_args(spec)))
+        finally:
+            hook.close_sync()
+        self.log.info("%s", message)
+        return verdict == "success"
+
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        from batch_images.triggers.base import budget_deadline
+
         spec = self._spec()
-        deadline = time.time() + spec["timeout"]
+        deadline = budget_deadline(context, spec["timeout"], key=_DEADLINE_KEY, logger=self.log)
         self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "
                       "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated"],
                       spec["target_low_priority"])
@@ -230,8 +265,8 @@ class BatchPoolSteadySensor(BaseSensorOperator):
                             max_node_repairs=self.max_node_repairs, log=self.log)
         try:
             if status == "timeout" or time.time() >= deadline:
-                raise PoolRepairFailed(f"Batch pool {spec['pool_id']} did not reach steady state with idle nodes "
-                                       f"within the timeout ({spec['timeout']:.0f} s): {message}")
+                raise _TimedOut(f"Batch pool {spec['pool_id']} did not reach steady state with ready nodes "
+                                f"within the timeout ({spec['timeout']:.0f} s, task retries included): {message}")
             # Decide on a fresh reading, not on the event alone (the event may be from a crashed waiter).
             state = waiter.read_pool_state(hook, **self._waiter_args(spec))
             verdict, reason, fresh = waiter.classify(state)
@@ -251,6 +286,6 @@ class BatchPoolSteadySensor(BaseSensorOperator):
             if self.delete_on_failure:
                 dag_run = context.get("dag_run")
                 text += "\n" + repair.cleanup(self.dag_id, context.get("run_id") or getattr(dag_run, "run_id", None))
-            raise AirflowFailException(text) from None
+            raise (AirflowSensorTimeout if isinstance(err, _TimedOut) else AirflowFailException)(text) from None
         finally:
             hook.close_sync()

@@ -1,13 +1,16 @@
-"""Waiter ``batch_pool_steady``: a Batch pool is steady at its target size with every node idle.
+"""Waiter ``batch_pool_steady``: a Batch pool is steady at its target size with its nodes ready.
 
 Args: ``pool_id``, ``target_dedicated``, ``target_low_priority``, ``max_unhealthy_share``.
 
 One poll = ``GET /pools/{id}`` + ``GET /nodecounts`` filtered to the pool: two requests whatever the
 pool size (nodes are never listed here).
 
-* success - ``allocationState`` steady, current dedicated / low-priority == target, and every node
-  idle (or, with ``max_unhealthy_share`` > 0, every node idle except at most
-  ``floor(share * target nodes)`` starttaskfailed/unusable ones).
+* success - ``allocationState`` steady, current dedicated / low-priority == target, no node still on its
+  way (creating, starting, waitingforstarttask, rebooting, ...), at least one node ready, and at most
+  ``floor(max_unhealthy_share * target nodes)`` unhealthy ones. Each Batch node state has one verdict in
+  :data:`batch_images.pool_facts.NODE_STATE_VERDICTS`: ``idle`` and ``running`` are ready (a pool busy with
+  users' tasks is a ready pool), ``preempted`` Spot/low-priority nodes, ``offline`` and deallocated nodes
+  are tolerated and named in the message.
 * failure, fast and with the reason in the message:
   - ``resizeErrors``: quota (``...QuotaReached``, Batch's message with its numbers), ``AllocationTimedout``,
     any other code;
@@ -25,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from batch_images.pool_facts import UNHEALTHY_NODE_STATES, pool_summary
+from batch_images.pool_facts import NOT_YET, READY, TOLERATED, UNHEALTHY, nodes_by_verdict, pool_summary
 
 WAITER_NAME = "batch_pool_steady"
 
@@ -145,7 +148,8 @@ def classify(state: dict) -> tuple[str, str, str]:
         return "failure", RESIZE_ERROR, f"{where}: {text}"
 
     nodes = state.get("nodes") or {}
-    unhealthy = {s: nodes.get(s, 0) for s in UNHEALTHY_NODE_STATES if nodes.get(s)}
+    verdicts = nodes_by_verdict(nodes)
+    unhealthy = verdicts[UNHEALTHY]
     n_unhealthy = sum(unhealthy.values())
     allowed = tolerated_unhealthy(state)
     target_total = state.get("target_dedicated", 0) + state.get("target_low_priority", 0)
@@ -167,11 +171,35 @@ def classify(state: dict) -> tuple[str, str, str]:
                 f"{state.get('current_low_priority', 0)} low-priority nodes, not the target "
                 f"{state.get('target_dedicated', 0)} + {state.get('target_low_priority', 0)}, and reports no resize "
                 "error (the resize was stopped or nodes were removed). Fix: resize the pool to its target.")
-    idle = nodes.get("idle", 0)
-    if idle + n_unhealthy == target_total and idle >= target_total - allowed:
-        note = f" ({n_unhealthy} unhealthy node(s) tolerated)" if n_unhealthy else ""
-        return "success", STEADY, f"Batch pool {pool_id} is steady with {idle}/{target_total} nodes idle{note}."
+    # Ready: nothing still on its way (NODE_STATE_VERDICTS), every node of the target counted, and not every node
+    # preempted (then the pool has no capacity at all yet). Running tasks are users' work: a busy pool is ready.
+    n_ready = sum(verdicts[READY].values())
+    n_tolerated = sum(verdicts[TOLERATED].values())
+    n_counted = n_ready + n_tolerated + n_unhealthy
+    all_preempted = target_total > 0 and verdicts[TOLERATED].get("preempted", 0) == n_counted
+    if not verdicts[NOT_YET] and n_counted >= target_total and not all_preempted:
+        return "success", STEADY, f"Batch pool {pool_id} is steady: {ready_text(nodes, target_total)}."
     return "retry", IN_PROGRESS, progress(state)
+
+
+def ready_text(nodes: dict, target_total: int) -> str:
+    """``5/6 nodes ready (idle 3, running 2); 1 preempted (Spot/low-priority, Batch brings it back)``."""
+    verdicts = nodes_by_verdict(nodes)
+    n_ready = sum(verdicts[READY].values())
+    parts = [f"{n_ready}/{target_total} nodes ready ({_nodes_text(verdicts[READY])})"]
+    for state, n in verdicts[TOLERATED].items():
+        parts.append(f"{n} {state}" + _TOLERATED_NOTE.get(state, ""))
+    if verdicts[UNHEALTHY]:
+        parts.append(f"{_nodes_text(verdicts[UNHEALTHY])} tolerated (max_unhealthy_node_share)")
+    return "; ".join(parts)
+
+
+_TOLERATED_NOTE = {
+    "preempted": " (Spot/low-priority, taken back by Azure; Batch brings it back when capacity returns)",
+    "offline": " (task scheduling disabled by a user)",
+    "deallocated": " (stopped by a user)",
+    "deallocating": " (being stopped by a user)",
+}
 
 
 def evaluate(state: dict) -> tuple[str, str]:
@@ -191,7 +219,7 @@ def _register() -> None:
     waiters.register_hook("batch", _batch_hook)
     waiters.register(waiters.Waiter(
         name=WAITER_NAME, hook="batch", probe=probe, evaluate=evaluate, progress=progress,
-        description="Batch pool steady at its target size with every node idle (one /nodecounts call per poll)",
+        description="Batch pool steady at its target size with its nodes ready (one /nodecounts call per poll)",
     ))
 
 

@@ -19,7 +19,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/executio
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv db test demo standin reliability benchmark clean
+.PHONY: venv db test demo standin reliability bench benchmark clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
@@ -45,8 +45,13 @@ standin: venv
 reliability: venv db
 	$(PY) -m pytest -m reliability -p no:cacheprovider $(PYTEST_ARGS) tests/reliability
 
-benchmark: venv
-	$(PY) -m tests.benchmarks.run
+# benchmarks against the stand-in (not part of `make test`): prints one table, writes
+# benchmarks/results/<date>-<machine>.{json,md,png}; BENCH_ARGS="--only poll_cost,parse" or "--quick"
+BENCH_ARGS ?=
+bench: venv db
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+benchmark: bench
 
 clean:
 	rm -rf $(AIRFLOW_HOME) $(STATE_DIR) .pytest_cache

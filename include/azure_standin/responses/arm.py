@@ -149,13 +149,16 @@ def _arm_read(resource_type: str, handler):
             return resp
         body = json.loads(resp.body)
         name = _provider_type_and_name(req.path)[1]
+        respelled = False
         for state in _states_in(body):
             fault = ctx.faults.take("state_spelling", resource_type=resource_type, name=name, state=state)
             if fault is not None:
                 _respell(body, state, str(fault.get("spelling", state)))
-                return JSONResponse(body, status_code=200, headers={
-                    k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")})
-        return resp
+                respelled = True
+        if not respelled:
+            return resp
+        return JSONResponse(body, status_code=200, headers={
+            k: v for k, v in resp.headers.items() if k.lower() not in ("content-length", "content-type")})
     return wrapped
 
 

@@ -78,6 +78,10 @@ def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
             "current_dedicated_nodes": pool.current_dedicated_nodes,
             "target_dedicated_nodes": pool.target_dedicated_nodes,
             "node_counts": {k: v for k, v in dedicated.items() if v},
+            "current_low_priority_nodes": pool.current_low_priority_nodes,
+            "target_low_priority_nodes": pool.target_low_priority_nodes,
+            # Spot/low-priority nodes Azure took back (Batch brings them back when capacity returns)
+            "preempted": (c.low_priority.preempted or 0) if c and c.low_priority else 0,
         })
     return out
 
@@ -102,8 +106,11 @@ def print_summary(s: dict) -> None:
         if "error" in p:
             w(f"  {p['id']}: {p['error']}\n")
             continue
+        low = (f", {p['current_low_priority_nodes']}/{p['target_low_priority_nodes']} low-priority"
+               if p.get("target_low_priority_nodes") or p.get("current_low_priority_nodes") else "")
+        low += f" ({p['preempted']} preempted)" if p.get("preempted") else ""
         w(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/{p['target_dedicated_nodes']} "
-          f"dedicated, nodes {p['node_counts']}, agent '{p['node_agent_sku_id']}'\n    image {p['image']}\n")
+          f"dedicated{low}, nodes {p['node_counts']}, agent '{p['node_agent_sku_id']}'\n    image {p['image']}\n")
     req = s["requests"]
     w(f"\nRequests: {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; {req['writes']} writes, "
       f"{req['faults']} faulted\n")

@@ -8,7 +8,7 @@ per-index phase lengths from ``core/timings.node_boot``. Only per-node overrides
 (``_sim["nodes"][str(index)]``: reboot, removal) plus task occupancy (``_sim["busy"]``).
 
 Spot/low-priority preemption (fault ``node_preempted``, recorded on a low-priority segment as
-``seg["preempt"]``): the chosen nodes turn ``preempted`` ``PREEMPT_AFTER`` seconds after they are ready,
+``seg["preempt"]``): the chosen nodes turn ``preempted`` ``PREEMPT_AFTER`` seconds after they are up (at once),
 and stay so until ``restore_after`` seconds later (the fault's; default: until the end). As in Batch, a
 preempted node still counts in ``currentLowPriorityNodes`` and shows under ``lowPriority`` in
 ``/nodecounts`` (learn.microsoft.com: BatchPool.CurrentLowPriorityNodes "Spot/Low-priority Compute Nodes
@@ -30,7 +30,7 @@ REBOOT_DOWN = 60.0       # rebooting
 REBOOT_UP = 45.0         # starting again after the reboot
 LEAVE = 60.0             # leavingpool before a removed node is gone
 APPEAR_FLOOR = 0.25      # first nodes show up after this share of the allocation window
-PREEMPT_AFTER = 120.0    # a doomed Spot node is preempted this long after it became ready (a guess)
+PREEMPT_AFTER = 0.0      # a doomed Spot node is preempted as soon as it is up (a guess: Azure evicts at any time)
 
 NODE_STATES = ["creating", "idle", "offline", "preempted", "rebooting", "reimaging", "running", "starting",
                "startTaskFailed", "leavingPool", "unknown", "unusable", "waitingForStartTask", "deallocated",

@@ -31,7 +31,7 @@ from batch_images.hooks.credentials import (
     describe_connection,
     extra_value,
 )
-from batch_images.rules import ids
+from batch_images.rules import ids, states
 from batch_images.rules.errors import InvalidInput
 
 # azure-core logs every request and response with headers at INFO: far too loud for task logs.
@@ -277,8 +277,11 @@ class ArmComputeHook(AzureComputeHook):
                                "add the extra subscriptionId (the subscription's GUID)")
         return ids.validate_subscription_id(sub, f"connection {self.conn_id}.extra.subscriptionId")
 
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {**client_kwargs(self._conn_obj, self._extras), **self.client_options}
+    def _client_kwargs(self, aio: bool) -> dict[str, Any]:
+        from batch_images.hooks.retry import retry_policy
+
+        return {**client_kwargs(self._conn_obj, self._extras), **self.client_options,
+                "retry_policy": retry_policy(aio, self.client_options)}
 
     # -- clients --------------------------------------------------------------------------------------------------
 
@@ -292,7 +295,7 @@ class ArmComputeHook(AzureComputeHook):
         if key not in self._clients:
             if self._credential is None:
                 self._credential = credential_from_connection(self._conn_obj, aio=False, extras=self._extras)
-            self._clients[key] = ComputeManagementClient(self._credential, sub, **self._client_kwargs())
+            self._clients[key] = ComputeManagementClient(self._credential, sub, **self._client_kwargs(aio=False))
         return self._clients[key]
 
     async def get_async_conn(self, subscription_id: str | None = None):  # type: ignore[override]
@@ -306,7 +309,7 @@ class ArmComputeHook(AzureComputeHook):
             if self._async_credential is None:
                 self._async_credential = credential_from_connection(self._conn_obj, aio=True, extras=self._extras)
             self._async_clients[key] = AsyncComputeManagementClient(
-                self._async_credential, sub, **self._client_kwargs())
+                self._async_credential, sub, **self._client_kwargs(aio=True))
         return self._async_clients[key]
 
     def client_for(self, resource_id: str):
@@ -605,7 +608,7 @@ class ArmComputeHook(AzureComputeHook):
 
     def _settled(self, arm_id: ids.ArmId, body: dict | None, timeout: float) -> dict:
         state = ((body or {}).get("properties") or {}).get("provisioningState")
-        if state == "Failed":
-            raise HttpResponseError(message=f"{arm_id.resource_type} {arm_id.name} ended with provisioningState Failed")
+        if states.is_failed(state):
+            raise HttpResponseError(message=f"{arm_id.resource_type} {arm_id.name} ended with provisioningState {state}")
         return body or self.get_resource(arm_id.id)
 

@@ -175,10 +175,12 @@ class BatchPoolHook(AzureBatchHook):
             self.load_connection()
         return self._extra("credential_conn_id") or DEFAULT_CREDENTIAL_CONN_ID
 
-    def _client_kwargs(self) -> dict:
+    def _client_kwargs(self, aio: bool) -> dict:
         from batch_images.hooks.credentials import transport_kwargs
+        from batch_images.hooks.retry import retry_policy
 
-        return {**transport_kwargs(self._conn_obj, self._extras), **self.client_options}
+        return {**transport_kwargs(self._conn_obj, self._extras), **self.client_options,
+                "retry_policy": retry_policy(aio, self.client_options)}
 
     def _credential(self, aio: bool):
         conn = self._conn_obj
@@ -218,7 +220,7 @@ class BatchPoolHook(AzureBatchHook):
     def get_conn(self) -> BatchClient:
         """A sync :class:`azure.batch.BatchClient` for the account (cached as :attr:`connection`)."""
         self.load_connection()
-        return BatchClient(self.account_url, self._credential(aio=False), **self._client_kwargs())
+        return BatchClient(self.account_url, self._credential(aio=False), **self._client_kwargs(aio=False))
 
     async def get_async_conn(self) -> AsyncBatchClient:
         """A cached ``azure.batch.aio.BatchClient``; :meth:`close` closes it."""
@@ -229,7 +231,7 @@ class BatchPoolHook(AzureBatchHook):
             credential = self._credential(aio=True)
             if not isinstance(credential, tuple) and hasattr(credential, "close"):
                 self._async_credential = credential
-            self._async_client = AioBatchClient(self.account_url, credential, **self._client_kwargs())
+            self._async_client = AioBatchClient(self.account_url, credential, **self._client_kwargs(aio=True))
         return self._async_client
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
-from batch_images.rules import ids, naming, security
+from batch_images.rules import ids, naming, security, states
 from batch_images.rules.errors import InvalidInput
 
 
@@ -125,7 +125,7 @@ class ManagedImageOperator(ArmWaitingOperator):
             if same_run and mismatch:
                 raise ArmOperationFailed(f"managed image {image_id} of this run already exists but {mismatch}. "
                                          "Fix: delete the image and retry")
-            if same_run and state not in ("Failed", "Canceled"):
+            if same_run and not states.is_failed(state):
                 self.log.info("Adopting managed image %s (%s) made by an earlier attempt of this run", image_id, state)
                 return self._wait(context, image_id, None)
             self.log.warning("Replacing managed image %s: %s", image_id,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
-from batch_images.rules import ids, naming
+from batch_images.rules import ids, naming, states
 
 
 def planned_snapshots(plan: Mapping[str, Any]) -> list[dict]:
@@ -84,7 +84,7 @@ class SnapshotDisksOperator(ArmWaitingOperator):
                     f"snapshot {snap['id']} already exists but copies {source}, not {snap['disk_id']}. Fix: delete "
                     "it (it is a leftover of another pipeline or VM) and retry")
             same_run = (existing.get("tags") or {}).get(naming.TAG_RUN_ID) == tags[naming.TAG_RUN_ID]
-            if same_run and state not in ("Failed", "Canceled"):
+            if same_run and not states.is_failed(state):
                 self.log.info("Adopting snapshot %s (%s) made by an earlier attempt of this run", snap["id"], state)
                 adopted.add(snap["id"])
             else:

@@ -41,14 +41,13 @@ Event payload: ``{"status": "success"|"failure"|"timeout", "message", "waiter", 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from batch_images.rules.retry_after import MAX_RETRY_AFTER_SECONDS, retry_after_from_headers
 from batch_images.triggers.waiters import get_waiter, make_hook
 
 log = logging.getLogger(__name__)
@@ -60,65 +59,11 @@ WAITER_CLIENT_OPTIONS = {"retry_total": 0}
 # A throttled answer whose Retry-After is missing or unreadable: wait this long (doubled per throttled poll
 # in a row, up to the cap). ARM's throttling windows are counted per minute or so; 10 s is a polite first step.
 THROTTLE_FALLBACK_SECONDS = 10.0
-# No single Retry-After is honoured beyond this (a proxy's "86400" must not park a wait for a day).
-MAX_RETRY_AFTER_SECONDS = 600.0
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds a Retry-After value asks for, capped at :data:`MAX_RETRY_AFTER_SECONDS`; None if unusable.
-
-    Accepts delta-seconds (``"30"``, ``"2.5"``), an HTTP date, and a comma-separated list of those (the
-    largest wins). Negative, NaN, empty and unreadable values give None. Never raises.
-    """
-    text = (value or "").strip()
-    if not text:
-        return None
-    now = time.time() if now is None else now
-
-    def one(part: str) -> float | None:
-        part = part.strip()
-        if not part:
-            return None
-        try:
-            seconds = float(part)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(part)
-            except (TypeError, ValueError, IndexError, OverflowError):
-                return None
-            if when is None:
-                return None
-            if when.tzinfo is None:  # RFC 9110 dates are GMT
-                import datetime as _dt
-
-                when = when.replace(tzinfo=_dt.timezone.utc)
-            seconds = max(when.timestamp() - now, 0.0)
-        if math.isnan(seconds) or seconds < 0:
-            return None
-        return min(seconds, MAX_RETRY_AFTER_SECONDS)
-
-    whole = one(text)  # an HTTP date contains a comma itself: try the whole value first
-    if whole is not None:
-        return whole
-    parts = [p for p in (one(x) for x in text.split(",")) if p is not None]
-    return max(parts) if parts else None
-
-
 def retry_after_seconds(err: BaseException) -> float | None:
     """Seconds an error's response asks us to wait (``retry-after-ms``, ``x-ms-retry-after-ms``, then
-    ``Retry-After``, read by :func:`parse_retry_after`); None when absent or unusable. Never raises."""
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-            ms = parse_retry_after(headers.get(name))
-            if ms is not None:
-                return min(ms / 1000.0, MAX_RETRY_AFTER_SECONDS)
-        return parse_retry_after(headers.get("Retry-After"))
-    except Exception:  # pragma: no cover - a headers object that cannot even be read: treat as absent
-        return None
+    ``Retry-After``, read by :func:`~batch_images.rules.retry_after.parse_retry_after`); None when absent
+    or unusable. Never raises."""
+    return retry_after_from_headers(getattr(getattr(err, "response", None), "headers", None))
 
 
 def throttle_delay(retry_after: float | None, poll_interval: float, throttled_in_a_row: int) -> float:

@@ -74,7 +74,7 @@ def run(standin: StandIn, sizes: tuple[int, ...] = (100, 1000, 10_000), polls: i
         reference="provider AzureBatchHook.wait_for_all_node_state (apache-airflow-providers-microsoft-azure)",
     )
     standin.reset(scale=3000)
-    standin.raise_quota(cores=2 * max(sizes) + 100)
+    standin.raise_quota(cores=2 * sum(sizes) + 100)  # every size's pool at once (they are kept)
     standin.use_connections()
     provider_cls = provider_hook_class()
     detail = {}

@@ -1,5 +1,8 @@
 import copy
 import json
+import os
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -366,3 +369,39 @@ def test_load_pipelines_uses_list_paths(tmp_path):
     with pytest.raises(InvalidInput) as info:
         cfg.load_pipelines(_write(tmp_path, text))
     assert info.value.field == "pipelines[0].pools[0].vm_size"
+
+
+# --- JSON Schema for editors (include/pipelines/schema.json) ---------------------------------------------------------
+
+SCHEMA = DEMO.parent / "schema.json"
+
+
+def test_committed_schema_is_what_the_command_prints():
+    """The file editors read is generated from the models: regenerate it when the config changes."""
+    result = subprocess.run([sys.executable, "-m", "batch_images.rules.config", "--schema"], capture_output=True,
+                            text=True, timeout=120, cwd=DEMO.parents[2],
+                            env={**os.environ, "PYTHONPATH": str(DEMO.parents[2] / "plugins")})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == cfg.json_schema()
+    assert SCHEMA.read_text() == result.stdout, (
+        "include/pipelines/schema.json is stale: run "
+        "python -m batch_images.rules.config --schema > include/pipelines/schema.json")
+
+
+def test_demo_yaml_points_editors_at_the_schema():
+    assert DEMO.read_text().splitlines()[0] == "# yaml-language-server: $schema=./schema.json"
+
+
+def test_schema_accepts_the_demo_and_flags_typos_and_wrong_types():
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    demo = yaml.safe_load(DEMO.read_text())
+    demo["pipelines"][0]["start_date"] = str(demo["pipelines"][0]["start_date"])  # as an editor sees the text
+    assert list(validator.iter_errors(demo)) == []
+    bad = copy.deepcopy(demo)
+    bad["pipelines"][0]["pools"][0]["pool_prefix"] = "x"  # a misspelt key
+    bad["pipelines"][0]["target_regions"][0]["regional_replica_count"] = 101  # Azure's limit is 100
+    bad["pipelines"][0]["image_definition"]["os_type"] = "Solaris"
+    flagged = sorted(".".join(map(str, e.absolute_path)) for e in validator.iter_errors(bad))
+    assert flagged == ["pipelines.0.image_definition.os_type", "pipelines.0.pools.0",
+                       "pipelines.0.target_regions.0.regional_replica_count"], flagged

@@ -1,4 +1,8 @@
-"""rules/ must stay importable without Airflow or the Azure SDK (stdlib + PyYAML only)."""
+"""rules/ must stay importable without Airflow or the Azure SDK (stdlib, PyYAML and pydantic only).
+
+pydantic (v2, installed with Airflow) validates the pipeline config (rules/config.py); annotated_types is
+the constraint vocabulary pydantic uses (Ge, Le, MinLen).
+"""
 
 import ast
 import subprocess
@@ -6,10 +10,10 @@ import sys
 from pathlib import Path
 
 RULES = Path(__file__).resolve().parents[2] / "plugins" / "batch_images" / "rules"
-ALLOWED_THIRD_PARTY = {"yaml"}
+ALLOWED_THIRD_PARTY = {"yaml", "pydantic", "annotated_types"}
 
 
-def test_rules_import_only_stdlib_and_yaml():
+def test_rules_import_only_stdlib_yaml_and_pydantic():
     offenders = []
     files = sorted(RULES.glob("*.py"))
     assert len(files) >= 6

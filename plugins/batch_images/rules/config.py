@@ -4,8 +4,15 @@ Everything is checked when the YAML is loaded - at DAG parse time - so a typo fa
 (``pipelines[0].pools[1].pool_id_prefix``), the value and a fix, instead of an Azure error an hour into
 a run. Unknown keys are errors too: a misspelt optional key would otherwise be silently ignored.
 
-The dataclasses are frozen and ``to_dict()`` gives plain JSON (for XCom and DAG params);
-``parse_pipeline(cfg.to_dict())`` gives the same config back.
+The schema is a set of frozen pydantic v2 dataclasses (types, ``extra="forbid"``, constraints; the domain
+rules of ``ids``, ``naming`` and ``sizing`` as field validators; cross-field checks as model validators).
+Every pydantic error is translated into the project's one :class:`InvalidInput` (field path, value, reason,
+fix) by :func:`_invalid_input`. The same models give the JSON Schema for editors
+(``python -m batch_images.rules.config --schema > include/pipelines/schema.json``).
+
+``to_dict()`` gives plain JSON (for XCom and DAG params); ``parse_pipeline(cfg.to_dict())`` gives the same
+config back. Building a config class directly (``PipelineConfig(...)``, ``dataclasses.replace``) validates
+too, but raises pydantic's ``ValidationError`` (a ``ValueError``); the parse functions raise InvalidInput.
 
 Schema additions beyond the first draft (both optional):
 ``pools[].batch_account_location`` - the Batch account's region, so replicas can be sized per region at
@@ -15,17 +22,23 @@ The gallery's own location must be one of ``target_regions``: the image version 
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass as std_dataclass
 from datetime import date, datetime, timedelta
-from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
+from annotated_types import Ge, Le, MinLen
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, TypeAdapter
+from pydantic import ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 from . import ids, naming, sizing
 from .errors import InvalidInput
@@ -40,92 +53,191 @@ SCHEDULE_PRESETS = ("@once", "@daily", "@weekly", "@monthly", "@quarterly", "@ye
 # A realistic longest version for the pool-id length check: year 9999, Dec 31, rebuild 99.
 LONGEST_REALISTIC_VERSION = "9999.1231.99"
 
-_ID_RE = re.compile(r"[A-Za-z0-9_.\-]+")  # dag_id, Airflow conn ids
-_MAX_ID_LEN = 250  # Airflow's ID_LEN
-_VM_SIZE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # gallery image publisher/offer/sku
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CRON_FIELD_RE = re.compile(r"[0-9A-Za-z*/,\-?LW#]+")
-_NODE_AGENT_RE = re.compile(r"(?i)batch\.node\.[A-Za-z0-9 ._\-]+")  # e.g. "batch.node.ubuntu 22.04"
+_MAX_ID_LEN = 250  # Airflow's ID_LEN
 
 
-# --- dataclasses ---------------------------------------------------------------------------------------------------
+# --- field types ---------------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: dataclasses -> dicts (field order), tuples -> lists, dates -> ISO, enums -> values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, date):
-        return value.isoformat()
+@std_dataclass(frozen=True)
+class Hint:
+    """How an error on a field reads (pydantic ignores this metadata; :func:`_invalid_input` reads it).
+
+    ``what`` the field expects ("a DAG id"; integers derive it from their bounds), or a fixed ``reason``
+    for every type or range error; ``fix`` tells the user what to write instead.
+    """
+
+    what: str | None = None
+    reason: str | None = None
+    fix: str | None = None
+
+
+def _text(what: str, pattern: str = r"\S", max_len: int | None = None, fix: str | None = None) -> Any:
+    """A non-blank string (JSON Schema patterns are searches: anchor them)."""
+    return Annotated[str, StringConstraints(min_length=1, max_length=max_len, pattern=pattern), Hint(what, fix=fix)]
+
+
+def _int(low: int | None = None, high: int | None = None, fix: str | None = None) -> Any:
+    """A real integer (no bool, float or numeric string) within ``low..high``."""
+    bounds = [b for b in (Ge(low) if low is not None else None, Le(high) if high is not None else None) if b]
+    return Annotated[(int, Strict(), *bounds, Hint(fix=fix))]
+
+
+def _rule(check: Callable[..., Any], *args: Any) -> BeforeValidator:
+    """Run a rules function ``check(value, field, *args)``; its InvalidInput gets the field path from pydantic."""
+    return BeforeValidator(lambda value: check(value, "", *args))
+
+
+def _canonical_choice(choices: tuple[str, ...], value: Any) -> Any:
+    if isinstance(value, str):
+        return next((c for c in choices if c.lower() == value.strip().lower()), value)
     return value
 
 
-@dataclass(frozen=True, kw_only=True)
-class GalleryConfig:
-    subscription_id: str
-    resource_group: str
-    name: str
-    location: str
+def _choice(choices: tuple[str, ...]) -> Any:
+    """One of ``choices``, matched case-insensitively, kept in canonical spelling."""
+    return Annotated[Literal[choices], BeforeValidator(partial(_canonical_choice, choices))]
+
+
+def _start_date(value: Any, field: str) -> date:
+    fix = "write the date as YYYY-MM-DD, e.g. 2026-11-01"
+    if isinstance(value, datetime):  # YAML turns '2026-11-01 00:00' into a datetime; a DAG start is a day here
+        raise InvalidInput(field, value, "expected a date without a time", fix)
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _DATE_RE.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInput(field, value, "not a calendar date", fix) from None
+    raise InvalidInput(field, value, "expected a date", fix)
+
+
+def _schedule(value: Any, field: str) -> str:
+    fix = (f"use one of {', '.join(SCHEDULE_PRESETS)}, a cron expression that fires at most once a day "
+           "(e.g. '30 2 * * *'), or null for manual runs only")
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, value, "expected a schedule string or null", fix)
+    text = value.strip()
+    if text.startswith("@"):
+        if text in SCHEDULE_PRESETS:
+            return text
+        raise InvalidInput(field, value, "unsupported preset (image versions are named per day, so more than one "
+                           "scheduled run per day would collide)" if text in ("@hourly", "@continuous")
+                           else "unknown preset", fix)
+    parts = text.split()
+    if len(parts) != 5 or not all(_CRON_FIELD_RE.fullmatch(p) for p in parts):
+        raise InvalidInput(field, value, "not a 5-field cron expression or a preset", fix)
+    minute, hour = parts[0], parts[1]
+    if not (minute.isdigit() and int(minute) < 60 and hour.isdigit() and int(hour) < 24):
+        raise InvalidInput(field, value, "the cron expression can fire more than once a day (minute and hour must be "
+                           "single numbers), and image versions are named per day", fix)
+    return text
+
+
+def _batch_account_id(value: Any, field: str) -> str:
+    account = ids.parse_arm_id(value, field, ids.BATCH_ACCOUNT)
+    ids.validate_resource_name(account.name, field, "batch_account")
+    return account.id
+
+
+def _pool_id_prefix(value: Any, field: str) -> str:
+    prefix = naming.validate_pool_id(value, field)
+    naming.pool_id(prefix, LONGEST_REALISTIC_VERSION, field)  # the full id must fit 64 characters
+    return prefix
+
+
+def _unique_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    for i, tag in enumerate(tags):
+        if tag in tags[:i]:
+            raise InvalidInput(f"[{i}]", tag, "duplicate tag", "list each tag once")
+    return tags
+
+
+_ID = r"^[A-Za-z0-9_.\-]+$"  # dag_id, Airflow conn ids
+DagId = _text("a DAG id", _ID, _MAX_ID_LEN, "use letters, digits, '_', '.' and '-'")
+ConnId = _text("an Airflow connection id", _ID, _MAX_ID_LEN,
+               "use letters, digits, '_', '.' and '-', e.g. azure_default")
+Region = Annotated[str, _rule(ids.validate_resource_name, "region")]
+ResourceGroup = Annotated[str, _rule(ids.validate_resource_name, "resource_group")]
+Bool = Annotated[bool, Strict()]
+
+
+def _image_identifier(part: str) -> Any:  # gallery image publisher/offer/sku
+    return _text(f"an image {part}", r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$",
+                 fix="use 1-128 letters, digits, '_', '.', '-', starting with a letter or digit")
+
+
+# --- the config ----------------------------------------------------------------------------------------------------
+
+_FROZEN = {"frozen": True, "kw_only": True, "config": ConfigDict(extra="forbid")}
+
+
+class _Plain:
+    def to_dict(self) -> dict:
+        """JSON-ready dict in field order: tuples -> lists, dates -> ISO strings, enums -> values."""
+        return type(self).__pydantic_serializer__.to_python(self, mode="json")
+
+
+@dataclass(**_FROZEN)
+class GalleryConfig(_Plain):
+    subscription_id: Annotated[str, _rule(ids.validate_subscription_id)]
+    resource_group: ResourceGroup
+    name: Annotated[str, _rule(ids.validate_resource_name, "gallery")]
+    location: Region = Field(description="The gallery's region; the image version is created there.")
 
     @property
     def id(self) -> str:
         return ids.gallery_id(self.subscription_id, self.resource_group, self.name).id
 
-    def to_dict(self) -> dict:
-        return _plain(self)
+
+@dataclass(**_FROZEN)
+class ImageDefinitionConfig(_Plain):
+    name: Annotated[str, _rule(ids.validate_resource_name, "image_definition")]
+    os_type: _choice(OS_TYPES)
+    hyper_v_generation: _choice(HYPER_V_GENERATIONS)
+    publisher: _image_identifier("publisher")
+    offer: _image_identifier("offer")
+    sku: _image_identifier("sku")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ImageDefinitionConfig:
-    name: str
-    os_type: str
-    hyper_v_generation: str
-    publisher: str
-    offer: str
-    sku: str
-
-    def to_dict(self) -> dict:
-        return _plain(self)
+@dataclass(**_FROZEN)
+class TargetRegionConfig(_Plain):
+    name: Region
+    regional_replica_count: _int(sizing.MIN_REPLICAS, sizing.MAX_REPLICAS) | None = Field(
+        None, description="null: sized from the pools in that region (replica_rule)")
+    storage_account_type: _choice(STORAGE_ACCOUNT_TYPES) | None = Field(
+        None, description="null: the pipeline's storage_account_type")
 
 
-@dataclass(frozen=True, kw_only=True)
-class TargetRegionConfig:
-    name: str
-    regional_replica_count: int | None = None  # None: sized from the pools in that region
-    storage_account_type: str | None = None  # None: the pipeline's storage_account_type
-
-    def to_dict(self) -> dict:
-        return _plain(self)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StartTaskConfig:
-    command_line: str
-    wait_for_success: bool = True
-    max_task_retry_count: int = 1  # -1: retry without limit (Batch's convention)
-    elevated: bool = True  # run as the pool's admin auto-user
-
-    def to_dict(self) -> dict:
-        return _plain(self)
+@dataclass(**_FROZEN)
+class StartTaskConfig(_Plain):
+    command_line: _text("a command line")
+    wait_for_success: Bool = True
+    max_task_retry_count: _int(-1, fix="give the number of retries, or -1 for no limit") = Field(
+        1, description="-1: retry without limit (Batch's convention)")
+    elevated: Bool = Field(True, description="run as the pool's admin auto-user")
 
 
-@dataclass(frozen=True, kw_only=True)
-class PoolConfig:
-    batch_conn_id: str = "azure_batch_default"
-    batch_account_id: str
-    batch_account_location: str | None = None
-    pool_id_prefix: str
-    vm_size: str
-    target_dedicated_nodes: int = 0
-    target_low_priority_nodes: int = 0
-    resize_timeout_minutes: int | None = None  # None: sized from the node count
+@dataclass(**_FROZEN)
+class PoolConfig(_Plain):
+    batch_conn_id: ConnId = "azure_batch_default"
+    batch_account_id: Annotated[str, _rule(_batch_account_id)]
+    batch_account_location: Region | None = Field(
+        None, description="The Batch account's region (null: looked up at run time)")
+    pool_id_prefix: Annotated[str, _rule(_pool_id_prefix)] = Field(
+        description="Pool id: <prefix>-<version dashed>, at most 64 characters")
+    vm_size: _text("a VM size", r"^[A-Za-z][A-Za-z0-9_]{0,63}$", fix="use a VM size name such as Standard_D2s_v3")
+    target_dedicated_nodes: _int(0) = 0
+    target_low_priority_nodes: _int(0) = 0
+    resize_timeout_minutes: _int(5, fix="give at least 5 (Batch's minimum), or null to size it from the node count "
+                                 "(15 min per 1000 VMs)") | None = Field(None, description="null: sized from the node count")
     start_task: StartTaskConfig | None = None
-    max_unhealthy_node_share: float = 0.0
+    max_unhealthy_node_share: Annotated[float, Strict(), Ge(0), Le(1), Hint(
+        reason="expected a share between 0 and 1", fix="give e.g. 0.1 to tolerate 10% of nodes")] = Field(
+        0.0, description="Share of nodes that may stay unusable after repair")
 
     @property
     def batch_account(self) -> ids.ArmId:
@@ -161,33 +273,71 @@ class PoolConfig:
     def pool_id(self, version: str) -> str:
         return naming.pool_id(self.pool_id_prefix, version)
 
-    def to_dict(self) -> dict:
-        return _plain(self)
 
-
-@dataclass(frozen=True, kw_only=True)
-class PipelineConfig:
-    dag_id: str
-    description: str = ""
-    schedule: str | None = DEFAULT_SCHEDULE  # None: manual runs only
-    start_date: date
-    tags: tuple[str, ...] = ()
-    owner: str = "airflow"
-    arm_conn_id: str = "azure_default"
-    source_vm_id: str
-    work_resource_group: str | None = None  # None: the gallery's resource group
+@dataclass(**_FROZEN)
+class PipelineConfig(_Plain):
+    dag_id: DagId
+    description: Annotated[str, Hint("a string", fix="quote the description")] = ""
+    schedule: Annotated[str, _rule(_schedule)] | None = Field(DEFAULT_SCHEDULE, description=(
+        "A preset or a cron expression that fires at most once a day (versions are named per day); null: manual"))
+    start_date: Annotated[date, _rule(_start_date)]
+    tags: Annotated[tuple[_text("a tag", max_len=100), ...], AfterValidator(_unique_tags), Hint(
+        reason="expected a list of strings", fix="write e.g. [azure, batch]")] = ()
+    owner: _text("an owner name") = "airflow"
+    arm_conn_id: ConnId = "azure_default"
+    source_vm_id: Annotated[str, _rule(lambda v, f: ids.parse_arm_id(v, f, ids.VIRTUAL_MACHINE).id)]
+    work_resource_group: ResourceGroup | None = Field(None, description="null: the gallery's resource group")
     gallery: GalleryConfig
     image_definition: ImageDefinitionConfig
-    target_regions: tuple[TargetRegionConfig, ...]
-    replica_rule: ReplicaRule = ReplicaRule.PER300
-    storage_account_type: str = "Standard_LRS"
-    node_agent_sku_id: str | None = None  # None: derived from Batch's supported images
-    keep_versions: int = 3
-    end_of_life_days: int | None = 90
+    target_regions: Annotated[tuple[TargetRegionConfig, ...], MinLen(1), Hint(
+        "a non-empty list of regions", fix="write a YAML list of regions")]
+    replica_rule: Annotated[ReplicaRule, _rule(sizing.parse_replica_rule)] = ReplicaRule.PER300
+    storage_account_type: _choice(STORAGE_ACCOUNT_TYPES) = "Standard_LRS"
+    # The pattern is batch.node.<os> with 'batch.node.' in any case (JSON Schema regexes have no (?i)).
+    node_agent_sku_id: _text("a Batch node agent SKU id", r"^[Bb][Aa][Tt][Cc][Hh]\.[Nn][Oo][Dd][Ee]\.[A-Za-z0-9 ._\-]+$",
+                             64, "use an id from Batch's supported images, e.g. 'batch.node.ubuntu 22.04', or null"
+                             ) | None = Field(None, description="null: derived from Batch's supported images")
+    keep_versions: _int(1, fix="keep at least 1 version (the one the pools use)") = 3
+    end_of_life_days: _int(1, fix="give a number of days >= 1, or null for no end-of-life date") | None = 90
     # How often waits look at Azure. Azure's own Retry-After for compute LROs is 15-30 s; a faster
     # stand-in (see include/pipelines/demo.yaml) can use less. Throttled reads still wait as told.
-    poll_interval_seconds: int = 30
-    pools: tuple[PoolConfig, ...]
+    poll_interval_seconds: _int(1, 3600, "give seconds between 1 and 3600 (30 suits Azure)") = 30
+    pools: Annotated[tuple[PoolConfig, ...], MinLen(1), Hint("a non-empty list of pools",
+                                                             fix="write a YAML list of pools")]
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> PipelineConfig:
+        """Rules across fields; each InvalidInput names its field relative to this pipeline."""
+        seen: dict[str, int] = {}
+        for i, region in enumerate(self.target_regions):
+            if region.name in seen:
+                raise InvalidInput(f"target_regions[{i}].name", region.name,
+                                   f"duplicate target region (also at target_regions[{seen[region.name]}])",
+                                   "list each region once")
+            seen[region.name] = i
+        if self.gallery.location not in seen:
+            raise InvalidInput("gallery.location", self.gallery.location,
+                               "the gallery's region is not among target_regions, but the image version is created "
+                               "there", f"add {{name: {self.gallery.location}}} to target_regions")
+        for i, pool in enumerate(self.pools):
+            # A single pool that alone needs more than 100 replicas can never be served; say so with its path.
+            sizing.replicas_for(pool.vm_count, self.replica_rule, field=f"pools[{i}]")
+        taken: dict[tuple[str, str], int] = {}
+        for i, pool in enumerate(self.pools):
+            # Batch pool ids are unique per account, case-insensitively.
+            key = (pool.batch_account_id.lower(), pool.pool_id_prefix.lower())
+            if key in taken:
+                raise InvalidInput(f"pools[{i}].pool_id_prefix", pool.pool_id_prefix,
+                                   f"pools[{taken[key]}] uses the same prefix on the same Batch account, so their "
+                                   "pool ids would collide", "give each pool on an account its own prefix")
+            taken[key] = i
+            if pool.batch_account_location is not None and pool.batch_account_location not in seen:
+                raise InvalidInput(f"pools[{i}].batch_account_location", pool.batch_account_location,
+                                   "Batch needs an image replica in the account's region, and it is not a target "
+                                   "region", f"add {{name: {pool.batch_account_location}}} to target_regions")
+        if all(p.batch_account_location for p in self.pools):
+            self.replica_plan()  # everything is known: overrides below the minimum fail at parse time
+        return self
 
     # -- ids and names ----------------------------------------------------------------------------------------
 
@@ -303,336 +453,171 @@ class PipelineConfig:
         start = logical_date if today is None else max(logical_date, today)
         return start + timedelta(days=self.end_of_life_days)
 
-    # -- serialisation ----------------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict:
-        return _plain(self)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], field: str = "pipeline") -> PipelineConfig:
         return parse_pipeline(data, field)
 
 
-# --- field readers -------------------------------------------------------------------------------------------------
+@dataclass(**_FROZEN)
+class PipelinesFile:
+    """A pipelines YAML file: ``{pipelines: [<pipeline>, ...]}``; dag_ids are unique."""
+
+    pipelines: Annotated[tuple[PipelineConfig, ...], MinLen(1), Hint(
+        "a non-empty list of pipelines", fix="write a YAML list of pipelines")]
+
+    @model_validator(mode="after")
+    def _unique_dag_ids(self) -> PipelinesFile:
+        dag_ids: dict[str, int] = {}
+        for i, p in enumerate(self.pipelines):
+            if p.dag_id in dag_ids:
+                raise InvalidInput(f"pipelines[{i}].dag_id", p.dag_id, f"pipelines[{dag_ids[p.dag_id]}] has the same "
+                                   "dag_id", "give each pipeline its own dag_id")
+            dag_ids[p.dag_id] = i
+        return self
+
+
+# --- pydantic errors -> InvalidInput -------------------------------------------------------------------------------
 
 
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
+    if not key:
+        return path
+    if not path or key.startswith("["):
+        return f"{path}{key}"
+    return f"{path}.{key}"
 
 
-def _mapping(value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...]) -> Mapping[str, Any]:
-    """``value`` must be a mapping with all ``required`` keys and no key outside required + optional."""
-    allowed = required + optional
-    if not isinstance(value, Mapping):
-        raise InvalidInput(path, value, f"expected a mapping, got {type(value).__name__}",
-                           f"write a mapping with the keys {', '.join(allowed)}")
-    unknown = [k for k in value if k not in allowed]
-    if unknown:
+def _strip(annotation: Any) -> tuple[Any, list]:
+    """(the type under Annotated and ``X | None``, the Annotated metadata found on the way)."""
+    metadata: list = []
+    while True:
+        if get_origin(annotation) is Annotated:
+            metadata.extend(annotation.__metadata__)
+            annotation = annotation.__origin__
+        elif get_origin(annotation) in (Union, types.UnionType):
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation, metadata
+
+
+def _walk(root: type, loc: tuple) -> tuple[Any, list, type | None]:
+    """The stripped type and metadata at ``loc`` (None when loc leaves the schema), and the dataclass holding it."""
+    annotation, metadata, owner = root, [], None
+    for key in loc:
+        annotation, _ = _strip(annotation)
+        if isinstance(key, int):
+            args = get_args(annotation)
+            if not args:
+                return None, [], owner
+            annotation, metadata = _strip(args[0])
+            continue
+        fields = getattr(annotation, "__pydantic_fields__", {})
+        if key not in fields:
+            return None, [], annotation if fields else None
+        owner, info = annotation, fields[key]
+        annotation, metadata = _strip(info.annotation)
+        metadata = [*info.metadata, *metadata]
+    return annotation, metadata, owner
+
+
+def _keys(cls: type) -> tuple[list[str], list[str]]:
+    fields = cls.__pydantic_fields__
+    return [k for k, f in fields.items() if f.is_required()], [k for k, f in fields.items() if not f.is_required()]
+
+
+def _rank(root: type, error: dict) -> tuple:
+    """Report order: depth first in field order; at one mapping, unknown keys first, then missing ones."""
+    loc, ranks = error["loc"], []
+    for depth, key in enumerate(loc):
+        if isinstance(key, int):
+            ranks.append((2, key))
+            continue
+        names = list(getattr(_walk(root, loc[:depth + 1])[2], "__pydantic_fields__", {}))
+        last = depth == len(loc) - 1
+        kind = {"unexpected_keyword_argument": 0, "missing": 1}.get(error["type"], 2) if last else 2
+        ranks.append((kind, names.index(key) if key in names else -1))
+    return tuple(ranks)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _invalid_input(root: type, errors: list[dict], prefix: str) -> InvalidInput:
+    """The first of pydantic's errors as the project's InvalidInput: field path, value, reason, fix."""
+    locs = [e["loc"] for e in errors]
+    # A list with bad items is also reported as too short; the item's own error is the useful one.
+    errors = [e for e in errors if not (e["type"] == "too_short" and any(l[:len(e["loc"])] == e["loc"] != l for l in locs))]
+    error = min(errors, key=lambda e: _rank(root, e))
+    loc, kind, value = error["loc"], error["type"], error["input"]
+    paths = [prefix]
+    for key in loc:
+        paths.append(_join(paths[-1], key))
+    path = paths[-1]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidInput):  # a rules function or a cross-field check: its field is relative to loc
+        return InvalidInput(_join(path, cause.field), cause.value, cause.reason, cause.fix)
+    if kind == "unexpected_keyword_argument":
+        parent = loc[:-1]
+        unknown = [e["loc"][-1] for e in errors if e["type"] == kind and e["loc"][:-1] == parent]
+        required, optional = _keys(_walk(root, loc)[2])
         names = ", ".join(repr(k) for k in unknown)
-        field = _join(path, unknown[0]) if len(unknown) == 1 and isinstance(unknown[0], str) else path
-        raise InvalidInput(field, unknown[0] if len(unknown) == 1 else unknown,
-                           f"unknown key{'s' if len(unknown) > 1 else ''} {names}",
-                           f"remove or correct it; allowed keys: {', '.join(allowed)}")
-    missing = [k for k in required if k not in value]
-    if missing:
-        raise InvalidInput(_join(path, missing[0]), None, "this key is required and missing",
-                           f"add {missing[0]!r} (required keys here: {', '.join(required)})")
-    return value
+        field = path if len(unknown) == 1 else paths[-2]
+        return InvalidInput(field, unknown[0] if len(unknown) == 1 else unknown,
+                            f"unknown key{'s' if len(unknown) > 1 else ''} {names}",
+                            f"remove or correct it; allowed keys: {', '.join(required + optional)}")
+    if kind == "missing":
+        required, _ = _keys(_walk(root, loc[:-1])[0])
+        return InvalidInput(path, None, "this key is required and missing",
+                            f"add {loc[-1]!r} (required keys here: {', '.join(required)})")
+    annotation, metadata, _ = _walk(root, loc)
+    if kind in ("dataclass_type", "dataclass_args_type"):
+        required, optional = _keys(annotation)
+        return InvalidInput(path, value, f"expected a mapping, got {_type_name(value)}",
+                            f"write a mapping with the keys {', '.join(required + optional)}")
+    if kind == "literal_error":
+        return InvalidInput(path, value, "not one of the allowed values", f"use one of {', '.join(get_args(annotation))}")
+    if kind == "bool_type":
+        return InvalidInput(path, value, f"expected true or false, got {_type_name(value)}", "write true or false")
+    hint = next((m for m in metadata if isinstance(m, Hint)), Hint())
+    what = hint.what or "a string"
+    reason = f"expected {what}"  # lists, and fields whose Hint gives the reason
+    if annotation is int:
+        bounds = [f"{sign} {bound}" for m in metadata
+                  for sign, bound in ((">=", getattr(m, "ge", None)), ("<=", getattr(m, "le", None))) if bound is not None]
+        what = " ".join(["an integer", *bounds])
+        in_range = kind not in ("greater_than_equal", "less_than_equal")
+        reason = f"expected {what}, got {_type_name(value)}" if in_range else f"out of range, expected {what}"
+    elif annotation is str:
+        non_empty = any(getattr(m, "min_length", None) for m in metadata)
+        if non_empty and (kind in ("string_type", "string_too_short") or (isinstance(value, str) and not value.strip())):
+            reason = f"expected {what} (a non-empty string)"
+        elif kind == "string_too_long":
+            max_len = error["ctx"]["max_length"]
+            return InvalidInput(path, value, f"at most {max_len} characters allowed, this has {len(value)}",
+                                hint.fix or f"shorten it to {max_len} characters")
+        elif kind == "string_pattern_mismatch":
+            reason = f"not {what}"
+        else:
+            reason = f"expected {what}, got {_type_name(value)}"
+    return InvalidInput(path, value, hint.reason or reason, hint.fix or f"give {what}")
 
 
-def _str(value: Any, field: str, what: str = "a string", pattern: re.Pattern[str] | None = None,
-         max_len: int | None = None, fix: str = "") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, value, f"expected {what} (a non-empty string)", fix or f"give {what}")
-    if max_len is not None and len(value) > max_len:
-        raise InvalidInput(field, value, f"at most {max_len} characters allowed, this has {len(value)}",
-                           fix or f"shorten it to {max_len} characters")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise InvalidInput(field, value, f"not {what}", fix or f"give {what}")
-    return value
-
-
-def _int(value: Any, field: str, low: int | None = None, high: int | None = None, fix: str = "") -> int:
-    bounds = " ".join(s for s in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "") if s)
-    wanted = f"an integer {bounds}".strip()
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(field, value, f"expected {wanted}, got {type(value).__name__}", fix or f"give {wanted}")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise InvalidInput(field, value, f"out of range, expected {wanted}", fix or f"give {wanted}")
-    return value
-
-
-def _bool(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(field, value, f"expected true or false, got {type(value).__name__}", "write true or false")
-    return value
-
-
-def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
-    """One of ``choices``, matched case-insensitively, returned in canonical spelling."""
-    if isinstance(value, str):
-        for choice in choices:
-            if choice.lower() == value.strip().lower():
-                return choice
-    raise InvalidInput(field, value, "not one of the allowed values", f"use one of {', '.join(choices)}")
-
-
-def _optional(data: Mapping[str, Any], key: str, default: Any, read, *args, **kwargs) -> Any:
-    """Read ``data[key]`` with ``read`` if present and not null; else the default (null keeps None)."""
-    if key not in data:
-        return default
-    if data[key] is None:
-        return None
-    return read(data[key], *args, **kwargs)
-
-
-def _required_value(data: Mapping[str, Any], key: str, path: str, default: Any, read, *args, **kwargs) -> Any:
-    """Like _optional, but null is not allowed (the key has a default and no 'none' meaning)."""
-    if key not in data:
-        return default
-    return read(data[key], _join(path, key), *args, **kwargs)
-
-
-def _region(value: Any, field: str) -> str:
-    return ids.validate_resource_name(value, field, "region")
-
-
-def _conn_id(value: Any, field: str) -> str:
-    return _str(value, field, "an Airflow connection id", _ID_RE, _MAX_ID_LEN,
-                "use letters, digits, '_', '.' and '-', e.g. azure_default")
-
-
-def _start_date(value: Any, field: str) -> date:
-    fix = "write the date as YYYY-MM-DD, e.g. 2026-11-01"
-    if isinstance(value, datetime):  # YAML turns '2026-11-01 00:00' into a datetime; a DAG start is a day here
-        raise InvalidInput(field, value, "expected a date without a time", fix)
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _DATE_RE.fullmatch(value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidInput(field, value, "not a calendar date", fix) from None
-    raise InvalidInput(field, value, "expected a date", fix)
-
-
-def _schedule(value: Any, field: str) -> str:
-    fix = (f"use one of {', '.join(SCHEDULE_PRESETS)}, a cron expression that fires at most once a day "
-           "(e.g. '30 2 * * *'), or null for manual runs only")
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidInput(field, value, "expected a schedule string or null", fix)
-    text = value.strip()
-    if text.startswith("@"):
-        if text in SCHEDULE_PRESETS:
-            return text
-        raise InvalidInput(field, value, "unsupported preset (image versions are named per day, so more than one "
-                           "scheduled run per day would collide)" if text in ("@hourly", "@continuous")
-                           else "unknown preset", fix)
-    parts = text.split()
-    if len(parts) != 5 or not all(_CRON_FIELD_RE.fullmatch(p) for p in parts):
-        raise InvalidInput(field, value, "not a 5-field cron expression or a preset", fix)
-    minute, hour = parts[0], parts[1]
-    if not (minute.isdigit() and int(minute) < 60 and hour.isdigit() and int(hour) < 24):
-        raise InvalidInput(field, value, "the cron expression can fire more than once a day (minute and hour must be "
-                           "single numbers), and image versions are named per day", fix)
-    return text
-
-
-# --- sections ------------------------------------------------------------------------------------------------------
-
-
-def _parse_gallery(value: Any, path: str) -> GalleryConfig:
-    d = _mapping(value, path, ("subscription_id", "resource_group", "name", "location"), ())
-    return GalleryConfig(
-        subscription_id=ids.validate_subscription_id(d["subscription_id"], _join(path, "subscription_id")),
-        resource_group=ids.validate_resource_name(d["resource_group"], _join(path, "resource_group"), "resource_group"),
-        name=ids.validate_resource_name(d["name"], _join(path, "name"), "gallery"),
-        location=_region(d["location"], _join(path, "location")),
-    )
-
-
-def _parse_image_definition(value: Any, path: str) -> ImageDefinitionConfig:
-    keys = ("name", "os_type", "hyper_v_generation", "publisher", "offer", "sku")
-    d = _mapping(value, path, keys, ())
-    ident = {
-        k: _str(d[k], _join(path, k), f"an image {k}", _IDENTIFIER_RE,
-                fix="use 1-128 letters, digits, '_', '.', '-', starting with a letter or digit")
-        for k in ("publisher", "offer", "sku")
-    }
-    return ImageDefinitionConfig(
-        name=ids.validate_resource_name(d["name"], _join(path, "name"), "image_definition"),
-        os_type=_choice(d["os_type"], _join(path, "os_type"), OS_TYPES),
-        hyper_v_generation=_choice(d["hyper_v_generation"], _join(path, "hyper_v_generation"), HYPER_V_GENERATIONS),
-        **ident,
-    )
-
-
-def _parse_target_region(value: Any, path: str) -> TargetRegionConfig:
-    d = _mapping(value, path, ("name",), ("regional_replica_count", "storage_account_type"))
-    return TargetRegionConfig(
-        name=_region(d["name"], _join(path, "name")),
-        regional_replica_count=_optional(d, "regional_replica_count", None, _int, _join(path, "regional_replica_count"),
-                                         sizing.MIN_REPLICAS, sizing.MAX_REPLICAS),
-        storage_account_type=_optional(d, "storage_account_type", None, _choice, _join(path, "storage_account_type"),
-                                       STORAGE_ACCOUNT_TYPES),
-    )
-
-
-def _parse_start_task(value: Any, path: str) -> StartTaskConfig:
-    d = _mapping(value, path, ("command_line",), ("wait_for_success", "max_task_retry_count", "elevated"))
-    return StartTaskConfig(
-        command_line=_str(d["command_line"], _join(path, "command_line"), "a command line"),
-        wait_for_success=_required_value(d, "wait_for_success", path, True, _bool),
-        max_task_retry_count=_required_value(d, "max_task_retry_count", path, 1, _int, -1, None,
-                                             "give the number of retries, or -1 for no limit"),
-        elevated=_required_value(d, "elevated", path, True, _bool),
-    )
-
-
-def _share(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise InvalidInput(field, value, "expected a share between 0 and 1", "give e.g. 0.1 to tolerate 10% of nodes")
-    return float(value)
-
-
-def _parse_pool(value: Any, path: str, rule: ReplicaRule) -> PoolConfig:
-    d = _mapping(value, path, ("batch_account_id", "pool_id_prefix", "vm_size"),
-                 ("batch_conn_id", "batch_account_location", "target_dedicated_nodes", "target_low_priority_nodes",
-                  "resize_timeout_minutes", "start_task", "max_unhealthy_node_share"))
-    account = ids.parse_arm_id(d["batch_account_id"], _join(path, "batch_account_id"), ids.BATCH_ACCOUNT)
-    ids.validate_resource_name(account.name, _join(path, "batch_account_id"), "batch_account")
-    prefix_field = _join(path, "pool_id_prefix")
-    prefix = naming.validate_pool_id(d["pool_id_prefix"], prefix_field)
-    naming.pool_id(prefix, LONGEST_REALISTIC_VERSION, prefix_field)  # the full id must fit 64 characters
-    pool = PoolConfig(
-        batch_conn_id=_required_value(d, "batch_conn_id", path, "azure_batch_default", _conn_id),
-        batch_account_id=account.id,
-        batch_account_location=_optional(d, "batch_account_location", None, _region,
-                                         _join(path, "batch_account_location")),
-        pool_id_prefix=prefix,
-        vm_size=_str(d["vm_size"], _join(path, "vm_size"), "a VM size", _VM_SIZE_RE,
-                     fix="use a VM size name such as Standard_D2s_v3"),
-        target_dedicated_nodes=_required_value(d, "target_dedicated_nodes", path, 0, _int, 0),
-        target_low_priority_nodes=_required_value(d, "target_low_priority_nodes", path, 0, _int, 0),
-        resize_timeout_minutes=_optional(d, "resize_timeout_minutes", None, _int, _join(path, "resize_timeout_minutes"),
-                                         5, None, "give at least 5 (Batch's minimum), or null to size it "
-                                         "from the node count (15 min per 1000 VMs)"),
-        start_task=_optional(d, "start_task", None, _parse_start_task, _join(path, "start_task")),
-        max_unhealthy_node_share=_required_value(d, "max_unhealthy_node_share", path, 0.0, _share),
-    )
-    # A single pool that alone needs more than 100 replicas can never be served; say so with its path.
-    sizing.replicas_for(pool.vm_count, rule, field=path)
-    return pool
-
-
-def _list(value: Any, field: str, what: str) -> list:
-    if not isinstance(value, list) or not value:
-        raise InvalidInput(field, value, f"expected a non-empty list of {what}", f"write a YAML list of {what}")
-    return value
-
-
-def _tags(value: Any, field: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise InvalidInput(field, value, "expected a list of strings", "write e.g. [azure, batch]")
-    out: list[str] = []
-    for i, tag in enumerate(value):
-        out.append(_str(tag, _join(field, i), "a tag", max_len=100))
-        if tag in out[:-1]:
-            raise InvalidInput(_join(field, i), tag, "duplicate tag", "list each tag once")
-    return tuple(out)
-
-
-_PIPELINE_REQUIRED = ("dag_id", "start_date", "source_vm_id", "gallery", "image_definition", "target_regions", "pools")
-_PIPELINE_OPTIONAL = ("description", "schedule", "tags", "owner", "arm_conn_id", "work_resource_group", "replica_rule",
-                      "storage_account_type", "node_agent_sku_id", "keep_versions", "end_of_life_days",
-                      "poll_interval_seconds")
+def _validate(cls: type, data: Any, prefix: str) -> Any:
+    try:
+        return cls.__pydantic_validator__.validate_python(data)
+    except ValidationError as err:
+        raise _invalid_input(cls, err.errors(include_url=False), prefix) from None
 
 
 def parse_pipeline(data: Mapping[str, Any], field: str = "pipeline") -> PipelineConfig:
-    """Validate one pipeline mapping (as in the YAML) and build its config; errors carry ``field``-based paths."""
-    path = field
-    d = _mapping(data, path, _PIPELINE_REQUIRED, _PIPELINE_OPTIONAL)
-    rule = sizing.parse_replica_rule(d.get("replica_rule", ReplicaRule.PER300), _join(path, "replica_rule"))
+    """Validate one pipeline mapping (as in the YAML) and build its config; errors carry ``field``-based paths.
 
-    gallery = _parse_gallery(d["gallery"], _join(path, "gallery"))
-    regions_path = _join(path, "target_regions")
-    regions = tuple(_parse_target_region(r, _join(regions_path, i))
-                    for i, r in enumerate(_list(d["target_regions"], regions_path, "regions")))
-    seen: dict[str, int] = {}
-    for i, region in enumerate(regions):
-        if region.name in seen:
-            raise InvalidInput(_join(_join(regions_path, i), "name"), region.name,
-                               f"duplicate target region (also at target_regions[{seen[region.name]}])",
-                               "list each region once")
-        seen[region.name] = i
-    if gallery.location not in seen:
-        raise InvalidInput(_join(path, "gallery.location"), gallery.location,
-                           "the gallery's region is not among target_regions, but the image version is created there",
-                           f"add {{name: {gallery.location}}} to target_regions")
-
-    pools_path = _join(path, "pools")
-    pools = tuple(_parse_pool(p, _join(pools_path, i), rule)
-                  for i, p in enumerate(_list(d["pools"], pools_path, "pools")))
-    taken: dict[tuple[str, str], int] = {}
-    for i, pool in enumerate(pools):
-        # Batch pool ids are unique per account, case-insensitively.
-        key = (pool.batch_account_id.lower(), pool.pool_id_prefix.lower())
-        if key in taken:
-            raise InvalidInput(_join(_join(pools_path, i), "pool_id_prefix"), pool.pool_id_prefix,
-                               f"pools[{taken[key]}] uses the same prefix on the same Batch account, so their pool "
-                               "ids would collide", "give each pool on an account its own prefix")
-        taken[key] = i
-        if pool.batch_account_location is not None and pool.batch_account_location not in seen:
-            raise InvalidInput(_join(_join(pools_path, i), "batch_account_location"), pool.batch_account_location,
-                               "Batch needs an image replica in the account's region, and it is not a target region",
-                               f"add {{name: {pool.batch_account_location}}} to target_regions")
-
-    source_vm = ids.parse_arm_id(d["source_vm_id"], _join(path, "source_vm_id"), ids.VIRTUAL_MACHINE)
-    node_agent = _optional(d, "node_agent_sku_id", None, _str, _join(path, "node_agent_sku_id"),
-                           "a Batch node agent SKU id", _NODE_AGENT_RE, 64,
-                           "use an id from Batch's supported images, e.g. 'batch.node.ubuntu 22.04', or null")
-    config = PipelineConfig(
-        dag_id=_str(d["dag_id"], _join(path, "dag_id"), "a DAG id", _ID_RE, _MAX_ID_LEN,
-                    "use letters, digits, '_', '.' and '-'"),
-        description=_required_value(d, "description", path, "", _description),
-        schedule=_optional(d, "schedule", DEFAULT_SCHEDULE, _schedule, _join(path, "schedule")),
-        start_date=_start_date(d["start_date"], _join(path, "start_date")),
-        tags=_required_value(d, "tags", path, (), _tags),
-        owner=_required_value(d, "owner", path, "airflow", _str, "an owner name"),
-        arm_conn_id=_required_value(d, "arm_conn_id", path, "azure_default", _conn_id),
-        source_vm_id=source_vm.id,
-        work_resource_group=_optional(d, "work_resource_group", None, ids.validate_resource_name,
-                                      _join(path, "work_resource_group"), "resource_group"),
-        gallery=gallery,
-        image_definition=_parse_image_definition(d["image_definition"], _join(path, "image_definition")),
-        target_regions=regions,
-        replica_rule=rule,
-        storage_account_type=_required_value(d, "storage_account_type", path, "Standard_LRS", _choice,
-                                             STORAGE_ACCOUNT_TYPES),
-        node_agent_sku_id=node_agent,
-        keep_versions=_required_value(d, "keep_versions", path, 3, _int, 1, None,
-                                      "keep at least 1 version (the one the pools use)"),
-        end_of_life_days=_optional(d, "end_of_life_days", 90, _int, _join(path, "end_of_life_days"), 1, None,
-                                   "give a number of days >= 1, or null for no end-of-life date"),
-        poll_interval_seconds=_required_value(d, "poll_interval_seconds", path, 30, _int, 1, 3600,
-                                              "give seconds between 1 and 3600 (30 suits Azure)"),
-        pools=pools,
-    )
-    if all(p.batch_account_location for p in pools):
-        # Everything is known: size replicas now, so overrides below the minimum fail at parse time.
-        try:
-            config.replica_plan()
-        except InvalidInput as err:
-            raise InvalidInput(_join(path, err.field), err.value, err.reason, err.fix) from None
-    return config
-
-
-def _description(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(field, value, f"expected a string, got {type(value).__name__}", "quote the description")
-    return value
+    Raises InvalidInput (the first problem found) for anything the schema or its rules refuse.
+    """
+    return _validate(PipelineConfig, data, field)
 
 
 # --- files ---------------------------------------------------------------------------------------------------------
@@ -658,7 +643,10 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def load_pipelines(path: str | Path) -> list[PipelineConfig]:
-    """Load and validate a pipelines file: ``{pipelines: [<pipeline>, ...]}``; dag_ids must be unique."""
+    """Load and validate a pipelines file: ``{pipelines: [<pipeline>, ...]}``; dag_ids must be unique.
+
+    Raises InvalidInput for an unreadable file, bad YAML (duplicate keys included) or an invalid config.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -673,13 +661,19 @@ def load_pipelines(path: str | Path) -> list[PipelineConfig]:
     if not isinstance(data, Mapping):
         raise InvalidInput("(top level)", data, f"expected a mapping with the key 'pipelines', got "
                            f"{type(data).__name__}", "start the file with 'pipelines:' and a list of pipelines")
-    top = _mapping(data, "", ("pipelines",), ())
-    items = _list(top["pipelines"], "pipelines", "pipelines")
-    pipelines = [parse_pipeline(item, _join("pipelines", i)) for i, item in enumerate(items)]
-    dag_ids: dict[str, int] = {}
-    for i, p in enumerate(pipelines):
-        if p.dag_id in dag_ids:
-            raise InvalidInput(f"pipelines[{i}].dag_id", p.dag_id,
-                               f"pipelines[{dag_ids[p.dag_id]}] has the same dag_id", "give each pipeline its own dag_id")
-        dag_ids[p.dag_id] = i
-    return pipelines
+    return list(_validate(PipelinesFile, data, "").pipelines)
+
+
+def json_schema() -> dict:
+    """JSON Schema (draft 2020-12) of a pipelines file, for editors (include/pipelines/schema.json)."""
+    schema = TypeAdapter(PipelinesFile).json_schema()
+    for cls in (GalleryConfig, ImageDefinitionConfig, TargetRegionConfig, StartTaskConfig, PoolConfig, PipelineConfig):
+        props = schema["$defs"][cls.__name__]["properties"]  # in field order, as in the YAML, for humans
+        schema["$defs"][cls.__name__]["properties"] = {k: props[k] for k in cls.__pydantic_fields__}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Batch image pipelines", **schema}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--schema"]:
+        sys.exit("usage: python -m batch_images.rules.config --schema > include/pipelines/schema.json")
+    print(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,300 @@
+"""The plan: everything a run decided before it creates anything, typed.
+
+:class:`PreflightOperator` builds it (:func:`build_plan`) and returns ``Plan.to_dict()``, so XCom carries plain
+JSON; every other task takes that dict and reads it with ``Plan.from_dict(...)``. ``docs/architecture.md``
+("The plan") lists the fields, their types, what they mean and who reads them.
+
+A missing or ill-typed field is an :class:`~batch_images.rules.errors.InvalidInput` naming ``plan.<field>``
+(e.g. ``plan.source.os_disk_id``), the value and the fix. Unknown keys are ignored, so a plan written by a newer
+preflight still reads. Plans written before Trusted Launch was read (no ``image_path`` / ``security``) take the
+managed image path.
+
+Pure: pydantic v2 and the stdlib, no Airflow, no Azure SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from . import naming, sizing
+from . import security as security_rules
+from .errors import InvalidInput
+
+PLAN_FIX = "run the PreflightOperator of the same pipeline and pass its output as plan"
+
+
+def _path(field: str, loc: Sequence[str | int]) -> str:
+    out = field
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def invalid_from(err: ValidationError, field: str, fix: str) -> InvalidInput:
+    """The first error of a pydantic validation as an InvalidInput naming ``<field>.<loc>``."""
+    first = err.errors(include_url=False)[0]
+    value = first.get("input") if first["type"] != "missing" else None
+    reason = "missing from the plan" if first["type"] == "missing" or value is None else first["msg"]
+    return InvalidInput(_path(field, first["loc"]), value, reason, fix)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able data (what XCom carries)."""
+        return self.model_dump(mode="json")
+
+
+class DataDisk(_Model):
+    lun: int
+    disk_id: str | None
+    size_gb: float | None = None
+
+
+class BaseImage(_Model):
+    publisher: str | None = None
+    offer: str | None = None
+    sku: str | None = None
+    version: str | None = None
+
+
+class Source(_Model):
+    """The prepared VM as preflight read it."""
+
+    vm_id: str
+    vm_name: str
+    os_disk_id: str
+    os_disk_size_gb: float | None = None
+    data_disks: list[DataDisk] = []
+    os_type: Literal["Linux", "Windows"]
+    hyper_v_generation: Literal["V1", "V2"]
+    base_image: BaseImage | None = None
+    security_type: str | None = None
+
+
+class Gallery(_Model):
+    subscription_id: str
+    resource_group: str
+    name: str
+    location: str
+    id: str
+
+
+class ImageDefinition(_Model):
+    name: str
+    os_type: str
+    hyper_v_generation: str
+    publisher: str
+    offer: str
+    sku: str
+    id: str
+
+
+class TargetRegion(_Model):
+    name: str
+    regional_replica_count: int = 1
+    storage_account_type: str | None = None
+
+
+class RegionSizing(_Model):
+    count: int
+    vm_count: int
+    explanation: str = ""
+
+
+class ReplicaSizingPlan(_Model):
+    rule: str = "unknown"
+    per_region: dict[str, RegionSizing] = {}
+
+
+class SecurityDecision(_Model):
+    """:func:`batch_images.rules.security.decide`'s result."""
+
+    security_type: str
+    image_path: Literal["managed_image", "snapshots"]
+    definition_feature: str | None = None
+    pool_security_profile: dict | None = None
+
+
+class PoolSpec(_Model):
+    """One pool of the run (an entry of ``plan["pools"]``; what ``create_pool`` / ``wait_for_pool_steady`` map over)."""
+
+    batch_conn_id: str
+    batch_account_id: str
+    account_location: str | None = None
+    pool_id: str
+    vm_size: str
+    target_dedicated_nodes: int
+    target_low_priority_nodes: int
+    resize_timeout: str
+    start_task: dict | None = None
+    max_unhealthy_node_share: float = 0.0
+    node_agent_sku_id: str
+    metadata: dict[str, str] = {}
+    allocation_timeout: float | None = None
+    security_profile: dict | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "pool_spec") -> PoolSpec:
+        """Read one pool spec; InvalidInput naming ``<field>.<key>`` when a key is missing or ill-typed."""
+        fix = "pass an entry of the preflight plan's pools list unchanged"
+        if not isinstance(data, Mapping):
+            raise InvalidInput(field, data, "expected one entry of the preflight plan's pools list (a dict)", fix)
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as err:
+            raise invalid_from(err, field, fix) from None
+
+
+class Plan(_Model):
+    """The run's plan (see docs/architecture.md, "The plan")."""
+
+    dag_id: str
+    run_id: str
+    version: str
+    arm_conn_id: str | None = None
+    location: str
+    work_resource_group: str
+    work_subscription_id: str
+    source: Source
+    gallery: Gallery
+    image_definition: ImageDefinition
+    version_id: str
+    image_name: str | None = None
+    image_id: str | None = None
+    snapshot_names: dict[str, str] = {}
+    target_regions: list[TargetRegion]
+    replica_sizing: ReplicaSizingPlan | None = None
+    storage_account_type: str | None = None
+    end_of_life_date: str | None = None
+    keep_versions: int = 3
+    node_agent_sku_id: str | None = None
+    pools: list[PoolSpec] = []
+    tags: dict[str, str] = {}
+    timeouts: dict[str, float] = {}
+    image_path: Literal["managed_image", "snapshots"] = "managed_image"
+    security: SecurityDecision | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, field: str = "plan") -> Plan:
+        """Read a plan dict (XCom); InvalidInput naming ``plan.<field>`` when it is not one."""
+        if isinstance(data, Plan):
+            return data
+        if not isinstance(data, Mapping):
+            raise InvalidInput(field, data, "expected the PreflightOperator's plan (a dict)",
+                               "pass plan=preflight.output (or the plan dict)")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as err:
+            raise invalid_from(err, field, PLAN_FIX) from None
+
+    # -- derived ------------------------------------------------------------------------------------------------
+
+    @property
+    def uses_snapshots(self) -> bool:
+        """True when the version is made from the snapshots (a Trusted Launch source), not a managed image."""
+        return self.image_path == security_rules.PATH_SNAPSHOTS
+
+    def run_tags(self) -> dict[str, str]:
+        """Tags of the resources a run creates: the plan's extra tags + managed-by, dag_id, run_id, image-version."""
+        return {**self.tags, **naming.resource_tags(self.dag_id, self.run_id, self.version)}
+
+    def shared_tags(self) -> dict[str, str]:
+        """Tags of long-lived shared resources (gallery, definition): no run or version."""
+        return {**self.tags, naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: self.dag_id}
+
+    def timeout(self, key: str, default: float) -> float:
+        """``timeouts[key]`` in seconds, or ``default`` when the plan has none (or 0)."""
+        return float(self.timeouts.get(key) or default)
+
+
+# -- building the plan (preflight) ------------------------------------------------------------------------------
+
+
+def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical: date | datetime, version: str,
+               arm_conn_id: str, source: Source, location: str, agent: str, account_regions: Mapping[str, str],
+               replica_plan: Mapping[str, sizing.ReplicaSizing], pool_ids: Sequence[str],
+               security: Mapping[str, Any] | None, today: date, duration: Callable[[timedelta], str],
+               notes: list[tuple[str, str]] | None = None) -> Plan:
+    """The plan of a run whose checks passed.
+
+    :param cfg: the ``PipelineConfig``; ``publish_cfg`` the same with the Batch accounts' regions that the config
+        left out added to ``target_regions`` (preflight adds them, with a warning).
+    :param source: the source VM (:class:`Source`); ``location`` its region (the snapshots' and image's region).
+    :param agent: the node agent SKU; ``account_regions`` Batch account id -> region; ``replica_plan`` replicas
+        per region (``PipelineConfig.replica_plan``); ``pool_ids`` one per configured pool.
+    :param security: :func:`batch_images.rules.security.decide`'s result (None: managed image path, no profile).
+    :param today: UTC date the run builds (the end-of-life date counts from the later of it and the logical date).
+    :param duration: timedelta -> ISO 8601 duration text (the pools' ``resize_timeout`` wire format).
+    :param notes: when given, ``("info" | "warning", text)`` lines worth logging are appended.
+    """
+    notes = notes if notes is not None else []
+    g, d = cfg.gallery, cfg.image_definition
+    tags = naming.resource_tags(dag_id, run_id, version)
+    target_regions = publish_cfg.publishing_target_regions(account_regions)
+    rule = sizing.parse_replica_rule(cfg.replica_rule)
+    notes.append(("info", f"Replica sizing rule {rule.value} ({rule.source}):"))
+    for region, s in replica_plan.items():
+        notes.append(("info", f"  {region}: {s.count} replica(s) for {s.vm_count} VM(s) - {s.explanation}"))
+
+    snapshot_names = {"os": naming.snapshot_name(source.vm_name, naming.disk_role(None), version)}
+    for disk in source.data_disks:
+        role = naming.disk_role(disk.lun)
+        snapshot_names[role] = naming.snapshot_name(source.vm_name, role, version)
+
+    profile = (security or {}).get("pool_security_profile")
+    pools = []
+    allocation = timedelta(0)
+    for i, pool in enumerate(cfg.pools):
+        resize = sizing.at_least_resize_floor(pool.resize_timeout)
+        if resize != pool.resize_timeout:
+            notes.append(("warning", f"pools[{i}].resize_timeout_minutes {pool.resize_timeout_minutes} is under 15 "
+                                     "minutes; the pool gets 15 minutes"))
+        alloc = sizing.timeout_for_allocation(pool.vm_count, resize)
+        allocation = max(allocation, alloc)
+        pools.append(PoolSpec(
+            batch_conn_id=pool.batch_conn_id, batch_account_id=pool.batch_account_id,
+            account_location=account_regions.get(pool.batch_account_id) or pool.batch_account_location,
+            pool_id=pool_ids[i], vm_size=pool.vm_size, target_dedicated_nodes=pool.target_dedicated_nodes,
+            target_low_priority_nodes=pool.target_low_priority_nodes, resize_timeout=duration(resize),
+            start_task=pool.start_task.to_dict() if pool.start_task else None,
+            max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent, metadata=dict(tags),
+            allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None))
+
+    size_gb = float((source.os_disk_size_gb or 0) + sum(dd.size_gb or 0 for dd in source.data_disks)) or 1.0
+    replication = sizing.timeout_for_replication(size_gb, len(target_regions),
+                                                 sum(r["regional_replica_count"] for r in target_regions))
+    # Azure checks endOfLifeDate against its clock: count from the build day for a backfill (rules/config.py).
+    logical_day = logical.date() if isinstance(logical, datetime) else logical
+    eol = cfg.end_of_life_date(logical_day, today=today)
+    if eol is not None and eol != cfg.end_of_life_date(logical_day):
+        notes.append(("info", f"End-of-life date {eol}: {cfg.end_of_life_days} days after today, which is later than "
+                              f"the logical date {logical_day} (Azure refuses an end-of-life date that is not in the "
+                              "future)"))
+    if security is not None:
+        source = source.model_copy(update={"security_type": security["security_type"]})
+    return Plan(
+        dag_id=dag_id, run_id=run_id, version=version, arm_conn_id=arm_conn_id, location=location,
+        work_resource_group=cfg.work_rg, work_subscription_id=g.subscription_id, source=source,
+        gallery=Gallery(subscription_id=g.subscription_id, resource_group=g.resource_group, name=g.name,
+                        location=g.location, id=cfg.gallery_id),
+        image_definition=ImageDefinition(name=d.name, os_type=d.os_type, hyper_v_generation=d.hyper_v_generation,
+                                         publisher=d.publisher, offer=d.offer, sku=d.sku, id=cfg.image_definition_id),
+        version_id=cfg.image_version_id(version), image_name=naming.image_name(d.name, version),
+        image_id=cfg.image_id(version), snapshot_names=snapshot_names, target_regions=target_regions,
+        replica_sizing=ReplicaSizingPlan(rule=rule.value, per_region={
+            r: RegionSizing(count=s.count, vm_count=s.vm_count, explanation=s.explanation)
+            for r, s in replica_plan.items()}),
+        storage_account_type=cfg.storage_account_type, end_of_life_date=eol.isoformat() if eol else None,
+        keep_versions=cfg.keep_versions, node_agent_sku_id=agent, pools=pools, tags=tags,
+        timeouts={"snapshot": sizing.timeout_for_snapshot(size_gb).total_seconds(),
+                  "image": sizing.timeout_for_image(size_gb).total_seconds(),
+                  "replication": replication.total_seconds(), "allocation": allocation.total_seconds()},
+        image_path=(security or {}).get("image_path") or security_rules.PATH_MANAGED_IMAGE,
+        security=SecurityDecision(**security) if security is not None else None,
+    )

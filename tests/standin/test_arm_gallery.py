@@ -364,7 +364,7 @@ def test_state_and_in_flight_operations_survive_a_restart(standin):
 # --- the contract with the Batch backend (in-process, on a fresh state dir) --------------------------------
 
 def test_version_for_pool_reports_lineage_and_regions(tmp_path):
-    from include.azure_standin.backends import compute as c
+    from include.azure_standin.backends import disks, images, vms
     from include.azure_standin.backends import gallery as g
     from include.azure_standin.core.context import StandInConfig
     from include.azure_standin.server import build_context, seed
@@ -372,14 +372,14 @@ def test_version_for_pool_reports_lineage_and_regions(tmp_path):
     ctx = build_context(StandInConfig(state_dir=tmp_path), scale=1)
     demo = seed(ctx)
     sub, rg = demo["subscription_id"], demo["resource_group"]
-    vm = c.get_vm(ctx, sub, rg, demo["source_vm_name"])
+    vm = vms.get_vm(ctx, sub, rg, demo["source_vm_name"])
     os_disk = vm["properties"]["storageProfile"]["osDisk"]["managedDisk"]["id"]
-    c.create_snapshot(ctx, sub, rg, "s-os", {"location": "westeurope", "properties": {
+    disks.create_snapshot(ctx, sub, rg, "s-os", {"location": "westeurope", "properties": {
         "creationData": {"createOption": "Copy", "sourceResourceId": os_disk}}})
     ctx.clock.advance(3600)
-    img, _ = c.create_image(ctx, sub, rg, "img", {"location": "westeurope", "properties": {
+    img, _ = images.create_image(ctx, sub, rg, "img", {"location": "westeurope", "properties": {
         "hyperVGeneration": "V2", "storageProfile": {"osDisk": {
-            "osType": "Linux", "osState": "Generalized", "snapshot": {"id": c.snapshot_id(sub, rg, "s-os")}}}}})
+            "osType": "Linux", "osState": "Generalized", "snapshot": {"id": disks.snapshot_id(sub, rg, "s-os")}}}}})
     g.create_gallery(ctx, sub, rg, GALLERY, {"location": "westeurope"})
     g.create_definition(ctx, sub, rg, GALLERY, DEFINITION, _definition_body())
     ctx.clock.advance(3600)

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import email.utils
 import re
+from datetime import timedelta
 from typing import Any, Callable
 
-from ..core.errors import BatchError
+import isodate
+
+from ..core.errors import (
+    AccountNotFound, AuthenticationFailed, ConditionNotMet, InvalidPropertyValue, InvalidQueryParameterValue,
+    InvalidRequestBody, MissingRequiredProperty, OutOfRangeQueryParameterValue,
+)
 
 # -- accounts ----------------------------------------------------------------------------------------
 
@@ -15,9 +21,6 @@ DEFAULT_POOL_QUOTA = 100
 DEFAULT_DEDICATED_CORE_QUOTA = 500
 DEFAULT_LOW_PRIORITY_CORE_QUOTA = 100
 DEFAULT_ACTIVE_JOB_QUOTA = 300
-
-INVALID_PROPERTY_VALUE = "The value provided for one of the properties in the request body is invalid."
-MISSING_PROPERTY = "A required property was not specified in the request body."
 
 
 def endpoint(ctx, account: str) -> str:
@@ -29,7 +32,7 @@ def get_account(ctx, account: str) -> dict:
     for acct in ctx.store.list("batch_account"):
         if str(acct.get("name", "")).lower() == (account or "").lower():
             return acct
-    raise BatchError(404, "AccountNotFound", f"The specified account {account} does not exist.")
+    raise AccountNotFound(f"The specified account {account} does not exist.")
 
 
 def _prop(acct: dict, name: str, default: Any = None) -> Any:
@@ -124,30 +127,28 @@ def iso(ctx, t: float | None) -> str | None:
     return None if t is None else ctx.clock.iso(t)
 
 
-_DUR_RE = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$",
-    re.IGNORECASE,
-)
-
-
 def parse_duration(value: Any) -> float | None:
-    """Seconds of an ISO 8601 duration (PT15M, PT15M00S, PT1H, P1DT2H, ...); None when unparsable.
+    """Seconds of an ISO 8601 duration (PT15M, PT15M00S, PT1H, P1DT2H, ...) or a JSON number of seconds; None when
+    unparsable, negative, or in months/years (no fixed length).
 
-    Also takes "HH:MM:SS" (what .NET clients sometimes send) and plain numbers of seconds.
+    No "HH:MM:SS" form: the Batch service reads durations as OData Edm.Duration (ISO 8601 only), and no Batch client
+    sends another form (azure-batch 15.1's `_timedelta_as_isostr` writes "PT20M00S"-style values; azure-cli 2.91
+    validates --resize-timeout with msrest's `deserialize_duration`, i.e. isodate).
     """
     if value is None:
         return None
     if isinstance(value, (int, float)):
         return float(value)
-    s = str(value).strip()
-    m = _DUR_RE.match(s)
-    if m and s.upper() not in ("P", "PT"):
-        d, h, mi, se = (float(m.group(k) or 0) for k in ("d", "h", "m", "s"))
-        return d * 86400 + h * 3600 + mi * 60 + se
-    m2 = re.match(r"^(?:(\d+)\.)?(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)$", s)
-    if m2:
-        return int(m2.group(1) or 0) * 86400 + int(m2.group(2)) * 3600 + int(m2.group(3)) * 60 + float(m2.group(4))
-    return None
+    s = str(value).strip().upper()
+    if s in ("P", "PT"):
+        return None
+    try:
+        td = isodate.parse_duration(s)
+    except (isodate.ISO8601Error, ValueError):
+        return None
+    if not isinstance(td, timedelta) or td < timedelta(0):
+        return None
+    return td.total_seconds()
 
 
 def format_duration(seconds: float) -> str:
@@ -165,33 +166,19 @@ def format_duration(seconds: float) -> str:
 
 # -- errors -------------------------------------------------------------------------------------------
 
-def invalid_property(name: str, value: Any, reason: str) -> BatchError:
-    values = [("PropertyName", name)]
-    if value is not None:
-        values.append(("PropertyValue", str(value)))
-    values.append(("Reason", reason))
-    return BatchError(400, "InvalidPropertyValue", INVALID_PROPERTY_VALUE, values)
-
-
-def missing_property(name: str) -> BatchError:
-    return BatchError(400, "MissingRequiredProperty", MISSING_PROPERTY, [("PropertyName", name)])
-
-
 def require_body(body: Any) -> dict:
     if not isinstance(body, dict):
-        raise BatchError(400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.")
+        raise InvalidRequestBody()
     return body
 
 
 def check_if_match(headers: dict, current_etag: str) -> None:
     want = (headers or {}).get("if-match")
     if want and want.strip() not in ("*", current_etag, f'"{current_etag}"'):
-        raise BatchError(412, "ConditionNotMet",
-                         "The condition specified using HTTP conditional header(s) is not met.")
+        raise ConditionNotMet()
     none = (headers or {}).get("if-none-match")
     if none and none.strip() in (current_etag, f'"{current_etag}"'):
-        raise BatchError(412, "ConditionNotMet",
-                         "The condition specified using HTTP conditional header(s) is not met.")
+        raise ConditionNotMet()
 
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -199,9 +186,9 @@ ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def check_id(kind: str, value: Any) -> str:
     if value is None or value == "":
-        raise missing_property("id")
+        raise MissingRequiredProperty("id")
     if not isinstance(value, str) or not ID_RE.match(value):
-        raise invalid_property("id", value, f"The {kind} id can contain any combination of alphanumeric characters "
+        raise InvalidPropertyValue("id", value, f"The {kind} id can contain any combination of alphanumeric characters "
                                "including hyphens and underscores, and cannot contain more than 64 characters.")
     return value
 
@@ -215,8 +202,7 @@ SHARED_KEY_DETAIL = ("The specified type of authentication SharedKey is not allo
 def refuse_shared_key(auth_scheme: str | None) -> None:
     """A Shared Key request on a pool backed by a gallery image: Batch answers 403."""
     if (auth_scheme or "").lower() == "sharedkey":
-        raise BatchError(
-            403, "AuthenticationFailed",
+        raise AuthenticationFailed(
             "Server failed to authenticate the request. Make sure the value of Authorization header is formed "
             "correctly including the signature. " + SHARED_KEY_DETAIL,
             [("AuthenticationErrorDetail", SHARED_KEY_DETAIL)],
@@ -382,9 +368,9 @@ def compile_filter(text: str | None) -> Callable[[dict], bool]:
         fn = _FilterParser(text).parse()
         return lambda d: bool(fn(d))
     except (ValueError, IndexError) as e:
-        raise BatchError(400, "InvalidQueryParameterValue",
-                         "Value for one of the query parameters specified in the request URI is invalid.",
-                         [("QueryParameterName", "$filter"), ("QueryParameterValue", text), ("Reason", str(e))])
+        raise InvalidQueryParameterValue(
+            "Value for one of the query parameters specified in the request URI is invalid.",
+            [("QueryParameterName", "$filter"), ("QueryParameterValue", text), ("Reason", str(e))])
 
 
 def apply_select(item: dict, select: str | None) -> dict:
@@ -402,8 +388,8 @@ def max_results(value: str | None, default: int = 1000, limit: int = 1000) -> in
     except ValueError:
         n = -1
     if n < 1 or n > limit:
-        raise BatchError(400, "OutOfRangeQueryParameterValue",
-                         "A query parameter specified in the request URI is outside the permissible range.",
-                         [("QueryParameterName", "maxresults"), ("QueryParameterValue", str(value)),
-                          ("Reason", f"maxresults must be between 1 and {limit}")])
+        raise OutOfRangeQueryParameterValue(
+            "A query parameter specified in the request URI is outside the permissible range.",
+            [("QueryParameterName", "maxresults"), ("QueryParameterValue", str(value)),
+             ("Reason", f"maxresults must be between 1 and {limit}")])
     return n

@@ -26,11 +26,16 @@ import re
 from typing import Any
 
 from ..core import timings
-from ..core.errors import BatchError
+from ..core.errors import (
+    ActiveJobAndScheduleQuotaReached, BatchError, InvalidPropertyValue, JobBeingDeleted, JobBeingTerminated,
+    JobCompleted, JobExists, JobNotFound, JobScheduleBeingDeleted, JobScheduleBeingTerminated, JobScheduleCompleted,
+    JobScheduleExists, JobScheduleNotFound, JobScheduleWithSameIdExists, JobWithSameIdExists,
+    MissingRequiredProperty, RequestBodyTooLarge, TaskExists, TaskNotFound,
+)
 from . import batch_nodes, batch_pools
 from .batch_common import (
-    apply_select, check_id, compile_filter, endpoint, etag, get_account, invalid_property, iso, max_results,
-    missing_property, parse_duration, quotas, refuse_shared_key, require_body,
+    apply_select, check_id, compile_filter, endpoint, etag, get_account, iso, max_results,
+    parse_duration, quotas, refuse_shared_key, require_body,
 )
 
 JOB = "batch_job"
@@ -90,8 +95,8 @@ def _active_quota(ctx, account: str, acct: dict) -> None:
                  and not (j.get("_sim") or {}).get("schedule"))
     active += sum(1 for s in ctx.store.list(SCHEDULE, prefix=f"{account.lower()}/") if s.get("state") == "active")
     if active >= quotas(acct)["active_jobs"]:
-        raise BatchError(409, "ActiveJobAndScheduleQuotaReached",
-                         "The specified account has reached its quota of active jobs and job schedules.")
+        raise ActiveJobAndScheduleQuotaReached(
+            "The specified account has reached its quota of active jobs and job schedules.")
 
 
 # -- jobs ----------------------------------------------------------------------------------------------
@@ -134,13 +139,13 @@ def add_job(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dic
     acct = get_account(ctx, account)
     job_id = check_id("job", body.get("id"))
     if not isinstance(body.get("poolInfo"), dict):
-        raise missing_property("poolInfo")
+        raise MissingRequiredProperty("poolInfo")
     _pool_guard(ctx, account, body["poolInfo"], auth_scheme)
     if ctx.store.get(JOB, _k(account, job_id)) is not None:
-        raise BatchError(409, "JobExists", "The specified job already exists.")
+        raise JobExists("The specified job already exists.")
     if ctx.store.get(SCHEDULE, _k(account, job_id)) is not None:
-        raise BatchError(409, "JobScheduleWithSameIdExists",
-                         "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.")
+        raise JobScheduleWithSameIdExists(
+            "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.")
     _active_quota(ctx, account, acct)
     return _new_job(ctx, account, body, job_id, ctx.clock.now())
 
@@ -149,7 +154,7 @@ def _job(ctx, account: str, job_id: str) -> dict:
     get_account(ctx, account)
     job = ctx.store.get(JOB, _k(account, job_id))
     if job is None:
-        raise BatchError(404, "JobNotFound", "The specified job does not exist.")
+        raise JobNotFound("The specified job does not exist.")
     return job
 
 
@@ -171,8 +176,8 @@ def list_jobs(ctx, account: str, flt=None, select=None, maxresults=None, skip=No
 
 def _job_writable(job: dict) -> None:
     if job["state"] == "deleting":
-        raise BatchError(409, "JobBeingDeleted", "The specified job has been marked for deletion and is being "
-                         "garbage collected.")
+        raise JobBeingDeleted("The specified job has been marked for deletion and is being "
+                              "garbage collected.")
 
 
 def delete_job(ctx, account: str, job_id: str, auth_scheme: str | None = None) -> None:
@@ -192,7 +197,7 @@ def terminate_job(ctx, account: str, job_id: str, body: Any = None, auth_scheme:
     job = get_job(ctx, account, job_id, auth_scheme)
     _job_writable(job)
     if job["state"] == "completed":
-        raise BatchError(409, "JobCompleted", "The specified job is already in a completed state.")
+        raise JobCompleted("The specified job is already in a completed state.")
     if job["state"] == "terminating":
         return
     t = ctx.clock.now()
@@ -285,14 +290,14 @@ def _validate_task(ctx, account: str, job: dict, body: Any) -> dict:
     body = require_body(body)
     task_id = check_id("task", body.get("id"))
     if not body.get("commandLine"):
-        raise missing_property("commandLine")
+        raise MissingRequiredProperty("commandLine")
     if job["state"] == "completed":
-        raise BatchError(409, "JobCompleted", "The specified job is already in a completed state.")
+        raise JobCompleted("The specified job is already in a completed state.")
     if job["state"] == "terminating":
-        raise BatchError(409, "JobBeingTerminated", "The specified job is being terminated.")
+        raise JobBeingTerminated("The specified job is being terminated.")
     _job_writable(job)
     if ctx.store.get_raw(TASK, _k(account, job["id"], task_id)) is not None:
-        raise BatchError(409, "TaskExists", "The specified task already exists.")
+        raise TaskExists("The specified task already exists.")
     return body
 
 
@@ -307,10 +312,10 @@ def add_task_collection(ctx, account: str, job_id: str, body: Any, auth_scheme: 
     body = require_body(body)
     tasks = body.get("value")
     if not isinstance(tasks, list) or not tasks:
-        raise missing_property("value")
+        raise MissingRequiredProperty("value")
     if len(tasks) > 100:
-        raise BatchError(400, "RequestBodyTooLarge", "The request body is too large and exceeds the maximum "
-                         "permissible limit.", [("MaxTasksPerRequest", "100")])
+        raise RequestBodyTooLarge("The request body is too large and exceeds the maximum "
+                                  "permissible limit.", [("MaxTasksPerRequest", "100")])
     out = []
     t = ctx.clock.now()
     for item in tasks:
@@ -331,7 +336,7 @@ def get_task(ctx, account: str, job_id: str, task_id: str, auth_scheme: str | No
     get_job(ctx, account, job_id, auth_scheme)
     task = ctx.store.get(TASK, _k(account, job_id, task_id))
     if task is None:
-        raise BatchError(404, "TaskNotFound", "The specified task does not exist.")
+        raise TaskNotFound("The specified task does not exist.")
     return task
 
 
@@ -415,17 +420,17 @@ def advance_task(ctx, task: dict) -> dict:
 
 def _check_schedule_body(body: dict, require: bool) -> None:
     if require and not isinstance(body.get("schedule"), dict):
-        raise missing_property("schedule")
+        raise MissingRequiredProperty("schedule")
     if require and not isinstance(body.get("jobSpecification"), dict):
-        raise missing_property("jobSpecification")
+        raise MissingRequiredProperty("jobSpecification")
     spec = body.get("jobSpecification")
     if spec is not None and not isinstance((spec or {}).get("poolInfo"), dict):
-        raise missing_property("jobSpecification.poolInfo")
+        raise MissingRequiredProperty("jobSpecification.poolInfo")
     sched = body.get("schedule") or {}
     if sched.get("recurrenceInterval") is not None:
         secs = parse_duration(sched["recurrenceInterval"])
         if secs is None or secs < 60:
-            raise invalid_property("recurrenceInterval", sched["recurrenceInterval"],
+            raise InvalidPropertyValue("recurrenceInterval", sched["recurrenceInterval"],
                                    "The recurrence interval must be at least 1 minute.")
 
 
@@ -436,10 +441,10 @@ def add_schedule(ctx, account: str, body: Any, auth_scheme: str | None = None) -
     _check_schedule_body(body, True)
     _pool_guard(ctx, account, body["jobSpecification"].get("poolInfo"), auth_scheme)
     if ctx.store.get(SCHEDULE, _k(account, sid)) is not None:
-        raise BatchError(409, "JobScheduleExists", "The specified job schedule already exists.")
+        raise JobScheduleExists("The specified job schedule already exists.")
     if ctx.store.get(JOB, _k(account, sid)) is not None:
-        raise BatchError(409, "JobWithSameIdExists",
-                         "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.")
+        raise JobWithSameIdExists(
+            "A job with the specified job schedule id exists. Job and job schedule cannot have the same id.")
     _active_quota(ctx, account, acct)
     t = ctx.clock.now()
     doc: dict[str, Any] = {
@@ -464,7 +469,7 @@ def _schedule(ctx, account: str, sid: str) -> dict:
     get_account(ctx, account)
     doc = ctx.store.get(SCHEDULE, _k(account, sid))
     if doc is None:
-        raise BatchError(404, "JobScheduleNotFound", "The specified job schedule does not exist.")
+        raise JobScheduleNotFound("The specified job schedule does not exist.")
     return doc
 
 
@@ -488,12 +493,12 @@ def list_schedules(ctx, account: str, flt=None, select=None, maxresults=None, sk
 
 def _schedule_writable(doc: dict) -> None:
     if doc["state"] == "deleting":
-        raise BatchError(409, "JobScheduleBeingDeleted", "The specified job schedule has been marked for deletion "
-                         "and is being reclaimed.")
+        raise JobScheduleBeingDeleted("The specified job schedule has been marked for deletion "
+                                      "and is being reclaimed.")
     if doc["state"] == "terminating":
-        raise BatchError(409, "JobScheduleBeingTerminated", "The specified job schedule is being terminated.")
+        raise JobScheduleBeingTerminated("The specified job schedule is being terminated.")
     if doc["state"] == "completed":
-        raise BatchError(409, "JobScheduleCompleted", "The specified job schedule is already in completed state.")
+        raise JobScheduleCompleted("The specified job schedule is already in completed state.")
 
 
 def update_schedule(ctx, account: str, sid: str, body: Any, auth_scheme: str | None = None,

@@ -28,12 +28,16 @@ import re
 from typing import Any
 
 from ..core import timings
-from ..core.errors import BatchError
+from ..core.errors import (
+    BatchError, EmptyMetadataKey, InternalError, InvalidPropertyValue, MissingRequiredProperty, NodeNotFound,
+    OperationInvalidForCurrentState, PoolBeingDeleted, PoolBeingResized, PoolExists, PoolNotFound, PoolQuotaReached,
+)
 from . import batch_nodes as nodes
+from .arm_common import T_GALLERY_IMAGE_VERSION, id_is
 from . import supported_images
 from .batch_common import (
     account_location, apply_select, check_id, check_if_match, compile_filter, endpoint, etag, format_duration,
-    get_account, invalid_property, iso, max_results, missing_property, parse_duration, quotas, refuse_shared_key,
+    get_account, iso, max_results, parse_duration, quotas, refuse_shared_key,
     require_body, vm_size_info,
 )
 
@@ -91,7 +95,7 @@ def _load(ctx, account: str, pool_id: str) -> dict:
     get_account(ctx, account)
     pool = ctx.store.get(KIND, pool_key(account, pool_id))
     if pool is None:
-        raise BatchError(404, "PoolNotFound", "The specified pool does not exist.")
+        raise PoolNotFound("The specified pool does not exist.")
     return pool
 
 
@@ -111,12 +115,12 @@ def _touch(ctx, pool: dict, auth_scheme: str | None) -> None:
 
 def _writable(pool: dict) -> None:
     if pool.get("state") == "deleting":
-        raise BatchError(409, "PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+        raise PoolBeingDeleted("The specified pool has been marked for deletion and is being reclaimed.")
 
 
 def _steady(pool: dict) -> None:
     if pool.get("allocationState") != "steady":
-        raise BatchError(409, "PoolBeingResized", "The specified pool is being resized.")
+        raise PoolBeingResized("The specified pool is being resized.")
 
 
 def get_pool(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
@@ -152,23 +156,23 @@ def _version_for_pool(ctx, image_id: str) -> dict | None:
     try:
         from .gallery import version_for_pool
     except ImportError as e:  # the ARM side is not there: say so instead of guessing
-        raise BatchError(500, "InternalError", f"Stand-in: gallery backend unavailable ({e}).")
+        raise InternalError(f"Stand-in: gallery backend unavailable ({e}).")
     return version_for_pool(ctx, image_id)
 
 
 def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
     """Validate virtualMachineConfiguration; return the pool's image record (``_sim.image``)."""
     if not isinstance(vmc, dict):
-        raise missing_property("virtualMachineConfiguration")
+        raise MissingRequiredProperty("virtualMachineConfiguration")
     ref = vmc.get("imageReference")
     if not isinstance(ref, dict):
-        raise missing_property("virtualMachineConfiguration.imageReference")
+        raise MissingRequiredProperty("virtualMachineConfiguration.imageReference")
     agent = vmc.get("nodeAgentSKUId")
     if not agent:
-        raise missing_property("virtualMachineConfiguration.nodeAgentSKUId")
+        raise MissingRequiredProperty("virtualMachineConfiguration.nodeAgentSKUId")
     agent_os = supported_images.agent_sku_os(agent)
     if agent_os is None:
-        raise invalid_property("nodeAgentSKUId", agent,
+        raise InvalidPropertyValue("nodeAgentSKUId", agent,
                                f"The specified node agent SKU '{agent}' is not supported by the Batch service "
                                "(see GET /supportedimages for valid nodeAgentSKUId values).")
     image_id = ref.get("virtualMachineImageId")
@@ -182,32 +186,38 @@ def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
         return {"kind": "gallery", "os_type": agent_os, "blocked": None, "lineage": None}
     pub, offer, sku = ref.get("publisher"), ref.get("offer"), ref.get("sku")
     if not (pub and offer and sku):
-        raise invalid_property("imageReference", None, "The imageReference must specify either virtualMachineImageId "
+        raise InvalidPropertyValue("imageReference", None, "The imageReference must specify either virtualMachineImageId "
                                "or publisher, offer and sku.")
     expected = supported_images.agent_for(pub, offer, sku)
     if expected is None:
-        raise invalid_property("imageReference", f"{pub}:{offer}:{sku}",
+        raise InvalidPropertyValue("imageReference", f"{pub}:{offer}:{sku}",
                                f"The specified image {pub}:{offer}:{sku} is not supported by the Batch service.")
     if expected.lower() != str(agent).lower():
-        raise invalid_property("nodeAgentSKUId", agent,
+        raise InvalidPropertyValue("nodeAgentSKUId", agent,
                                f"The node agent SKU '{agent}' is not compatible with the image {pub}:{offer}:{sku}; "
                                f"that image requires '{expected}'.")
     return {"kind": "marketplace", "os_type": agent_os, "blocked": None, "lineage": None,
             "exact_version": None}
 
 
+def _version_name(resource_id: str | None) -> str | None:
+    """The version name of a gallery image version id ("1.0.0"); None for any other id."""
+    p = id_is(resource_id, T_GALLERY_IMAGE_VERSION)
+    return p["name"] if p else None
+
+
 def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) -> dict:
     v = _version_for_pool(ctx, image_id)
     if v is None:
-        raise invalid_property("virtualMachineImageId", image_id,
+        raise InvalidPropertyValue("virtualMachineImageId", image_id,
                                "The specified image does not exist, or the Batch service has no access to it.")
     if str(v.get("os_state", "")).lower() != "generalized":
-        raise invalid_property("virtualMachineImageId", image_id,
+        raise InvalidPropertyValue("virtualMachineImageId", image_id,
                                f"The image definition {v.get('definition_identifier') or ''} is "
                                f"{v.get('os_state') or 'not Generalized'}; Batch pools require a Generalized image.")
     os_type = str(v.get("os_type") or "").lower()
     if os_type and os_type != agent_os:
-        raise invalid_property("nodeAgentSKUId", agent,
+        raise InvalidPropertyValue("nodeAgentSKUId", agent,
                                f"The node agent SKU '{agent}' is for {agent_os} but the image {image_id} is a "
                                f"{os_type} image.")
     record = _allocation_block(acct, v, image_id)
@@ -223,7 +233,7 @@ def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) ->
                 "details": {"nodeAgentSKUId": agent,
                             "BaseImage": f"{base['publisher']}:{base['offer']}:{base['sku']}"},
             }
-    exact = str(v.get("id") or image_id).rstrip("/").rsplit("/", 1)[-1] if "/versions/" in str(v.get("id") or image_id).lower() else None
+    exact = _version_name(v.get("id") or image_id)
     return {"kind": "gallery", "os_type": os_type or agent_os, "version_id": v.get("id") or image_id,
             "requested_id": image_id, "blocked": record, "lineage": lineage, "exact_version": exact,
             "security_type": v.get("security_type")}
@@ -252,17 +262,17 @@ def _check_security_profile(profile: Any, image_security: str | None, image_id: 
     wanted = str(profile.get("securityType") or "").lower()
     have = str(image_security or "").lower()
     if profile.get("uefiSettings") and not wanted:
-        raise invalid_property("securityProfile.securityType", None,
+        raise InvalidPropertyValue("securityProfile.securityType", None,
                                "securityType has to be set to enable uefiSettings.")
     required = _SECURITY_REQUIRED.get(have)
     if required and wanted != required.lower():
-        raise invalid_property("securityProfile.securityType", profile.get("securityType"),
+        raise InvalidPropertyValue("securityProfile.securityType", profile.get("securityType"),
                                f"The provided gallery image {image_id} only supports creation of VMs and VM Scale Sets "
                                f"with '{image_security}' security type. Set virtualMachineConfiguration.securityProfile "
                                f"securityType to '{required}'.")
     if wanted and wanted in _SECURITY_CAPABLE and have not in _SECURITY_CAPABLE[wanted]:
         label = "TrustedLaunch" if wanted == "trustedlaunch" else "ConfidentialVM"
-        raise invalid_property("securityProfile.securityType", profile.get("securityType"),
+        raise InvalidPropertyValue("securityProfile.securityType", profile.get("securityType"),
                                f"Use of {label} setting is not supported for the provided image {image_id} (its "
                                f"definition's SecurityType is {image_security or 'not set'}). Please select "
                                f"{'Trusted Launch' if label == 'TrustedLaunch' else 'Confidential VM'} Supported Gen2 "
@@ -297,7 +307,7 @@ def _replica_state(acct: dict, v: dict, image_id: str) -> dict | None:
     regions = {str(k).replace(" ", "").lower(): str(s) for k, s in (v.get("regions") or {}).items()}
     state = regions.get(region)
     if state is None:
-        raise invalid_property("virtualMachineImageId", image_id,
+        raise InvalidPropertyValue("virtualMachineImageId", image_id,
                                f"The specified image version is not replicated to region '{region}', the region of "
                                f"Batch account '{acct.get('name')}'. Replicated regions: "
                                f"{', '.join(sorted(regions)) or 'none'}.")
@@ -322,8 +332,8 @@ def _refresh_image(ctx, acct: dict, pool: dict) -> dict:
         return image
     # a virtualMachineImageId without a version floats: a later scale-out may get a newer version
     image["version_id"] = v.get("id") or image["requested_id"]
-    if "/versions/" in str(image["version_id"]).lower():
-        image["exact_version"] = str(image["version_id"]).rstrip("/").rsplit("/", 1)[-1]
+    if _version_name(image["version_id"]):
+        image["exact_version"] = _version_name(image["version_id"])
     try:
         image["blocked"] = _allocation_block(acct, v, image["requested_id"])
     except BatchError:
@@ -540,9 +550,9 @@ def _timeout(value: Any) -> float:
         return DEFAULT_RESIZE_TIMEOUT
     secs = parse_duration(value)
     if secs is None:
-        raise invalid_property("resizeTimeout", value, "The value is not a valid ISO 8601 duration.")
+        raise InvalidPropertyValue("resizeTimeout", value, "The value is not a valid ISO 8601 duration.")
     if secs < MIN_RESIZE_TIMEOUT:
-        raise invalid_property("resizeTimeout", value,
+        raise InvalidPropertyValue("resizeTimeout", value,
                                f"The specified resizeTimeout {value} is less than the minimum of 5 minutes (PT5M).")
     return secs
 
@@ -558,7 +568,7 @@ def _node_target(body: dict, name: str) -> int:
         # create --target-dedicated-nodes 2` sends "targetDedicatedNodes": "2" (seen with --debug).
         v = int(v)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise invalid_property(name, v, f"{name} must be a non-negative integer.")
+        raise InvalidPropertyValue(name, v, f"{name} must be a non-negative integer.")
     return v
 
 
@@ -572,31 +582,31 @@ def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> di
         refuse_shared_key(auth_scheme)
     pool_id = check_id("pool", body.get("id"))
     if not body.get("vmSize"):
-        raise missing_property("vmSize")
+        raise MissingRequiredProperty("vmSize")
     if vm_size_info(body["vmSize"]) is None:
-        raise invalid_property("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
+        raise InvalidPropertyValue("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
     key = pool_key(account, pool_id)
     existing = ctx.store.get(KIND, key)
     if existing is not None:
-        raise BatchError(409, "PoolExists", "The specified pool already exists.")
+        raise PoolExists("The specified pool already exists.")
     image = _check_image(ctx, acct, body.get("virtualMachineConfiguration"), auth_scheme)
     q = quotas(acct)
     if len(ctx.store.list(KIND, prefix=f"{account.lower()}/")) >= q["pool"]:
-        raise BatchError(409, "PoolQuotaReached", "The specified account has reached its pool quota.",
-                         [("PoolQuota", str(q["pool"]))])
+        raise PoolQuotaReached("The specified account has reached its pool quota.",
+                               [("PoolQuota", str(q["pool"]))])
     target_d = _node_target(body, "targetDedicatedNodes")
     target_lp = _node_target(body, "targetLowPriorityNodes")
     if body.get("enableAutoScale") and (target_d or target_lp):
-        raise invalid_property("targetDedicatedNodes", target_d,
+        raise InvalidPropertyValue("targetDedicatedNodes", target_d,
                                "targetDedicatedNodes and targetLowPriorityNodes must not be set when enableAutoScale "
                                "is true.")
     timeout_s = _timeout(body.get("resizeTimeout"))
     st = body.get("startTask")
     if st is not None and (not isinstance(st, dict) or not st.get("commandLine")):
-        raise missing_property("startTask.commandLine")
+        raise MissingRequiredProperty("startTask.commandLine")
     for item in body.get("metadata") or []:
         if not isinstance(item, dict) or not item.get("name"):
-            raise BatchError(400, "EmptyMetadataKey", "The key for one of the metadata key-value pairs is empty.")
+            raise EmptyMetadataKey("The key for one of the metadata key-value pairs is empty.")
     t = ctx.clock.now()
     pool: dict[str, Any] = {"id": pool_id}
     for f in _CREATE_FIELDS:
@@ -658,12 +668,12 @@ def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: s
     for f in ("vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
               "networkConfiguration", "userAccounts", "mountConfiguration", "upgradePolicy"):
         if f in body and body[f] is not None and body[f] != pool.get(f) and not empty:
-            raise BatchError(409, "OperationInvalidForCurrentState",
-                             "The specified operation is not valid for the current state of the resource.",
-                             [("PropertyName", f), ("Reason", f"{f} can be updated only when the pool has zero "
-                               "dedicated and zero spot/low-priority nodes.")])
+            raise OperationInvalidForCurrentState(
+                "The specified operation is not valid for the current state of the resource.",
+                [("PropertyName", f), ("Reason", f"{f} can be updated only when the pool has zero "
+                  "dedicated and zero spot/low-priority nodes.")])
     if "vmSize" in body and body["vmSize"] is not None and vm_size_info(body["vmSize"]) is None:
-        raise invalid_property("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
+        raise InvalidPropertyValue("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
     if body.get("virtualMachineConfiguration") is not None:
         return _check_image(ctx, acct, body["virtualMachineConfiguration"], auth_scheme)
     return None
@@ -695,7 +705,7 @@ def replace_properties(ctx, account: str, pool_id: str, body: Any, auth_scheme: 
     _writable(pool)
     for f in ("applicationPackageReferences", "metadata"):
         if f not in body or body[f] is None:
-            raise missing_property(f)
+            raise MissingRequiredProperty(f)
     if body.get("startTask") is not None:
         pool["startTask"] = body["startTask"]
     else:
@@ -714,9 +724,9 @@ def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | N
     body = require_body(body)
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     if pool.get("enableAutoScale"):
-        raise BatchError(409, "OperationInvalidForCurrentState",
-                         "The specified operation is not valid for the current state of the resource.",
-                         [("Reason", "A pool with enableAutoScale true cannot be resized manually.")])
+        raise OperationInvalidForCurrentState(
+            "The specified operation is not valid for the current state of the resource.",
+            [("Reason", "A pool with enableAutoScale true cannot be resized manually.")])
     _steady(pool)
     target_d = _node_target(body, "targetDedicatedNodes") if "targetDedicatedNodes" in body \
         else int(pool.get("targetDedicatedNodes") or 0)
@@ -734,10 +744,10 @@ def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | N
 def stop_resize(ctx, account: str, pool_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     if pool.get("allocationState") != "resizing":
-        raise BatchError(409, "OperationInvalidForCurrentState",
-                         "The specified operation is not valid for the current state of the resource.",
-                         [("Reason", f"The pool's allocation state is {pool.get('allocationState')}; only a resizing "
-                           "pool can stop resizing.")])
+        raise OperationInvalidForCurrentState(
+            "The specified operation is not valid for the current state of the resource.",
+            [("Reason", f"The pool's allocation state is {pool.get('allocationState')}; only a resizing "
+              "pool can stop resizing.")])
     t = ctx.clock.now()
     sim = pool["_sim"]
     for seg in sim.get("segments", []):
@@ -757,9 +767,9 @@ def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | 
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     ids = body.get("nodeList")
     if not ids:
-        raise missing_property("nodeList")
+        raise MissingRequiredProperty("nodeList")
     if not isinstance(ids, list) or len(ids) > MAX_REMOVE:
-        raise invalid_property("nodeList", None, f"At most {MAX_REMOVE} nodes can be removed in one request.")
+        raise InvalidPropertyValue("nodeList", None, f"At most {MAX_REMOVE} nodes can be removed in one request.")
     timeout_s = _timeout(body.get("resizeTimeout"))
     _steady(pool)
     t = ctx.clock.now()
@@ -767,7 +777,7 @@ def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | 
     for nid in ids:
         v = nodes.find_node(ctx, pool, str(nid), t)
         if v is None:
-            raise invalid_property("nodeList", nid, f"The node {nid} does not exist in pool {pool['id']}.")
+            raise InvalidPropertyValue("nodeList", nid, f"The node {nid} does not exist in pool {pool['id']}.")
         views.append(v)
     removed_d = removed_lp = 0
     for v in views:
@@ -819,7 +829,7 @@ def get_node(ctx, account: str, pool_id: str, node_id: str, auth_scheme: str | N
     t = ctx.clock.now()
     v = nodes.find_node(ctx, pool, node_id, t)
     if v is None:
-        raise BatchError(404, "NodeNotFound", "The specified node does not exist.")
+        raise NodeNotFound("The specified node does not exist.")
     return nodes.render(ctx, account, pool, v, t)
 
 
@@ -841,7 +851,7 @@ def reboot_node(ctx, account: str, pool_id: str, node_id: str, body: Any = None,
     t = ctx.clock.now()
     v = nodes.find_node(ctx, pool, node_id, t)
     if v is None:
-        raise BatchError(404, "NodeNotFound", "The specified node does not exist.")
+        raise NodeNotFound("The specified node does not exist.")
     if v.state in _REBOOT_BLOCKED:
         code, msg = _REBOOT_BLOCKED[v.state]
         raise BatchError(409, code, msg)

@@ -32,13 +32,16 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from ..core.errors import (
+    CannotDeleteResource, Conflict, InvalidParameter, InvalidResourceLocation, LocationNotAvailableForResourceType,
+    NotFound, OperationNotAllowed, ParentResourceNotFound, PropertyChangeNotAllowed, RequiredParameterMissing,
+    ResourceNotFound,
+)
 from ..core import timings
-from ..core.errors import ArmError
-from . import compute as c
+from . import arm_common as arm
+from .disks import disk_security_type
 
-T_GALLERY = "Microsoft.Compute/galleries"
-T_DEF = "Microsoft.Compute/galleries/images"
-T_VERSION = "Microsoft.Compute/galleries/images/versions"
+T_GALLERY, T_DEF, T_VERSION = arm.T_GALLERY, arm.T_GALLERY_IMAGE, arm.T_GALLERY_IMAGE_VERSION
 
 INT32_MAX = 2_147_483_647
 
@@ -50,37 +53,22 @@ NESTED_DELETE_MESSAGE = "Can not delete resource before nested resources are del
 # ---------------------------------------------------------------------------------------------------
 
 def gallery_id(sub: str, rg: str, gallery: str) -> str:
-    return c.arm_id(sub, rg, T_GALLERY, gallery)
+    return arm.arm_id(sub, rg, T_GALLERY, gallery)
 
 
 def definition_id(sub: str, rg: str, gallery: str, definition: str) -> str:
-    return c.arm_id(sub, rg, T_DEF, gallery, definition)
+    return arm.arm_id(sub, rg, T_DEF, gallery, definition)
 
 
 def version_id(sub: str, rg: str, gallery: str, definition: str, version: str) -> str:
-    return c.arm_id(sub, rg, T_VERSION, gallery, definition, version)
-
-
-def _parent_not_found(parent: str) -> ArmError:
-    # ARM's answer for a child of a missing parent (verified wording).
-    return ArmError(404, "ParentResourceNotFound",
-                    f"Can not perform requested operation on nested resource. Parent resource '{parent}' not found.")
-
-
-def _nested_not_found(sub_path: str, name: str, rg: str) -> ArmError:
-    return c.not_found(sub_path, name, rg)
-
-
-def _change_not_allowed(prop: str) -> ArmError:
-    # Verified: 409 Conflict, code PropertyChangeNotAllowed, "Changing property '<path>' is not allowed."
-    return ArmError(409, "PropertyChangeNotAllowed", f"Changing property '{prop}' is not allowed.")
+    return arm.arm_id(sub, rg, T_VERSION, gallery, definition, version)
 
 
 def _require_gallery(ctx, sub: str, rg: str, gallery: str, *, as_parent: bool = False) -> dict:
-    c.require_rg(ctx, sub, rg)
+    arm.require_rg(ctx, sub, rg)
     body = ctx.store.get("gallery", gallery_id(sub, rg, gallery))
     if body is None:
-        raise _parent_not_found(gallery) if as_parent else c.not_found(T_GALLERY, gallery, rg)
+        raise ParentResourceNotFound(gallery) if as_parent else ResourceNotFound(T_GALLERY, gallery, rg)
     return body
 
 
@@ -89,8 +77,8 @@ def _require_definition(ctx, sub: str, rg: str, gallery: str, definition: str, *
     body = ctx.store.get("gallery_image", definition_id(sub, rg, gallery, definition))
     if body is None:
         if as_parent:
-            raise _parent_not_found(f"{gallery}/{definition}")
-        raise _nested_not_found(f"{T_GALLERY}/{gallery}/images", definition, rg)
+            raise ParentResourceNotFound(f"{gallery}/{definition}")
+        raise ResourceNotFound(f"{T_GALLERY}/{gallery}/images", definition, rg)
     return body
 
 
@@ -105,37 +93,37 @@ _ASSET_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 def create_gallery(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict, bool]:
     """Galleries_CreateOrUpdate: (body, created)."""
-    c.require_rg(ctx, sub, rg)
+    arm.require_rg(ctx, sub, rg)
     req = req or {}
     if not _GALLERY_NAME_RE.match(name):
         # Message verified (Azure's gallery troubleshooting page); code is a guess.
-        raise ArmError(400, "InvalidParameter",
-                       "Gallery name is invalid. Allowed characters are English alphanumeric characters, with "
-                       "underscores, and periods allowed in the middle, up to 80 characters total. All other "
-                       "special characters, including dashes, are disallowed.")
+        raise InvalidParameter(
+            "Gallery name is invalid. Allowed characters are English alphanumeric characters, with "
+            "underscores, and periods allowed in the middle, up to 80 characters total. All other "
+            "special characters, including dashes, are disallowed.")
     gid = gallery_id(sub, rg, name)
     existing = ctx.store.get("gallery", gid)
     rprops = req.get("properties") or {}
     if existing is not None:
-        if req.get("location") and c.canonical_region(req["location"]) != existing["location"]:
-            raise ArmError(409, "InvalidResourceLocation",
-                           f"The resource '{name}' already exists in location '{existing['location']}' in resource "
-                           f"group '{rg}'. A resource with the same name cannot be created in location "
-                           f"'{c.canonical_region(req['location'])}'. Please select a new resource name.")
+        if req.get("location") and arm.canonical_region(req["location"]) != existing["location"]:
+            raise InvalidResourceLocation(
+                f"The resource '{name}' already exists in location '{existing['location']}' in resource "
+                f"group '{rg}'. A resource with the same name cannot be created in location "
+                f"'{arm.canonical_region(req['location'])}'. Please select a new resource name.")
         if "description" in rprops:
             existing["properties"]["description"] = rprops.get("description")
         if "tags" in req:
             existing["tags"] = req.get("tags") or {}
-        c.start_lro(ctx, existing, "Updating", timings.SMALL_CREATE)
+        arm.start_lro(ctx, existing, "Updating", timings.SMALL_CREATE)
         ctx.store.put("gallery", gid, existing)
         return existing, False
-    loc = c.check_location(req.get("location"), T_GALLERY)
+    loc = arm.check_location(req.get("location"), T_GALLERY)
     props: dict[str, Any] = {"identifier": {"uniqueName": f"{sub}-{name.upper()}"}}
     if rprops.get("description") is not None:
         props["description"] = rprops["description"]
     body = {"id": gid, "name": name, "type": T_GALLERY, "location": loc, "tags": req.get("tags") or {},
             "properties": props, "_sim": {}}
-    c.start_lro(ctx, body, "Creating", timings.SMALL_CREATE, c.lro_fault(ctx, "galleries", name))
+    arm.start_lro(ctx, body, "Creating", timings.SMALL_CREATE, arm.lro_fault(ctx, "galleries", name))
     ctx.store.put("gallery", gid, body)
     return body, True
 
@@ -146,19 +134,19 @@ def get_gallery(ctx, sub: str, rg: str, name: str) -> dict:
 
 def list_galleries(ctx, sub: str, rg: str | None = None) -> list[dict]:
     if rg is not None:
-        c.require_rg(ctx, sub, rg)
-        return ctx.store.list("gallery", f"{c.rg_id(sub, rg)}/providers/{T_GALLERY}/")
+        arm.require_rg(ctx, sub, rg)
+        return ctx.store.list("gallery", f"{arm.rg_id(sub, rg)}/providers/{T_GALLERY}/")
     return [g for g in ctx.store.list("gallery", f"/subscriptions/{sub}/")]
 
 
 def prepare_delete_gallery(ctx, sub: str, rg: str, name: str) -> tuple[str, str] | None:
-    c.require_rg(ctx, sub, rg)
+    arm.require_rg(ctx, sub, rg)
     body = ctx.store.get("gallery", gallery_id(sub, rg, name))
     if body is None:
         return None
     if ctx.store.list("gallery_image", body["id"] + "/images/"):
         # Verified: 409 CannotDeleteResource with ARM's nested-resources message.
-        raise ArmError(409, "CannotDeleteResource", NESTED_DELETE_MESSAGE)
+        raise CannotDeleteResource(NESTED_DELETE_MESSAGE)
     return body["id"], body["location"]
 
 
@@ -171,17 +159,17 @@ _ASSET_LIMITS = {"publisher": 128, "offer": 64, "sku": 64}
 
 def _check_identifier(ident: dict | None) -> dict:
     if not ident:
-        raise c.required_missing("galleryImage.properties.identifier")
+        raise RequiredParameterMissing("galleryImage.properties.identifier")
     out = {}
     for key, limit in _ASSET_LIMITS.items():
         val = ident.get(key)
         if not val or not _ASSET_RE.match(val) or val.endswith(".") or len(val) > limit:
             # Message verified (troubleshooting page); code is a guess.
-            raise ArmError(400, "InvalidParameter",
-                           f"Asset name galleryImage.properties.identifier.{key} is not valid. It cannot be empty. "
-                           "Allowed characters are uppercase or lowercase letters, digits, hyphen(-), period (.), "
-                           "underscore (_). Names are not allowed to end with period(.). The length of the name "
-                           f"cannot exceed {limit} characters.")
+            raise InvalidParameter(
+                f"Asset name galleryImage.properties.identifier.{key} is not valid. It cannot be empty. "
+                "Allowed characters are uppercase or lowercase letters, digits, hyphen(-), period (.), "
+                "underscore (_). Names are not allowed to end with period(.). The length of the name "
+                f"cannot exceed {limit} characters.")
         out[key] = val
     return out
 
@@ -191,23 +179,23 @@ def create_definition(ctx, sub: str, rg: str, gallery: str, name: str, req: dict
     gal = _require_gallery(ctx, sub, rg, gallery, as_parent=True)
     req = req or {}
     if not _ENTITY_NAME_RE.match(name):
-        raise ArmError(400, "InvalidParameter",
-                       f"The entity name '{name}' is invalid according to its validation rule: "
-                       r"^[^_\W][\w-._]{0,79}(?<![-.])$.")
+        raise InvalidParameter(
+            f"The entity name '{name}' is invalid according to its validation rule: "
+            r"^[^_\W][\w-._]{0,79}(?<![-.])$.")
     rprops = req.get("properties") or {}
     for key in ("osType", "osState"):
         if not rprops.get(key):
-            raise c.required_missing(f"galleryImage.properties.{key}")
+            raise RequiredParameterMissing(f"galleryImage.properties.{key}")
     if rprops["osType"] not in ("Linux", "Windows"):
-        raise ArmError(400, "InvalidParameter",
-                       f"The value '{rprops['osType']}' of parameter 'galleryImage.properties.osType' is invalid.")
+        raise InvalidParameter(
+            f"The value '{rprops['osType']}' of parameter 'galleryImage.properties.osType' is invalid.")
     if rprops["osState"] not in ("Generalized", "Specialized"):
-        raise ArmError(400, "InvalidParameter",
-                       f"The value '{rprops['osState']}' of parameter 'galleryImage.properties.osState' is invalid.")
+        raise InvalidParameter(
+            f"The value '{rprops['osState']}' of parameter 'galleryImage.properties.osState' is invalid.")
     hv = rprops.get("hyperVGeneration") or "V1"
     if hv not in ("V1", "V2"):
-        raise ArmError(400, "InvalidParameter",
-                       f"The value '{hv}' of parameter 'galleryImage.properties.hyperVGeneration' is invalid.")
+        raise InvalidParameter(
+            f"The value '{hv}' of parameter 'galleryImage.properties.hyperVGeneration' is invalid.")
     ident = _check_identifier(rprops.get("identifier"))
     _check_security_feature(rprops.get("features"), hv)
     did = definition_id(sub, rg, gallery, name)
@@ -216,28 +204,28 @@ def create_definition(ctx, sub: str, rg: str, gallery: str, name: str, req: dict
         oid = other["properties"]["identifier"]
         if other["id"].lower() != did.lower() and all(oid[k].lower() == ident[k].lower() for k in _ASSET_LIMITS):
             # Wording verified from Azure support material ("OperationNotAllowed HTTP 409").
-            raise ArmError(409, "OperationNotAllowed",
-                           f"Gallery image: '{other['name']}' identified by (publisher: '{ident['publisher']}', "
-                           f"offer: '{ident['offer']}', sku: '{ident['sku']}') already exists. Choose a different "
-                           "publisher, offer, sku combination.")
+            raise OperationNotAllowed(
+                f"Gallery image: '{other['name']}' identified by (publisher: '{ident['publisher']}', "
+                f"offer: '{ident['offer']}', sku: '{ident['sku']}') already exists. Choose a different "
+                "publisher, offer, sku combination.")
     if existing is not None:
         ep = existing["properties"]
         for key, new in (("osType", rprops["osType"]), ("osState", rprops["osState"]), ("hyperVGeneration", hv)):
             if (ep.get(key) or "").lower() != new.lower():
-                raise _change_not_allowed(f"galleryImage.properties.{key}")
+                raise PropertyChangeNotAllowed(f"galleryImage.properties.{key}")
         for key in _ASSET_LIMITS:
             if ep["identifier"][key].lower() != ident[key].lower():
-                raise _change_not_allowed(f"galleryImage.properties.identifier.{key}")
+                raise PropertyChangeNotAllowed(f"galleryImage.properties.identifier.{key}")
         for key in ("description", "eula", "endOfLifeDate", "recommended", "disallowed", "features",
                     "privacyStatementUri", "releaseNoteUri"):
             if key in rprops:
                 ep[key] = copy.deepcopy(rprops[key])
         if "tags" in req:
             existing["tags"] = req.get("tags") or {}
-        c.start_lro(ctx, existing, "Updating", timings.SMALL_CREATE)
+        arm.start_lro(ctx, existing, "Updating", timings.SMALL_CREATE)
         ctx.store.put("gallery_image", did, existing)
         return existing, False
-    loc = c.check_location(req.get("location") or gal["location"], T_DEF)
+    loc = arm.check_location(req.get("location") or gal["location"], T_DEF)
     props: dict[str, Any] = {
         "osType": rprops["osType"], "osState": rprops["osState"], "hyperVGeneration": hv,
         "identifier": ident, "architecture": rprops.get("architecture") or "x64",
@@ -248,7 +236,7 @@ def create_definition(ctx, sub: str, rg: str, gallery: str, name: str, req: dict
             props[key] = copy.deepcopy(rprops[key])
     body = {"id": did, "name": name, "type": T_DEF, "location": loc, "tags": req.get("tags") or {},
             "properties": props, "_sim": {}}
-    c.start_lro(ctx, body, "Creating", timings.SMALL_CREATE, c.lro_fault(ctx, "gallery_images", name))
+    arm.start_lro(ctx, body, "Creating", timings.SMALL_CREATE, arm.lro_fault(ctx, "gallery_images", name))
     ctx.store.put("gallery_image", did, body)
     return body, True
 
@@ -268,7 +256,7 @@ def prepare_delete_definition(ctx, sub: str, rg: str, gallery: str, name: str) -
     if body is None:
         return None
     if ctx.store.list("gallery_image_version", body["id"] + "/versions/"):
-        raise ArmError(409, "CannotDeleteResource", NESTED_DELETE_MESSAGE)
+        raise CannotDeleteResource(NESTED_DELETE_MESSAGE)
     return body["id"], body["location"]
 
 
@@ -289,12 +277,12 @@ def _check_count(value: Any, param: str) -> int:
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ArmError(400, "InvalidParameter", f"The value '{value}' of parameter '{param}' is invalid.") from None
+        raise InvalidParameter(f"The value '{value}' of parameter '{param}' is invalid.") from None
     if not 1 <= n <= 100:
         # Message pattern verified (troubleshooting page); the parameter path is ours.
-        raise ArmError(400, "InvalidParameter",
-                       f"The value {n} of parameter '{param}' is out of range. The value must be between 1 and 100, "
-                       "inclusive.")
+        raise InvalidParameter(
+            f"The value {n} of parameter '{param}' is out of range. The value must be between 1 and 100, "
+            "inclusive.")
     return n
 
 
@@ -319,23 +307,24 @@ def _resolve_source(ctx, sp: dict, location: str, definition: dict) -> dict:
     given = [x for x in (src_id, vm_ref) if x] + ([os_img.get("id")] if os_img.get("id") else [])
     if (src_id and vm_ref) or not given:
         # Message verified (troubleshooting page); code is a guess.
-        raise ArmError(400, "InvalidParameter",
-                       "The gallery artifact version source can only be specified either directly under "
-                       "storageProfile or within individual OS or data disks. One and only one source type "
-                       "(user image, snapshot, disk, virtual machine) can be provided.")
+        raise InvalidParameter(
+            "The gallery artifact version source can only be specified either directly under "
+            "storageProfile or within individual OS or data disks. One and only one source type "
+            "(user image, snapshot, disk, virtual machine) can be provided.")
     defp = definition["properties"]
     ref = src_id or vm_ref
-    if ref and c.id_is(ref, c.T_IMAGE):
+    if ref and arm.id_is(ref, arm.T_IMAGE):
         img = ctx.store.get("image", ref)
         if img is None or img["location"] != location:
             # Verified wording ("NotFound: Source Image '<>' is not found. ...").
-            raise ArmError(404, "NotFound",
-                           f"Source Image '{ref}' is not found. Please check source image exists, and is in the same "
-                           "region as gallery image version being created.")
+            raise NotFound(
+                f"Source Image '{ref}' is not found. Please check source image exists, and is in the same "
+                "region as gallery image version being created.")
         state = img["properties"].get("provisioningState")
         if state != "Succeeded":
-            raise ArmError(409, "Conflict",  # guess
-                           f"Source Image '{ref}' is not ready to be used as a source: its provisioningState is '{state}'.")
+            # guess
+            raise Conflict(
+                f"Source Image '{ref}' is not ready to be used as a source: its provisioningState is '{state}'.")
         osd = img["properties"]["storageProfile"]["osDisk"]
         sim = img.get("_sim") or {}
         return {"kind": "image", "id": img["id"], "os_type": osd["osType"], "os_state": osd["osState"],
@@ -343,17 +332,19 @@ def _resolve_source(ctx, sp: dict, location: str, definition: dict) -> dict:
                 "data": [(d["lun"], int(d.get("diskSizeGB") or 0)) for d in img["properties"]["storageProfile"].get("dataDisks", [])],
                 "base_image": copy.deepcopy(sim.get("base_image")), "purchase_plan": copy.deepcopy(sim.get("purchase_plan")),
                 "plan_checked": False}
-    if ref and c.id_is(ref, c.T_VM):
+    if ref and arm.id_is(ref, arm.T_VM):
         vm = ctx.store.get("vm", ref)
         if vm is None or vm["location"] != location:
-            raise ArmError(404, "NotFound",  # pattern of the image case; wording for VMs is a guess
-                           f"Source {ref} is not found. Please check source exists, and is in the same region as "
-                           "gallery image version being created.")
+            # pattern of the image case; wording for VMs is a guess
+            raise NotFound(
+                f"Source {ref} is not found. Please check source exists, and is in the same region as "
+                "gallery image version being created.")
         vsp = vm["properties"]["storageProfile"]
         if not (vsp["osDisk"].get("managedDisk") or {}).get("id") or any(
                 not (d.get("managedDisk") or {}).get("id") for d in vsp.get("dataDisks", [])):
-            raise ArmError(400, "InvalidParameter",  # message verified, code a guess
-                           f"Source virtual machine {vm['id']} must be created from Managed Disks.")
+            # message verified, code a guess
+            raise InvalidParameter(
+                f"Source virtual machine {vm['id']} must be created from Managed Disks.")
         sim = vm.get("_sim") or {}
         generalized = sim.get("power_state") == "generalized" or sim.get("generalized")
         return {"kind": "vm", "id": vm["id"], "os_type": vsp["osDisk"].get("osType", "Linux"),
@@ -362,12 +353,12 @@ def _resolve_source(ctx, sp: dict, location: str, definition: dict) -> dict:
                 "data": [(d["lun"], int(d.get("diskSizeGB") or 0)) for d in vsp.get("dataDisks", [])],
                 "base_image": copy.deepcopy(sim.get("base_image")), "purchase_plan": copy.deepcopy(sim.get("purchase_plan")),
                 "plan_checked": True}
-    if ref and c.id_is(ref, T_VERSION):
+    if ref and arm.id_is(ref, T_VERSION):
         ver = ctx.store.get("gallery_image_version", ref)
         if ver is None:
-            raise ArmError(404, "NotFound",
-                           f"Source {ref} is not found. Please check source exists, and is in the same region as "
-                           "gallery image version being created.")
+            raise NotFound(
+                f"Source {ref} is not found. Please check source exists, and is in the same region as "
+                "gallery image version being created.")
         vsim = ver.get("_sim") or {}
         vdef = ctx.store.get("gallery_image", ref.rsplit("/versions/", 1)[0]) or definition
         return {"kind": "version", "id": ver["id"], "os_type": vdef["properties"]["osType"],
@@ -376,30 +367,32 @@ def _resolve_source(ctx, sp: dict, location: str, definition: dict) -> dict:
                 "base_image": copy.deepcopy(vsim.get("base_image")),
                 "purchase_plan": copy.deepcopy(vsim.get("purchase_plan")), "plan_checked": False}
     if ref:
-        raise ArmError(400, "InvalidParameter",  # message verified, code a guess
-                       f"The source id: {ref} must either be a managed image, virtual machine or another gallery image version")
+        # message verified, code a guess
+        raise InvalidParameter(
+            f"The source id: {ref} must either be a managed image, virtual machine or another gallery image version")
     # Disks/snapshots per disk (osDiskImage.source.id, dataDiskImages[].source.id).
     ids = [x for x in disk_sources if x]
     if len({x.lower() for x in ids}) != len(ids):
-        raise ArmError(400, "InvalidParameter",
-                       "Duplicated source ids are found in the input disks. Source id should be unique for each disk.")
+        raise InvalidParameter(
+            "Duplicated source ids are found in the input disks. Source id should be unique for each disk.")
     luns = [d.get("lun") for d in sp.get("dataDiskImages") or []]
     if len(set(luns)) != len(luns):
-        raise ArmError(400, "InvalidParameter",
-                       "Duplicated lun numbers have been detected in the input data disks. Lun number must be "
-                       "unique for each data disk.")
+        raise InvalidParameter(
+            "Duplicated lun numbers have been detected in the input data disks. Lun number must be "
+            "unique for each data disk.")
 
     def disk_or_snapshot(rid: str) -> dict:
-        kind = "snapshot" if c.id_is(rid, c.T_SNAPSHOT) else "disk" if c.id_is(rid, c.T_DISK) else None
+        kind = "snapshot" if arm.id_is(rid, arm.T_SNAPSHOT) else "disk" if arm.id_is(rid, arm.T_DISK) else None
         if kind is None:
-            raise ArmError(400, "InvalidParameter", f"The source id: {rid} must be a managed disk or snapshot.")
+            raise InvalidParameter(f"The source id: {rid} must be a managed disk or snapshot.")
         doc = ctx.store.get(kind, rid)
         if doc is None or doc["location"] != location:
-            raise ArmError(404, "NotFound", f"Source was not found: {rid}. Please make sure the source exists.")
+            raise NotFound(f"Source was not found: {rid}. Please make sure the source exists.")
         if doc["properties"].get("provisioningState") != "Succeeded":
-            raise ArmError(409, "Conflict",  # guess
-                           f"Source {rid} is not ready to be used as a source: its provisioningState is "
-                           f"'{doc['properties'].get('provisioningState')}'.")
+            # guess
+            raise Conflict(
+                f"Source {rid} is not ready to be used as a source: its provisioningState is "
+                f"'{doc['properties'].get('provisioningState')}'.")
         return doc
 
     osdoc = disk_or_snapshot(os_img["id"])
@@ -420,19 +413,20 @@ def _check_source_against_definition(src: dict, definition: dict) -> None:
     defp = definition["properties"]
     rid = src["id"]
     if src["os_type"].lower() != defp["osType"].lower():
-        raise ArmError(400, "InvalidParameter",  # message verified (troubleshooting page), code a guess
-                       f"The resource with id '{rid}' has a different OS type ['{src['os_type']}'] than the parent "
-                       f"gallery image OS type generation ['{defp['osType']}']")
+        # message verified (troubleshooting page), code a guess
+        raise InvalidParameter(
+            f"The resource with id '{rid}' has a different OS type ['{src['os_type']}'] than the parent "
+            f"gallery image OS type generation ['{defp['osType']}']")
     if src["os_state"].lower() != defp["osState"].lower():
-        raise ArmError(400, "InvalidParameter",
-                       f"Cannot create Gallery Image Version from: {rid} since the OS State in the parent gallery "
-                       f"image ('{defp['osState']}') is not '{src['os_state']}'.")
+        raise InvalidParameter(
+            f"Cannot create Gallery Image Version from: {rid} since the OS State in the parent gallery "
+            f"image ('{defp['osState']}') is not '{src['os_state']}'.")
     if src["plan_checked"] and src.get("purchase_plan") and not defp.get("purchasePlan"):
         plan = json.dumps({k: src["purchase_plan"].get(k) for k in ("name", "publisher", "product")},
                           separators=(",", ":"))
-        raise ArmError(400, "InvalidParameter",
-                       f"The resource with id '{rid}' has a different plan ['{plan}'] than the parent gallery image "
-                       "plan ['null'].")
+        raise InvalidParameter(
+            f"The resource with id '{rid}' has a different plan ['{plan}'] than the parent gallery image "
+            "plan ['null'].")
 
 
 # -- security types (Trusted Launch) -----------------------------------------------------------------------------
@@ -462,20 +456,20 @@ def _check_security_feature(features: Any, hyper_v: str) -> None:
             continue
         value = str(f.get("value") or "")
         if value.lower() not in SECURITY_TYPE_VALUES:
-            raise ArmError(400, "InvalidParameter",
-                           f"The value '{value}' of feature 'SecurityType' in 'galleryImage.properties.features' is "
-                           "invalid.")
+            raise InvalidParameter(
+                f"The value '{value}' of feature 'SecurityType' in 'galleryImage.properties.features' is "
+                "invalid.")
         if value.lower() != "standard" and hyper_v != "V2":
-            raise ArmError(400, "InvalidParameter",
-                           f"The feature 'SecurityType' with value '{value}' is only supported for images with "
-                           "'hyperVGeneration' 'V2'.")
+            raise InvalidParameter(
+                f"The feature 'SecurityType' with value '{value}' is only supported for images with "
+                "'hyperVGeneration' 'V2'.")
 
 
 def _source_security_type(ctx, src: dict) -> str | None:
     """securityType of what a version is made from: the OS disk/snapshot's, the VM's, or the source version's
     definition feature (managed images cannot be Trusted Launch: compute refuses to make them)."""
     if src["kind"] == "disks":
-        return c.disk_security_type(ctx.store.get("snapshot" if c.id_is(src["id"], c.T_SNAPSHOT) else "disk",
+        return disk_security_type(ctx.store.get("snapshot" if arm.id_is(src["id"], arm.T_SNAPSHOT) else "disk",
                                                   src["id"]))
     if src["kind"] == "vm":
         vm = ctx.store.get("vm", src["id"]) or {}
@@ -501,10 +495,10 @@ def _check_source_security(ctx, src: dict, definition: dict) -> None:
     capable = CONFIDENTIAL_CAPABLE if kind.lower().startswith("confidentialvm") else TRUSTED_LAUNCH_CAPABLE
     if have and have.lower() in capable:
         return
-    raise ArmError(400, "InvalidParameter",
-                   f"The source '{src['id']}' has security type '{kind}', which is not supported by the gallery image "
-                   f"'{definition['name']}' (features SecurityType: {have or 'not set'}). Use a gallery image whose "
-                   "features include SecurityType 'TrustedLaunchSupported' or 'TrustedLaunch'.")
+    raise InvalidParameter(
+        f"The source '{src['id']}' has security type '{kind}', which is not supported by the gallery image "
+        f"'{definition['name']}' (features SecurityType: {have or 'not set'}). Use a gallery image whose "
+        "features include SecurityType 'TrustedLaunchSupported' or 'TrustedLaunch'.")
 
 
 def _generation_conflict(src: dict, definition: dict) -> dict | None:
@@ -537,16 +531,14 @@ def _target_regions(req_pp: dict, location: str, name_for_errors: str) -> list[d
     for tr in raw:
         name = tr.get("name")
         if not name:
-            raise c.required_missing("galleryImageVersion.properties.publishingProfile.targetRegions.name")
-        key = c.canonical_region(name)
-        if key not in c.REGIONS:
-            raise ArmError(400, "LocationNotAvailableForResourceType",
-                           f"The provided location '{name}' is not available for resource type "
-                           f"'{T_GALLERY}'. List of available regions for the resource type is "
-                           f"'{','.join(c.REGIONS[r] for r in sorted(c.REGIONS))}'.")
+            raise RequiredParameterMissing("galleryImageVersion.properties.publishingProfile.targetRegions.name")
+        key = arm.canonical_region(name)
+        if key not in arm.REGIONS:
+            raise LocationNotAvailableForResourceType(name, T_GALLERY, [arm.REGIONS[r] for r in sorted(arm.REGIONS)])
         if key in seen:
-            raise ArmError(400, "InvalidParameter",  # message verified, code a guess
-                           "Duplicate regions are not allowed in target publishing regions.")
+            # message verified, code a guess
+            raise InvalidParameter(
+                "Duplicate regions are not allowed in target publishing regions.")
         seen.add(key)
         replicas = default_replicas
         if tr.get("regionalReplicaCount") is not None:
@@ -554,14 +546,14 @@ def _target_regions(req_pp: dict, location: str, name_for_errors: str) -> list[d
                                     "galleryImageVersion.properties.publishingProfile.targetRegions.regionalReplicaCount")
         extra = {k: copy.deepcopy(v) for k, v in tr.items()
                  if k not in ("name", "regionalReplicaCount", "storageAccountType", "excludeFromLatest")}
-        out.append({"key": key, "name": c.region_display_name(key), "replicas": replicas,
+        out.append({"key": key, "name": arm.region_display_name(key), "replicas": replicas,
                     "storageAccountType": tr.get("storageAccountType") or default_sat,
                     "excludeFromLatest": bool(tr.get("excludeFromLatest", False)), "extra": extra})
     if location not in seen:
         # Message verified (troubleshooting page); code a guess.
-        raise ArmError(400, "InvalidParameter",
-                       f"Gallery image version publishing profile regions '{', '.join(r['name'] for r in out)}' "
-                       f"must contain the location of image version '{location}'.")
+        raise InvalidParameter(
+            f"Gallery image version publishing profile regions '{', '.join(r['name'] for r in out)}' "
+            f"must contain the location of image version '{location}'.")
     return out
 
 
@@ -611,10 +603,10 @@ def _check_eol(ctx, req_pp: dict) -> None:
     if eol:
         ts = _parse_date(eol)
         if ts is None:
-            raise ArmError(400, "InvalidParameter",
-                           f"Could not convert string to DateTimeOffset: {eol}. Path 'properties.publishingProfile.endOfLifeDate'")
+            raise InvalidParameter(
+                f"Could not convert string to DateTimeOffset: {eol}. Path 'properties.publishingProfile.endOfLifeDate'")
         if ts <= time.time():
-            raise ArmError(400, "InvalidParameter", "EndOfLifeDate must be set to a future date.")
+            raise InvalidParameter("EndOfLifeDate must be set to a future date.")
 
 
 def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: str,
@@ -622,9 +614,9 @@ def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
     """GalleryImageVersions_CreateOrUpdate: (body, created)."""
     if not valid_version_name(name):
         # Verified wording.
-        raise ArmError(400, "InvalidParameter",
-                       "The image version name is invalid. The image version name should follow "
-                       "Major(int).Minor(int).Patch(int) format, for e.g: 1.0.0, 2018.12.1 etc.")
+        raise InvalidParameter(
+            "The image version name is invalid. The image version name should follow "
+            "Major(int).Minor(int).Patch(int) format, for e.g: 1.0.0, 2018.12.1 etc.")
     defn = _require_definition(ctx, sub, rg, gallery, definition, as_parent=True)
     req = req or {}
     rprops = req.get("properties") or {}
@@ -634,7 +626,7 @@ def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
     existing = ctx.store.get("gallery_image_version", vid)
     if existing is not None:
         return _update_version(ctx, existing, req, sp, req_pp), False
-    location = c.check_location(req.get("location"), T_VERSION)
+    location = arm.check_location(req.get("location"), T_VERSION)
     _check_eol(ctx, req_pp)
     src = _resolve_source(ctx, sp, location, defn)
     _check_source_against_definition(src, defn)
@@ -674,9 +666,9 @@ def create_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
     }
     conflict = _generation_conflict(src, defn)
     if conflict is not None:  # Azure fails the operation at once (see _generation_conflict)
-        c.start_lro(ctx, body, "Creating", 1.0, conflict)
+        arm.start_lro(ctx, body, "Creating", 1.0, conflict)
     else:
-        c.start_lro(ctx, body, "Creating", timings.version_create(), c.lro_fault(ctx, "versions", name))
+        arm.start_lro(ctx, body, "Creating", timings.version_create(), arm.lro_fault(ctx, "versions", name))
     ctx.store.put("gallery_image_version", vid, body)
     return body, True
 
@@ -689,16 +681,17 @@ def _update_version(ctx, existing: dict, req: dict, sp: dict, req_pp: dict) -> d
     for key in ("id", "virtualMachineId"):
         if new_src.get(key) and (old_src.get(key) or "").lower() != new_src[key].lower():
             # Verified for source.id; the virtualMachineId path follows the same pattern.
-            raise _change_not_allowed(f"galleryImageVersion.properties.storageProfile.source.{key}")
+            raise PropertyChangeNotAllowed(f"galleryImageVersion.properties.storageProfile.source.{key}")
     new_os = ((sp.get("osDiskImage") or {}).get("source") or {}).get("id")
     old_os = ((esp.get("osDiskImage") or {}).get("source") or {}).get("id")
     if new_os and (old_os or "").lower() != new_os.lower():
-        raise _change_not_allowed("galleryImageVersion.properties.storageProfile.osDiskImage.source.id")
+        raise PropertyChangeNotAllowed("galleryImageVersion.properties.storageProfile.osDiskImage.source.id")
     old_luns = {d["lun"] for d in esp.get("dataDiskImages") or []}
     for d in sp.get("dataDiskImages") or []:
         if d.get("lun") not in old_luns:
-            raise ArmError(400, "InvalidParameter",  # message verified, code a guess
-                           "Adding new Data Disks or changing the LUN of a Data Disk in an existing Image is not allowed.")
+            # message verified, code a guess
+            raise InvalidParameter(
+                "Adding new Data Disks or changing the LUN of a Data Disk in an existing Image is not allowed.")
     _check_eol(ctx, req_pp)
     sim = existing["_sim"]
     old_pp = existing["properties"]["publishingProfile"]
@@ -727,7 +720,7 @@ def _update_version(ctx, existing: dict, req: dict, sp: dict, req_pp: dict) -> d
     if "tags" in req:
         existing["tags"] = req.get("tags") or {}
     existing["properties"].pop("replicationStatus", None)
-    c.start_lro(ctx, existing, "Updating", timings.version_create())
+    arm.start_lro(ctx, existing, "Updating", timings.version_create())
     ctx.store.put("gallery_image_version", existing["id"], existing)
     return existing
 
@@ -766,7 +759,7 @@ def replication_status(ctx, body: dict) -> dict:
 
 
 def _advance_version(ctx, body: dict) -> dict:
-    c.advance_provisioning(ctx, body)
+    arm.advance_provisioning(ctx, body)
     props = body.get("properties") or {}
     if props.get("provisioningState") == "Succeeded":
         failed = [s for s in replication_status(ctx, body)["summary"] if s["state"] == "Failed"]
@@ -785,7 +778,7 @@ def get_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: str
     _require_definition(ctx, sub, rg, gallery, definition, as_parent=True)
     body = ctx.store.get("gallery_image_version", version_id(sub, rg, gallery, definition, name))
     if body is None:
-        raise _nested_not_found(f"{T_GALLERY}/{gallery}/images/{definition}/versions", name, rg)
+        raise ResourceNotFound(f"{T_GALLERY}/{gallery}/images/{definition}/versions", name, rg)
     if expand and "replicationstatus" in expand.lower():
         body["properties"]["replicationStatus"] = replication_status(ctx, body)
     return body
@@ -832,7 +825,7 @@ def version_for_pool(ctx, version_resource_id: str) -> dict | None:
      "replica_counts": {canonical region: n}, "exclude_from_latest": bool, "end_of_life_date": str | None,
      "security_type": the definition's SecurityType feature value | None}
     """
-    p = c.parse_id(version_resource_id)
+    p = arm.parse_id(version_resource_id)
     if p is None or not p["resource_group"]:
         return None
     t = p["type"].lower()
@@ -879,6 +872,6 @@ def version_for_pool(ctx, version_resource_id: str) -> dict | None:
 
 
 def register(ctx) -> None:
-    ctx.store.register_advancer("gallery", c.advance_provisioning)
-    ctx.store.register_advancer("gallery_image", c.advance_provisioning)
+    ctx.store.register_advancer("gallery", arm.advance_provisioning)
+    ctx.store.register_advancer("gallery_image", arm.advance_provisioning)
     ctx.store.register_advancer("gallery_image_version", _advance_version)

@@ -17,7 +17,9 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 """
 from __future__ import annotations
 
-from . import compute as c
+from .batch_accounts import put_batch_account_doc
+from .resources import put_resource_group, set_provider_registration
+from .vms import put_vm_doc
 
 RESOURCE_GROUP = "rg-batch-images"
 LOCATION = "westeurope"
@@ -53,16 +55,16 @@ THIRD_PARTY_PLAN = {
 
 def seed_demo(ctx) -> dict:
     sub = ctx.config.subscription_id
-    c.put_resource_group(ctx, sub, RESOURCE_GROUP, {"location": LOCATION})
+    put_resource_group(ctx, sub, RESOURCE_GROUP, {"location": LOCATION})
 
-    good = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, SOURCE_VM, location=LOCATION, vm_size="Standard_D4s_v5",
+    good = put_vm_doc(ctx, sub, RESOURCE_GROUP, SOURCE_VM, location=LOCATION, vm_size="Standard_D4s_v5",
                         image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64])
-    trusted = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, TRUSTED_LAUNCH_VM, location=LOCATION, vm_size="Standard_D4s_v5",
+    trusted = put_vm_doc(ctx, sub, RESOURCE_GROUP, TRUSTED_LAUNCH_VM, location=LOCATION, vm_size="Standard_D4s_v5",
                            image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64],
                            security_type="TrustedLaunch")
-    gen1 = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, GEN1_VM, location=LOCATION, vm_size="Standard_D4s_v3",
+    gen1 = put_vm_doc(ctx, sub, RESOURCE_GROUP, GEN1_VM, location=LOCATION, vm_size="Standard_D4s_v3",
                         image_reference=UBUNTU_2204_GEN1, hyper_v_generation="V1", os_disk_gb=30, data_disks_gb=[64])
-    with_ext = c.put_vm_doc(
+    with_ext = put_vm_doc(
         ctx, sub, RESOURCE_GROUP, "vm-with-extension", location=LOCATION, vm_size="Standard_D4s_v5",
         image_reference=UBUNTU_2204, hyper_v_generation="V2", os_disk_gb=30, data_disks_gb=[64],
         extensions=[{
@@ -71,15 +73,15 @@ def seed_demo(ctx) -> dict:
             "settings": {"commandToExecute": "apt-get update && apt-get install -y nfs-common"},
         }],
     )
-    unmanaged = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-unmanaged-disks", location=LOCATION,
+    unmanaged = put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-unmanaged-disks", location=LOCATION,
                              vm_size="Standard_D4s_v3", image_reference=UBUNTU_2204, hyper_v_generation="V2",
                              os_disk_gb=30, data_disks_gb=[], managed=False)
-    plan = c.put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-thirdparty-plan", location=LOCATION,
+    plan = put_vm_doc(ctx, sub, RESOURCE_GROUP, "vm-thirdparty-plan", location=LOCATION,
                         vm_size="Standard_D4s_v5", image_reference=THIRD_PARTY, hyper_v_generation="V2",
                         os_disk_gb=30, data_disks_gb=[], plan=THIRD_PARTY_PLAN)
 
-    acct = c.put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT, location=LOCATION)
-    c.set_provider_registration(ctx, sub, "Microsoft.Batch", "Registered")
+    acct = put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT, location=LOCATION)
+    set_provider_registration(ctx, sub, "Microsoft.Batch", "Registered")
 
     return {
         "subscription_id": sub,

@@ -13,25 +13,22 @@ GetTenants.json (api-version 2022-12-01, the one azure-cli 2.91 sends).
 """
 from __future__ import annotations
 
-import re
+from azure.mgmt.core.tools import parse_resource_id
 
-from ..core.errors import ArmError
-from .compute import REGIONS
+from ..core.errors import SubscriptionNotFound
+from .arm_common import REGIONS
 
 DISPLAY_NAME = "Azure stand-in subscription"
 TENANT_DISPLAY_NAME = "Azure stand-in"
 TENANT_DOMAIN = "standin.onmicrosoft.com"
 
-_SUB_IN_KEY = re.compile(r"^/subscriptions/([^/]+)/resourcegroups/", re.IGNORECASE)
-
-
 def subscription_ids(ctx) -> list[str]:
     """The configured subscription first, then any other one that holds a resource group."""
     ids = [ctx.config.subscription_id]
     for rg in ctx.store.list("resource_group"):
-        m = _SUB_IN_KEY.match(rg["id"])
-        if m and m.group(1).lower() not in (s.lower() for s in ids):
-            ids.append(m.group(1))
+        sub = parse_resource_id(rg["id"]).get("subscription")
+        if sub and sub.lower() not in (s.lower() for s in ids):
+            ids.append(sub)
     return ids
 
 
@@ -69,7 +66,7 @@ def get_subscription(ctx, sub: str) -> dict:
     for known in subscription_ids(ctx):
         if known.lower() == sub.lower():
             return _subscription(ctx, known)
-    raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+    raise SubscriptionNotFound(f"The subscription '{sub}' could not be found.")
 
 
 def list_tenants(ctx) -> list[dict]:

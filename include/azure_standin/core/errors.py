@@ -1,5 +1,16 @@
-"""Errors the backends raise; the responses layer renders them in Azure's wire format."""
+"""Errors the backends raise; the responses layer renders them in Azure's wire format.
+
+Moto style: one class per Azure error code (the class name is the code unless it says otherwise), carrying its
+HTTP status, so a raise site reads `raise PoolExists("...")` and the code/status pair lives in one place. The
+generic `ArmError(status, code, message)` / `BatchError(status, code, message, values)` stay for the few places
+that pick a code at run time (injected faults, the node-state table of reboots).
+
+Where a class builds its own message, the wording is Azure's where the docstring says "verified" (see
+docs/architecture.md and the backend modules for the sources); the rest follow Azure's patterns.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class ArmError(Exception):
@@ -55,3 +66,296 @@ class AuthError(Exception):
         self.code = code
         self.message = message
         self.status = status
+
+
+# --- ARM -------------------------------------------------------------------------------------------
+
+class _ArmCoded(ArmError):
+    """An ARM error whose class gives its HTTP status (`STATUS`) and code (`CODE`, default the class name)."""
+
+    STATUS = 400
+    CODE: str | None = None
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None):
+        super().__init__(self.STATUS, self.CODE or type(self).__name__, message, headers)
+
+
+class InvalidParameter(_ArmCoded):
+    """400: a request property Compute (CRP) refuses."""
+
+
+class RequiredParameterMissing(InvalidParameter):
+    """400 InvalidParameter for a missing required property (CRP's verified pattern)."""
+
+    CODE = "InvalidParameter"
+
+    def __init__(self, param: str):
+        super().__init__(f"Required parameter '{param}' is missing (null).")
+
+
+class BadRequest(_ArmCoded):
+    """400 BadRequest (the Disk RP's code for a change it does not allow)."""
+
+
+class InvalidRequestContent(_ArmCoded):
+    """400: a body that is not JSON."""
+
+    def __init__(self, message: str = "The request content was invalid and could not be deserialized."):
+        super().__init__(message)
+
+
+class MissingApiVersionParameter(_ArmCoded):
+    """400: no ?api-version=."""
+
+    def __init__(self, message: str = "The api-version query parameter (?api-version=) is required for all requests."):
+        super().__init__(message)
+
+
+class LocationRequired(_ArmCoded):
+    """400: a create without `location`."""
+
+    def __init__(self, message: str = "The location property is required for this definition."):
+        super().__init__(message)
+
+
+class LocationNotAvailableForResourceType(_ArmCoded):
+    """400: an unknown region; `available` are the display names ARM lists."""
+
+    def __init__(self, location: str, resource_type: str, available: list[str]):
+        super().__init__(f"The provided location '{location}' is not available for resource type "
+                         f"'{resource_type}'. List of available regions for the resource type is "
+                         f"'{','.join(available)}'.")
+
+
+class NotFound(_ArmCoded):
+    """404 NotFound: a referenced source (snapshot source, image version source) or an operation is missing."""
+
+    STATUS = 404
+
+
+class ResourceNotFound(_ArmCoded):
+    """404 for a missing tracked resource (verified wording)."""
+
+    STATUS = 404
+
+    def __init__(self, resource_type: str, name: str, resource_group: str):
+        super().__init__(f"The Resource '{resource_type}/{name}' under resource group '{resource_group}' was not "
+                         "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+
+
+class ResourceGroupNotFound(_ArmCoded):
+    STATUS = 404
+
+    def __init__(self, resource_group: str):
+        super().__init__(f"Resource group '{resource_group}' could not be found.")
+
+
+class ParentResourceNotFound(_ArmCoded):
+    """404 for a child of a missing parent (verified wording)."""
+
+    STATUS = 404
+
+    def __init__(self, parent: str):
+        super().__init__(f"Can not perform requested operation on nested resource. Parent resource '{parent}' "
+                         "not found.")
+
+
+class SubscriptionNotFound(_ArmCoded):
+    STATUS = 404
+
+
+class Conflict(_ArmCoded):
+    STATUS = 409
+
+
+class OperationNotAllowed(_ArmCoded):
+    STATUS = 409
+
+
+class PropertyChangeNotAllowed(_ArmCoded):
+    """409 (verified): "Changing property '<path>' is not allowed."."""
+
+    STATUS = 409
+
+    def __init__(self, prop: str):
+        super().__init__(f"Changing property '{prop}' is not allowed.")
+
+
+class CannotDeleteResource(_ArmCoded):
+    STATUS = 409
+
+
+class InvalidResourceLocation(_ArmCoded):
+    STATUS = 409
+
+
+class InvalidResourceGroupLocation(_ArmCoded):
+    STATUS = 409
+
+
+# --- Batch data plane --------------------------------------------------------------------------------
+
+INVALID_PROPERTY_VALUE = "The value provided for one of the properties in the request body is invalid."
+MISSING_PROPERTY = "A required property was not specified in the request body."
+
+
+class _BatchCoded(BatchError):
+    """A Batch error whose class gives its HTTP status (`STATUS`) and code (the class name)."""
+
+    STATUS = 409
+
+    def __init__(self, message: str, values: dict[str, str] | list[tuple[str, str]] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(self.STATUS, type(self).__name__, message, values, headers)
+
+
+class InvalidPropertyValue(_BatchCoded):
+    """400 with values PropertyName, PropertyValue (when there is one), Reason."""
+
+    STATUS = 400
+
+    def __init__(self, name: str, value: Any, reason: str):
+        values = [("PropertyName", name)]
+        if value is not None:
+            values.append(("PropertyValue", str(value)))
+        values.append(("Reason", reason))
+        super().__init__(INVALID_PROPERTY_VALUE, values)
+
+
+class MissingRequiredProperty(_BatchCoded):
+    STATUS = 400
+
+    def __init__(self, name: str):
+        super().__init__(MISSING_PROPERTY, [("PropertyName", name)])
+
+
+class InvalidRequestBody(_BatchCoded):
+    STATUS = 400
+
+    def __init__(self, message: str = "The specified Request Body is not syntactically valid."):
+        super().__init__(message)
+
+
+class ConditionNotMet(_BatchCoded):
+    """412: If-Match / If-None-Match did not hold."""
+
+    STATUS = 412
+
+    def __init__(self, message: str = "The condition specified using HTTP conditional header(s) is not met."):
+        super().__init__(message)
+
+
+class AuthenticationFailed(_BatchCoded):
+    STATUS = 403
+
+
+class EmptyMetadataKey(_BatchCoded):
+    STATUS = 400
+
+
+class InvalidQueryParameterValue(_BatchCoded):
+    STATUS = 400
+
+
+class OutOfRangeQueryParameterValue(_BatchCoded):
+    STATUS = 400
+
+
+class RequestBodyTooLarge(_BatchCoded):
+    STATUS = 400
+
+
+class InternalError(_BatchCoded):
+    STATUS = 500
+
+
+class AccountNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class PoolNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class NodeNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class JobNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class JobScheduleNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class TaskNotFound(_BatchCoded):
+    STATUS = 404
+
+
+class PoolExists(_BatchCoded):
+    pass
+
+
+class PoolBeingDeleted(_BatchCoded):
+    pass
+
+
+class PoolBeingResized(_BatchCoded):
+    pass
+
+
+class PoolQuotaReached(_BatchCoded):
+    pass
+
+
+class OperationInvalidForCurrentState(_BatchCoded):
+    pass
+
+
+class ActiveJobAndScheduleQuotaReached(_BatchCoded):
+    pass
+
+
+class JobExists(_BatchCoded):
+    pass
+
+
+class JobWithSameIdExists(_BatchCoded):
+    pass
+
+
+class JobBeingDeleted(_BatchCoded):
+    pass
+
+
+class JobBeingTerminated(_BatchCoded):
+    pass
+
+
+class JobCompleted(_BatchCoded):
+    pass
+
+
+class JobScheduleExists(_BatchCoded):
+    pass
+
+
+class JobScheduleWithSameIdExists(_BatchCoded):
+    pass
+
+
+class JobScheduleBeingDeleted(_BatchCoded):
+    pass
+
+
+class JobScheduleBeingTerminated(_BatchCoded):
+    pass
+
+
+class JobScheduleCompleted(_BatchCoded):
+    pass
+
+
+class TaskExists(_BatchCoded):
+    pass

@@ -1,6 +1,7 @@
 """ARM wire format for Microsoft.Compute (VMs, disks, snapshots, images, galleries), resource groups,
-resource providers and Microsoft.Batch accounts. Thin: the rules live in backends/compute.py and
-backends/gallery.py.
+resource providers and Microsoft.Batch accounts. Thin: the rules live in the backends (resources.py, vms.py,
+disks.py, images.py, gallery.py, batch_accounts.py); the tracked resource types are one table, `ARM_TYPES`, served
+by one set of generic get / put / delete / list handlers.
 
 Status codes follow what azure-mgmt-compute 39 accepts (checked in its generated operations):
 - Snapshots PUT: 202 (new) / 200 (update); Images, Galleries, GalleryImages, GalleryImageVersions PUT:
@@ -16,21 +17,22 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
+from typing import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backends import compute as c
+from ..backends import batch_accounts, disks, images, resources, vms
 from ..backends import gallery as g
+from ..backends.arm_common import parse_id
+from ..core.errors import ResourceNotFound
 from . import arm_lro
 from .routing import ApiRequest, json_response, op_route
 
 S = "/subscriptions/{subscription_id}"
 R = S + "/resourceGroups/{resource_group}"
-C = R + "/providers/Microsoft.Compute"
-SC = S + "/providers/Microsoft.Compute"
-B = R + "/providers/Microsoft.Batch/batchAccounts"
 
 
 def _ci(route: Route) -> Route:
@@ -80,11 +82,11 @@ def _deleted(ctx, req: ApiRequest, kind: str, target: tuple[str, str] | None) ->
 # --- faults on the ARM read path (kinds state_spelling, not_found_after_create) ----------------------
 
 def _provider_type_and_name(path: str) -> tuple[str, str, str]:
-    """``.../resourceGroups/rg/providers/Microsoft.Compute/snapshots/s1`` -> ("Microsoft.Compute/snapshots", "s1", "rg")."""
-    head, _, tail = path.rstrip("/").partition("/providers/")
-    rtype, _, name = tail.rpartition("/")
-    rg = head.rsplit("/", 1)[-1]
-    return rtype, name, rg
+    """``.../resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d`` ->
+    ("Microsoft.Compute/galleries/g/images", "d", "rg"): the type path (with its parents' names) that ARM's
+    ResourceNotFound message names, the name, the group."""
+    p = parse_id(path)
+    return f"{p['namespace']}/{p['parent']}{p['type'].rsplit('/', 1)[-1]}", p["name"], p["resource_group"]
 
 
 def _arm_create(resource_type: str, handler):
@@ -143,7 +145,7 @@ def _arm_read(resource_type: str, handler):
             else:
                 ctx.store.delete("stale_read", key)
             rtype, name, rg = _provider_type_and_name(req.path)
-            raise c.not_found(rtype, name, rg)
+            raise ResourceNotFound(rtype, name, rg)
         resp = handler(ctx, req)
         if resp.status_code != 200:
             return resp
@@ -165,218 +167,151 @@ def _arm_read(resource_type: str, handler):
 # --- resource groups and providers -----------------------------------------------------------------
 
 def rg_get(ctx, req):
-    return json_response(c.get_resource_group(ctx, *_sub_rg(req)))
+    return json_response(resources.get_resource_group(ctx, *_sub_rg(req)))
 
 
 def rg_head(ctx, req):
-    return Response(status_code=204 if c.resource_group_exists(ctx, *_sub_rg(req)) else 404)
+    return Response(status_code=204 if resources.resource_group_exists(ctx, *_sub_rg(req)) else 404)
 
 
 def rg_put(ctx, req):
-    body, created = c.put_resource_group(ctx, *_sub_rg(req), req.body)
+    body, created = resources.put_resource_group(ctx, *_sub_rg(req), req.body)
     return json_response(body, 201 if created else 200)
 
 
 def rg_list(ctx, req):
-    return _list(c.list_resource_groups(ctx, _p(req, "subscription_id")))
+    return _list(resources.list_resource_groups(ctx, _p(req, "subscription_id")))
 
 
 def provider_get(ctx, req):
-    return json_response(c.get_provider(ctx, _p(req, "subscription_id"), _p(req, "namespace")))
+    return json_response(resources.get_provider(ctx, _p(req, "subscription_id"), _p(req, "namespace")))
 
 
 def provider_register(ctx, req):
-    return json_response(c.register_provider(ctx, _p(req, "subscription_id"), _p(req, "namespace")))
-
-
-# --- virtual machines ----------------------------------------------------------------------------------
-
-def vm_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_vm(ctx, sub, rg, _p(req, "vm"), expand=req.q("$expand")))
+    return json_response(resources.register_provider(ctx, _p(req, "subscription_id"), _p(req, "namespace")))
 
 
 def vm_instance_view(ctx, req):
     sub, rg = _sub_rg(req)
-    return json_response(c.vm_instance_view(ctx, sub, rg, _p(req, "vm")))
-
-
-def vm_list(ctx, req):
-    return _list(c.list_vms(ctx, *_sub_rg(req)))
-
-
-def vm_list_all(ctx, req):
-    return _list(c.list_vms(ctx, _p(req, "subscription_id")))
-
-
-def ext_list(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _list(c.list_vm_extensions(ctx, sub, rg, _p(req, "vm")))
-
-
-def ext_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_vm_extension(ctx, sub, rg, _p(req, "vm"), _p(req, "ext")))
-
-
-# --- disks -----------------------------------------------------------------------------------------------
-
-def disk_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_disk(ctx, sub, rg, _p(req, "name")))
-
-
-def disk_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "disk", c.prepare_delete_disk(ctx, sub, rg, _p(req, "name")))
-
-
-def disk_list_rg(ctx, req):
-    return _list(c.list_disks(ctx, *_sub_rg(req)))
-
-
-def disk_list(ctx, req):
-    return _list(c.list_disks(ctx, _p(req, "subscription_id")))
-
-
-# --- snapshots -------------------------------------------------------------------------------------------
-
-def snap_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_snapshot(ctx, sub, rg, _p(req, "name")))
-
-
-def snap_put(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _created(ctx, req, "snapshot", c.create_snapshot(ctx, sub, rg, _p(req, "name"), req.body), new_status=202)
-
-
-def snap_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "snapshot", c.prepare_delete_snapshot(ctx, sub, rg, _p(req, "name")))
-
-
-def snap_list_rg(ctx, req):
-    return _list(c.list_snapshots(ctx, *_sub_rg(req)))
-
-
-def snap_list(ctx, req):
-    return _list(c.list_snapshots(ctx, _p(req, "subscription_id")))
-
-
-# --- images ----------------------------------------------------------------------------------------------
-
-def image_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_image(ctx, sub, rg, _p(req, "name")))
-
-
-def image_put(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _created(ctx, req, "image", c.create_image(ctx, sub, rg, _p(req, "name"), req.body))
-
-
-def image_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "image", c.prepare_delete_image(ctx, sub, rg, _p(req, "name")))
-
-
-def image_list_rg(ctx, req):
-    return _list(c.list_images(ctx, *_sub_rg(req)))
-
-
-def image_list(ctx, req):
-    return _list(c.list_images(ctx, _p(req, "subscription_id")))
-
-
-# --- galleries -------------------------------------------------------------------------------------------
-
-def gallery_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(g.get_gallery(ctx, sub, rg, _p(req, "gallery")))
-
-
-def gallery_put(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _created(ctx, req, "gallery", g.create_gallery(ctx, sub, rg, _p(req, "gallery"), req.body))
-
-
-def gallery_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "gallery", g.prepare_delete_gallery(ctx, sub, rg, _p(req, "gallery")))
-
-
-def gallery_list_rg(ctx, req):
-    return _list(g.list_galleries(ctx, *_sub_rg(req)))
-
-
-def gallery_list(ctx, req):
-    return _list(g.list_galleries(ctx, _p(req, "subscription_id")))
-
-
-def def_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(g.get_definition(ctx, sub, rg, _p(req, "gallery"), _p(req, "image")))
-
-
-def def_put(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _created(ctx, req, "gallery_image",
-                    g.create_definition(ctx, sub, rg, _p(req, "gallery"), _p(req, "image"), req.body))
-
-
-def def_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "gallery_image",
-                    g.prepare_delete_definition(ctx, sub, rg, _p(req, "gallery"), _p(req, "image")))
-
-
-def def_list(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _list(g.list_definitions(ctx, sub, rg, _p(req, "gallery")))
-
-
-def ver_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(g.get_version(ctx, sub, rg, _p(req, "gallery"), _p(req, "image"), _p(req, "version"),
-                                       expand=req.q("$expand")))
-
-
-def ver_put(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _created(ctx, req, "gallery_image_version",
-                    g.create_version(ctx, sub, rg, _p(req, "gallery"), _p(req, "image"), _p(req, "version"), req.body))
-
-
-def ver_delete(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _deleted(ctx, req, "gallery_image_version",
-                    g.prepare_delete_version(ctx, sub, rg, _p(req, "gallery"), _p(req, "image"), _p(req, "version")))
-
-
-def ver_list(ctx, req):
-    sub, rg = _sub_rg(req)
-    return _list(g.list_versions(ctx, sub, rg, _p(req, "gallery"), _p(req, "image")))
-
-
-# --- Batch accounts (management plane) -------------------------------------------------------------------
-
-def batch_get(ctx, req):
-    sub, rg = _sub_rg(req)
-    return json_response(c.get_batch_account(ctx, sub, rg, _p(req, "account_name")))
+    return json_response(vms.vm_instance_view(ctx, sub, rg, _p(req, "vm")))
 
 
 def batch_keys(ctx, req):
     sub, rg = _sub_rg(req)
-    return json_response(c.batch_account_keys(ctx, sub, rg, _p(req, "account_name")))
+    return json_response(batch_accounts.batch_account_keys(ctx, sub, rg, _p(req, "account_name")))
 
 
-def batch_list_rg(ctx, req):
-    return _list(c.list_batch_accounts(ctx, *_sub_rg(req)))
+# --- tracked resources: one table, one set of handlers -----------------------------------------------
+
+@dataclass(frozen=True)
+class ArmType:
+    """One ARM resource type served by the generic handlers below.
+
+    `item` is the resource's path under its resource group; its `{params}` after the group are the names the
+    backend functions take, in order: get(ctx, sub, rg, *names[, expand=]), put(ctx, sub, rg, *names, body)
+    -> (body, created), delete(ctx, sub, rg, *names) -> (store key, location) | None, and
+    list(ctx, sub, rg | None, *parent names) (rg None: the whole subscription). Operation ids (what the request
+    log and the fault suite match on) are `{operation}_Get`, `_CreateOrUpdate`, `_Delete`, `_{list_op}` (the list
+    under the parent) and `_{list_all_op}` (the subscription-wide list of a top-level type).
+    """
+
+    operation: str
+    item: str
+    kind: str
+    get: Callable
+    list: Callable
+    list_op: str = "ListByResourceGroup"
+    list_all_op: str | None = None
+    put: Callable | None = None
+    delete: Callable | None = None
+    put_new_status: int = 201          # azure-mgmt-compute 39 expects 202 for a new snapshot, 201 otherwise
+    faults: str | None = None          # resource_type of the read-path faults (state_spelling, not_found_after_create)
+    expand: bool = False               # GET passes $expand
+
+    @property
+    def names(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.item)
+
+    @property
+    def collection(self) -> str:
+        return self.item.rsplit("/", 1)[0]
 
 
-def batch_list(ctx, req):
-    return _list(c.list_batch_accounts(ctx, _p(req, "subscription_id")))
+_COMPUTE = "/providers/Microsoft.Compute"
+
+ARM_TYPES: list[ArmType] = [
+    ArmType("VirtualMachines", _COMPUTE + "/virtualMachines/{vm}", "vm", vms.get_vm, vms.list_vms,
+            list_op="List", list_all_op="ListAll", expand=True),
+    ArmType("VirtualMachineExtensions", _COMPUTE + "/virtualMachines/{vm}/extensions/{ext}", "vm_extension",
+            vms.get_vm_extension, vms.list_vm_extensions, list_op="List"),
+    ArmType("Disks", _COMPUTE + "/disks/{name}", "disk", disks.get_disk, disks.list_disks, list_all_op="List",
+            delete=disks.prepare_delete_disk),
+    ArmType("Snapshots", _COMPUTE + "/snapshots/{name}", "snapshot", disks.get_snapshot, disks.list_snapshots,
+            list_all_op="List", put=disks.create_snapshot, delete=disks.prepare_delete_snapshot, put_new_status=202,
+            faults="snapshots"),
+    ArmType("Images", _COMPUTE + "/images/{name}", "image", images.get_image, images.list_images,
+            list_all_op="List", put=images.create_image, delete=images.prepare_delete_image, faults="images"),
+    ArmType("Galleries", _COMPUTE + "/galleries/{gallery}", "gallery", g.get_gallery, g.list_galleries,
+            list_all_op="List", put=g.create_gallery, delete=g.prepare_delete_gallery, faults="galleries"),
+    ArmType("GalleryImages", _COMPUTE + "/galleries/{gallery}/images/{image}", "gallery_image", g.get_definition,
+            g.list_definitions, list_op="ListByGallery", put=g.create_definition, delete=g.prepare_delete_definition,
+            faults="gallery_images"),
+    ArmType("GalleryImageVersions", _COMPUTE + "/galleries/{gallery}/images/{image}/versions/{version}",
+            "gallery_image_version", g.get_version, g.list_versions, list_op="ListByGalleryImage",
+            put=g.create_version, delete=g.prepare_delete_version, faults="versions", expand=True),
+    ArmType("BatchAccount", "/providers/Microsoft.Batch/batchAccounts/{account_name}", "batch_account",
+            batch_accounts.get_batch_account, batch_accounts.list_batch_accounts, list_all_op="List"),
+]
+
+
+def _names(t: ArmType, req: ApiRequest, *, parents_only: bool = False) -> list[str]:
+    return [_p(req, n) for n in (t.names[:-1] if parents_only else t.names)]
+
+
+def _get_handler(t: ArmType):
+    def handler(ctx, req):
+        kwargs = {"expand": req.q("$expand")} if t.expand else {}
+        return json_response(t.get(ctx, *_sub_rg(req), *_names(t, req), **kwargs))
+    return _arm_read(t.faults, handler) if t.faults else handler
+
+
+def _put_handler(t: ArmType):
+    def handler(ctx, req):
+        return _created(ctx, req, t.kind, t.put(ctx, *_sub_rg(req), *_names(t, req), req.body),
+                        new_status=t.put_new_status)
+    return _arm_create(t.faults, handler) if t.faults else handler
+
+
+def _delete_handler(t: ArmType):
+    def handler(ctx, req):
+        return _deleted(ctx, req, t.kind, t.delete(ctx, *_sub_rg(req), *_names(t, req)))
+    return handler
+
+
+def _list_handler(t: ArmType):
+    def handler(ctx, req):
+        return _list(t.list(ctx, *_sub_rg(req), *_names(t, req, parents_only=True)))
+    return handler
+
+
+def _list_all_handler(t: ArmType):
+    def handler(ctx, req):
+        return _list(t.list(ctx, _p(req, "subscription_id")))
+    return handler
+
+
+def _routes(t: ArmType) -> list[Route]:
+    routes = []
+    if t.list_all_op:
+        routes.append(op_route(S + t.collection, {"GET": (f"{t.operation}_{t.list_all_op}", _list_all_handler(t))}))
+    routes.append(op_route(R + t.collection, {"GET": (f"{t.operation}_{t.list_op}", _list_handler(t))}))
+    ops = {"GET": (f"{t.operation}_Get", _get_handler(t))}
+    if t.put:
+        ops["PUT"] = (f"{t.operation}_CreateOrUpdate", _put_handler(t))
+    if t.delete:
+        ops["DELETE"] = (f"{t.operation}_Delete", _delete_handler(t))
+    routes.append(op_route(R + t.item, ops))
+    return routes
 
 
 ROUTES: list[Route] = [_ci(r) for r in [
@@ -388,59 +323,11 @@ ROUTES: list[Route] = [_ci(r) for r in [
     }),
     op_route(S + "/providers/{namespace}", {"GET": ("Providers_Get", provider_get)}),
     op_route(S + "/providers/{namespace}/register", {"POST": ("Providers_Register", provider_register)}),
-
-    op_route(SC + "/virtualMachines", {"GET": ("VirtualMachines_ListAll", vm_list_all)}),
-    op_route(C + "/virtualMachines", {"GET": ("VirtualMachines_List", vm_list)}),
-    op_route(C + "/virtualMachines/{vm}", {"GET": ("VirtualMachines_Get", vm_get)}),
-    op_route(C + "/virtualMachines/{vm}/instanceView", {"GET": ("VirtualMachines_InstanceView", vm_instance_view)}),
-    op_route(C + "/virtualMachines/{vm}/extensions", {"GET": ("VirtualMachineExtensions_List", ext_list)}),
-    op_route(C + "/virtualMachines/{vm}/extensions/{ext}", {"GET": ("VirtualMachineExtensions_Get", ext_get)}),
-
-    op_route(SC + "/disks", {"GET": ("Disks_List", disk_list)}),
-    op_route(C + "/disks", {"GET": ("Disks_ListByResourceGroup", disk_list_rg)}),
-    op_route(C + "/disks/{name}", {"GET": ("Disks_Get", disk_get), "DELETE": ("Disks_Delete", disk_delete)}),
-
-    op_route(SC + "/snapshots", {"GET": ("Snapshots_List", snap_list)}),
-    op_route(C + "/snapshots", {"GET": ("Snapshots_ListByResourceGroup", snap_list_rg)}),
-    op_route(C + "/snapshots/{name}", {
-        "GET": ("Snapshots_Get", _arm_read("snapshots", snap_get)),
-        "PUT": ("Snapshots_CreateOrUpdate", _arm_create("snapshots", snap_put)),
-        "DELETE": ("Snapshots_Delete", snap_delete),
-    }),
-
-    op_route(SC + "/images", {"GET": ("Images_List", image_list)}),
-    op_route(C + "/images", {"GET": ("Images_ListByResourceGroup", image_list_rg)}),
-    op_route(C + "/images/{name}", {
-        "GET": ("Images_Get", _arm_read("images", image_get)),
-        "PUT": ("Images_CreateOrUpdate", _arm_create("images", image_put)),
-        "DELETE": ("Images_Delete", image_delete),
-    }),
-
-    op_route(SC + "/galleries", {"GET": ("Galleries_List", gallery_list)}),
-    op_route(C + "/galleries", {"GET": ("Galleries_ListByResourceGroup", gallery_list_rg)}),
-    op_route(C + "/galleries/{gallery}", {
-        "GET": ("Galleries_Get", _arm_read("galleries", gallery_get)),
-        "PUT": ("Galleries_CreateOrUpdate", _arm_create("galleries", gallery_put)),
-        "DELETE": ("Galleries_Delete", gallery_delete),
-    }),
-    op_route(C + "/galleries/{gallery}/images", {"GET": ("GalleryImages_ListByGallery", def_list)}),
-    op_route(C + "/galleries/{gallery}/images/{image}", {
-        "GET": ("GalleryImages_Get", _arm_read("gallery_images", def_get)),
-        "PUT": ("GalleryImages_CreateOrUpdate", _arm_create("gallery_images", def_put)),
-        "DELETE": ("GalleryImages_Delete", def_delete),
-    }),
-    op_route(C + "/galleries/{gallery}/images/{image}/versions",
-             {"GET": ("GalleryImageVersions_ListByGalleryImage", ver_list)}),
-    op_route(C + "/galleries/{gallery}/images/{image}/versions/{version}", {
-        "GET": ("GalleryImageVersions_Get", _arm_read("versions", ver_get)),
-        "PUT": ("GalleryImageVersions_CreateOrUpdate", _arm_create("versions", ver_put)),
-        "DELETE": ("GalleryImageVersions_Delete", ver_delete),
-    }),
-
-    op_route(S + "/providers/Microsoft.Batch/batchAccounts", {"GET": ("BatchAccount_List", batch_list)}),
-    op_route(B, {"GET": ("BatchAccount_ListByResourceGroup", batch_list_rg)}),
-    op_route(B + "/{account_name}", {"GET": ("BatchAccount_Get", batch_get)}),
-    op_route(B + "/{account_name}/listKeys", {"POST": ("BatchAccount_GetKeys", batch_keys)}),
+    *(route for t in ARM_TYPES for route in _routes(t)),
+    op_route(R + _COMPUTE + "/virtualMachines/{vm}/instanceView",
+             {"GET": ("VirtualMachines_InstanceView", vm_instance_view)}),
+    op_route(R + "/providers/Microsoft.Batch/batchAccounts/{account_name}/listKeys",
+             {"POST": ("BatchAccount_GetKeys", batch_keys)}),
 ]]
 
 
@@ -452,7 +339,7 @@ async def _control_provider(request: Request):
     body = await request.json()
     try:
         with ctx.lock:
-            doc = c.set_provider_registration(ctx, body.get("subscription_id") or ctx.config.subscription_id,
+            doc = resources.set_provider_registration(ctx, body.get("subscription_id") or ctx.config.subscription_id,
                                               body["namespace"], body["registrationState"])
     except (KeyError, ValueError) as e:
         return JSONResponse({"error": str(e)}, status_code=400)
@@ -465,7 +352,7 @@ async def _control_vm_power(request: Request):
     body = await request.json()
     try:
         with ctx.lock:
-            vm = c.set_power_state(ctx, body["id"], body["state"])
+            vm = vms.set_power_state(ctx, body["id"], body["state"])
     except KeyError as e:
         return JSONResponse({"error": f"no such VM {e}"}, status_code=404)
     except ValueError as e:

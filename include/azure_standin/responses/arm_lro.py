@@ -12,7 +12,7 @@ import uuid
 from starlette.routing import Route
 
 from ..core import timings
-from ..core.errors import ArmError
+from ..core.errors import ArmError, NotFound
 from .routing import ApiRequest, json_response, op_route
 
 TERMINAL = {"Succeeded", "Failed", "Canceled"}
@@ -68,7 +68,7 @@ def begin_delete(ctx, req: ApiRequest, kind: str, key: str, *, location: str, du
 def operation_status(ctx, op_id: str) -> dict:
     op = ctx.store.get("operation", op_id)
     if op is None:
-        raise ArmError(404, "NotFound", f"The operation '{op_id}' could not be found.")
+        raise NotFound(f"The operation '{op_id}' could not be found.")
     target = ctx.store.get(op["kind"], op["key"])
     out = {"name": op_id, "startTime": ctx.clock.iso(op["start"])}
     if op["type"] == "delete":

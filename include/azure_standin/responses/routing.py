@@ -18,7 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..core.errors import ArmError, AuthError, BatchError
+from ..core.errors import (
+    ArmError, AuthError, BatchError, InvalidRequestBody, InvalidRequestContent, MissingApiVersionParameter,
+)
 from ..core.tokens import ARM_AUDIENCES, BATCH_AUDIENCES
 from ..core import timings
 
@@ -165,11 +167,11 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                 else:
                     _authenticate(ctx, req)
                     if bad_json:
-                        raise (BatchError(400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.")
-                               if family == "batch" else ArmError(400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."))
+                        raise (InvalidRequestBody()
+                               if family == "batch" else InvalidRequestContent("The request content was invalid and could not be deserialized."))
                     if family == "arm" and not req.api_version:
-                        raise ArmError(400, "MissingApiVersionParameter",
-                                       "The api-version query parameter (?api-version=) is required for all requests.")
+                        raise MissingApiVersionParameter(
+                            "The api-version query parameter (?api-version=) is required for all requests.")
                     response = handler(ctx, req)
             except AuthError as e:
                 hdrs = {}

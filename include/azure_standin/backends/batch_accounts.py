@@ -10,6 +10,7 @@ import os
 
 from .arm_common import T_BATCH, arm_id, canonical_region, get_in_rg, list_in
 
+
 def batch_account_id(sub: str, rg: str, name: str) -> str:
     return arm_id(sub, rg, T_BATCH, name)
 

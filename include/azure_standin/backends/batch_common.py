@@ -189,7 +189,7 @@ def check_id(kind: str, value: Any) -> str:
         raise MissingRequiredProperty("id")
     if not isinstance(value, str) or not ID_RE.match(value):
         raise InvalidPropertyValue("id", value, f"The {kind} id can contain any combination of alphanumeric characters "
-                               "including hyphens and underscores, and cannot contain more than 64 characters.")
+                                   "including hyphens and underscores, and cannot contain more than 64 characters.")
     return value
 
 

@@ -431,7 +431,7 @@ def _check_schedule_body(body: dict, require: bool) -> None:
         secs = parse_duration(sched["recurrenceInterval"])
         if secs is None or secs < 60:
             raise InvalidPropertyValue("recurrenceInterval", sched["recurrenceInterval"],
-                                   "The recurrence interval must be at least 1 minute.")
+                                       "The recurrence interval must be at least 1 minute.")
 
 
 def add_schedule(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dict:

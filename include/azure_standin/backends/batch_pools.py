@@ -173,8 +173,8 @@ def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
     agent_os = supported_images.agent_sku_os(agent)
     if agent_os is None:
         raise InvalidPropertyValue("nodeAgentSKUId", agent,
-                               f"The specified node agent SKU '{agent}' is not supported by the Batch service "
-                               "(see GET /supportedimages for valid nodeAgentSKUId values).")
+                                   f"The specified node agent SKU '{agent}' is not supported by the Batch service "
+                                   "(see GET /supportedimages for valid nodeAgentSKUId values).")
     image_id = ref.get("virtualMachineImageId")
     if image_id:
         refuse_shared_key(auth_scheme)
@@ -187,15 +187,15 @@ def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
     pub, offer, sku = ref.get("publisher"), ref.get("offer"), ref.get("sku")
     if not (pub and offer and sku):
         raise InvalidPropertyValue("imageReference", None, "The imageReference must specify either virtualMachineImageId "
-                               "or publisher, offer and sku.")
+                                   "or publisher, offer and sku.")
     expected = supported_images.agent_for(pub, offer, sku)
     if expected is None:
         raise InvalidPropertyValue("imageReference", f"{pub}:{offer}:{sku}",
-                               f"The specified image {pub}:{offer}:{sku} is not supported by the Batch service.")
+                                   f"The specified image {pub}:{offer}:{sku} is not supported by the Batch service.")
     if expected.lower() != str(agent).lower():
         raise InvalidPropertyValue("nodeAgentSKUId", agent,
-                               f"The node agent SKU '{agent}' is not compatible with the image {pub}:{offer}:{sku}; "
-                               f"that image requires '{expected}'.")
+                                   f"The node agent SKU '{agent}' is not compatible with the image {pub}:{offer}:{sku}; "
+                                   f"that image requires '{expected}'.")
     return {"kind": "marketplace", "os_type": agent_os, "blocked": None, "lineage": None,
             "exact_version": None}
 
@@ -210,16 +210,16 @@ def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) ->
     v = _version_for_pool(ctx, image_id)
     if v is None:
         raise InvalidPropertyValue("virtualMachineImageId", image_id,
-                               "The specified image does not exist, or the Batch service has no access to it.")
+                                   "The specified image does not exist, or the Batch service has no access to it.")
     if str(v.get("os_state", "")).lower() != "generalized":
         raise InvalidPropertyValue("virtualMachineImageId", image_id,
-                               f"The image definition {v.get('definition_identifier') or ''} is "
-                               f"{v.get('os_state') or 'not Generalized'}; Batch pools require a Generalized image.")
+                                   f"The image definition {v.get('definition_identifier') or ''} is "
+                                   f"{v.get('os_state') or 'not Generalized'}; Batch pools require a Generalized image.")
     os_type = str(v.get("os_type") or "").lower()
     if os_type and os_type != agent_os:
         raise InvalidPropertyValue("nodeAgentSKUId", agent,
-                               f"The node agent SKU '{agent}' is for {agent_os} but the image {image_id} is a "
-                               f"{os_type} image.")
+                                   f"The node agent SKU '{agent}' is for {agent_os} but the image {image_id} is a "
+                                   f"{os_type} image.")
     record = _allocation_block(acct, v, image_id)
     base = v.get("base_image")
     lineage = None
@@ -263,20 +263,20 @@ def _check_security_profile(profile: Any, image_security: str | None, image_id: 
     have = str(image_security or "").lower()
     if profile.get("uefiSettings") and not wanted:
         raise InvalidPropertyValue("securityProfile.securityType", None,
-                               "securityType has to be set to enable uefiSettings.")
+                                   "securityType has to be set to enable uefiSettings.")
     required = _SECURITY_REQUIRED.get(have)
     if required and wanted != required.lower():
         raise InvalidPropertyValue("securityProfile.securityType", profile.get("securityType"),
-                               f"The provided gallery image {image_id} only supports creation of VMs and VM Scale Sets "
-                               f"with '{image_security}' security type. Set virtualMachineConfiguration.securityProfile "
-                               f"securityType to '{required}'.")
+                                   f"The provided gallery image {image_id} only supports creation of VMs and VM Scale Sets "
+                                   f"with '{image_security}' security type. Set virtualMachineConfiguration.securityProfile "
+                                   f"securityType to '{required}'.")
     if wanted and wanted in _SECURITY_CAPABLE and have not in _SECURITY_CAPABLE[wanted]:
         label = "TrustedLaunch" if wanted == "trustedlaunch" else "ConfidentialVM"
         raise InvalidPropertyValue("securityProfile.securityType", profile.get("securityType"),
-                               f"Use of {label} setting is not supported for the provided image {image_id} (its "
-                               f"definition's SecurityType is {image_security or 'not set'}). Please select "
-                               f"{'Trusted Launch' if label == 'TrustedLaunch' else 'Confidential VM'} Supported Gen2 "
-                               "OS Image.")
+                                   f"Use of {label} setting is not supported for the provided image {image_id} (its "
+                                   f"definition's SecurityType is {image_security or 'not set'}). Please select "
+                                   f"{'Trusted Launch' if label == 'TrustedLaunch' else 'Confidential VM'} Supported Gen2 "
+                                   "OS Image.")
 
 
 def _allocation_block(acct: dict, v: dict, image_id: str) -> dict | None:
@@ -308,9 +308,9 @@ def _replica_state(acct: dict, v: dict, image_id: str) -> dict | None:
     state = regions.get(region)
     if state is None:
         raise InvalidPropertyValue("virtualMachineImageId", image_id,
-                               f"The specified image version is not replicated to region '{region}', the region of "
-                               f"Batch account '{acct.get('name')}'. Replicated regions: "
-                               f"{', '.join(sorted(regions)) or 'none'}.")
+                                   f"The specified image version is not replicated to region '{region}', the region of "
+                                   f"Batch account '{acct.get('name')}'. Replicated regions: "
+                                   f"{', '.join(sorted(regions)) or 'none'}.")
     if state.lower() == "completed":
         return None
     return {"code": "AllocationFailed",
@@ -553,7 +553,7 @@ def _timeout(value: Any) -> float:
         raise InvalidPropertyValue("resizeTimeout", value, "The value is not a valid ISO 8601 duration.")
     if secs < MIN_RESIZE_TIMEOUT:
         raise InvalidPropertyValue("resizeTimeout", value,
-                               f"The specified resizeTimeout {value} is less than the minimum of 5 minutes (PT5M).")
+                                   f"The specified resizeTimeout {value} is less than the minimum of 5 minutes (PT5M).")
     return secs
 
 
@@ -598,8 +598,8 @@ def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> di
     target_lp = _node_target(body, "targetLowPriorityNodes")
     if body.get("enableAutoScale") and (target_d or target_lp):
         raise InvalidPropertyValue("targetDedicatedNodes", target_d,
-                               "targetDedicatedNodes and targetLowPriorityNodes must not be set when enableAutoScale "
-                               "is true.")
+                                   "targetDedicatedNodes and targetLowPriorityNodes must not be set when enableAutoScale "
+                                   "is true.")
     timeout_s = _timeout(body.get("resizeTimeout"))
     st = body.get("startTask")
     if st is not None and (not isinstance(st, dict) or not st.get("commandLine")):

@@ -17,6 +17,7 @@ from .arm_common import (
 )
 from .disks import disk_security_type
 
+
 def image_id(sub: str, rg: str, name: str) -> str:
     return arm_id(sub, rg, T_IMAGE, name)
 

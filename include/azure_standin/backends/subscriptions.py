@@ -22,6 +22,7 @@ DISPLAY_NAME = "Azure stand-in subscription"
 TENANT_DISPLAY_NAME = "Azure stand-in"
 TENANT_DOMAIN = "standin.onmicrosoft.com"
 
+
 def subscription_ids(ctx) -> list[str]:
     """The configured subscription first, then any other one that holds a resource group."""
     ids = [ctx.config.subscription_id]

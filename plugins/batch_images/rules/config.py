@@ -172,7 +172,7 @@ def _image_identifier(part: str) -> Any:  # gallery image publisher/offer/sku
 
 # --- the config ----------------------------------------------------------------------------------------------------
 
-_FROZEN = {"frozen": True, "kw_only": True, "config": ConfigDict(extra="forbid")}
+_FROZEN = {"frozen": True, "kw_only": True, "config": ConfigDict(extra="forbid", defer_build=True)}
 
 
 class _Plain:

@@ -559,6 +559,8 @@ def _invalid_input(root: type, errors: list[dict], prefix: str) -> InvalidInput:
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, InvalidInput):  # a rules function or a cross-field check: its field is relative to loc
         return InvalidInput(_join(path, cause.field), cause.value, cause.reason, cause.fix)
+    if cause is not None:  # a plain ValueError (no rule here raises one): keep its words
+        return InvalidInput(path, value, str(cause), "see include/pipelines/schema.json for what this field takes")
     if kind == "unexpected_keyword_argument":
         parent = loc[:-1]
         unknown = [e["loc"][-1] for e in errors if e["type"] == kind and e["loc"][:-1] == parent]
@@ -588,8 +590,8 @@ def _invalid_input(root: type, errors: list[dict], prefix: str) -> InvalidInput:
         bounds = [f"{sign} {bound}" for m in metadata
                   for sign, bound in ((">=", getattr(m, "ge", None)), ("<=", getattr(m, "le", None))) if bound is not None]
         what = " ".join(["an integer", *bounds])
-        in_range = kind not in ("greater_than_equal", "less_than_equal")
-        reason = f"expected {what}, got {_type_name(value)}" if in_range else f"out of range, expected {what}"
+        out_of_range = kind in ("greater_than_equal", "less_than_equal")
+        reason = f"out of range, expected {what}" if out_of_range else f"expected {what}, got {_type_name(value)}"
     elif annotation is str:
         non_empty = any(getattr(m, "min_length", None) for m in metadata)
         if non_empty and (kind in ("string_type", "string_too_short") or (isinstance(value, str) and not value.strip())):

@@ -151,7 +151,9 @@ def run_pipeline(standin: StandIn, workdir: Path, label: str, *, pools: int = 1,
     regions = regions or ["westeurope", "northeurope"]
     standin.reset(scale=scale)
     standin.raise_quota(cores=2 * nodes * pools + 100)
-    dag_id = f"bench_{label}"
+    # a new dag_id per invocation: `airflow dags test` of a date that already has a finished run in the
+    # metadata DB would find that run done and do nothing
+    dag_id = f"bench_{label}_{int(time.time() * 1000) % 10 ** 9}"
     pipes = workdir / f"pipelines-{label}"
     write_pipeline(pipes, _pipeline(standin, dag_id, pools, regions, nodes))
     env = standin.connection_env()
@@ -171,7 +173,10 @@ def run_pipeline(standin: StandIn, workdir: Path, label: str, *, pools: int = 1,
     items = log.pop("items")
     arm_reads = sum(1 for r in items if r["family"] == "arm" and r["method"] == "GET")
     stages = {k: v / scale for k, v in watch.critical_path_sim().items()}
-    stages["pool allocation"] = max(_pool_ready_seconds(standin, items, scale, p) for p in _pool_ids(standin))
+    pool_ids = _pool_ids(standin)
+    if len(pool_ids) != pools:
+        raise RuntimeError(f"run {label} left {len(pool_ids)} pools, expected {pools}; log {result.log_path}")
+    stages["pool allocation"] = max(_pool_ready_seconds(standin, items, scale, p) for p in pool_ids)
     return {"label": label, "wall": result.wall_seconds, "dag_seconds": dag_span(result.log),
             "tasks": result.tasks, "slots": slot_seconds(result.log), "arm": log["by_family"].get("arm", 0),
             "batch": log["by_family"].get("batch", 0), "arm_reads": arm_reads, "critical_path": stages,

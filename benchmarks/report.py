@@ -94,6 +94,7 @@ def chart(benches: list[Bench], path: Path, title: str) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     panels = [b for b in benches if not b.error and any(r.ours is not None for r in b.rows)]
     if not panels:
@@ -120,6 +121,7 @@ def chart(benches: list[Bench], path: Path, title: str) -> Path | None:
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
         ax.set_title(f"{b.title}\nvs {b.reference[:70]}" if has_ref else b.title, fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         if has_ref:

@@ -1,4 +1,4 @@
-"""Shared plumbing of the ARM operators: the plan, tags, adoption checks, and waiting.
+"""Shared plumbing of the ARM operators: adoption checks and waiting (the plan is :class:`~batch_images.rules.plan.Plan`).
 
 Waiting has one shape for both modes: :meth:`ArmWaitingOperator.wait` either defers to
 :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger` (``deferrable=True``) or runs the same
@@ -24,7 +24,8 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images.rules import ids, naming
 from batch_images.rules.errors import InvalidInput
-from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, run_waiter_sync
+from batch_images.rules.plan import Plan
+from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, default_deferrable, run_waiter_sync
 
 if TYPE_CHECKING:
     from batch_images.hooks.arm import ArmComputeHook
@@ -38,43 +39,8 @@ class ArmOperationFailed(AirflowException):
     """An Azure operation ended Failed/timed out, or a same-named resource does not match (message says which)."""
 
 
-def plan_get(plan: Mapping[str, Any] | None, path: str, default: Any = ...) -> Any:
-    """``plan_get(plan, "source.os_disk_id")``; a missing required key is an InvalidInput naming ``plan.<path>``."""
-    if not isinstance(plan, Mapping):
-        raise InvalidInput("plan", plan, "expected the PreflightOperator's plan (a dict)",
-                           "pass plan=preflight.output (or the plan dict)")
-    node: Any = plan
-    for part in path.split("."):
-        if isinstance(node, Mapping) and part in node and node[part] is not None:
-            node = node[part]
-        elif default is not ...:
-            return default
-        else:
-            raise InvalidInput(f"plan.{path}", None, "missing from the plan",
-                               "run the PreflightOperator of the same pipeline and pass its output as plan")
-    return node
-
-
-def run_tags(plan: Mapping[str, Any]) -> dict[str, str]:
-    """Tags of the resources a run creates: the plan's extra tags + managed-by, dag_id, run_id, image-version."""
-    extra = {str(k): str(v) for k, v in (plan_get(plan, "tags", {}) or {}).items()}
-    return {**extra, **naming.resource_tags(plan_get(plan, "dag_id"), plan_get(plan, "run_id"),
-                                            plan_get(plan, "version"))}
-
-
-def shared_tags(plan: Mapping[str, Any]) -> dict[str, str]:
-    """Tags of long-lived shared resources (gallery, definition): no run or version."""
-    extra = {str(k): str(v) for k, v in (plan_get(plan, "tags", {}) or {}).items()}
-    return {**extra, naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: plan_get(plan, "dag_id")}
-
-
 def is_ours(resource: Mapping[str, Any] | None) -> bool:
     return ((resource or {}).get("tags") or {}).get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY
-
-
-def same_id(a: str | None, b: str | None) -> bool:
-    """ARM ids compare case-insensitively."""
-    return bool(a) and bool(b) and a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
 def ids_of(values: Any, field: str) -> list[str]:
@@ -123,7 +89,7 @@ class ArmWaitingOperator(BaseOperator):
         *,
         arm_conn_id: str = "azure_default",
         wait_for_completion: bool = True,
-        deferrable: bool = True,
+        deferrable: bool | None = None,  # default: Airflow's [operators] default_deferrable, else True
         poll_interval: float = 15.0,
         timeout: float | None = None,
         **kwargs: Any,
@@ -131,7 +97,7 @@ class ArmWaitingOperator(BaseOperator):
         super().__init__(**kwargs)
         self.arm_conn_id = arm_conn_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable(deferrable)
         self.poll_interval = poll_interval
         self.timeout = timeout
 
@@ -141,12 +107,13 @@ class ArmWaitingOperator(BaseOperator):
 
         return ArmComputeHook(azure_conn_id=self.arm_conn_id, lro_poll_interval=min(float(self.poll_interval), 5.0))
 
-    def timeout_seconds(self, plan: Mapping[str, Any] | None, key: str | None = None) -> float:
+    def timeout_seconds(self, plan: Plan | None, key: str | None = None) -> float:
+        """``timeout=`` if given, else the plan's ``timeouts[key]``, else :data:`DEFAULT_TIMEOUTS` (seconds)."""
         key = key or self.timeout_key
         if self.timeout is not None:
             return float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
-        value = ((plan or {}).get("timeouts") or {}).get(key) if isinstance(plan, Mapping) else None
-        return float(value) if value else DEFAULT_TIMEOUTS.get(key, 3600.0)
+        default = DEFAULT_TIMEOUTS.get(key, 3600.0)
+        return plan.timeout(key, default) if plan is not None else default
 
     # -- waiting --------------------------------------------------------------------------------------------------
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours, plan_get, same_id
+from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours
 from batch_images.operators.image import planned_image_id
 from batch_images.operators.snapshot import planned_snapshots
 from batch_images.rules import ids, naming
 from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import Plan
+from batch_images.rules.ids import same_id
 
 TEMPORARY_TYPES = (ids.SNAPSHOT, ids.IMAGE)
 
@@ -40,14 +42,19 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
         self.image_id = image_id
         self.plan = plan
 
+    def _plan(self) -> Plan | None:
+        """The plan, or None when none was given (preflight itself failed: nothing was created)."""
+        return Plan.from_dict(self.plan) if isinstance(self.plan, Mapping) else None
+
     def targets(self) -> list[str]:
         found: list[str] = []
         found += ids_of(self.resource_ids, "resource_ids")
         found += ids_of(self.snapshots, "snapshots")
         found += ids_of(self.image_id, "image_id")
-        if isinstance(self.plan, Mapping):
-            found += [s["id"] for s in planned_snapshots(self.plan)]
-            found.append(planned_image_id(self.plan))
+        plan = self._plan()
+        if plan is not None:
+            found += [s["id"] for s in planned_snapshots(plan)]
+            found.append(planned_image_id(plan))
         unique: dict[str, str] = {}
         for rid in found:
             unique.setdefault(rid.lower(), rid)
@@ -88,14 +95,7 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
         if not present or not self.wait_for_completion:
             return result
         return self.wait(context, waiter_name="arm_deleted", waiter_args={"resource_ids": present},
-                         timeout=self.timeout_seconds(self.plan), phase="delete", return_value=result)
-
-
-def version_tuple(name: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(p) for p in name.split("."))
-    except ValueError:
-        return (-1,)
+                         timeout=self.timeout_seconds(self._plan()), phase="delete", return_value=result)
 
 
 class RetireOldVersionsOperator(ArmWaitingOperator):
@@ -124,14 +124,14 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         self.action = action
 
     def execute(self, context: Any) -> dict:
-        plan = self.plan
-        keep = int(self.keep_versions if self.keep_versions is not None else plan_get(plan, "keep_versions", 3))
+        plan = Plan.from_dict(self.plan)
+        keep = int(self.keep_versions if self.keep_versions is not None else plan.keep_versions)
         if keep < 1:
             raise InvalidInput("keep_versions", keep, "must keep at least one version", "use 1 or more")
-        definition_id = plan_get(plan, "image_definition.id")
-        protected = ids_of(self.protect_version_ids, "protect_version_ids") + [plan_get(plan, "version_id")]
+        definition_id = plan.image_definition.id
+        protected = ids_of(self.protect_version_ids, "protect_version_ids") + [plan.version_id]
         versions = sorted(self.hook.list_versions(definition_id),
-                          key=lambda v: version_tuple(v.get("name", "")), reverse=True)
+                          key=lambda v: naming.version_sort_key(v.get("name", "")), reverse=True)
         kept, retired, skipped = [], [], []
         for i, version in enumerate(versions):
             vid = version["id"]

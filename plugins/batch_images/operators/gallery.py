@@ -13,93 +13,68 @@ from batch_images.operators._arm import (
     ArmWaitingOperator,
     is_ours,
     iso_end_of_life,
-    plan_get,
-    run_tags,
-    same_id,
-    shared_tags,
 )
 from batch_images.operators.image import split_snapshots
 from batch_images.rules import ids, naming, security, states
-from batch_images.rules.errors import InvalidInput
-from batch_images.triggers.waiters.arm import failed_regions, region_key
+from batch_images.rules.plan import Plan
+from batch_images.rules.preflight import existing_definition_problems
+from batch_images.rules.ids import region_key, same_id
+from batch_images.triggers.waiters.arm import failed_regions
 
 
-def wire_target_regions(plan: Mapping[str, Any]) -> list[dict]:
-    """``plan["target_regions"]`` (snake_case) -> ``publishingProfile.targetRegions`` (ARM wire format)."""
-    default_sat = plan_get(plan, "storage_account_type", None)
+def wire_target_regions(plan: Plan) -> list[dict]:
+    """``plan.target_regions`` (snake_case) -> ``publishingProfile.targetRegions`` (ARM wire format)."""
     out = []
-    for i, region in enumerate(plan_get(plan, "target_regions")):
-        if not isinstance(region, Mapping) or not region.get("name"):
-            raise InvalidInput(f"plan.target_regions[{i}]", region, "a target region needs a name",
-                               "run the PreflightOperator and pass its plan")
-        entry = {"name": region["name"],
-                 "regionalReplicaCount": int(region.get("regional_replica_count") or 1)}
-        sat = region.get("storage_account_type") or default_sat
+    for region in plan.target_regions:
+        entry = {"name": region.name, "regionalReplicaCount": int(region.regional_replica_count or 1)}
+        sat = region.storage_account_type or plan.storage_account_type
         if sat:
             entry["storageAccountType"] = sat
         out.append(entry)
     return out
 
 
-def check_definition(definition: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
-    """Refuse an existing image definition that cannot hold this image (InvalidInput: field, value, fix)."""
-    props = definition.get("properties") or {}
-    def_id = definition.get("id") or plan_get(plan, "image_definition.id", "")
-    want_os = plan_get(plan, "image_definition.os_type", None) or plan_get(plan, "source.os_type")
-    want_gen = plan_get(plan, "image_definition.hyper_v_generation", None) or plan_get(plan, "source.hyper_v_generation")
-    os_state = props.get("osState")
-    if os_state != "Generalized":
-        raise InvalidInput(
-            "image_definition.os_state", os_state,
-            f"the existing image definition {def_id} is {os_state}; Batch pools only take Generalized images",
-            "use another image_definition.name (a new definition is created Generalized), or delete that definition")
-    have_os = props.get("osType")
-    if (have_os or "").lower() != (want_os or "").lower():
-        raise InvalidInput(
-            "image_definition.os_type", have_os,
-            f"the existing image definition {def_id} is for {have_os}, the source VM is {want_os}",
-            "use another image_definition.name for this OS, or fix source_vm_id")
-    have_gen = props.get("hyperVGeneration") or "V1"  # Azure's default when absent
-    if have_gen.upper() != (want_gen or "").upper():
-        raise InvalidInput(
-            "image_definition.hyper_v_generation", have_gen,
-            f"the existing image definition {def_id} is Hyper-V generation {have_gen}, the source VM is {want_gen}",
-            f"use another image_definition.name for {want_gen} images, or a source VM of generation {have_gen}")
-    decision = plan_get(plan, "security", None)
-    if decision:  # plans made before security types were read carry none: nothing to check then
-        err = security.check_definition_feature(props.get("features"), decision, definition_id=def_id)
-        if err is not None:
-            raise err
+def check_definition(definition: Mapping[str, Any], plan: Plan) -> None:
+    """Refuse an existing image definition that cannot hold this image (the first problem of
+    :func:`~batch_images.rules.preflight.existing_definition_problems`, naming the definition's value)."""
+    d = plan.image_definition
+    problems = existing_definition_problems(
+        definition, name=d.name, definition_id=definition.get("id") or d.id, os_type=d.os_type,
+        hyper_v_generation=d.hyper_v_generation,
+        # plans made before security types were read carry no decision: nothing to check then
+        security=plan.security.to_dict() if plan.security else None, blame="definition")
+    if problems:
+        raise problems[0]
 
 
-def definition_body(plan: Mapping[str, Any]) -> dict:
-    d = plan_get(plan, "image_definition")
+def definition_body(plan: Plan) -> dict:
+    d = plan.image_definition
     body = {
-        "location": plan_get(plan, "gallery.location"),
-        "tags": shared_tags(plan),
+        "location": plan.gallery.location,
+        "tags": plan.shared_tags(),
         "properties": {
-            "osType": d.get("os_type") or plan_get(plan, "source.os_type"),
+            "osType": d.os_type,
             "osState": "Generalized",
-            "hyperVGeneration": d.get("hyper_v_generation") or plan_get(plan, "source.hyper_v_generation"),
-            "identifier": {"publisher": d["publisher"], "offer": d["offer"], "sku": d["sku"]},
-            "description": f"Batch pool images built by Airflow DAG {plan_get(plan, 'dag_id')}",
+            "hyperVGeneration": d.hyper_v_generation,
+            "identifier": {"publisher": d.publisher, "offer": d.offer, "sku": d.sku},
+            "description": f"Batch pool images built by Airflow DAG {plan.dag_id}",
         },
     }
     # SecurityType=TrustedLaunch for a Trusted Launch source (no features for a standard one).
-    features = security.definition_features(plan_get(plan, "security", None) or {})
+    features = security.definition_features(plan.security.to_dict() if plan.security else {})
     if features:
         body["properties"]["features"] = features
     return body
 
 
-def version_storage_profile(plan: Mapping[str, Any], image_id: Any, snapshots: Any = None) -> dict:
+def version_storage_profile(plan: Plan, image_id: Any, snapshots: Any = None) -> dict:
     """The version's ``storageProfile`` for the plan's ``image_path``.
 
     ``managed_image``: ``{"source": {"id": image_id}}``. ``snapshots`` (a Trusted Launch source, which no managed
     image can capture): ``{"osDiskImage": {"source": {"id"}}, "dataDiskImages": [{"lun", "source": {"id"}}]}`` from
     the SnapshotDisksOperator's output. Raises InvalidInput for an id of the wrong type.
     """
-    if security.image_path(plan) == security.PATH_SNAPSHOTS:
+    if plan.uses_snapshots:
         os_snapshot, data = split_snapshots(snapshots)
         return {"osDiskImage": {"source": {"id": os_snapshot}},
                 "dataDiskImages": [{"lun": lun, "source": {"id": sid}} for lun, sid in sorted(data.items())]}
@@ -113,20 +88,19 @@ def storage_source_id(storage: Mapping[str, Any]) -> str | None:
         (((storage.get("osDiskImage") or {}).get("source") or {}).get("id"))
 
 
-def version_body(plan: Mapping[str, Any], image_id: str | None, snapshots: Any = None) -> dict:
+def version_body(plan: Plan, image_id: str | None, snapshots: Any = None) -> dict:
     publishing: dict[str, Any] = {
         "targetRegions": wire_target_regions(plan),
         "excludeFromLatest": False,
     }
-    sat = plan_get(plan, "storage_account_type", None)
-    if sat:
-        publishing["storageAccountType"] = sat
-    eol = iso_end_of_life(plan_get(plan, "end_of_life_date", None))
+    if plan.storage_account_type:
+        publishing["storageAccountType"] = plan.storage_account_type
+    eol = iso_end_of_life(plan.end_of_life_date)
     if eol:
         publishing["endOfLifeDate"] = eol
     return {
-        "location": plan_get(plan, "gallery.location"),
-        "tags": run_tags(plan),
+        "location": plan.gallery.location,
+        "tags": plan.run_tags(),
         "properties": {"storageProfile": version_storage_profile(plan, image_id, snapshots),
                        "publishingProfile": publishing},
     }
@@ -152,7 +126,7 @@ def version_target_regions(version: Mapping[str, Any]) -> list[dict]:
     return list(((version.get("properties") or {}).get("publishingProfile") or {}).get("targetRegions") or [])
 
 
-def unchangeable_differences(version: Mapping[str, Any], plan: Mapping[str, Any]) -> list[str]:
+def unchangeable_differences(version: Mapping[str, Any], plan: Plan) -> list[str]:
     """What the plan asks that an existing version cannot be changed to, one sentence each (empty: none).
 
     Azure lets a PUT on an existing version change its publishing profile's target regions and replica
@@ -165,7 +139,7 @@ def unchangeable_differences(version: Mapping[str, Any], plan: Mapping[str, Any]
     """
     out = []
     publishing = (version.get("properties") or {}).get("publishingProfile") or {}
-    want_default = plan_get(plan, "storage_account_type", None)
+    want_default = plan.storage_account_type
     have_default = publishing.get("storageAccountType")
     if want_default and have_default and want_default.lower() != have_default.lower():
         out.append(f"publishingProfile.storageAccountType is {have_default}, the plan asks {want_default}")
@@ -180,7 +154,7 @@ def unchangeable_differences(version: Mapping[str, Any], plan: Mapping[str, Any]
 
 
 def converged_target_regions(have_regions: Sequence[Mapping[str, Any]],
-                             plan: Mapping[str, Any]) -> list[dict] | None:
+                             plan: Plan) -> list[dict] | None:
     """The targetRegions to PUT so that a version with ``have_regions`` matches the plan's regions and replica
     counts, or None when it already does. Regions the plan leaves without a storage type keep the version's."""
     have = {region_key(t.get("name")): t for t in have_regions}
@@ -243,17 +217,18 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
 
     # -- steps ----------------------------------------------------------------------------------------------------
 
+    @property
+    def typed_plan(self) -> Plan:
+        return Plan.from_dict(self.plan)
+
     def execute(self, context: Any) -> str:
-        plan = self.plan
-        # The managed image, or for a Trusted Launch source (plan["image_path"] "snapshots") the OS disk snapshot.
+        plan = self.typed_plan
+        # The managed image, or for a Trusted Launch source (plan.image_path "snapshots") the OS disk snapshot.
         image_id = storage_source_id(version_storage_profile(plan, self.image_id, self.snapshots))
-        gallery = plan_get(plan, "gallery")
-        gallery_id = gallery.get("id") or ids.gallery_id(gallery["subscription_id"], gallery["resource_group"],
-                                                         gallery["name"]).id
-        definition_id = plan_get(plan, "image_definition.id", None) or ids.gallery_image_id(
-            gallery["subscription_id"], gallery["resource_group"], gallery["name"],
-            plan_get(plan, "image_definition.name")).id
-        version_id = plan_get(plan, "version_id")
+        gallery = plan.gallery
+        gallery_id = gallery.id
+        definition_id = plan.image_definition.id
+        version_id = plan.version_id
         ids.parse_arm_id(version_id, "plan.version_id", ids.GALLERY_IMAGE_VERSION)
 
         # 1. checks before creating anything
@@ -268,7 +243,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                     f"image version {version_id} already exists from source {source}, not {image_id}; Azure does "
                     "not allow changing a version's source (PropertyChangeNotAllowed). Fix: build the next "
                     "version number (rebuild N+1 of the date), or delete that version if it is not in use")
-            if unrepairable_failure(version, gallery["location"]) and self.made_by_this_run(version):
+            if unrepairable_failure(version, gallery.location) and self.made_by_this_run(version):
                 self.log.warning("Replacing image version %s: an earlier attempt of this run left it %s", version_id,
                                  (version.get("properties") or {}).get("provisioningState"))
                 self.delete_and_wait([version_id])
@@ -283,7 +258,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
 
         # 2. gallery and definition
         _, created = self.hook.get_or_create_gallery(
-            gallery_id, gallery["location"], shared_tags(plan),
+            gallery_id, gallery.location, plan.shared_tags(),
             description="Images for Azure Batch pools (managed by Airflow)", timeout=self.create_timeout)
         self.log.info("Gallery %s %s", gallery_id, "created" if created else "exists")
         if definition is None:
@@ -312,7 +287,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
 
     def made_by_this_run(self, version: Mapping[str, Any]) -> bool:
         return is_ours(version) and (version.get("tags") or {}).get(naming.TAG_RUN_ID) == \
-            run_tags(self.plan)[naming.TAG_RUN_ID]
+            self.typed_plan.run_tags()[naming.TAG_RUN_ID]
 
     def discard_failed_version(self, version_id: str) -> str:
         """Delete this run's Failed version (and wait), so nothing Failed is left and a retry creates it again.
@@ -329,19 +304,19 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         self.delete_and_wait([version_id])
         return "the failed version (created by this run) was deleted; a retry of the task creates it again"
 
-    def log_replica_sizing(self, plan: Mapping[str, Any]) -> None:
-        sizing = plan_get(plan, "replica_sizing", {}) or {}
-        per_region = {region_key(k): v for k, v in (sizing.get("per_region") or {}).items()}
-        rule = sizing.get("rule", "unknown")
+    def log_replica_sizing(self, plan: Plan) -> None:
+        sizing = plan.replica_sizing
+        per_region = {region_key(k): v for k, v in (sizing.per_region if sizing else {}).items()}
+        rule = sizing.rule if sizing else "unknown"
         for region in wire_target_regions(plan):
-            info = per_region.get(region_key(region["name"])) or {}
+            info = per_region.get(region_key(region["name"]))
             self.log.info("Target region %s: %d replica(s), %s storage; rule %s: %s", region["name"],
                           region["regionalReplicaCount"], region.get("storageAccountType", "default"), rule,
-                          info.get("explanation") or f"{info.get('vm_count', '?')} VMs -> {info.get('count', '?')}")
+                          (info.explanation or f"{info.vm_count} VMs -> {info.count}") if info else "? VMs -> ?")
 
     def converge_regions(self, version_id: str, have_regions: Sequence[Mapping[str, Any]]) -> bool:
         """Update the version's targetRegions to the plan's when they differ; True when an update was sent."""
-        update = converged_target_regions(have_regions, self.plan)
+        update = converged_target_regions(have_regions, self.typed_plan)
         if update is None:
             return False
         self.log.warning("Image version %s has target regions %s, the plan asks %s: updating the version and "
@@ -358,7 +333,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         if created_at is not None:
             args["created_at"] = created_at
         return self.wait(context, waiter_name="gallery_replication", waiter_args=args,
-                         timeout=self.timeout_seconds(self.plan), phase="replication", return_value=version_id,
+                         timeout=self.timeout_seconds(self.typed_plan), phase="replication", return_value=version_id,
                          extra={"attempt": attempt, "version_id": version_id, "converged": converged})
 
     # -- after each wait ------------------------------------------------------------------------------------------
@@ -381,7 +356,8 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                     raise ArmOperationFailed(f"image version {version_id}: {event.get('message')}; {done}")
                 self.check_event(event, f"image version {version_id}")
             details = "; ".join(f"{r['region']}: {r.get('details') or 'no details'}" for r in failed)
-            home = region_key(plan_get(self.plan, "gallery.location"))
+            plan = self.typed_plan
+            home = region_key(plan.gallery.location)
             if any(region_key(r["region"]) == home for r in failed):
                 done = self.discard_failed_version(version_id)
                 raise ArmOperationFailed(
@@ -392,19 +368,19 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                     f"image version {version_id}: replication still failed after {attempt} remove/re-add "
                     f"retr{'y' if attempt == 1 else 'ies'} in {details}")
             names = [r["region"] for r in failed]
-            keep = [t for t in wire_target_regions(self.plan)
+            keep = [t for t in wire_target_regions(plan)
                     if region_key(t["name"]) not in {region_key(n) for n in names}]
             self.log.warning("Replication failed in %s (%s); removing the region(s) from targetRegions and adding "
                              "them back (retry %d of %d)", ", ".join(names), details, attempt + 1,
                              self.max_region_retries)
             self.hook.update_version_target_regions(version_id, keep)
             return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": [version_id]},
-                             timeout=self.timeout_seconds(self.plan), phase="region_removed",
+                             timeout=self.timeout_seconds(plan), phase="region_removed",
                              return_value=version_id,
                              extra={"attempt": attempt, "version_id": version_id, "removed": names})
         if phase == "region_removed":
             self.check_event(event, f"removing failed region(s) {extra.get('removed')} from {version_id}")
             self.log.info("Adding region(s) %s back to %s", ", ".join(extra.get("removed") or []), version_id)
-            self.hook.update_version_target_regions(version_id, wire_target_regions(self.plan))
+            self.hook.update_version_target_regions(version_id, wire_target_regions(self.typed_plan))
             return self.wait_replication(context, version_id, attempt + 1, converged=True)
         return super().after_wait(context, event, phase, extra)

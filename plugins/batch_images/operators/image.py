@@ -7,19 +7,19 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
-from batch_images.rules import ids, naming, security, states
+from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
+from batch_images.rules import ids, naming, states
 from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import Plan
+from batch_images.rules.ids import same_id
 
 
-def planned_image_id(plan: Mapping[str, Any]) -> str:
-    """``plan["image_id"]``, else ``img-{definition}-{version}`` in the work resource group."""
-    image_id = plan_get(plan, "image_id", None)
-    if image_id:
-        return ids.parse_arm_id(image_id, "plan.image_id", ids.IMAGE).id
-    name = plan_get(plan, "image_name", None) or naming.image_name(plan_get(plan, "image_definition.name"),
-                                                                    plan_get(plan, "version"))
-    return ids.image_id(plan_get(plan, "work_subscription_id"), plan_get(plan, "work_resource_group"), name).id
+def planned_image_id(plan: Plan) -> str:
+    """``plan.image_id``, else ``img-{definition}-{version}`` in the work resource group."""
+    if plan.image_id:
+        return ids.parse_arm_id(plan.image_id, "plan.image_id", ids.IMAGE).id
+    name = plan.image_name or naming.image_name(plan.image_definition.name, plan.version)
+    return ids.image_id(plan.work_subscription_id, plan.work_resource_group, name).id
 
 
 def split_snapshots(snapshots: Any) -> tuple[str, dict[int, str]]:
@@ -48,17 +48,17 @@ def split_snapshots(snapshots: Any) -> tuple[str, dict[int, str]]:
     return os_id, data
 
 
-def image_body(plan: Mapping[str, Any], os_snapshot: str, data_snapshots: Mapping[int, str]) -> dict:
+def image_body(plan: Plan, os_snapshot: str, data_snapshots: Mapping[int, str]) -> dict:
     return {
-        "location": plan_get(plan, "location"),
-        "tags": run_tags(plan),
+        "location": plan.location,
+        "tags": plan.run_tags(),
         "properties": {
             "storageProfile": {
-                "osDisk": {"osType": plan_get(plan, "source.os_type"), "osState": "Generalized",
+                "osDisk": {"osType": plan.source.os_type, "osState": "Generalized",
                            "snapshot": {"id": os_snapshot}},
                 "dataDisks": [{"lun": lun, "snapshot": {"id": sid}} for lun, sid in sorted(data_snapshots.items())],
             },
-            "hyperVGeneration": plan_get(plan, "source.hyper_v_generation"),
+            "hyperVGeneration": plan.source.hyper_v_generation,
         },
     }
 
@@ -99,11 +99,11 @@ class ManagedImageOperator(ArmWaitingOperator):
         self.snapshots = snapshots
 
     def execute(self, context: Any) -> str | None:
-        plan = self.plan
-        if security.image_path(plan) != security.PATH_MANAGED_IMAGE:
+        plan = Plan.from_dict(self.plan)
+        if plan.uses_snapshots:
             # A managed image cannot capture a Trusted Launch VM's disks (Azure: OperationNotAllowed); the
             # version is made from the snapshots instead (plan["image_path"], decided by preflight).
-            why = (f"the source VM is {plan_get(plan, 'source.security_type', '?')}: Azure cannot capture it in a "
+            why = (f"the source VM is {plan.source.security_type or '?'}: Azure cannot capture it in a "
                    "managed image, so publish_image_version makes the version from the disk snapshots")
             # Short-circuit, not AirflowSkipException: publish_image_version follows the setup task preflight, and
             # Airflow requires ALL_SUCCESS there, so a skipped upstream would skip the whole publish.
@@ -111,7 +111,7 @@ class ManagedImageOperator(ArmWaitingOperator):
             return None
         os_snapshot, data_snapshots = split_snapshots(self.snapshots)
         image_id = planned_image_id(plan)
-        tags = run_tags(plan)
+        tags = plan.run_tags()
         existing = self.hook.find_resource(image_id)
         if existing is not None:
             if not is_ours(existing):
@@ -147,4 +147,5 @@ class ManagedImageOperator(ArmWaitingOperator):
                                       "operations": {image_id: operation_url} if operation_url else {},
                                       # just created by us: a 404 within the grace period is ARM's lag
                                       "created_at": {image_id: time.time()} if operation_url else {}},
-                         timeout=self.timeout_seconds(self.plan), phase="image", return_value=image_id)
+                         timeout=self.timeout_seconds(Plan.from_dict(self.plan)), phase="image",
+                         return_value=image_id)

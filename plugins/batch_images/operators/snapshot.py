@@ -7,31 +7,27 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours, plan_get, run_tags, same_id
+from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
 from batch_images.rules import ids, naming, states
+from batch_images.rules.plan import Plan
+from batch_images.rules.ids import same_id
 
 
-def planned_snapshots(plan: Mapping[str, Any]) -> list[dict]:
+def planned_snapshots(plan: Plan) -> list[dict]:
     """``[{"role", "lun", "name", "id", "disk_id"}]`` for the OS disk and every data disk, from the plan.
 
     Names come from ``plan["snapshot_names"]`` (what the preflight computed) and fall back to
     :func:`batch_images.rules.naming.snapshot_name`; both are deterministic, so a retry finds its snapshots.
     """
-    source = plan_get(plan, "source")
-    vm_name = plan_get(plan, "source.vm_name")
-    version = plan_get(plan, "version")
-    names = plan_get(plan, "snapshot_names", {}) or {}
-    sub = plan_get(plan, "work_subscription_id")
-    rg = plan_get(plan, "work_resource_group")
-    disks: list[tuple[str, int | None, str]] = [("os", None, plan_get(plan, "source.os_disk_id"))]
-    for i, disk in enumerate(source.get("data_disks") or []):
-        disks.append(("data", disk["lun"], disk["disk_id"]))
+    source = plan.source
+    disks: list[tuple[str, int | None, str | None]] = [("os", None, source.os_disk_id)]
+    disks += [("data", disk.lun, disk.disk_id) for disk in source.data_disks]
     out = []
     for role, lun, disk_id in disks:
         key = naming.disk_role(lun)
-        name = names.get(key) or naming.snapshot_name(vm_name, key, version)
+        name = plan.snapshot_names.get(key) or naming.snapshot_name(source.vm_name, key, plan.version)
         out.append({"role": role, "lun": lun, "name": name, "disk_id": disk_id,
-                    "id": ids.snapshot_id(sub, rg, name).id})
+                    "id": ids.snapshot_id(plan.work_subscription_id, plan.work_resource_group, name).id})
     return out
 
 
@@ -60,9 +56,9 @@ class SnapshotDisksOperator(ArmWaitingOperator):
         self.plan = plan
 
     def execute(self, context: Any) -> list[dict]:
-        plan = self.plan
-        tags = run_tags(plan)
-        location = plan_get(plan, "location")
+        plan = Plan.from_dict(self.plan)
+        tags = plan.run_tags()
+        location = plan.location
         wanted = planned_snapshots(plan)
         operations: dict[str, str] = {}
         created_at: dict[str, float] = {}  # epoch seconds of our creates: a 404 soon after is ARM's lag (waiters/arm.py)

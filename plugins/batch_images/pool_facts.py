@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import isodate
 
+from batch_images.rules import naming
 from batch_images.rules.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -132,9 +133,9 @@ def batch_error_text(err: HttpResponseError) -> str:
     return f"{code}: {message}" + (f" ({', '.join(details)})" if details else "")
 
 
-def same_image(a: str | None, b: str | None) -> bool:
-    """ARM ids compare case-insensitively."""
-    return bool(a) and bool(b) and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()  # type: ignore[union-attr]
+def created_by_run(metadata: dict[str, str], dag_id: str | None, run_id: str | None) -> bool:
+    """Did this DAG run create the pool? (pool metadata written by the pool operator: ``dag_id``, ``run_id``)."""
+    return bool(run_id) and metadata.get(naming.TAG_RUN_ID) == run_id and metadata.get(naming.TAG_DAG_ID) == dag_id
 
 
 def node_counts_dict(counts: Any) -> dict[str, int]:

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, T
 from _batch_common import RUN_ID, context_for
 from batch_images import pool_facts
 from batch_images.hooks.batch import BatchPoolHook
-from batch_images.operators.pool import PoolRepair, PoolRepairFailed
+from batch_images.sensors.pool_repair import PoolRepair, PoolRepairFailed
 from batch_images.triggers.waiters import batch as steady
 from test_batch_operators import _state, create, env, pool_spec, run_operator, sensor, version_id  # noqa: F401
 

@@ -187,3 +187,53 @@ def test_validate_resource_name_refuses_non_strings_and_unknown_kinds():
         ids.validate_resource_name(5, "f", "snapshot")
     with pytest.raises(ValueError, match="unknown resource kind"):
         ids.validate_resource_name("x", "f", "spaceship")
+
+
+# --- one home for id equality and region names -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    (VM, VM.upper().replace("SUBSCRIPTIONS", "subscriptions"), True),  # ARM ids are case-insensitive
+    (VM, VM + "/", True),                                             # a trailing slash names the same resource
+    (" " + VM, VM, True),                                              # SDK answers and XCom may carry spaces
+    (VM, VM + "x", False),
+    (VM, None, False),
+    (None, None, False),                                              # two unknowns are not the same resource
+    ("", "", False),
+])
+def test_same_id(a, b, same):
+    assert ids.same_id(a, b) is same
+
+
+def test_id_key_is_the_dict_key_of_same_id():
+    assert ids.id_key(VM + "/") == ids.id_key(VM.lower())
+
+
+@pytest.mark.parametrize(("name", "key"), [("West Europe", "westeurope"), ("westeurope", "westeurope"),
+                                           ("EastUS2", "eastus2"), (None, "")])
+def test_region_key(name, key):
+    assert ids.region_key(name) == key
+
+
+# --- the resource-kind table -------------------------------------------------------------------------------------
+
+from batch_images.rules import resource_kinds  # noqa: E402
+
+
+@pytest.mark.parametrize("resource_type", [ids.VIRTUAL_MACHINE, ids.DISK, ids.SNAPSHOT, ids.IMAGE, ids.GALLERY,
+                                           ids.GALLERY_IMAGE, ids.GALLERY_IMAGE_VERSION, ids.BATCH_ACCOUNT])
+def test_every_kind_the_ids_module_names_has_a_row(resource_type):
+    kind = resource_kinds.kind_of(resource_type.lower())
+    assert kind is not None and kind.resource_type == resource_type
+    assert kind.label and kind.api_version
+
+
+def test_labels_and_api_versions_come_from_the_table():
+    version = f"{BASE}/Microsoft.Compute/galleries/gal/images/def/versions/2026.1125.0"
+    assert resource_kinds.label_of(version) == "image version"
+    assert resource_kinds.label_of(f"{BASE}/Microsoft.Compute/images/img-a") == "managed image"
+    assert resource_kinds.label_of(f"{BASE}/Microsoft.Network/virtualNetworks/v") == "Microsoft.Network/virtualNetworks"
+    assert resource_kinds.label_of("not an id") == "resource"
+    assert resource_kinds.api_version_for(version) == resource_kinds.kind_of(ids.GALLERY_IMAGE_VERSION).api_version
+    assert resource_kinds.api_version_for(f"/subscriptions/{SUB}/providers/Microsoft.Batch") == "2021-04-01"
+    assert resource_kinds.api_version_for(f"{BASE}/Microsoft.Network/virtualNetworks/v") is None

@@ -230,3 +230,10 @@ def test_invalid_input_survives_pickling():
     assert (copy.field, copy.value, copy.reason, copy.fix, str(copy)) == (err.field, err.value, err.reason, err.fix,
                                                                           str(err))
     assert str(err) == "f: 'v' is not valid: bad. Fix: do this"
+
+
+def test_version_sort_key_orders_numerically_and_puts_foreign_names_first():
+    names = ["2026.1125.0", "2026.205.3", "not-a-version", "2026.1125.10", "2026.1125.2"]
+    assert sorted(names, key=naming.version_sort_key, reverse=True) == [
+        "2026.1125.10", "2026.1125.2", "2026.1125.0", "2026.205.3", "not-a-version"]
+    assert naming.version_sort_key(None) == (-1,)

@@ -159,3 +159,10 @@ def test_timeout_for_snapshot_and_image_reject_bad_sizes(size_gb):
     with pytest.raises(InvalidInput) as info:
         sizing.timeout_for_image(size_gb)
     assert info.value.field == "total_size_gb"
+
+
+@pytest.mark.parametrize(("given", "used"), [(timedelta(minutes=5), timedelta(minutes=15)),
+                                             (timedelta(minutes=15), timedelta(minutes=15)),
+                                             (timedelta(minutes=40), timedelta(minutes=40))])
+def test_resize_timeout_floor_is_15_minutes(given, used):
+    assert sizing.at_least_resize_floor(given) == used

@@ -31,26 +31,14 @@ from batch_images.hooks.credentials import (
     describe_connection,
     extra_value,
 )
-from batch_images.rules import ids, states
+from batch_images.hooks.connection_cache import ConnectionCacheMixin
+from batch_images.rules import ids, resource_kinds, states
 from batch_images.rules.errors import InvalidInput
 
 # azure-core logs every request and response with headers at INFO: far too loud for task logs.
 _HTTP_LOG = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
 if _HTTP_LOG.level == logging.NOTSET:
     _HTTP_LOG.setLevel(logging.WARNING)
-
-# API versions for resources read with the generic :meth:`ArmComputeHook.arm_get` (no typed SDK).
-API_VERSIONS = {
-    "microsoft.batch/batchaccounts": "2024-07-01",
-    "microsoft.batch": "2021-04-01",  # /subscriptions/{sub}/providers/Microsoft.Batch (registration state)
-    "microsoft.compute/snapshots": "2026-03-02",
-    "microsoft.compute/disks": "2026-03-02",
-    "microsoft.compute/images": "2026-04-01",
-    "microsoft.compute/virtualmachines": "2026-04-01",
-    "microsoft.compute/galleries": "2026-03-03",
-    "microsoft.compute/galleries/images": "2026-03-03",
-    "microsoft.compute/galleries/images/versions": "2026-03-03",
-}
 
 _SUB_PATH_RE = re.compile(r"/subscriptions/([0-9a-fA-F-]{36})(/[A-Za-z0-9_.()\-/]*)?")
 _ERROR_MAP = {404: ResourceNotFoundError, 409: ResourceExistsError}
@@ -143,18 +131,6 @@ def subscription_of(path: str) -> str:
     return match.group(1)
 
 
-def api_version_for(path: str) -> str | None:
-    """The API version :data:`API_VERSIONS` knows for an ARM path, or None."""
-    try:
-        arm_id = ids.parse_arm_id(path, "resource_id")
-    except InvalidInput:
-        segments = path.strip("/").split("/")
-        if len(segments) == 4 and segments[2].lower() == "providers":
-            return API_VERSIONS.get(segments[3].lower())
-        return None
-    return API_VERSIONS.get(arm_id.resource_type.lower())
-
-
 @dataclass(frozen=True)
 class LroStart:
     """What a ``begin_*`` call that does not wait gives back.
@@ -182,24 +158,14 @@ def _operation(client: Any, arm_id: ids.ArmId) -> tuple[Any, tuple[str, ...]]:
     """The typed SDK operations group and positional names for a resource id (works for sync and aio clients)."""
     rg = arm_id.resource_group
     names = tuple(n for _, n in arm_id.types)
-    rtype = arm_id.resource_type.lower()
-    groups = {
-        "microsoft.compute/snapshots": client.snapshots,
-        "microsoft.compute/disks": client.disks,
-        "microsoft.compute/images": client.images,
-        "microsoft.compute/virtualmachines": client.virtual_machines,
-        "microsoft.compute/galleries": client.galleries,
-        "microsoft.compute/galleries/images": client.gallery_images,
-        "microsoft.compute/galleries/images/versions": client.gallery_image_versions,
-    }
-    group = groups.get(rtype)
-    if group is None:
+    kind = resource_kinds.kind_of(arm_id.resource_type)
+    if kind is None or kind.sdk_operations is None:
         raise InvalidInput("resource_id", arm_id.id, f"{arm_id.resource_type} is not a Microsoft.Compute type this hook "
                            "manages", "use arm_get() with an api_version for other resource types")
-    return group, (rg, *names)
+    return getattr(client, kind.sdk_operations), (rg, *names)
 
 
-class ArmComputeHook(AzureComputeHook):
+class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
     """Azure Compute hook for the gallery-image pipeline.
 
     Same connection as the provider's hook (conn type ``azure_compute`` / ``azure``, default
@@ -208,11 +174,12 @@ class ArmComputeHook(AzureComputeHook):
     * extras ``authority`` (Entra ID authority host; instance discovery disabled), ``arm_endpoint`` (ARM
       base URL) and ``ca_bundle`` (CA file, relative to the project root) - for sovereign clouds and the
       local stand-in (:mod:`batch_images.hooks.credentials`);
-    * a cached sync :meth:`get_conn` and async :meth:`get_async_conn`
+    * a connection read once (:class:`~batch_images.hooks.connection_cache.ConnectionCacheMixin`), a cached
+      sync :meth:`get_conn` and async :meth:`get_async_conn`
       (:class:`azure.mgmt.compute.aio.ComputeManagementClient`), one client per subscription: an id in
       another subscription than the connection's (a gallery elsewhere) gets its own client, same credential;
     * :attr:`subscription_id`;
-    * generic :meth:`arm_get` / :meth:`async_arm_get` through the client's public ``send_request`` for what
+    * generic :meth:`arm_get` through the client's public ``send_request`` for what
       azure-mgmt-compute does not cover (``Microsoft.Batch/batchAccounts``,
       ``/subscriptions/{sub}/providers/Microsoft.Batch``);
     * small methods for the pipeline: VM (with instance view) and its extensions, disks, snapshots, managed
@@ -234,34 +201,12 @@ class ArmComputeHook(AzureComputeHook):
         self.client_options = dict(client_options or {})
         # Blocking waits (gallery/definition get-or-create only): poll delay when Azure sends no Retry-After.
         self.lro_poll_interval = lro_poll_interval
-        self._conn_obj: Any = None
-        self._extras: dict | None = None
-        self._credential: Any = None
-        self._async_credential: Any = None
-        self._clients: dict[str, Any] = {}
-        self._async_clients: dict[str, Any] = {}
+        self._init_connection_cache()
 
     # -- connection -----------------------------------------------------------------------------------------------
 
-    def load_connection(self) -> Any:
-        """Read the Airflow connection once (sync); later sync and async calls reuse it."""
-        if self._conn_obj is None:
-            conn = self.get_connection(self.conn_id)
-            self._extras = dict(conn.extra_dejson or {})
-            self._conn_obj = conn
-            self.log.info("Azure ARM connection: %s", describe_connection(conn, self._extras))
-        return self._conn_obj
-
-    async def aload_connection(self) -> Any:
-        """Read the Airflow connection once without blocking the event loop (triggerer)."""
-        if self._conn_obj is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-            conn = await get_async_connection(self.conn_id, hook=self)
-            self._extras = dict(await get_async_extra_dejson(conn) or {})
-            self._conn_obj = conn
-            self.log.info("Azure ARM connection: %s", describe_connection(conn, self._extras))
-        return self._conn_obj
+    def _connection_loaded(self) -> None:
+        self.log.info("Azure ARM connection: %s", describe_connection(self._conn_obj, self._extras))
 
     @property
     def subscription_id(self) -> str:
@@ -319,36 +264,6 @@ class ArmComputeHook(AzureComputeHook):
     async def async_client_for(self, resource_id: str):
         return await self.get_async_conn(subscription_of(resource_id))
 
-    async def close(self) -> None:
-        """Close the async clients and credential (and the sync ones)."""
-        for client in list(self._async_clients.values()):
-            try:
-                await client.close()
-            except Exception:  # pragma: no cover - closing is best effort
-                self.log.debug("closing an async compute client failed", exc_info=True)
-        self._async_clients.clear()
-        if self._async_credential is not None:
-            try:
-                await self._async_credential.close()
-            except Exception:  # pragma: no cover
-                self.log.debug("closing the async credential failed", exc_info=True)
-            self._async_credential = None
-        self.close_sync()
-
-    def close_sync(self) -> None:
-        for client in list(self._clients.values()):
-            try:
-                client.close()
-            except Exception:  # pragma: no cover
-                self.log.debug("closing a compute client failed", exc_info=True)
-        self._clients.clear()
-        if self._credential is not None and hasattr(self._credential, "close"):
-            try:
-                self._credential.close()
-            except Exception:  # pragma: no cover
-                pass
-            self._credential = None
-
     # -- generic ARM reads ----------------------------------------------------------------------------------------
 
     @staticmethod
@@ -360,22 +275,11 @@ class ArmComputeHook(AzureComputeHook):
     def arm_get(self, resource_id: str, api_version: str | None = None) -> dict:
         """GET any subscription-scoped ARM path; 404 raises ResourceNotFoundError, other errors HttpResponseError."""
         path = _check_path(resource_id)
-        version = api_version or api_version_for(path)
+        version = api_version or resource_kinds.api_version_for(path)
         if not version:
             raise InvalidInput("api_version", None, f"no known API version for {path}", "pass api_version")
         client = self.get_conn(subscription_of(path))
         response = client.send_request(HttpRequest("GET", path, params={"api-version": version}))
-        self._raise_for(response)
-        return response.json()
-
-    async def async_arm_get(self, resource_id: str, api_version: str | None = None) -> dict:
-        path = _check_path(resource_id)
-        version = api_version or api_version_for(path)
-        if not version:
-            raise InvalidInput("api_version", None, f"no known API version for {path}", "pass api_version")
-        client = await self.get_async_conn(subscription_of(path))
-        response = await client.send_request(HttpRequest("GET", path, params={"api-version": version}))
-        await response.read()
         self._raise_for(response)
         return response.json()
 
@@ -385,19 +289,6 @@ class ArmComputeHook(AzureComputeHook):
             return False
         base = str(client._config.base_url).rstrip("/")  # noqa: SLF001 - the client's own configured base
         return url.startswith(base + "/")
-
-    def get_operation_status(self, operation_url: str, resource_id: str) -> dict | None:
-        """The Azure-AsyncOperation status document of an LRO (status, error), or None if not readable."""
-        client = self.client_for(resource_id)
-        if not self._operation_url_ok(operation_url, client):
-            return None
-        response = client.send_request(HttpRequest("GET", operation_url))
-        if response.status_code >= 400:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            return None
 
     async def async_get_operation_status(self, operation_url: str, resource_id: str) -> dict | None:
         client = await self.async_client_for(resource_id)
@@ -548,14 +439,6 @@ class ArmComputeHook(AzureComputeHook):
             return self._begin(arm_id, "begin_delete", None)
         except ResourceNotFoundError:
             return LroStart(arm_id.id, None, None, 404)
-
-    def delete_snapshot(self, snapshot_id: str) -> LroStart:
-        ids.parse_arm_id(snapshot_id, "snapshot_id", ids.SNAPSHOT)
-        return self.begin_delete(snapshot_id)
-
-    def delete_image(self, image_id: str) -> LroStart:
-        ids.parse_arm_id(image_id, "image_id", ids.IMAGE)
-        return self.begin_delete(image_id)
 
     def delete_version(self, version_id: str) -> LroStart:
         ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)

@@ -11,7 +11,8 @@ provider keep working. What it adds, and why:
   service principal the ARM half uses. If that connection does not exist, DefaultAzureCredential (with
   the provider's managed / workload identity extras) is used.
 * :attr:`BatchPoolHook.uses_shared_key`: login + password on the Batch connection mean an account
-  name + key. The provider then signs with Shared Key; preflight and the pool operator refuse it.
+  name + key. The provider then signs with Shared Key; preflight and the pool operator refuse it
+  through :meth:`BatchPoolHook.require_entra_id`.
 * Extra ``ca_bundle``: a CA file to trust (non-public clouds, the local stand-in), passed to the
   transports as ``connection_verify``.
 * An async client (``azure.batch.aio``) for triggers: :meth:`get_async_conn`, and async reads.
@@ -44,6 +45,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from airflow.providers.microsoft.azure.hooks.batch import AzureBatchHook
 
+from batch_images.hooks.connection_cache import ConnectionCacheMixin
 from batch_images.pool_facts import (  # the pure helpers; iso_duration is re-exported for existing imports
     batch_error_code,
     enum_text,
@@ -52,6 +54,7 @@ from batch_images.pool_facts import (  # the pure helpers; iso_duration is re-ex
     parse_duration,
 )
 from batch_images.rules import ids
+from batch_images.rules.errors import InvalidInput, shared_key_refused
 
 if TYPE_CHECKING:
     from azure.batch.aio import BatchClient as AsyncBatchClient
@@ -75,7 +78,7 @@ def _security_profile(profile: Mapping[str, Any] | None) -> batch_models.Securit
     )
 
 
-class BatchPoolHook(AzureBatchHook):
+class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
     """Azure Batch hook for gallery-image pools: Entra ID auth, pinned image versions, cheap polling.
 
     :param azure_batch_conn_id: an ``azure_batch`` connection: extra ``account_url`` (required),
@@ -90,52 +93,41 @@ class BatchPoolHook(AzureBatchHook):
                  client_options: Mapping[str, Any] | None = None) -> None:
         super().__init__(azure_batch_conn_id=azure_batch_conn_id)
         self.client_options = dict(client_options or {})
-        self._conn_obj: Any = None
-        self._extras: dict = {}
+        self._init_connection_cache()
         self._cred_loaded = False
         self._cred_conn: Any = None  # the azure connection named by credential_conn_id, None if absent
         self._cred_extras: dict = {}
-        self._async_client: AsyncBatchClient | None = None
-        self._async_credential: Any = None
 
     # -- connections ----------------------------------------------------------------------------------------
 
+    def _needs_credential_connection(self) -> bool:
+        return not self._cred_loaded and not self._shared_key(self._conn_obj)
+
     def load_connection(self) -> Connection:
         """Read the Batch connection and the credential connection once (sync); later calls reuse them."""
-        if self._conn_obj is None:
-            conn = self.get_connection(self.conn_id)
-            self._extras = dict(conn.extra_dejson or {})
-            self._conn_obj = conn
-        if not self._cred_loaded and not self._shared_key(self._conn_obj):
+        conn = super().load_connection()
+        if self._needs_credential_connection():
             from airflow.sdk.exceptions import AirflowNotFoundException
 
             try:
-                cred = self.get_connection(self.credential_conn_id)
-                self._cred_extras = dict(cred.extra_dejson or {})
-                self._cred_conn = cred
+                self._cred_conn, self._cred_extras = self._fetch_connection(self.credential_conn_id)
             except AirflowNotFoundException:
                 self._cred_conn = None
             self._cred_loaded = True
-        return self._conn_obj
+        return conn
 
     async def aload_connection(self) -> Connection:
         """Like :meth:`load_connection`, without blocking the event loop (triggerer)."""
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        conn = await super().aload_connection()
+        if self._needs_credential_connection():
+            from airflow.sdk.exceptions import AirflowNotFoundException
 
-        if self._conn_obj is None:
-            conn = await get_async_connection(self.conn_id, hook=self)
-            self._extras = dict(await get_async_extra_dejson(conn) or {})
-            self._conn_obj = conn
-        if not self._cred_loaded and not self._shared_key(self._conn_obj):
             try:
-                cred = await get_async_connection(self.credential_conn_id, hook=self)
-                self._cred_extras = dict(await get_async_extra_dejson(cred) or {})
-                self._cred_conn = cred
+                self._cred_conn, self._cred_extras = await self._afetch_connection(self.credential_conn_id)
             except AirflowNotFoundException:
                 self._cred_conn = None
             self._cred_loaded = True
-        return self._conn_obj
+        return conn
 
     @staticmethod
     def _shared_key(conn: Any) -> bool:
@@ -150,6 +142,15 @@ class BatchPoolHook(AzureBatchHook):
         """True when the connection carries an account name + key (Shared Key auth)."""
         return self._shared_key(self.load_connection())
 
+    def require_entra_id(self, field: str = "batch_conn_id") -> None:
+        """Refuse a Shared Key connection before any request: Batch rejects Shared Key for pools on gallery
+        images. ``field`` is the input that named this connection (``pools[0].batch_conn_id``).
+
+        :raises InvalidInput: the connection carries login/password (an account name and key).
+        """
+        if self.uses_shared_key:
+            raise shared_key_refused(field, self.conn_id)
+
     def _extra(self, name: str) -> Any:
         from batch_images.hooks.credentials import extra_value
 
@@ -161,8 +162,6 @@ class BatchPoolHook(AzureBatchHook):
             self.load_connection()
         url = self._extra("account_url")
         if not url:
-            from batch_images.rules.errors import InvalidInput
-
             raise InvalidInput(f"connection {self.conn_id}.extra.account_url", None,
                                "the Batch connection names no account URL",
                                "set extra account_url to the Batch account's URL, e.g. "
@@ -182,7 +181,7 @@ class BatchPoolHook(AzureBatchHook):
         return {**transport_kwargs(self._conn_obj, self._extras), **self.client_options,
                 "retry_policy": retry_policy(aio, self.client_options)}
 
-    def _credential(self, aio: bool):
+    def _make_credential(self, aio: bool):
         conn = self._conn_obj
         if self._shared_key(conn):
             from azure.core.credentials import AzureNamedKeyCredential
@@ -220,49 +219,24 @@ class BatchPoolHook(AzureBatchHook):
     def get_conn(self) -> BatchClient:
         """A sync :class:`azure.batch.BatchClient` for the account (cached as :attr:`connection`)."""
         self.load_connection()
-        return BatchClient(self.account_url, self._credential(aio=False), **self._client_kwargs(aio=False))
+        return BatchClient(self.account_url, self._make_credential(aio=False), **self._client_kwargs(aio=False))
 
     async def get_async_conn(self) -> AsyncBatchClient:
         """A cached ``azure.batch.aio.BatchClient``; :meth:`close` closes it."""
-        if self._async_client is None:
+        if "batch" not in self._async_clients:
             from azure.batch.aio import BatchClient as AioBatchClient
 
             await self.aload_connection()
-            credential = self._credential(aio=True)
-            if not isinstance(credential, tuple) and hasattr(credential, "close"):
-                self._async_credential = credential
-            self._async_client = AioBatchClient(self.account_url, credential, **self._client_kwargs(aio=True))
-        return self._async_client
-
-    async def close(self) -> None:
-        """Close the async client and credential, and the sync client (``async with hook:`` does it)."""
-        if self._async_client is not None:
-            try:
-                await self._async_client.close()
-            except Exception:  # pragma: no cover - best effort
-                self.log.debug("closing the async Batch client failed", exc_info=True)
-            self._async_client = None
-        if self._async_credential is not None:
-            try:
-                await self._async_credential.close()
-            except Exception:  # pragma: no cover
-                self.log.debug("closing the async credential failed", exc_info=True)
-            self._async_credential = None
-        self.close_sync()
+            credential = self._make_credential(aio=True)
+            self._async_credential = credential  # closed by close() (a Shared Key credential has no close)
+            self._async_clients["batch"] = AioBatchClient(self.account_url, credential,
+                                                          **self._client_kwargs(aio=True))
+        return self._async_clients["batch"]
 
     def close_sync(self) -> None:
-        client = self.__dict__.pop("connection", None)
-        if client is not None:
-            try:
-                client.close()
-            except Exception:  # pragma: no cover
-                self.log.debug("closing the Batch client failed", exc_info=True)
-
-    async def __aenter__(self) -> BatchPoolHook:
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        await self.close()
+        """Close the sync client (the provider's cached :attr:`connection`)."""
+        self._close_quietly(self.__dict__.pop("connection", None), "the Batch client")
+        super().close_sync()
 
     # -- pools: create, read --------------------------------------------------------------------------------
 

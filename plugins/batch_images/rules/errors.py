@@ -38,3 +38,15 @@ class InvalidInput(ValueError):
     def __reduce__(self):  # keep it picklable (exceptions cross process boundaries in Airflow)
         return (type(self), (self.field, self.value, self.reason, self.fix))
 
+
+def shared_key_refused(field: str, conn_id: str) -> InvalidInput:
+    """The refusal of an ``azure_batch`` connection that signs with Shared Key (login/password = account name
+    and key): Batch rejects Shared Key for pools on gallery images. One wording for preflight's check and the
+    pool operator's (``BatchPoolHook.require_entra_id``); ``field`` is the input naming the connection."""
+    return InvalidInput(
+        field, conn_id,
+        "the connection authenticates with a Shared Key (login/password = account name/key); Batch refuses Shared "
+        "Key for pools on gallery images (SharedKey is not allowed when external resources of type Compute are "
+        "linked)",
+        "remove login and password from the azure_batch connection and set extra credential_conn_id to an Entra ID "
+        "(azure) connection whose identity has a role on the Batch account and the gallery image")

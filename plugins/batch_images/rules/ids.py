@@ -85,6 +85,23 @@ class ArmId:
         return self.id
 
 
+def id_key(value: str) -> str:
+    """The comparison key of an ARM id string: trimmed, no trailing ``/``, lower-cased (ARM ids are
+    case-insensitive). For dict keys and sets of ids that were not parsed (XCom, SDK answers)."""
+    return value.strip().rstrip("/").lower()
+
+
+def same_id(a: str | None, b: str | None) -> bool:
+    """True when two ARM id strings name the same resource (:func:`id_key` equal); None or ``""`` never match."""
+    return bool(a) and bool(b) and id_key(a) == id_key(b)  # type: ignore[arg-type]
+
+
+def region_key(name: str | None) -> str:
+    """A region's canonical name: ``"West Europe"`` and ``"westeurope"`` -> ``"westeurope"`` (how ARM ids,
+    ``location`` fields and the pipeline config spell it); None -> ``""``."""
+    return (name or "").replace(" ", "").lower()
+
+
 def _check_name(name: str, field: str, value: str, what: str) -> None:
     """Refuse names that are empty or that could escape or rewrite the URL path."""
     if not name:

@@ -97,6 +97,15 @@ def parse_version_name(value: object, field: str = "version") -> VersionParts:
     return VersionParts(day, patch)
 
 
+def version_sort_key(name: object) -> tuple[int, ...]:
+    """Sort key of a gallery image version name, in Azure's order (numeric per part: ``2026.1125.0`` after
+    ``2026.205.3``). A name that is not dot-separated decimal integers sorts before every version: ``(-1,)``."""
+    parts = name.split(".") if isinstance(name, str) else []
+    if not parts or not all(_VERSION_PART_RE.fullmatch(p) for p in parts):
+        return (-1,)
+    return tuple(int(p) for p in parts)
+
+
 def next_version_name(logical_date: date | datetime, existing: Iterable[str]) -> str:
     """The first ``YYYY.MMDD.N`` for the date that is not in ``existing`` (a rebuild gets the next N)."""
     taken = {v.strip() for v in existing}

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 from .errors import InvalidInput
+from .ids import region_key
 
 MIN_REPLICAS = 1
 MAX_REPLICAS = 100  # Azure's allowed range of regionalReplicaCount is 1..100
@@ -109,11 +110,11 @@ def region_replicas(
     A pool in a region that is not a target region is an error: Batch needs a replica in its own region.
     """
     rule = parse_replica_rule(rule)
-    regions = [r.lower() for r in target_regions]
+    regions = [region_key(r) for r in target_regions]
     totals: dict[str, int] = {r: 0 for r in regions}
     for i, pool in enumerate(pools):
         region, vm_count = (pool.region, pool.vm_count) if hasattr(pool, "vm_count") else pool
-        key = region.lower() if isinstance(region, str) else region
+        key = region_key(region) if isinstance(region, str) else region
         if key not in totals:
             raise InvalidInput(f"pools[{i}].region", region,
                                "the pool's Batch account is in a region the image is not replicated to",
@@ -139,7 +140,14 @@ def resize_timeout_for(vm_count: int, fixed_size: bool = True) -> timedelta:
     if not fixed_size:
         return DEFAULT_RESIZE_TIMEOUT
     minutes = -(-vm_count * RESIZE_MINUTES_PER_1000_VMS // 1000)
-    return max(DEFAULT_RESIZE_TIMEOUT, timedelta(minutes=minutes))
+    return at_least_resize_floor(timedelta(minutes=minutes))
+
+
+def at_least_resize_floor(value: timedelta) -> timedelta:
+    """A pool's resizeTimeout raised to :data:`DEFAULT_RESIZE_TIMEOUT` (15 min) when shorter: Batch's
+    default and the floor the image recipe asks for. The one floor the preflight plan, the pool operator and
+    the steady-state sensor's repairs apply (callers that log compare the result with what they passed)."""
+    return max(value, DEFAULT_RESIZE_TIMEOUT)
 
 
 def validate_resize_timeout(value: object, field: str) -> timedelta:

@@ -12,7 +12,7 @@ import time
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images.operators._arm import DEFER_GRACE, ids_of
-from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, run_waiter_sync
+from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, default_deferrable, run_waiter_sync
 from batch_images.triggers.waiters import get_waiter
 
 
@@ -22,7 +22,7 @@ class ArmResourcesSensor(BaseSensorOperator):
     ``resource_ids``: ARM ids, as strings or dicts with ``"id"`` (e.g. the SnapshotDisksOperator's output).
     A resource that ends Failed fails the task, naming it and Azure's error.
 
-    ``deferrable=True`` (default) defers to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger`;
+    ``deferrable=True`` (default: Airflow's ``[operators] default_deferrable``, else True) defers to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger`;
     otherwise the same waiter runs in the worker (:func:`~batch_images.triggers.base.run_waiter_sync`), or,
     with ``mode="reschedule"``, one probe per poke.
 
@@ -44,7 +44,7 @@ class ArmResourcesSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("resource_ids", "operations", "created_at", "arm_conn_id")
 
     def __init__(self, *, resource_ids: Any, operations: Any = None, created_at: Any = None,
-                 arm_conn_id: str = "azure_default", deferrable: bool = True, poll_interval: float = 15.0,
+                 arm_conn_id: str = "azure_default", deferrable: bool | None = None, poll_interval: float = 15.0,
                  timeout: float = 3600.0, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(timeout=timeout, **kwargs)
@@ -52,7 +52,7 @@ class ArmResourcesSensor(BaseSensorOperator):
         self.operations = operations
         self.created_at = created_at
         self.arm_conn_id = arm_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable(deferrable)
         self.poll_interval = poll_interval
 
     def _ids(self) -> list[str]:

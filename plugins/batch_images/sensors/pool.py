@@ -6,7 +6,7 @@ deferred to :class:`~batch_images.triggers.base.AzureBaseWaiterTrigger` (default
 requests (pool + ``/nodecounts``) whatever the pool size.
 
 When the waiter reports a failure the sensor reads the pool once more and applies
-:class:`~batch_images.operators.pool.PoolRepair` (AllocationTimedout -> one resize retry; unhealthy nodes
+:class:`~batch_images.sensors.pool_repair.PoolRepair` (AllocationTimedout -> one resize retry; unhealthy nodes
 -> reboot, then remove and re-add, up to a limit; steady off target -> resize), then waits again with the
 same overall deadline. Quota errors, other resize errors, a vanished pool and exhausted repairs fail the
 task (AirflowFailException: retrying the sensor cannot help); running out of time raises
@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from batch_images.operators.pool import PoolRepair, PoolRepairFailed
 from batch_images.pool_facts import iso_duration, parse_duration
 from batch_images.rules import naming, sizing
 from batch_images.rules.errors import InvalidInput
+from batch_images.sensors.pool_repair import PoolRepair, PoolRepairFailed
+from batch_images.triggers.base import default_deferrable
 from batch_images.triggers.waiters import batch as waiter
 
 if TYPE_CHECKING:
@@ -109,11 +110,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         self.max_allocation_retries = max_allocation_retries
         self.max_node_repairs = max_node_repairs
         self.delete_on_failure = delete_on_failure
-        if deferrable is None:
-            from airflow.sdk import conf
-
-            deferrable = conf.getboolean("operators", "default_deferrable", fallback=True)
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable(deferrable)
         self.poll_interval = float(poll_interval)
 
     # -- inputs -----------------------------------------------------------------------------------------------
@@ -163,7 +160,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
             resize = pick(self.resize_timeout, "resize_timeout", None)
             resize_td = parse_duration(resize) if resize is not None else sizing.resize_timeout_for(
                 spec["target_dedicated"] + spec["target_low_priority"])
-            resize_td = max(resize_td, sizing.DEFAULT_RESIZE_TIMEOUT)
+            resize_td = sizing.at_least_resize_floor(resize_td)
             spec["resize_timeout"] = iso_duration(resize_td)
         except InvalidInput as err:
             raise AirflowFailException(str(err)) from None

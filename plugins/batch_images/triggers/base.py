@@ -228,6 +228,17 @@ async def wait_for(
             await _close(hook)
 
 
+def default_deferrable(deferrable: bool | None = None) -> bool:
+    """``deferrable`` when given, else Airflow's ``[operators] default_deferrable`` (True when unset): the default
+    of every waiting operator and sensor of the project, as in the Amazon and Azure providers. Read when the
+    task is built, not at import, so a config change needs no restart of the DAG processor's imports."""
+    if deferrable is not None:
+        return bool(deferrable)
+    from airflow.sdk import conf
+
+    return conf.getboolean("operators", "default_deferrable", fallback=True)
+
+
 def compute_deadline(timeout_seconds: float | None) -> float | None:
     return None if timeout_seconds is None else time.time() + float(timeout_seconds)
 
@@ -321,9 +332,14 @@ class AzureBaseWaiterTrigger(BaseTrigger):
     :param deadline: absolute epoch-seconds deadline; set by :meth:`serialize` so restarts keep it.
     :param return_key: / :param return_value: put into the event, e.g. the resource ids being waited on.
     :param resume_kwargs: the deferral's ``kwargs``, also carried in the event (key ``resume_kwargs``):
-        ``airflow dags test`` (``dag.test()``'s in-line triggers, Airflow 3.3) resumes the task with
-        ``{"event": ...}`` only, dropping the deferral's kwargs that the triggerer keeps, so multi-step
-        operators read their phase and limits from the event when their kwargs are missing.
+        ``airflow dags test`` (``dag.test()``'s in-line triggers) resumes the task with ``{"event": ...}``
+        only, dropping the deferral's kwargs that the triggerer keeps, so multi-step operators read their
+        phase and limits from the event when their kwargs are missing. Checked 2026-11-29 against the
+        installed Airflow 3.3.2 (task SDK 1.3.2): ``airflow/sdk/definitions/dag.py`` still sets
+        ``ti.next_kwargs = {"event": ...} if event else msg.next_kwargs``. Fixed upstream by apache/airflow
+        PR 69942 (merged July 2026, "dag.test() dropping defer-time kwargs when trigger yields an event"):
+        remove this, and the fallbacks in ``ArmWaitingOperator.resume`` and
+        ``BatchPoolSteadySensor.execute_complete``, once the pinned Airflow carries it.
     """
 
     def __init__(

@@ -30,27 +30,13 @@ from typing import Any
 
 import time
 
-from batch_images.rules import ids, states
+from batch_images.rules import ids, resource_kinds, states
+from batch_images.rules.ids import region_key
 from batch_images.triggers.waiters import Waiter, register
 
 # How long after our own create a 404 still means "not visible yet". ARM's read-after-write lag is seconds
 # to about a minute in the reports above; two minutes leaves room without hiding a real deletion for long.
 NOT_FOUND_GRACE_SECONDS = 120.0
-
-
-def _short_type(resource_id: str) -> str:
-    try:
-        arm_id = ids.parse_arm_id(resource_id, "resource_id")
-    except ValueError:
-        return "resource"
-    return {
-        "microsoft.compute/snapshots": "snapshot",
-        "microsoft.compute/images": "managed image",
-        "microsoft.compute/disks": "disk",
-        "microsoft.compute/galleries": "gallery",
-        "microsoft.compute/galleries/images": "image definition",
-        "microsoft.compute/galleries/images/versions": "image version",
-    }.get(arm_id.resource_type.lower(), arm_id.resource_type)
 
 
 def _name(resource_id: str) -> str:
@@ -76,7 +62,7 @@ def _error_text(error: dict | None) -> str:
 async def _probe_one(hook: Any, resource_id: str, operation_url: str | None) -> dict:
     from azure.core.exceptions import ResourceNotFoundError  # not at import: DAG parsing loads this module
 
-    entry: dict[str, Any] = {"id": resource_id, "name": _name(resource_id), "type": _short_type(resource_id)}
+    entry: dict[str, Any] = {"id": resource_id, "name": _name(resource_id), "type": resource_kinds.label_of(resource_id)}
     try:
         body = await hook.async_get_resource(resource_id)
     except ResourceNotFoundError:
@@ -100,7 +86,7 @@ def _created_at(created_at: Any, resource_id: str) -> float | None:
     if not isinstance(created_at, dict):
         return None
     for rid, when in created_at.items():
-        if str(rid).rstrip("/").lower() == resource_id.rstrip("/").lower() and isinstance(when, (int, float)):
+        if ids.same_id(str(rid), resource_id) and isinstance(when, (int, float)):
             return float(when)
     return None
 
@@ -118,8 +104,8 @@ def not_visible_yet(entry: dict, observed_at: float | None, grace: float | None)
 async def probe_provisioning(hook: Any, resource_ids: list[str], operations: dict[str, str] | None = None,
                              created_at: dict[str, float] | None = None,
                              not_found_grace: float | None = None) -> dict:
-    operations = {k.lower(): v for k, v in (operations or {}).items()}
-    entries = await asyncio.gather(*(_probe_one(hook, rid, operations.get(rid.lower())) for rid in resource_ids))
+    operations = {ids.id_key(k): v for k, v in (operations or {}).items()}
+    entries = await asyncio.gather(*(_probe_one(hook, rid, operations.get(ids.id_key(rid))) for rid in resource_ids))
     for entry in entries:
         when = _created_at(created_at, entry["id"])
         if when is not None:
@@ -192,11 +178,6 @@ ARM_DELETED = register(Waiter(
 
 
 # --- gallery_replication -----------------------------------------------------------------------------------------
-
-
-def region_key(name: str | None) -> str:
-    """``"West Europe"`` and ``"westeurope"`` are the same region."""
-    return (name or "").replace(" ", "").lower()
 
 
 async def probe_replication(hook: Any, version_id: str, created_at: float | None = None,

@@ -66,22 +66,25 @@ class PoolRepair:
         from batch_images.triggers.waiters import batch as waiter
 
         if reason == waiter.ALLOCATION_TIMED_OUT:
-            used = attempts.get("allocation_retries", 0)
-            if used >= self.max_allocation_retries:
-                raise PoolRepairFailed(f"{message} (gave up after {used} resize retr{'y' if used == 1 else 'ies'})")
-            attempts["allocation_retries"] = used + 1
-            self._resize()
-            return f"allocation timed out; resize retry {used + 1}/{self.max_allocation_retries} to the target"
+            n = self._counted_resize(attempts, "allocation_retries", self.max_allocation_retries, message,
+                                     lambda used: f"{used} resize retr{'y' if used == 1 else 'ies'}")
+            return f"allocation timed out; resize retry {n}/{self.max_allocation_retries} to the target"
         if reason == waiter.SIZE_MISMATCH:
-            used = attempts.get("resizes", 0)
-            if used >= self.max_resizes:
-                raise PoolRepairFailed(f"{message} (gave up after {used} resizes)")
-            attempts["resizes"] = used + 1
-            self._resize()
-            return f"pool steady off target; resize {used + 1}/{self.max_resizes} to the target"
+            n = self._counted_resize(attempts, "resizes", self.max_resizes, message, lambda used: f"{used} resizes")
+            return f"pool steady off target; resize {n}/{self.max_resizes} to the target"
         if reason == waiter.UNHEALTHY_NODES:
             return self._repair_nodes(message, state, attempts)
         raise PoolRepairFailed(message)
+
+    def _counted_resize(self, attempts: dict, key: str, limit: int, message: str, spent) -> int:
+        """Resize to the target as attempt ``attempts[key] + 1`` of ``limit``; give up (``spent(used)`` says what
+        was tried) when the limit is reached. Returns the attempt's number."""
+        used = attempts.get(key, 0)
+        if used >= limit:
+            raise PoolRepairFailed(f"{message} (gave up after {spent(used)})")
+        attempts[key] = used + 1
+        self._resize()
+        return used + 1
 
     def _resize(self) -> None:
         from azure.core.exceptions import HttpResponseError

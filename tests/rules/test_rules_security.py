@@ -45,11 +45,3 @@ def test_definition_feature_checks():
     assert security.check_definition_feature(None, std) is None
     assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunchSupported"}], std) is None
     assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunch"}], std) is not None
-
-
-def test_apply_to_plan_marks_source_path_and_pools():
-    plan = {"source": {}, "pools": [{"pool_id": "a"}, {"pool_id": "b"}]}
-    security.apply_to_plan(plan, security.decide(TL, "V2"))
-    assert plan["source"]["security_type"] == "TrustedLaunch" and security.image_path(plan) == "snapshots"
-    assert all(p["security_profile"]["securityType"] == "trustedLaunch" for p in plan["pools"])
-    assert security.image_path({}) == "managed_image"

@@ -17,7 +17,7 @@ The repair the steady-state sensor applies lives next to it: :mod:`batch_images.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,12 +35,11 @@ from batch_images.pool_facts import (
 )
 from batch_images.rules import ids, naming, sizing
 from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import PoolSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-POOL_SPEC_KEYS = ("batch_conn_id", "batch_account_id", "pool_id", "vm_size", "target_dedicated_nodes",
-                  "target_low_priority_nodes", "resize_timeout", "node_agent_sku_id", "metadata")
 # Batch errors that no retry can fix: fail the task at once.
 _FATAL_CREATE_STATUS = (400, 401, 403, 404, 409)
 
@@ -88,37 +87,31 @@ class BatchPoolOperator(BaseOperator):
 
     # -- validation -------------------------------------------------------------------------------------------
 
-    def _spec(self) -> dict:
+    def _spec(self) -> tuple[PoolSpec, timedelta]:
+        """The typed pool spec (``batch_conn_id`` overridden when given; metadata naming the image version) and
+        its resize timeout, floored at 15 minutes. Raises AirflowFailException naming the bad field."""
         pool = self.pool_spec
-        if not isinstance(pool, dict):
-            raise fail(InvalidInput("pool_spec", pool, "expected one entry of the preflight plan's pools list (a dict)",
-                                    "map over XComArg(preflight, key='pools')"))
-        missing = [k for k in POOL_SPEC_KEYS if k not in pool and not (k == "batch_conn_id" and self.batch_conn_id)]
-        if missing:
-            raise fail(InvalidInput("pool_spec", sorted(pool), f"missing keys: {', '.join(missing)}",
-                                    "pass an entry of the preflight plan's pools list unchanged"))
-        spec = dict(pool)
-        if self.batch_conn_id:
-            spec["batch_conn_id"] = self.batch_conn_id
+        if isinstance(pool, Mapping) and self.batch_conn_id:
+            pool = {**pool, "batch_conn_id": self.batch_conn_id}
         try:
-            naming.validate_pool_id(spec["pool_id"], "pool_spec.pool_id")
+            spec = PoolSpec.from_dict(pool, "pool_spec")
+            naming.validate_pool_id(spec.pool_id, "pool_spec.pool_id")
             ids.parse_arm_id(self.image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
-            spec["resize_timeout"] = resize_timeout_at_least_15(spec["resize_timeout"], "pool_spec.resize_timeout", self.log)
+            resize_timeout = resize_timeout_at_least_15(spec.resize_timeout, "pool_spec.resize_timeout", self.log)
         except InvalidInput as err:
             raise fail(err) from None
-        if not spec.get("node_agent_sku_id"):
-            raise fail(InvalidInput("pool_spec.node_agent_sku_id", spec.get("node_agent_sku_id"), "no node agent SKU",
+        if not spec.node_agent_sku_id:
+            raise fail(InvalidInput("pool_spec.node_agent_sku_id", spec.node_agent_sku_id, "no node agent SKU",
                                     "run preflight, which derives it from Batch's supported images"))
         version = version_of(self.image_version_id)
-        metadata = {str(k): str(v) for k, v in (spec.get("metadata") or {}).items()}
+        metadata = {str(k): str(v) for k, v in spec.metadata.items()}
         planned = metadata.get(naming.TAG_IMAGE_VERSION)
         if planned and planned != version:
             raise fail(InvalidInput("image_version_id", self.image_version_id,
                                     f"the plan's pool is for image version {planned}, this id is version {version}",
                                     "pass the image version the same run published"))
         metadata[naming.TAG_IMAGE_VERSION] = version
-        spec["metadata"] = metadata
-        return spec
+        return spec.model_copy(update={"metadata": metadata}), resize_timeout
 
     # -- execute ----------------------------------------------------------------------------------------------
 
@@ -127,14 +120,14 @@ class BatchPoolOperator(BaseOperator):
 
         from batch_images.hooks.batch import BatchPoolHook
 
-        spec = self._spec()
-        pool_id = spec["pool_id"]
-        hook = BatchPoolHook(spec["batch_conn_id"])
+        spec, resize_timeout = self._spec()
+        pool_id = spec.pool_id
+        hook = BatchPoolHook(spec.batch_conn_id)
         try:
             hook.require_entra_id("pool_spec.batch_conn_id")
         except InvalidInput as err:
             raise fail(err) from None
-        metadata = dict(spec["metadata"])
+        metadata = dict(spec.metadata)
         dag_id = self.dag_id
         run_id = context.get("run_id")
         metadata.setdefault(naming.TAG_MANAGED_BY, naming.MANAGED_BY)
@@ -148,16 +141,16 @@ class BatchPoolOperator(BaseOperator):
 
         options = hook.build_pool_options(
             pool_id=pool_id,
-            vm_size=spec["vm_size"],
+            vm_size=spec.vm_size,
             image_version_id=self.image_version_id,
-            node_agent_sku_id=spec["node_agent_sku_id"],
-            target_dedicated_nodes=int(spec["target_dedicated_nodes"]),
-            target_low_priority_nodes=int(spec["target_low_priority_nodes"]),
-            resize_timeout=spec["resize_timeout"],
-            start_task=spec.get("start_task"),
+            node_agent_sku_id=spec.node_agent_sku_id,
+            target_dedicated_nodes=spec.target_dedicated_nodes,
+            target_low_priority_nodes=spec.target_low_priority_nodes,
+            resize_timeout=resize_timeout,
+            start_task=spec.start_task,
             metadata=metadata,
             display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})",
-            security_profile=spec.get("security_profile"),  # Trusted Launch images (h5: preflight's plan)
+            security_profile=spec.security_profile,  # Trusted Launch images (preflight's plan)
         )
         try:
             created = hook.create_gallery_pool(options)
@@ -168,7 +161,7 @@ class BatchPoolOperator(BaseOperator):
                 raise AirflowException(f"Batch pool {pool_id} is still being deleted ({text}); a retry creates it "
                                        "again once the deletion has finished.") from None
             if err.status_code in _FATAL_CREATE_STATUS:
-                raise fail(f"Batch refused to create pool {pool_id} in account {spec['batch_account_id']}: {text}. "
+                raise fail(f"Batch refused to create pool {pool_id} in account {spec.batch_account_id}: {text}. "
                            + _create_fix(code)) from None
             raise
         if not created:  # lost a race with another try: adopt what is there if it is ours
@@ -177,12 +170,12 @@ class BatchPoolOperator(BaseOperator):
                 raise AirflowException(f"Batch said pool {pool_id} exists but it cannot be read; retrying.")
             return self._adopt(existing, spec, dag_id, run_id)
         self.log.info("Created Batch pool %s: image %s, node agent %s, %s dedicated + %s low-priority nodes, "
-                      "resizeTimeout %s", pool_id, self.image_version_id, spec["node_agent_sku_id"],
-                      spec["target_dedicated_nodes"], spec["target_low_priority_nodes"], spec["resize_timeout"])
+                      "resizeTimeout %s", pool_id, self.image_version_id, spec.node_agent_sku_id,
+                      spec.target_dedicated_nodes, spec.target_low_priority_nodes, resize_timeout)
         return pool_id
 
-    def _adopt(self, pool: Any, spec: dict, dag_id: str | None, run_id: str | None) -> str:
-        pool_id = spec["pool_id"]
+    def _adopt(self, pool: Any, spec: PoolSpec, dag_id: str | None, run_id: str | None) -> str:
+        pool_id = spec.pool_id
         image = pool_image_id(pool)
         if (enum_text(pool.state) or "").lower() == "deleting":
             raise AirflowException(f"Batch pool {pool_id} is being deleted; a retry creates it again once the "
@@ -190,7 +183,7 @@ class BatchPoolOperator(BaseOperator):
         if not ids.same_id(image, self.image_version_id):
             raise fail(InvalidInput(
                 "pool_spec.pool_id", pool_id,
-                f"a pool with this id already exists in {spec['batch_account_id']} and runs image {image!r}, not "
+                f"a pool with this id already exists in {spec.batch_account_id} and runs image {image!r}, not "
                 f"{self.image_version_id!r}",
                 "delete that pool if it is no longer used, or build a new version (raise the rebuild param) so the "
                 "pool id changes"))

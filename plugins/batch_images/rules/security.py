@@ -150,23 +150,3 @@ def definition_features(decision: Mapping[str, Any]) -> list[dict]:
     """``features`` for a new image definition: ``[{"name": "SecurityType", "value": ...}]`` or ``[]``."""
     value = decision.get("definition_feature")
     return [{"name": FEATURE_SECURITY_TYPE, "value": value}] if value else []
-
-
-def image_path(plan: Mapping[str, Any]) -> str:
-    """``plan["image_path"]``; plans made before security types were read default to the managed image path."""
-    return str((plan or {}).get("image_path") or PATH_MANAGED_IMAGE)
-
-
-def apply_to_plan(plan: dict, decision: Mapping[str, Any]) -> dict:
-    """Write the decision into a preflight plan (in place; also returned).
-
-    Sets ``plan["source"]["security_type"]``, ``plan["image_path"]``, ``plan["security"]`` (the whole decision)
-    and ``security_profile`` (Batch wire format or None) on every entry of ``plan["pools"]``.
-    """
-    plan.setdefault("source", {})["security_type"] = decision["security_type"]
-    plan["image_path"] = decision["image_path"]
-    plan["security"] = dict(decision)
-    for pool in plan.get("pools") or []:
-        profile = decision.get("pool_security_profile")
-        pool["security_profile"] = dict(profile) if profile else None
-    return plan

@@ -105,6 +105,13 @@ def test_preflight_passes_on_seeded_vm_and_plans(conns, capsys):
     assert pool["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
     assert pool["metadata"]["image-version"] == VERSION and pool["metadata"]["managed-by"] == "airflow-batch-images"
     assert pool["max_unhealthy_node_share"] == 0.0
+    # the roll's inputs (issue 10): the logical pool, the account's region and the demo's roll settings
+    assert (pool["logical_pool"], pool["batch_account_location"]) == ("ubuntu2204", "westeurope")
+    assert pool["roll"] == {"strategy": "blue_green", "active_jobs": "drain", "drain_timeout_minutes": 120,
+                            "on_drain_timeout": "keep"}
+    assert pool["smoke_test"] == {"command_line": "/bin/bash -c 'test -f /etc/os-release'", "tasks": None,
+                                  "timeout_minutes": 10}
+    assert pool["require_approval"] is False
 
     # The replica rule and its numbers are logged; preflight made no write.
     out = capsys.readouterr().out

@@ -50,6 +50,11 @@ def test_demo_yaml_loads_with_the_fixture_values():
         "ubuntu2204", "Standard_D2s_v3", 4, 4)
     assert pool.start_task.command_line.startswith("/bin/bash -c 'echo")
     assert pool.resize_timeout == timedelta(minutes=15)
+    assert pool.roll == cfg.RollConfig(strategy="blue_green", active_jobs="drain", drain_timeout_minutes=120,
+                                       on_drain_timeout="keep")
+    assert pool.smoke_test == cfg.SmokeTestConfig(command_line="/bin/bash -c 'test -f /etc/os-release'", tasks=None,
+                                                  timeout_minutes=10)
+    assert pool.require_approval is False
 
 
 def test_demo_derived_ids_and_names():
@@ -97,7 +102,7 @@ def test_defaults_of_a_minimal_pipeline():
         raw.pop(key)
     pool = raw["pools"][0]
     for key in ("batch_conn_id", "batch_account_location", "target_low_priority_nodes", "resize_timeout_minutes",
-                "start_task", "max_unhealthy_node_share"):
+                "start_task", "max_unhealthy_node_share", "roll", "smoke_test", "require_approval"):
         pool.pop(key)
     p = cfg.parse_pipeline(raw)
     assert (p.schedule, p.tags, p.owner, p.arm_conn_id, p.replica_rule, p.storage_account_type, p.keep_versions,
@@ -105,6 +110,15 @@ def test_defaults_of_a_minimal_pipeline():
         "@daily", (), "airflow", "azure_default", ReplicaRule.PER300, "Standard_LRS", 3, 90, None, None)
     assert (p.pools[0].batch_conn_id, p.pools[0].start_task, p.pools[0].max_unhealthy_node_share) == (
         "azure_batch_default", None, 0.0)
+    # the roll's defaults (the shared design): blue/green, active jobs drain for 2 h then stay; no smoke test
+    assert p.pools[0].roll.to_dict() == {"strategy": "blue_green", "active_jobs": "drain",
+                                         "drain_timeout_minutes": 120, "on_drain_timeout": "keep"}
+    assert (p.pools[0].smoke_test, p.pools[0].require_approval) == (None, False)
+    raw["pools"][0]["roll"] = {"strategy": "In_Place"}
+    raw["pools"][0]["smoke_test"] = {"command_line": "exit 0"}
+    p = cfg.parse_pipeline(raw)
+    assert (p.pools[0].roll.strategy, p.pools[0].roll.active_jobs) == ("in_place", "drain")
+    assert (p.pools[0].smoke_test.tasks, p.pools[0].smoke_test.timeout_minutes) == (None, 10)
 
 
 def test_nulls_that_mean_something():
@@ -266,6 +280,19 @@ CONFIG_ERRORS = [
     (_set("pools[0].start_task.max_task_retry_count", -2), f"{P}.pools[0].start_task.max_task_retry_count", "-1"),
     (_set("pools[0].max_unhealthy_node_share", 1.5), f"{P}.pools[0].max_unhealthy_node_share", "between 0 and 1"),
     (_set("pools[0].max_unhealthy_node_share", "10%"), f"{P}.pools[0].max_unhealthy_node_share", "between 0 and 1"),
+    (_set("pools[0].roll", "blue_green"), f"{P}.pools[0].roll", "mapping"),
+    (_set("pools[0].roll.strategy", "rolling"), f"{P}.pools[0].roll.strategy", "blue_green, in_place"),
+    (_set("pools[0].roll.active_jobs", "kill"), f"{P}.pools[0].roll.active_jobs", "drain, move"),
+    (_set("pools[0].roll.drain_timeout_minutes", 0), f"{P}.pools[0].roll.drain_timeout_minutes", ">= 1"),
+    (_set("pools[0].roll.drain_timeout_minutes", 0.5), f"{P}.pools[0].roll.drain_timeout_minutes", "integer"),
+    (_set("pools[0].roll.on_drain_timeout", "delete"), f"{P}.pools[0].roll.on_drain_timeout", "keep, requeue"),
+    (_set("pools[0].roll.canary", True), f"{P}.pools[0].roll.canary", "unknown key"),
+    (_set("pools[0].smoke_test", {"tasks": 2}), f"{P}.pools[0].smoke_test.command_line", "required"),
+    (_set("pools[0].smoke_test.command_line", ""), f"{P}.pools[0].smoke_test.command_line", "non-empty"),
+    (_set("pools[0].smoke_test.tasks", 0), f"{P}.pools[0].smoke_test.tasks", "one task per node"),
+    (_set("pools[0].smoke_test.timeout_minutes", 0), f"{P}.pools[0].smoke_test.timeout_minutes", ">= 1"),
+    (_set("pools[0].target_dedicated_nodes", 0), f"{P}.pools[0].smoke_test", "no nodes"),
+    (_set("pools[0].require_approval", "no"), f"{P}.pools[0].require_approval", "true or false"),
 ]
 
 

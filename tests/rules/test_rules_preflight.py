@@ -269,3 +269,22 @@ def test_pool_spec_names_the_missing_key():
     with pytest.raises(InvalidInput) as err:
         PoolSpec.from_dict({"pool_id": "p"})
     assert err.value.field.startswith("pool_spec.") and "missing" in err.value.reason
+
+
+def test_pool_spec_carries_the_roll_with_the_config_defaults():
+    """A plan written before the roll existed reads with the config's defaults; a full one round-trips."""
+    spec = PoolSpec.from_dict({"batch_conn_id": "c", "batch_account_id": ACCOUNT, "pool_id": "ubuntu-2026-1125-0",
+                               "vm_size": "Standard_D2s_v3", "target_dedicated_nodes": 1,
+                               "target_low_priority_nodes": 0, "resize_timeout": "PT15M",
+                               "node_agent_sku_id": "batch.node.ubuntu 22.04"})
+    assert (spec.roll.strategy, spec.roll.active_jobs, spec.roll.drain_timeout_minutes,
+            spec.roll.on_drain_timeout) == ("blue_green", "drain", 120, "keep")
+    assert (spec.smoke_test, spec.require_approval, spec.logical_pool) == (None, False, None)
+    data = spec.to_dict() | {"roll": {"strategy": "in_place"}, "smoke_test": {"command_line": "exit 0"},
+                             "logical_pool": "ubuntu"}
+    again = PoolSpec.from_dict(data)
+    assert (again.roll.strategy, again.smoke_test.command_line, again.smoke_test.tasks) == ("in_place", "exit 0", None)
+    assert PoolSpec.from_dict(again.to_dict()) == again
+    with pytest.raises(InvalidInput) as err:
+        PoolSpec.from_dict(data | {"roll": {"strategy": "rolling"}})
+    assert err.value.field == "pool_spec.roll.strategy"

@@ -14,10 +14,13 @@ fix) by :func:`_invalid_input`. The same models give the JSON Schema for editors
 config back. Building a config class directly (``PipelineConfig(...)``, ``dataclasses.replace``) validates
 too, but raises pydantic's ``ValidationError`` (a ``ValueError``); the parse functions raise InvalidInput.
 
-Schema additions beyond the first draft (both optional):
+Schema additions beyond the first draft (all optional):
 ``pools[].batch_account_location`` - the Batch account's region, so replicas can be sized per region at
 parse time (null: look it up at run time and pass it to :meth:`PipelineConfig.replica_plan`).
 The gallery's own location must be one of ``target_regions``: the image version is created there.
+``pools[].roll`` (:class:`RollConfig`), ``pools[].smoke_test`` (:class:`SmokeTestConfig`, null: none) and
+``pools[].require_approval`` - how the logical pool (named by its ``pool_id_prefix``, unique per Batch
+account) moves to each new version.
 """
 
 from __future__ import annotations
@@ -221,6 +224,38 @@ class StartTaskConfig(_Plain):
     elevated: Bool = Field(True, description="run as the pool's admin auto-user")
 
 
+ROLL_STRATEGIES = ("blue_green", "in_place")
+ACTIVE_JOBS = ("drain", "move")
+ON_DRAIN_TIMEOUT = ("keep", "requeue")
+
+
+@dataclass(**_FROZEN)
+class RollConfig(_Plain):
+    """How a logical pool moves to a new image version (README, "Rolling pools to a new version")."""
+
+    strategy: _choice(ROLL_STRATEGIES) = Field("blue_green", description=(
+        "blue_green: a new pool per version, work moved, the old pool drained and deleted; in_place: the same pool "
+        "id, emptied, re-imaged and grown again (downtime)"))
+    active_jobs: _choice(ACTIVE_JOBS) = Field("drain", description=(
+        "drain: active jobs on the old pool finish there; move: disable (wait), repoint poolInfo, enable"))
+    drain_timeout_minutes: _int(1, fix="give a number of minutes >= 1 (e.g. 120)") = Field(
+        120, description="How long the old pool may keep running tasks after the roll")
+    on_drain_timeout: _choice(ON_DRAIN_TIMEOUT) = Field("keep", description=(
+        "keep: leave the old pool draining and fail with the counts; requeue: delete it, its running tasks requeue"))
+
+
+@dataclass(**_FROZEN)
+class SmokeTestConfig(_Plain):
+    """A Batch job run on a new pool before it serves; every task must exit 0 within the timeout."""
+
+    command_line: _text("a command line", fix="give the command each smoke-test task runs, e.g. "
+                        "\"/bin/bash -c 'test -f /etc/os-release'\"")
+    tasks: _int(1, fix="give a task count >= 1, or null for one task per node") | None = Field(
+        None, description="null: one task per node")
+    timeout_minutes: _int(1, fix="give a number of minutes >= 1") = Field(
+        10, description="Every task must have exited 0 within this time")
+
+
 @dataclass(**_FROZEN)
 class PoolConfig(_Plain):
     batch_conn_id: ConnId = "azure_batch_default"
@@ -238,6 +273,9 @@ class PoolConfig(_Plain):
     max_unhealthy_node_share: Annotated[float, Strict(), Ge(0), Le(1), Hint(
         reason="expected a share between 0 and 1", fix="give e.g. 0.1 to tolerate 10% of nodes")] = Field(
         0.0, description="Share of nodes that may stay unusable after repair")
+    roll: RollConfig = Field(RollConfig(), description="How the pool moves to each new version")
+    smoke_test: SmokeTestConfig | None = Field(None, description="null: no smoke test")
+    require_approval: Bool = Field(False, description="Wait for a human approval before production pools move")
 
     @property
     def batch_account(self) -> ids.ArmId:
@@ -331,6 +369,10 @@ class PipelineConfig(_Plain):
                                    f"pools[{taken[key]}] uses the same prefix on the same Batch account, so their "
                                    "pool ids would collide", "give each pool on an account its own prefix")
             taken[key] = i
+            if pool.smoke_test is not None and pool.vm_count == 0:  # no node would ever run a smoke-test task
+                raise InvalidInput(f"pools[{i}].smoke_test", pool.smoke_test.command_line,
+                                   "the pool has no nodes (target_dedicated_nodes and target_low_priority_nodes are 0), "
+                                   "so no smoke-test task could run", "give the pool nodes, or set smoke_test: null")
             if pool.batch_account_location is not None and pool.batch_account_location not in seen:
                 raise InvalidInput(f"pools[{i}].batch_account_location", pool.batch_account_location,
                                    "Batch needs an image replica in the account's region, and it is not a target "
@@ -669,7 +711,8 @@ def load_pipelines(path: str | Path) -> list[PipelineConfig]:
 def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of a pipelines file, for editors (include/pipelines/schema.json)."""
     schema = TypeAdapter(PipelinesFile).json_schema()
-    for cls in (GalleryConfig, ImageDefinitionConfig, TargetRegionConfig, StartTaskConfig, PoolConfig, PipelineConfig):
+    for cls in (GalleryConfig, ImageDefinitionConfig, TargetRegionConfig, StartTaskConfig, RollConfig, SmokeTestConfig,
+                PoolConfig, PipelineConfig):
         props = schema["$defs"][cls.__name__]["properties"]  # in field order, as in the YAML, for humans
         schema["$defs"][cls.__name__]["properties"] = {k: props[k] for k in cls.__pydantic_fields__}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Batch image pipelines", **schema}

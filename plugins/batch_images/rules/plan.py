@@ -121,12 +121,36 @@ class SecurityDecision(_Model):
     pool_security_profile: dict | None = None
 
 
+class Roll(_Model):
+    """``pools[].roll`` of the config: how the logical pool moves to a new version (defaults as in the config)."""
+
+    strategy: Literal["blue_green", "in_place"] = "blue_green"
+    active_jobs: Literal["drain", "move"] = "drain"
+    drain_timeout_minutes: int = 120
+    on_drain_timeout: Literal["keep", "requeue"] = "keep"
+
+
+class SmokeTest(_Model):
+    """``pools[].smoke_test`` of the config: ``tasks`` None = one task per node; ``timeout_minutes`` for all tasks."""
+
+    command_line: str
+    tasks: int | None = None
+    timeout_minutes: int = 10
+
+
 class PoolSpec(_Model):
-    """One pool of the run (an entry of ``plan["pools"]``; what ``create_pool`` / ``wait_for_pool_steady`` map over)."""
+    """One pool of the run (an entry of ``plan["pools"]``; what ``create_pool`` / ``wait_for_pool_steady`` map over).
+
+    ``pool_id`` is the physical pool this run creates (``<logical_pool>-<version dashed>``); ``logical_pool`` the
+    configured ``pool_id_prefix``, unique per Batch account. ``batch_account_location`` and ``account_location``
+    are the same region (the config's, or looked up by preflight; ``account_location`` is the older name).
+    """
 
     batch_conn_id: str
     batch_account_id: str
     account_location: str | None = None
+    batch_account_location: str | None = None
+    logical_pool: str | None = None
     pool_id: str
     vm_size: str
     target_dedicated_nodes: int
@@ -138,6 +162,9 @@ class PoolSpec(_Model):
     metadata: dict[str, str] = {}
     allocation_timeout: float | None = None
     security_profile: dict | None = None
+    roll: Roll = Roll()
+    smoke_test: SmokeTest | None = None
+    require_approval: bool = False
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "pool_spec") -> PoolSpec:
@@ -257,14 +284,18 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                                      "minutes; the pool gets 15 minutes"))
         alloc = sizing.timeout_for_allocation(pool.vm_count, resize)
         allocation = max(allocation, alloc)
+        location = account_regions.get(pool.batch_account_id) or pool.batch_account_location
         pools.append(PoolSpec(
             batch_conn_id=pool.batch_conn_id, batch_account_id=pool.batch_account_id,
-            account_location=account_regions.get(pool.batch_account_id) or pool.batch_account_location,
+            account_location=location, batch_account_location=location, logical_pool=pool.pool_id_prefix,
             pool_id=pool_ids[i], vm_size=pool.vm_size, target_dedicated_nodes=pool.target_dedicated_nodes,
             target_low_priority_nodes=pool.target_low_priority_nodes, resize_timeout=duration(resize),
             start_task=pool.start_task.to_dict() if pool.start_task else None,
             max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent, metadata=dict(tags),
-            allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None))
+            allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None,
+            roll=Roll(**pool.roll.to_dict()),
+            smoke_test=SmokeTest(**pool.smoke_test.to_dict()) if pool.smoke_test else None,
+            require_approval=pool.require_approval))
 
     size_gb = float((source.os_disk_size_gb or 0) + sum(dd.size_gb or 0 for dd in source.data_disks)) or 1.0
     replication = sizing.timeout_for_replication(size_gb, len(target_regions),

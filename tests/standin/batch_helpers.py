@@ -34,8 +34,11 @@ def account(standin) -> str:
 def build_image_version(standin, *, tag: str = "a", location: str = "westeurope",
                         regions: list[str] | None = None, os_state: str = "Generalized",
                         gallery: str = "galbatch", definition: str = "ubuntu2204-batch", version: str = "1.0.0",
-                        wait_replication: bool = True, build_scale: float = 30000.0) -> ImageVersion:
+                        wait_replication: bool = True, build_scale: float = 30000.0,
+                        properties: dict | None = None, **publishing) -> ImageVersion:
     """A gallery image version of the demo VM's OS disk, replicated to `regions` (default: `location`).
+    `publishing` goes into its publishingProfile (excludeFromLatest=True, ...), `properties` into its properties
+    (safetyProfile, ...).
 
     Specialized definitions take the snapshot directly (a managed image is generalized by nature).
     The time scale is raised while building so tests stay fast, then put back.
@@ -70,7 +73,8 @@ def build_image_version(standin, *, tag: str = "a", location: str = "westeurope"
         targets = [{"name": r, "regionalReplicaCount": 1} for r in (regions or [location])]
         poller = client.gallery_image_versions.begin_create_or_update(rg, gallery, definition, version, {
             "location": location,
-            "properties": {"storageProfile": source, "publishingProfile": {"targetRegions": targets}},
+            "properties": {"storageProfile": source, "publishingProfile": {"targetRegions": targets, **publishing},
+                           **(properties or {})},
         }, polling_interval=FAST)
         try:
             ver = poller.result()

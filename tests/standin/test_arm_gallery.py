@@ -405,3 +405,85 @@ def test_version_for_pool_reports_lineage_and_regions(tmp_path):
     assert g.version_for_pool(ctx, vid.rsplit("/", 1)[0] + "/9.9.9") is None
     assert g.version_for_pool(ctx, "/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/images/z") is None
     ctx.store.close()
+
+
+# --- version update (PATCH) and safetyProfile: what a roll and retention rely on -------------------------
+
+def _future_eol(days: int = 30) -> str:
+    return time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + days * 86400))
+
+
+def test_version_update_promotes_an_excluded_version_and_keeps_its_replicas(standin):
+    from azure.batch import models as bm
+    from batch_helpers import POLL, build_image_version, pool_options, wait_pool
+
+    first = build_image_version(standin, version="1.0.0", regions=["westeurope", "northeurope"])
+    build_image_version(standin, tag="b", version="2.0.0", regions=["westeurope", "northeurope"],
+                        excludeFromLatest=True)
+    client, rg = standin.compute(), _rg(standin)
+    gal, defn = "galbatch", "ubuntu2204-batch"
+    # nothing that floats to "latest" picks up an excluded version
+    batch = standin.batch()
+    batch.create_pool(pool_options("p-latest", first.definition_id, nodes=1))
+    wait_pool(batch, "p-latest")
+    assert [n.virtual_machine_info.image_reference.exact_version for n in batch.list_nodes("p-latest")] == ["1.0.0"]
+
+    eol = _future_eol()
+    v = client.gallery_image_versions.begin_update(rg, gal, defn, "2.0.0", {"properties": {
+        "publishingProfile": {"excludeFromLatest": False, "endOfLifeDate": eol}}}, polling_interval=FAST).result()
+    pp = v.properties.publishing_profile
+    assert v.properties.provisioning_state == "Succeeded" and pp.exclude_from_latest is False
+    assert pp.end_of_life_date.strftime("%Y-%m-%d") == eol[:10]
+    assert sorted(r.name for r in pp.target_regions) == ["North Europe", "West Europe"]   # PATCH keeps the rest
+    states = {s.region: s.state for s in client.gallery_image_versions.get(
+        rg, gal, defn, "2.0.0", expand="ReplicationStatus").properties.replication_status.summary}
+    assert states == {"West Europe": "Completed", "North Europe": "Completed"}   # no replication again
+
+    batch.begin_resize_pool("p-latest", bm.BatchPoolResizeOptions(target_dedicated_nodes=2),
+                            polling_interval=POLL).result()
+    wait_pool(batch, "p-latest")
+    assert sorted(n.virtual_machine_info.image_reference.exact_version
+                  for n in batch.list_nodes("p-latest")) == ["1.0.0", "2.0.0"]
+
+    with pytest.raises(ResourceNotFoundError):   # a PATCH never creates
+        client.gallery_image_versions.begin_update(rg, gal, defn, "9.0.0", {"properties": {
+            "publishingProfile": {"excludeFromLatest": False}}}, polling_interval=FAST)
+    with pytest.raises(HttpResponseError) as err:   # the same end-of-life rule as on create
+        client.gallery_image_versions.begin_update(rg, gal, defn, "2.0.0", {"properties": {
+            "publishingProfile": {"endOfLifeDate": "2020-01-01T00:00:00Z"}}}, polling_interval=FAST)
+    assert err.value.status_code == 400 and "future" in str(err.value)
+
+
+def test_safety_profile_guards_region_removal_and_early_deletion(standin):
+    from batch_helpers import build_image_version
+
+    build_image_version(standin, version="1.0.0", regions=["westeurope", "northeurope"],
+                        endOfLifeDate=_future_eol(),
+                        properties={"safetyProfile": {"allowDeletionOfReplicatedLocations": False,
+                                                      "blockDeletionBeforeEndOfLife": True}})
+    client, rg = standin.compute(), _rg(standin)
+    gal, defn = "galbatch", "ubuntu2204-batch"
+    only_we = {"targetRegions": [{"name": "westeurope", "regionalReplicaCount": 1}]}
+
+    with pytest.raises(HttpResponseError) as err:
+        client.gallery_image_versions.begin_update(rg, gal, defn, "1.0.0", {"properties": {
+            "publishingProfile": only_we}}, polling_interval=FAST)
+    assert err.value.status_code == 409 and _code(err.value) == "OperationNotAllowed"
+    assert "North Europe" in str(err.value) and "allowDeletionOfReplicatedLocations" in str(err.value)
+    with pytest.raises(HttpResponseError) as err:
+        client.gallery_image_versions.begin_delete(rg, gal, defn, "1.0.0", polling_interval=FAST)
+    assert err.value.status_code == 409 and "blockDeletionBeforeEndOfLife" in str(err.value)
+    v = client.gallery_image_versions.get(rg, gal, defn, "1.0.0")
+    assert len(v.properties.publishing_profile.target_regions) == 2   # both refusals changed nothing
+    assert v.properties.safety_profile.allow_deletion_of_replicated_locations is False
+
+    # lifting the guards (PATCH of safetyProfile alone) lets both through
+    client.gallery_image_versions.begin_update(rg, gal, defn, "1.0.0", {"properties": {"safetyProfile": {
+        "allowDeletionOfReplicatedLocations": True, "blockDeletionBeforeEndOfLife": False}}},
+        polling_interval=FAST).result()
+    v = client.gallery_image_versions.begin_update(rg, gal, defn, "1.0.0", {"properties": {
+        "publishingProfile": only_we}}, polling_interval=FAST).result()
+    assert [r.name for r in v.properties.publishing_profile.target_regions] == ["West Europe"]
+    client.gallery_image_versions.begin_delete(rg, gal, defn, "1.0.0", polling_interval=FAST).result()
+    with pytest.raises(ResourceNotFoundError):
+        client.gallery_image_versions.get(rg, gal, defn, "1.0.0")

@@ -18,6 +18,9 @@ Replication model (a pure function of simulated time, see `_region_status`):
   (or whose replica count / storage type changed) replicate again from zero, the others keep their
   state. Removing a failed region and adding it back is the workaround for a failed replication.
 - replacing the source of an existing version -> 409 PropertyChangeNotAllowed (Azure's, verified).
+- PATCH (GalleryImageVersions_Update) merges publishingProfile / safetyProfile into the version (promotion by
+  `excludeFromLatest: false`, `endOfLifeDate`, target regions); `safetyProfile.allowDeletionOfReplicatedLocations`
+  false refuses dropping a region, `blockDeletionBeforeEndOfLife` refuses a delete before `endOfLifeDate`.
 
 Region names on the wire are Azure display names ("West Europe"), as the real service reports
 them in targetRegions and replicationStatus.summary; `version_for_pool` keys them canonically
@@ -701,6 +704,7 @@ def _update_version(ctx, existing: dict, req: dict, sp: dict, req_pp: dict) -> d
             req_pp["targetRegions"] = copy.deepcopy(old_pp["targetRegions"])
         targets = _target_regions(req_pp, existing["location"], existing["name"])
         old = {r["key"]: r for r in sim["regions"]}
+        _check_region_removal(existing, old, {t["key"] for t in targets})
         now = ctx.clock.now()
         regions = []
         fresh = 0
@@ -723,6 +727,61 @@ def _update_version(ctx, existing: dict, req: dict, sp: dict, req_pp: dict) -> d
     arm.start_lro(ctx, existing, "Updating", timings.version_create())
     ctx.store.put("gallery_image_version", existing["id"], existing)
     return existing
+
+
+def update_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: str,
+                   req: dict | None) -> tuple[dict, bool]:
+    """GalleryImageVersions_Update (PATCH): the given properties change, the others stay.
+
+    publishingProfile is merged key by key (so `{"excludeFromLatest": false}` promotes a version and keeps its
+    target regions and their replicas; a targetRegions list replaces the list), safetyProfile likewise; the rules
+    of a PUT on an existing version apply (source changes refused, endOfLifeDate in the future, region removal
+    guarded by safetyProfile). The update runs as an LRO (Updating -> Succeeded), answering 200 as
+    azure-mgmt-compute 39's begin_update expects. A missing version is 404 ResourceNotFound (a PATCH never creates).
+    """
+    _require_definition(ctx, sub, rg, gallery, definition, as_parent=True)
+    existing = ctx.store.get("gallery_image_version", version_id(sub, rg, gallery, definition, name))
+    if existing is None:
+        raise ResourceNotFound(f"{T_GALLERY}/{gallery}/images/{definition}/versions", name, rg)
+    req = copy.deepcopy(req or {})
+    rprops = req.setdefault("properties", {})
+    # publishingProfile keys left out keep their values in _update_version / _published_profile
+    if rprops.get("safetyProfile") is not None:
+        merged_sp = dict(existing["properties"].get("safetyProfile") or {})
+        merged_sp.update(rprops["safetyProfile"])
+        rprops["safetyProfile"] = merged_sp
+    return _update_version(ctx, existing, req, rprops.get("storageProfile") or {},
+                           rprops.get("publishingProfile") or {}), False
+
+
+def _check_region_removal(version: dict, old: dict, new_keys: set) -> None:
+    """safetyProfile.allowDeletionOfReplicatedLocations false: a region the version is replicated to cannot be
+    dropped from its target regions (GalleryArtifactSafetyProfileBase in the GalleryRP spec / azure-mgmt-compute 39:
+    "Indicates whether or not removing this Gallery Image Version from replicated regions is allowed"). Left out,
+    removal is allowed (a guess at the service default). The 409 OperationNotAllowed and its wording are a guess."""
+    allowed = (version["properties"].get("safetyProfile") or {}).get("allowDeletionOfReplicatedLocations")
+    removed = sorted(old[k]["name"] for k in old if k not in new_keys)
+    if allowed is False and removed:
+        raise OperationNotAllowed(
+            f"Removing the replicated region(s) {', '.join(removed)} from gallery image version '{version['name']}' "
+            "is not allowed: its safetyProfile.allowDeletionOfReplicatedLocations is false. Set it to true first.")
+
+
+def _check_block_deletion(version: dict) -> None:
+    """safetyProfile.blockDeletionBeforeEndOfLife true: the version cannot be deleted while its endOfLifeDate is
+    in the future (GalleryImageVersionSafetyProfile in the GalleryRP spec / azure-mgmt-compute 39: "Indicates
+    whether or not the deletion is blocked for this Gallery Image Version if its End Of Life has not expired").
+    Without an endOfLifeDate nothing is blocked (a guess). Judged against the wall clock, like _check_eol. The 409
+    OperationNotAllowed and its wording are a guess."""
+    props = version.get("properties") or {}
+    if not (props.get("safetyProfile") or {}).get("blockDeletionBeforeEndOfLife"):
+        return
+    eol = (props.get("publishingProfile") or {}).get("endOfLifeDate")
+    ts = _parse_date(eol) if eol else None
+    if ts is not None and ts > time.time():
+        raise OperationNotAllowed(
+            f"Gallery image version '{version['name']}' cannot be deleted before its end of life ({eol}): its "
+            "safetyProfile.blockDeletionBeforeEndOfLife is true.")
 
 
 def _region_status(ctx, body: dict, rec: dict) -> dict:
@@ -792,7 +851,10 @@ def list_versions(ctx, sub: str, rg: str, gallery: str, definition: str) -> list
 def prepare_delete_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: str) -> tuple[str, str] | None:
     _require_definition(ctx, sub, rg, gallery, definition, as_parent=True)
     body = ctx.store.get("gallery_image_version", version_id(sub, rg, gallery, definition, name))
-    return None if body is None else (body["id"], body["location"])
+    if body is None:
+        return None
+    _check_block_deletion(body)
+    return body["id"], body["location"]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -224,6 +224,7 @@ class ArmType:
     list_all_op: str | None = None
     put: Callable | None = None
     delete: Callable | None = None
+    patch: Callable | None = None      # same signature as put; answers 200 + Azure-AsyncOperation
     put_new_status: int = 201          # azure-mgmt-compute 39 expects 202 for a new snapshot, 201 otherwise
     faults: str | None = None          # resource_type of the read-path faults (state_spelling, not_found_after_create)
     expand: bool = False               # GET passes $expand
@@ -258,7 +259,8 @@ ARM_TYPES: list[ArmType] = [
             faults="gallery_images"),
     ArmType("GalleryImageVersions", _COMPUTE + "/galleries/{gallery}/images/{image}/versions/{version}",
             "gallery_image_version", g.get_version, g.list_versions, list_op="ListByGalleryImage",
-            put=g.create_version, delete=g.prepare_delete_version, faults="versions", expand=True),
+            put=g.create_version, delete=g.prepare_delete_version, patch=g.update_version, faults="versions",
+            expand=True),
     ArmType("BatchAccount", "/providers/Microsoft.Batch/batchAccounts/{account_name}", "batch_account",
             batch_accounts.get_batch_account, batch_accounts.list_batch_accounts, list_all_op="List"),
 ]
@@ -280,6 +282,12 @@ def _put_handler(t: ArmType):
         return _created(ctx, req, t.kind, t.put(ctx, *_sub_rg(req), *_names(t, req), req.body),
                         new_status=t.put_new_status)
     return _arm_create(t.faults, handler) if t.faults else handler
+
+
+def _patch_handler(t: ArmType):
+    def handler(ctx, req):
+        return _created(ctx, req, t.kind, t.patch(ctx, *_sub_rg(req), *_names(t, req), req.body))
+    return handler
 
 
 def _delete_handler(t: ArmType):
@@ -310,6 +318,8 @@ def _routes(t: ArmType) -> list[Route]:
         ops["PUT"] = (f"{t.operation}_CreateOrUpdate", _put_handler(t))
     if t.delete:
         ops["DELETE"] = (f"{t.operation}_Delete", _delete_handler(t))
+    if t.patch:
+        ops["PATCH"] = (f"{t.operation}_Update", _patch_handler(t))
     routes.append(op_route(R + t.item, ops))
     return routes
 

@@ -9,7 +9,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
-from batch_helpers import POLL, build_image_version, pool_options, slow, wait_pool
+from batch_helpers import POLL, build_image_version, error_values, pool_options, slow, wait_pool
 
 
 @pytest.fixture
@@ -187,3 +187,96 @@ def test_a_rebooted_node_requeues_its_task_which_runs_again(standin, pool):
         again = client.get_task("reboot", ids[0])
     assert again.state == "running" and again.execution_info.requeue_count == 1
     assert again.node_info.node_id != node
+
+
+# --- disable / PATCH poolInfo / enable: moving active jobs in a roll ----------------------------------
+
+@pytest.fixture
+def second_pool(standin, pool):
+    image = build_image_version(standin, tag="b", gallery="galb")
+    client = standin.batch()
+    client.create_pool(pool_options("jobs-pool-2", image.id, nodes=1))
+    wait_pool(client, "jobs-pool-2")
+    return "jobs-pool-2"
+
+
+def test_a_job_moves_to_another_pool_only_while_disabled(standin, pool, second_pool):
+    client = standin.batch()
+    to_new = bm.BatchPoolInfo(pool_id=second_pool)
+    with slow(standin):
+        [tid] = _start_long_tasks(standin, client, pool, "mv", 1, seconds=600)
+        with pytest.raises(HttpResponseError) as err:
+            client.update_job("mv", bm.BatchJobUpdateOptions(pool_info=to_new))
+        assert err.value.status_code == 409 and err.value.error.code == "OperationInvalidForCurrentState"
+        assert error_values(err.value)["PropertyName"] == "poolInfo"
+        with pytest.raises(HttpResponseError) as err:   # PUT (replace_job) changing the pool: the same rule
+            client.replace_job("mv", bm.BatchJob(pool_info=to_new))
+        assert err.value.status_code == 409
+        assert client.get_task("mv", tid).state == "running"     # the refusals touched nothing
+
+        client.begin_disable_job("mv", bm.BatchJobDisableOptions(disable_tasks="requeue"),
+                                 polling_interval=POLL).result()
+        assert client.get_job("mv").state == "disabled"
+        task = client.get_task("mv", tid)
+        assert (task.state, task.execution_info.requeue_count) == ("active", 1)
+        client.update_job("mv", bm.BatchJobUpdateOptions(pool_info=to_new))
+        standin.control.advance(60)
+        assert client.get_task("mv", tid).state == "active"      # nothing starts while the job is disabled
+
+        client.begin_enable_job("mv", polling_interval=POLL).result()
+        assert client.get_job("mv").state == "active"
+        standin.control.advance(10)
+        task = client.get_task("mv", tid)
+    assert task.state == "running" and task.node_info.pool_id == second_pool
+    assert task.execution_info.requeue_count == 1
+    job = client.get_job("mv")
+    assert job.pool_info.pool_id == second_pool and job.execution_info.pool_id == second_pool
+
+
+def test_disable_with_wait_lets_running_tasks_finish_and_starts_no_new_one(standin, pool):
+    client = standin.batch()
+    with slow(standin):
+        [tid] = _start_long_tasks(standin, client, pool, "w", 1, seconds=300)
+        client.begin_disable_job("w", bm.BatchJobDisableOptions(disable_tasks="wait"), polling_interval=POLL)
+        client.create_task("w", bm.BatchTaskCreateOptions(id="queued", command_line="echo later"))
+        standin.control.advance(100)
+        assert client.get_job("w").state == "disabling"          # until its running task ends
+        assert client.get_task("w", tid).state == "running"
+        standin.control.advance(250)
+        job, task, queued = client.get_job("w"), client.get_task("w", tid), client.get_task("w", "queued")
+    assert job.state == "disabled" and job.previous_state == "disabling"
+    assert task.state == "completed" and task.execution_info.exit_code == 0
+    assert task.execution_info.requeue_count == 0                 # the user's task was not killed
+    assert queued.state == "active"                               # an idle node was there, the job was not
+
+
+def test_disable_with_terminate_ends_running_tasks_for_good(standin, pool):
+    client = standin.batch()
+    with slow(standin):
+        [tid] = _start_long_tasks(standin, client, pool, "t", 1)
+        client.begin_disable_job("t", bm.BatchJobDisableOptions(disable_tasks="terminate"),
+                                 polling_interval=POLL).result()
+        client.begin_enable_job("t", polling_interval=POLL).result()
+        standin.control.advance(60)
+        task = client.get_task("t", tid)
+    assert task.state == "completed" and task.execution_info.result == "failure"
+    assert task.execution_info.failure_info.code == "TaskEnded" and task.execution_info.requeue_count == 0
+    assert not [n.id for n in client.list_nodes(pool) if n.state == "running"]   # its node was freed
+
+
+def test_job_state_rules_for_disable_and_update(standin, pool):
+    client = standin.batch()
+    client.create_job(bm.BatchJobCreateOptions(id="done", pool_info=bm.BatchPoolInfo(pool_id=pool)))
+    with pytest.raises(HttpResponseError) as err:
+        client.update_job("done", bm.BatchJobUpdateOptions(priority=5000))
+    assert err.value.status_code == 400 and error_values(err.value)["PropertyName"] == "priority"
+    client.update_job("done", bm.BatchJobUpdateOptions(priority=100, all_tasks_complete_mode="terminatejob"))
+    job = client.get_job("done")
+    assert job.priority == 100 and job.pool_info.pool_id == pool   # PATCH keeps what it does not name
+    with pytest.raises(HttpResponseError) as err:
+        client.update_job("done", bm.BatchJobUpdateOptions(all_tasks_complete_mode="noaction"))
+    assert err.value.status_code == 400 and err.value.error.code == "InvalidPropertyValue"
+    client.begin_terminate_job("done", {"terminateReason": "finished"}, polling_interval=POLL).result()
+    with pytest.raises(HttpResponseError) as err:
+        client.begin_disable_job("done", bm.BatchJobDisableOptions(disable_tasks="requeue"))
+    assert err.value.status_code == 409 and err.value.error.code == "JobNotActive"

@@ -13,8 +13,14 @@ A running task whose node goes away under it (pool deleted, node removed or rebo
 preempted: ``batch_nodes.interrupted_at``) is requeued the way Batch does it: back to ``active``,
 ``executionInfo.requeueCount`` + 1 (TaskExecutionInformation.requeueCount in the Batch REST spec: "the
 number of times the Task has been requeued by the Batch service as the result of a user request"), and it
-runs again from the start on the next free node. (nodeDeallocationOption ``terminate``/``taskcompletion``
-is not modelled: every interruption requeues.)
+runs again from the start on the next free node; a node removed with nodeDeallocationOption ``terminate``
+ends its task ``completed`` with failureInfo instead, and ``taskcompletion``/``retaineddata`` let it finish
+(batch_pools._leave).
+
+A job can be disabled (``disableTasks`` requeue / terminate / wait: ``disabling`` until no task of it runs,
+then ``disabled``; no task starts while it is not active), moved to another pool (PATCH/PUT ``poolInfo``,
+refused unless the job is disabled) and enabled again (``enabling`` -> ``active``): its active tasks then run
+on the new pool.
 
 Job schedules create a job "{schedule}:job-{n}" at ``doNotRunUntil`` (or at once) and then every
 ``recurrenceInterval``, never while the previous job is still active; updating ``jobSpecification``
@@ -28,13 +34,13 @@ from typing import Any
 from ..core import timings
 from ..core.errors import (
     ActiveJobAndScheduleQuotaReached, BatchError, InvalidPropertyValue, JobBeingDeleted, JobBeingTerminated,
-    JobCompleted, JobExists, JobNotFound, JobScheduleBeingDeleted, JobScheduleBeingTerminated, JobScheduleCompleted,
+    JobCompleted, JobExists, JobNotActive, JobNotFound, OperationInvalidForCurrentState, JobScheduleBeingDeleted, JobScheduleBeingTerminated, JobScheduleCompleted,
     JobScheduleExists, JobScheduleNotFound, JobScheduleWithSameIdExists, JobWithSameIdExists,
     MissingRequiredProperty, RequestBodyTooLarge, TaskExists, TaskNotFound,
 )
 from . import batch_nodes, batch_pools
 from .batch_common import (
-    apply_select, check_id, compile_filter, endpoint, etag, get_account, iso, max_results,
+    apply_select, check_id, check_if_match, compile_filter, endpoint, etag, get_account, iso, max_results,
     parse_duration, quotas, refuse_shared_key, require_body,
 )
 
@@ -209,9 +215,165 @@ def terminate_job(ctx, account: str, job_id: str, body: Any = None, auth_scheme:
     ctx.store.put(JOB, _k(account, job_id), job)
 
 
+# -- disable / enable / update (the moves of a roll: disable, PATCH poolInfo, enable) --------------------
+
+DISABLE_OPTIONS = ("requeue", "terminate", "wait")   # DisableBatchJobOption (azure-batch 15.1 models/_enums.py)
+DISABLE = 2.0    # disabling -> disabled once no task runs any more, at the earliest after this (a guess)
+ENABLE = 2.0     # enabling -> active (a guess)
+
+
+def _schedulable(job: dict, t: float) -> bool:
+    """Whether the job starts new tasks at t: active, or enabling long enough ago (read from the stored job, which
+    a task's advancer sees unadvanced)."""
+    if job.get("state") == "active":
+        return True
+    enabled = (job.get("_sim") or {}).get("enabled_at")
+    return job.get("state") == "enabling" and enabled is not None and t >= enabled
+
+
+def disable_job(ctx, account: str, job_id: str, body: Any, auth_scheme: str | None = None,
+                headers: dict | None = None) -> dict:
+    """Job_Disable: the job goes `disabling`, then `disabled` once its running tasks are dealt with by
+    `disableTasks` - requeue (stopped now, back to active, requeueCount + 1, run again after enable), terminate
+    (stopped now, completed with failureInfo, never run again) or wait (left to finish). No task starts until the
+    job is enabled again. Rules from the SDK docstrings (azure-batch 15.1 `_disable_job_internal`,
+    DisableBatchJobOption): disabling a job that is disabling or disabled is allowed, any other state than active
+    answers 409 (code JobNotActive, BatchErrorCodeStrings; which code Batch picks per state is a guess).
+    """
+    body = require_body(body)
+    job = get_job(ctx, account, job_id, auth_scheme)
+    check_if_match(headers or {}, job["eTag"])
+    option = body.get("disableTasks")
+    if option is None or option == "":
+        raise MissingRequiredProperty("disableTasks")
+    if str(option).lower() not in DISABLE_OPTIONS:
+        raise InvalidPropertyValue("disableTasks", option, f"disableTasks must be one of {', '.join(DISABLE_OPTIONS)}.")
+    if job["state"] in ("disabling", "disabled"):
+        return job
+    _job_writable(job)
+    if job["state"] != "active" and not (job["state"] == "enabling" and _schedulable(job, ctx.clock.now())):
+        raise JobNotActive(f"The specified job is not active (it is {job['state']}); only an active job can be "
+                           "disabled.", [("JobState", job["state"])])
+    t = ctx.clock.now()
+    option = str(option).lower()
+    if option in ("requeue", "terminate"):
+        for key in job["_sim"].get("tasks", []):
+            task = ctx.store.get(TASK, key)   # advanced to now: started/finished as of t
+            if task is not None and task["state"] == "running":
+                _stop_running(ctx, task, t, option)
+                ctx.store.put(TASK, key, task)
+    _set_state(ctx, job, "disabling", t)
+    job["_sim"]["disable"] = {"at": t, "option": option}
+    job["_sim"].pop("enabled_at", None)
+    _stamp(ctx, job, t)
+    ctx.store.put(JOB, _k(account, job_id), job)
+    return job
+
+
+def enable_job(ctx, account: str, job_id: str, auth_scheme: str | None = None, headers: dict | None = None) -> dict:
+    """Job_Enable: a disabled (or disabling) job goes `enabling`, then `active`, and its active tasks are scheduled
+    again. Enabling an active job changes nothing (a guess); a completed, terminating or deleting job answers 409
+    with that state's code (a guess; the SDK docstring only says "sets a disabled Job to the enabling state")."""
+    job = get_job(ctx, account, job_id, auth_scheme)
+    check_if_match(headers or {}, job["eTag"])
+    _job_writable(job)
+    if job["state"] == "completed":
+        raise JobCompleted("The specified job is already in a completed state.")
+    if job["state"] == "terminating":
+        raise JobBeingTerminated("The specified job is being terminated.")
+    if job["state"] in ("active", "enabling"):
+        return job
+    t = ctx.clock.now()
+    _set_state(ctx, job, "enabling", t)
+    job["_sim"]["enabled_at"] = t + ENABLE
+    job["_sim"].pop("disable", None)
+    _stamp(ctx, job, t)
+    ctx.store.put(JOB, _k(account, job_id), job)
+    return job
+
+
+_JOB_UPDATABLE = ("priority", "maxParallelTasks", "allowTaskPreemption", "constraints", "poolInfo",
+                  "onAllTasksComplete", "metadata", "networkConfiguration")
+
+
+def update_job(ctx, account: str, job_id: str, body: Any, auth_scheme: str | None = None,
+               headers: dict | None = None, replace: bool = False) -> dict:
+    """Job_Update (PATCH: only the given properties change) and Job_Replace (PUT: poolInfo required, the others
+    reset to their defaults when left out).
+
+    Rules (BatchJobUpdateOptions / BatchJob docstrings in azure-batch 15.1 models/_models.py):
+    - poolInfo may change only while the job is disabled ("The Patch Job call will fail if you include the
+      poolInfo element and the Job is not disabled"): a PATCH that includes it, or a PUT that changes it, on a job
+      in any other state answers 409 OperationInvalidForCurrentState (the code is a guess);
+    - onAllTasksComplete cannot go from terminatejob back to noaction: 400 InvalidPropertyValue (documented);
+    - priority is -1000..1000 (documented), maxParallelTasks -1 or > 0 (documented): 400 InvalidPropertyValue.
+    The new pool takes the job's active tasks once the job is enabled again; tasks that ran on the old pool stay
+    where they ran.
+    """
+    body = require_body(body)
+    job = get_job(ctx, account, job_id, auth_scheme)
+    check_if_match(headers or {}, job["eTag"])
+    _job_writable(job)
+    if job["state"] == "completed":
+        raise JobCompleted("The specified job is already in a completed state.")
+    if job["state"] == "terminating":
+        raise JobBeingTerminated("The specified job is being terminated.")
+    pool_info = body.get("poolInfo")
+    if replace and not isinstance(pool_info, dict):
+        raise MissingRequiredProperty("poolInfo")
+    if pool_info is not None:
+        if not isinstance(pool_info, dict) or not (pool_info.get("poolId") or pool_info.get("autoPoolSpecification")):
+            raise InvalidPropertyValue("poolInfo", None, "poolInfo must specify poolId or autoPoolSpecification.")
+        changes = not replace or pool_info != job.get("poolInfo")
+        if changes and job["state"] != "disabled":
+            raise OperationInvalidForCurrentState(
+                "The specified operation is not valid for the current state of the resource.",
+                [("PropertyName", "poolInfo"), ("JobState", job["state"]),
+                 ("Reason", "The pool of a job can be changed only while the job is disabled: disable the job "
+                  "(disableTasks requeue or wait), update poolInfo, then enable it.")])
+        _pool_guard(ctx, account, pool_info, auth_scheme)
+    prio = body.get("priority")
+    if prio is not None and (not isinstance(prio, int) or not -1000 <= prio <= 1000):
+        raise InvalidPropertyValue("priority", prio, "The priority must be between -1000 and 1000.")
+    mpt = body.get("maxParallelTasks")
+    if mpt is not None and (not isinstance(mpt, int) or (mpt != -1 and mpt <= 0)):
+        raise InvalidPropertyValue("maxParallelTasks", mpt, "maxParallelTasks must be -1 or greater than 0.")
+    if job.get("onAllTasksComplete") == "terminatejob" and body.get("onAllTasksComplete") == "noaction":
+        raise InvalidPropertyValue("onAllTasksComplete", "noaction",
+                                   "Once automatic job termination (terminatejob) is engaged it cannot be turned off.")
+    defaults = {"priority": 0, "maxParallelTasks": -1, "allowTaskPreemption": False,
+                "constraints": {"maxWallClockTime": MAX_WALL, "maxTaskRetryCount": 0},
+                "onAllTasksComplete": "noaction"}
+    for f in _JOB_UPDATABLE:
+        if body.get(f) is not None:
+            job[f] = body[f]
+        elif replace and f in defaults:
+            job[f] = defaults[f]
+        elif replace and f == "metadata":
+            job.pop("metadata", None)
+    if pool_info is not None and pool_info.get("poolId"):
+        job["executionInfo"]["poolId"] = pool_info["poolId"]
+    _stamp(ctx, job, ctx.clock.now())
+    ctx.store.put(JOB, _k(account, job_id), job)
+    return job
+
+
 def advance_job(ctx, job: dict) -> dict:
     t = ctx.clock.now()
     sim = job["_sim"]
+    if job["state"] == "disabling":
+        # disabled once no task of the job runs any more (wait: when the last running one ends)
+        tasks = [x for x in (ctx.store.get(TASK, k) for k in sim.get("tasks", [])) if x is not None]
+        if not any(x["state"] == "running" for x in tasks):
+            since = sim["disable"]["at"]
+            ended = [x["_sim"]["end"] for x in tasks if x["_sim"].get("end") is not None
+                     and since <= x["_sim"]["end"] <= t]
+            at = max([since + DISABLE] + ended)
+            if t >= at:
+                _set_state(ctx, job, "disabled", at)
+        return job
+    if job["state"] == "enabling" and t >= sim.get("enabled_at", t):
+        _set_state(ctx, job, "active", sim.get("enabled_at", t))
     if job["state"] == "terminating" and t >= sim["terminate_at"] + TERMINATE:
         _complete_job(ctx, job, sim["terminate_at"] + TERMINATE, sim.get("terminate_reason") or "UserTerminate")
     elif job["state"] == "active":
@@ -349,20 +511,56 @@ def list_tasks(ctx, account: str, job_id: str, flt=None, select=None, maxresults
 
 
 def _requeue_if_interrupted(ctx, task: dict, t: float) -> None:
-    """A running task whose node went away is active again, requeueCount + 1 (see the module docstring)."""
+    """A running task whose node went away is active again, requeueCount + 1, or - nodeDeallocationOption
+    terminate - completed with a failure (see the module docstring)."""
     sim = task["_sim"]
     if sim.get("start") is None or sim.get("end") is None:
         return
     pool = batch_pools.find_pool_raw(ctx, sim["account"], sim["pool"])
     index = batch_nodes.parse_node_id(sim["pool"], sim["node"])
-    at = batch_nodes.interrupted_at(pool, index, task["url"], sim["start"], sim["end"]) if index is not None else None
-    if at is None or at > t:
+    hit = batch_nodes.interrupted_at(pool, index, task["url"], sim["start"], sim["end"]) if index is not None else None
+    if hit is None or hit[0] > t:
         return
+    if hit[1] == "terminate":
+        _end_task(ctx, task, hit[0], "TaskEnded", "The task was terminated because its node was removed from the "
+                  "pool with nodeDeallocationOption terminate.")
+    else:
+        _requeue(ctx, task, hit[0])
+
+
+def _requeue(ctx, task: dict, at: float) -> None:
+    """Back to active, requeueCount + 1; it runs again from the start on the next free node."""
     _set_state(ctx, task, "active", at)
     task["executionInfo"]["requeueCount"] = int(task["executionInfo"].get("requeueCount") or 0) + 1
     task["executionInfo"].pop("startTime", None)
     task.pop("nodeInfo", None)
-    sim.update(start=None, end=None, node=None, node_url=None, requeued_at=at)
+    task["_sim"].update(start=None, end=None, node=None, node_url=None, requeued_at=at)
+
+
+def _end_task(ctx, task: dict, at: float, code: str, message: str) -> None:
+    """Completed with failureInfo: the task was ended by the service and will not run again (the failureInfo
+    code TaskEnded is a guess for every such end; Batch documents only that failureInfo says it was terminated)."""
+    _set_state(ctx, task, "completed", at)
+    task["executionInfo"].update({"endTime": iso(ctx, at), "result": "failure", "failureInfo": {
+        "category": "usererror", "code": code, "message": message}})
+    task["_sim"]["end"] = at
+
+
+def _stop_running(ctx, task: dict, t: float, how: str) -> None:
+    """Stop a running task now (job disable requeue/terminate): free its node, then requeue or end it."""
+    sim = task["_sim"]
+    pool = batch_pools.find_pool_raw(ctx, sim["account"], sim["pool"])
+    index = batch_nodes.parse_node_id(sim["pool"], sim["node"]) if pool is not None else None
+    if index is not None:
+        for iv in (pool["_sim"].get("busy") or {}).get(str(index), []):
+            if len(iv) > 3 and iv[3] == task["url"] and iv[0] <= t < iv[1]:
+                iv[1] = t
+        ctx.store.put(batch_pools.KIND, batch_pools.pool_key(sim["account"], sim["pool"]), pool)
+    if how == "terminate":
+        _end_task(ctx, task, t, "TaskEnded", "The task was terminated because its job was disabled with "
+                  "disableTasks terminate.")
+    else:
+        _requeue(ctx, task, t)
 
 
 def advance_task(ctx, task: dict) -> dict:
@@ -377,18 +575,13 @@ def advance_task(ctx, task: dict) -> dict:
             return task
         jsim = job.get("_sim") or {}
         if jsim.get("terminate_at") is not None and t >= jsim["terminate_at"]:
-            at = jsim["terminate_at"]
-            _set_state(ctx, task, "completed", at)
-            task["executionInfo"].update({"endTime": iso(ctx, at), "result": "failure", "failureInfo": {
-                "category": "usererror", "code": "TaskEnded", "message": "Task was ended because its job was "
-                "terminated."}})
-            sim["end"] = at
+            _end_task(ctx, task, jsim["terminate_at"], "TaskEnded", "Task was ended because its job was terminated.")
             return task
         pool_id = (job.get("executionInfo") or {}).get("poolId") or (job.get("poolInfo") or {}).get("poolId")
-        if not pool_id or job.get("state") != "active":
+        if not pool_id or not _schedulable(job, t):
             return task
         run = float(sim.get("run") or timings.task_run())
-        earliest = max(sim["created"], sim.get("requeued_at") or 0.0) + SCHEDULING_DELAY
+        earliest = max(sim["created"], sim.get("requeued_at") or 0.0, jsim.get("enabled_at") or 0.0) + SCHEDULING_DELAY
         claim = batch_pools.claim_node(ctx, account, pool_id, earliest, run, sim["exit"], task["url"])
         if claim is None:
             return task

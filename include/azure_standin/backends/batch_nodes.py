@@ -345,30 +345,39 @@ def preempted_at(pool: dict, index: int) -> float | None:
     return None
 
 
-def interrupted_at(pool: dict | None, index: int, task_url: str, start: float, end: float) -> float | None:
-    """When a task running on node `index` from `start` to `end` lost its node, or None if it did not.
+def interrupted_at(pool: dict | None, index: int, task_url: str, start: float, end: float) -> tuple[float, str] | None:
+    """When, and how, a task running on node `index` from `start` to `end` lost its node: (time, "requeue" or
+    "terminate"), or None if it did not.
 
     Batch requeues (or terminates) a running task when its node goes away under it: the pool is deleted
     ("any Tasks running on existing Compute Nodes are terminated and requeued", Pool - Delete in the Batch
-    REST reference), the node is removed or the pool shrunk (nodeDeallocationOption, requeue by default),
-    rebooted or reimaged (nodeRebootOption, requeue by default), or preempted (BatchNodeState.Preempted).
-    Derived from the pool's persisted records, so it holds whenever the task is read.
+    REST reference), the node is removed or the pool shrunk (nodeDeallocationOption: requeue by default,
+    "terminate" completes the task with a failure; taskcompletion/retaineddata let it finish, so they never
+    interrupt it), rebooted or reimaged (nodeRebootOption, requeue by default), or preempted
+    (BatchNodeState.Preempted). Derived from the pool's persisted records, so it holds whenever the task is read.
     """
     if pool is None:
-        return start  # the pool is gone: its deletion interrupted the task (the exact time is lost)
+        return start, "requeue"  # the pool is gone: its deletion interrupted the task (the exact time is lost)
     sim = pool["_sim"]
-    marks = []
+    marks: list[tuple[float, str]] = []
     if sim.get("deleting") is not None:
-        marks.append(sim["deleting"])
+        marks.append((sim["deleting"], "requeue"))
     ov = (sim.get("nodes") or {}).get(str(index)) or {}
     if ov.get("leave") is not None:
-        marks.append(ov["leave"][0])
+        marks.append((ov["leave"][0], "terminate" if ov.get("deallocation") == "terminate" else "requeue"))
     for iv in (sim.get("busy") or {}).get(str(index), []):
         if len(iv) > 3 and iv[3] == task_url and iv[1] < end:
-            marks.append(iv[1])  # a reboot ended the occupancy early
+            marks.append((iv[1], "requeue"))  # a reboot ended the occupancy early
     p = preempted_at(pool, index)
     if p is not None:
-        marks.append(p)
-    hits = [m for m in marks if start <= m < end]
+        marks.append((p, "requeue"))
+    hits = [m for m in marks if start <= m[0] < end]
     return min(hits) if hits else None
 
+
+def running_until(pool: dict, index: int, t: float) -> float | None:
+    """When the task node `index` runs at time t ends (None: the node runs no task at t)."""
+    for iv in (pool["_sim"].get("busy") or {}).get(str(index), []):
+        if iv[0] <= t < iv[1]:
+            return iv[1]
+    return None

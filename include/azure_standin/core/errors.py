@@ -337,6 +337,12 @@ class JobCompleted(_BatchCoded):
     pass
 
 
+class JobNotActive(_BatchCoded):
+    """409: a job operation that needs an active job (disable of a completed or terminating job). The code is
+    Batch's (BatchErrorCodeStrings.JobNotActive: "A job operation was attempted which is not permitted when the job
+    is not active."); the message wording is a guess."""
+
+
 class JobScheduleExists(_BatchCoded):
     pass
 

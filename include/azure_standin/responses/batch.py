@@ -136,7 +136,8 @@ def pool_patch(ctx, req: ApiRequest) -> Response:
 
 
 def pool_update_properties(ctx, req: ApiRequest) -> Response:
-    pool = pools.replace_properties(ctx, req.account, req.path_params["pool_id"], req.body, req.auth_scheme)
+    pool = pools.replace_properties(ctx, req.account, req.path_params["pool_id"], req.body, req.auth_scheme,
+                                   req.headers)
     return _written(ctx, req, pool, 204, pool["url"])
 
 
@@ -209,6 +210,27 @@ def job_delete(ctx, req: ApiRequest) -> Response:
 def job_terminate(ctx, req: ApiRequest) -> Response:
     jobs.terminate_job(ctx, req.account, req.path_params["job_id"], req.body, req.auth_scheme)
     job = jobs.get_job(ctx, req.account, req.path_params["job_id"], req.auth_scheme)
+    return _accepted(ctx, req, job, job["url"])
+
+
+def job_patch(ctx, req: ApiRequest) -> Response:
+    job = jobs.update_job(ctx, req.account, req.path_params["job_id"], req.body, req.auth_scheme, req.headers)
+    return _written(ctx, req, job, 200, job["url"])
+
+
+def job_replace(ctx, req: ApiRequest) -> Response:
+    job = jobs.update_job(ctx, req.account, req.path_params["job_id"], req.body, req.auth_scheme, req.headers,
+                          replace=True)
+    return _written(ctx, req, job, 200, job["url"])
+
+
+def job_disable(ctx, req: ApiRequest) -> Response:
+    job = jobs.disable_job(ctx, req.account, req.path_params["job_id"], req.body, req.auth_scheme, req.headers)
+    return _accepted(ctx, req, job, job["url"])
+
+
+def job_enable(ctx, req: ApiRequest) -> Response:
+    job = jobs.enable_job(ctx, req.account, req.path_params["job_id"], req.auth_scheme, req.headers)
     return _accepted(ctx, req, job, job["url"])
 
 
@@ -301,7 +323,10 @@ ROUTES = [
     op_route(f"{A}/pools/{{pool_id}}/nodes/{{node_id}}", {"GET": ("ComputeNode_Get", node_get)}),
     op_route(f"{A}/pools/{{pool_id}}/nodes/{{node_id}}/reboot", {"POST": ("ComputeNode_Reboot", node_reboot)}),
     op_route(f"{A}/jobs", {"POST": ("Job_Add", job_add), "GET": ("Job_List", job_list)}),
-    op_route(f"{A}/jobs/{{job_id}}", {"GET": ("Job_Get", job_get), "DELETE": ("Job_Delete", job_delete)}),
+    op_route(f"{A}/jobs/{{job_id}}", {"GET": ("Job_Get", job_get), "DELETE": ("Job_Delete", job_delete),
+                                     "PATCH": ("Job_Patch", job_patch), "PUT": ("Job_Update", job_replace)}),
+    op_route(f"{A}/jobs/{{job_id}}/disable", {"POST": ("Job_Disable", job_disable)}),
+    op_route(f"{A}/jobs/{{job_id}}/enable", {"POST": ("Job_Enable", job_enable)}),
     op_route(f"{A}/jobs/{{job_id}}/terminate", {"POST": ("Job_Terminate", job_terminate)}),
     op_route(f"{A}/jobs/{{job_id}}/taskcounts", {"GET": ("Job_GetTaskCounts", job_task_counts)}),
     op_route(f"{A}/jobs/{{job_id}}/tasks", {"POST": ("Task_Add", task_add), "GET": ("Task_List", task_list)}),

@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from batch_images.hooks.arm import ArmComputeHook
 from batch_images.hooks.credentials import PROJECT_ROOT, client_kwargs, credential_from_connection, describe_connection
 from batch_images.operators._arm import ArmOperationFailed
-from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, RetireOldVersionsOperator
+from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
@@ -625,35 +625,6 @@ def test_sensor_deferrable_and_in_worker(arm):
     with pytest.raises(Exception, match="snap-bad"):
         ArmResourcesSensor(task_id="w3", resource_ids=[bad], deferrable=False, poll_interval=POLL,
                            timeout=60).execute({})
-
-
-def test_retire_old_versions_keeps_newest_and_protected(arm):
-    client = arm.compute()
-    versions = ["2026.1120.0", "2026.1121.0", "2026.1122.0", VERSION]
-    image_id = None
-    for v in versions:
-        plan = make_plan(arm, version=v, regions=(("westeurope", 1),))
-        if image_id is None:
-            _, image_id = build_image(arm, plan)
-        run_operator(gallery_op(plan, image_id, deferrable=False))
-    plan = make_plan(arm, regions=(("westeurope", 1),))
-    protected = plan["version_id"].replace(VERSION, "2026.1120.0")
-    result, _ = run_operator(RetireOldVersionsOperator(task_id="retire", plan=plan, keep_versions=2,
-                                                       protect_version_ids=[protected], poll_interval=POLL))
-    names = lambda xs: sorted(x.rsplit("/", 1)[-1] for x in xs)  # noqa: E731
-    assert names(result["retired"]) == ["2026.1121.0"]
-    assert names(result["kept"]) == ["2026.1120.0", "2026.1122.0", VERSION]
-    left = [v.name for v in client.gallery_image_versions.list_by_gallery_image(
-        plan["gallery"]["resource_group"], GALLERY, DEFINITION)]
-    assert sorted(left) == ["2026.1120.0", "2026.1122.0", VERSION]
-    # action="exclude": older versions stay but no longer float as "latest"
-    result, _ = run_operator(RetireOldVersionsOperator(task_id="retire2", plan=plan, keep_versions=1,
-                                                       action="exclude", poll_interval=POLL))
-    assert names(result["retired"]) == ["2026.1120.0", "2026.1122.0"]
-    flags = {v.name: v.properties.publishing_profile.exclude_from_latest
-             for v in client.gallery_image_versions.list_by_gallery_image(
-                 plan["gallery"]["resource_group"], GALLERY, DEFINITION)}
-    assert flags == {"2026.1120.0": True, "2026.1122.0": True, VERSION: False}
 
 
 ARM_DAG = """

@@ -1,17 +1,17 @@
-"""Teardown: delete the run's temporary snapshots and managed image; retire old image versions."""
+"""Teardown: delete the run's temporary snapshots and managed image; retire old image versions (rules/retention.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours
+from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours, iso_end_of_life
 from batch_images.operators.image import planned_image_id
 from batch_images.operators.snapshot import planned_snapshots
-from batch_images.rules import ids, naming
+from batch_images.rules import ids, naming, retention
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import Plan
-from batch_images.rules.ids import same_id
 
 TEMPORARY_TYPES = (ids.SNAPSHOT, ids.IMAGE)
 
@@ -99,63 +99,122 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
 
 
 class RetireOldVersionsOperator(ArmWaitingOperator):
-    """Keep the newest ``keep_versions`` image versions of the definition; retire the older ones.
+    """After a successful roll: delete the image versions nothing uses any more, beyond the newest ``keep_versions``;
+    set ``endOfLifeDate`` on the ones that stopped serving.
 
-    Never touches the version this run built (``plan["version_id"]``), any id in ``protect_version_ids``
-    (the versions pools use - pass them from the pool tasks), or a version not made by this project.
-    ``action="delete"`` deletes retired versions (and waits); ``action="exclude"`` only sets
-    ``excludeFromLatest`` so nothing floats to them.
+    The rule is :func:`batch_images.rules.retention.select` (its docstring lists every protection): never the
+    newest, never this run's version, never "latest", never one that a pool or job schedule in the configured
+    Batch accounts references (whoever made it), never one inside ``blockDeletionBeforeEndOfLife``, never one this
+    project did not make. What the accounts reference is read first - every pool's
+    ``virtualMachineConfiguration.imageReference.virtualMachineImageId`` and every active or disabled job
+    schedule's ``autoPoolSpecification`` - one list request per account each; a read that fails fails the task
+    before anything is changed (when unsure, delete nothing).
 
-    :return: ``{"kept": [ids], "retired": [ids], "skipped": [ids]}``
+    :param plan: the preflight plan (definition, this run's version, ``keep_versions``, ``end_of_life_days``,
+        and the Batch connections of its pools).
+    :param keep_versions: overrides the plan's (>= 1).
+    :param end_of_life_days: overrides the plan's (None in both: no end-of-life dates are set).
+    :param batch_conn_ids: more Batch accounts whose pools may use the definition (the plan's pools' connections
+        are always read).
+    :param protect_version_ids: version ids kept whatever the rule says.
+    :return: ``{"deleted": [ids], "kept": {id: why}, "end_of_life": {id: "YYYY-MM-DD"}, "refused": {id: why}}``
+        (``refused``: deletes Azure answered with an error; they are logged as warnings, not retried).
     """
 
-    template_fields: Sequence[str] = ("plan", "protect_version_ids", "keep_versions", "arm_conn_id")
+    template_fields: Sequence[str] = ("plan", "protect_version_ids", "keep_versions", "end_of_life_days",
+                                      "batch_conn_ids", "arm_conn_id")
     template_fields_renderers = {"plan": "json"}
     timeout_key = "delete"
 
-    def __init__(self, *, plan: Any, keep_versions: int | None = None, protect_version_ids: Any = None,
-                 action: str = "delete", **kwargs: Any) -> None:
+    def __init__(self, *, plan: Any, keep_versions: int | None = None, end_of_life_days: int | None = None,
+                 batch_conn_ids: Any = None, protect_version_ids: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if action not in ("delete", "exclude"):
-            raise InvalidInput("action", action, "unknown action", "use 'delete' or 'exclude'")
         self.plan = plan
         self.keep_versions = keep_versions
+        self.end_of_life_days = end_of_life_days
+        self.batch_conn_ids = batch_conn_ids
         self.protect_version_ids = protect_version_ids
-        self.action = action
+
+    def references(self, plan: Plan) -> list[retention.Reference]:
+        """What the configured Batch accounts' pools and job schedules reference (see the class docstring)."""
+        from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
+
+        conn_ids = list(dict.fromkeys([p.batch_conn_id for p in plan.pools] + list(
+            [self.batch_conn_ids] if isinstance(self.batch_conn_ids, str) else self.batch_conn_ids or [])))
+        found = [retention.Reference(v, "protect_version_ids")
+                 for v in ids_of(self.protect_version_ids, "protect_version_ids")]
+        for conn_id in conn_ids:
+            hook = BatchPoolHook(azure_batch_conn_id=conn_id)
+            try:
+                found += batch_image_references(hook.connection, conn_id)
+            finally:
+                hook.close_sync()
+        return found
 
     def execute(self, context: Any) -> dict:
         plan = Plan.from_dict(self.plan)
-        keep = int(self.keep_versions if self.keep_versions is not None else plan.keep_versions)
-        if keep < 1:
-            raise InvalidInput("keep_versions", keep, "must keep at least one version", "use 1 or more")
-        definition_id = plan.image_definition.id
-        protected = ids_of(self.protect_version_ids, "protect_version_ids") + [plan.version_id]
-        versions = sorted(self.hook.list_versions(definition_id),
-                          key=lambda v: naming.version_sort_key(v.get("name", "")), reverse=True)
-        kept, retired, skipped = [], [], []
-        for i, version in enumerate(versions):
-            vid = version["id"]
-            if i < keep or any(same_id(vid, p) for p in protected):
-                kept.append(vid)
-            elif not is_ours(version):
-                skipped.append(vid)
-            else:
-                retired.append(vid)
-        self.log.info("Keeping %d newest version(s) (+ protected): %s", keep, [v.rsplit("/", 1)[-1] for v in kept])
-        if skipped:
-            self.log.info("Not made by this project, left alone: %s", skipped)
-        if not retired:
-            return {"kept": kept, "retired": [], "skipped": skipped}
-        result = {"kept": kept, "retired": retired, "skipped": skipped}
-        if self.action == "exclude":
-            for vid in retired:
-                self.hook.update_version_exclude_from_latest(vid, True)
-            waiter, args = "arm_provisioning", {"resource_ids": retired}
-        else:
-            for vid in retired:
-                self.hook.delete_version(vid)
-            waiter, args = "arm_deleted", {"resource_ids": retired}
-        if not self.wait_for_completion:
+        keep = self.keep_versions if self.keep_versions is not None else plan.keep_versions
+        days = self.end_of_life_days if self.end_of_life_days is not None else plan.end_of_life_days
+        references = self.references(plan)
+        versions = self.hook.list_versions(plan.image_definition.id)
+        today = datetime.now(timezone.utc).date()
+        decision = retention.select(versions, keep_versions=keep, references=references, today=today,
+                                    this_run_version_id=plan.version_id, end_of_life_days=days)
+        short = lambda vid: vid.rsplit("/", 1)[-1]  # noqa: E731
+        for vid, why in decision.keep.items():
+            self.log.info("Keeping %s: %s", short(vid), why)
+        for vid, eol in decision.end_of_life.items():
+            self.log.info("%s stopped serving: endOfLifeDate %s", short(vid), eol)
+        self.log.info("Deleting %d version(s): %s", len(decision.delete), [short(v) for v in decision.delete])
+        result = {**decision.to_dict(), "refused": {}}
+        for vid, eol in decision.end_of_life.items():
+            self.hook.update_version_end_of_life(vid, iso_end_of_life(eol))
+        if decision.end_of_life and self.wait_for_completion:
+            return self.wait(context, waiter_name="arm_provisioning",
+                             waiter_args={"resource_ids": list(decision.end_of_life)},
+                             timeout=self.timeout_seconds(plan), phase="end_of_life", return_value=result)
+        return self._delete(context, plan, result)
+
+    def _delete(self, context: Any, plan: Plan, result: dict) -> dict:
+        from azure.core.exceptions import HttpResponseError
+
+        started = []
+        for vid in result["deleted"]:
+            try:
+                if self.hook.delete_version(vid).status_code != 404:
+                    started.append(vid)
+            except HttpResponseError as err:  # e.g. a safety profile this run could not see; never retried here
+                result["refused"][vid] = f"{err.status_code} {getattr(err.error, 'code', None) or ''} {err.message}"
+                self.log.warning("Azure refused to delete %s: %s", vid, result["refused"][vid])
+        result["deleted"] = [v for v in result["deleted"] if v not in result["refused"]]
+        if not started or not self.wait_for_completion:
             return result
-        return self.wait(context, waiter_name=waiter, waiter_args=args, timeout=self.timeout_seconds(plan),
-                         phase="retire", return_value=result)
+        return self.wait(context, waiter_name="arm_deleted", waiter_args={"resource_ids": started},
+                         timeout=self.timeout_seconds(plan), phase="delete", return_value=result)
+
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
+        self.check_event(event, "retiring image versions")
+        if phase == "end_of_life":
+            return self._delete(context, Plan.from_dict(self.plan), event.get("value"))
+        return event.get("value")
+
+
+def _image_id_of(vm_configuration: Any) -> str | None:
+    return getattr(getattr(vm_configuration, "image_reference", None), "virtual_machine_image_id", None)
+
+
+def batch_image_references(client: Any, account: str) -> list[retention.Reference]:
+    """Every gallery image a Batch account's pools and live job schedules reference (``azure.batch.BatchClient``;
+    ``account`` names it in the users' descriptions). Raises the SDK's HttpResponseError when a read fails."""
+    found = []
+    for pool in client.list_pools(select=["id", "virtualMachineConfiguration"]):
+        image = _image_id_of(pool.virtual_machine_configuration)
+        if image:
+            found.append(retention.Reference(image, f"pool {pool.id} ({account})"))
+    for schedule in client.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
+                                              select=["id", "jobSpecification"]):
+        auto = getattr(getattr(schedule.job_specification, "pool_info", None), "auto_pool_specification", None)
+        image = _image_id_of(getattr(getattr(auto, "pool", None), "virtual_machine_configuration", None))
+        if image:
+            found.append(retention.Reference(image, f"job schedule {schedule.id} auto pool ({account})"))
+    return found

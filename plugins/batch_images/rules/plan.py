@@ -199,6 +199,7 @@ class Plan(_Model):
     replica_sizing: ReplicaSizingPlan | None = None
     storage_account_type: str | None = None
     end_of_life_date: str | None = None
+    end_of_life_days: int | None = None
     keep_versions: int = 3
     node_agent_sku_id: str | None = None
     pools: list[PoolSpec] = []
@@ -322,6 +323,7 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
             r: RegionSizing(count=s.count, vm_count=s.vm_count, explanation=s.explanation)
             for r, s in replica_plan.items()}),
         storage_account_type=cfg.storage_account_type, end_of_life_date=eol.isoformat() if eol else None,
+        end_of_life_days=cfg.end_of_life_days,
         keep_versions=cfg.keep_versions, node_agent_sku_id=agent, pools=pools, tags=tags,
         timeouts={"snapshot": sizing.timeout_for_snapshot(size_gb).total_seconds(),
                   "image": sizing.timeout_for_image(size_gb).total_seconds(),

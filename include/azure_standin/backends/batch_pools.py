@@ -476,7 +476,7 @@ def _new_segment(ctx, account: str, acct: dict, pool: dict, t: float, want: int,
 
 
 def _begin_episode(ctx, account: str, acct: dict, pool: dict, t: float, target_d: int, target_lp: int,
-                   timeout_s: float, deallocation: str | None = None) -> None:
+                   timeout_s: float, deallocation: str = "requeue") -> None:
     sim = pool["_sim"]
     sim.setdefault("segments", [])
     sim.setdefault("nodes", {})
@@ -485,7 +485,7 @@ def _begin_episode(ctx, account: str, acct: dict, pool: dict, t: float, target_d
     for dedicated, target in ((True, target_d), (False, target_lp)):
         have = nodes.committed(pool, dedicated)
         if target < have:
-            ends.append(_shrink(ctx, pool, t, have - target, dedicated))
+            ends.append(_shrink(ctx, pool, t, have - target, dedicated, deallocation))
         elif target > have:
             want = target - have
             allowed, qerr = _quota_limit(ctx, account, acct, pool, dedicated, want)
@@ -507,16 +507,18 @@ def _begin_episode(ctx, account: str, acct: dict, pool: dict, t: float, target_d
     pool.pop("resizeErrors", None)
 
 
-def _shrink(ctx, pool: dict, t: float, count: int, dedicated: bool) -> float:
-    """Mark `count` nodes of that kind as leaving (highest index first, idle ones preferred)."""
+def _shrink(ctx, pool: dict, t: float, count: int, dedicated: bool, deallocation: str = "requeue") -> float:
+    """Mark `count` nodes of that kind as leaving (highest index first, idle ones preferred); returns when the
+    last of them is gone."""
     views = [v for v in nodes.iter_nodes(ctx, pool, t) if bool(v.seg["dedicated"]) == dedicated
              and v.state != "leavingpool"]
     order = {"unusable": 0, "starttaskfailed": 0, "idle": 1, "creating": 2, "starting": 2,
              "waitingforstarttask": 2, "rebooting": 3, "running": 4}
     views.sort(key=lambda v: (order.get(v.state, 2), -v.index))
     chosen = views[:count]
+    gone = t + nodes.LEAVE
     for v in chosen:
-        _leave(pool, v.index, dedicated, t)
+        gone = max(gone, _leave(pool, v.index, dedicated, t, deallocation))
     # nodes granted but not yet appeared (only mid-allocation): trim their segments
     missing = count - len(chosen)
     for seg in reversed(pool["_sim"]["segments"]):
@@ -528,13 +530,38 @@ def _shrink(ctx, pool: dict, t: float, count: int, dedicated: bool) -> float:
         cut = min(pending, missing)
         seg["granted"] = int(seg["granted"]) - cut
         missing -= cut
-    return t + nodes.LEAVE
+    return gone
 
 
-def _leave(pool: dict, index: int, dedicated: bool, t: float) -> None:
+# nodeDeallocationOption (BatchNodeDeallocationOption in azure-batch 15.1 models/_enums.py and the 2025-06-01
+# spec): requeue (default) and terminate stop the running task at once - requeued, or completed with a failure
+# (batch_nodes.interrupted_at / batch_jobs); taskcompletion lets it finish and schedules nothing new on the node;
+# retaineddata (deprecated) then also waits for task data retention, which the stand-in does not model, so it
+# behaves as taskcompletion.
+DEALLOCATION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
+
+
+def _deallocation(body: dict) -> str:
+    value = body.get("nodeDeallocationOption")
+    if value is None:
+        return "requeue"
+    if str(value).lower() not in DEALLOCATION_OPTIONS:
+        raise InvalidPropertyValue("nodeDeallocationOption", value,
+                                   f"nodeDeallocationOption must be one of {', '.join(DEALLOCATION_OPTIONS)}.")
+    return str(value).lower()
+
+
+def _leave(pool: dict, index: int, dedicated: bool, t: float, deallocation: str = "requeue") -> float:
+    """Node `index` leaves the pool (after its running task, for taskcompletion/retaineddata); returns when it is
+    gone."""
     ov = pool["_sim"].setdefault("nodes", {}).setdefault(str(index), {})
-    ov["leave"] = [t, t + nodes.LEAVE]
+    start = t
+    if deallocation in ("taskcompletion", "retaineddata"):
+        start = max(t, nodes.running_until(pool, index, t) or t)
+    ov["leave"] = [start, start + nodes.LEAVE]
     ov["dedicated"] = dedicated
+    ov["deallocation"] = deallocation
+    return start + nodes.LEAVE
 
 
 # -- writes -------------------------------------------------------------------------------------------
@@ -698,7 +725,15 @@ def patch_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | No
     return pool
 
 
-def replace_properties(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None) -> dict:
+def replace_properties(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
+                       headers: dict | None = None) -> dict:
+    """Pool_UpdateProperties (replace_pool_properties): startTask, applicationPackageReferences, metadata replaced.
+
+    No If-Match here: the operation takes no conditional headers (azure-batch 15.1's replace_pool_properties,
+    generated from the 2025-06-01 TypeSpec, has no etag/match_condition, unlike update_pool). A conditional
+    metadata write - a lease - must use Pool_Patch (update_pool with etag + match_condition), which answers 412
+    ConditionNotMet on a stale ETag.
+    """
     body = require_body(body)
     pool = _load(ctx, account, pool_id)
     _touch(ctx, pool, auth_scheme)
@@ -735,7 +770,7 @@ def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | N
     timeout_s = _timeout(body.get("resizeTimeout"))
     acct = get_account(ctx, account)
     t = ctx.clock.now()
-    _begin_episode(ctx, account, acct, pool, t, target_d, target_lp, timeout_s, body.get("nodeDeallocationOption"))
+    _begin_episode(ctx, account, acct, pool, t, target_d, target_lp, timeout_s, _deallocation(body))
     _stamp(ctx, pool, t)
     ctx.store.put(KIND, pool_key(account, pool_id), pool)
     return pool
@@ -771,6 +806,7 @@ def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | 
     if not isinstance(ids, list) or len(ids) > MAX_REMOVE:
         raise InvalidPropertyValue("nodeList", None, f"At most {MAX_REMOVE} nodes can be removed in one request.")
     timeout_s = _timeout(body.get("resizeTimeout"))
+    deallocation = _deallocation(body)
     _steady(pool)
     t = ctx.clock.now()
     views = []
@@ -780,17 +816,18 @@ def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | 
             raise InvalidPropertyValue("nodeList", nid, f"The node {nid} does not exist in pool {pool['id']}.")
         views.append(v)
     removed_d = removed_lp = 0
+    gone = t + nodes.LEAVE
     for v in views:
         if v.state == "leavingpool":
             continue
-        _leave(pool, v.index, bool(v.seg["dedicated"]), t)
+        gone = max(gone, _leave(pool, v.index, bool(v.seg["dedicated"]), t, deallocation))
         if v.seg["dedicated"]:
             removed_d += 1
         else:
             removed_lp += 1
     pool["targetDedicatedNodes"] = max(0, int(pool.get("targetDedicatedNodes") or 0) - removed_d)
     pool["targetLowPriorityNodes"] = max(0, int(pool.get("targetLowPriorityNodes") or 0) - removed_lp)
-    pool["_sim"]["episode"] = {"start": t, "end": t + nodes.LEAVE + 1.0, "errors": [], "stop_at": None}
+    pool["_sim"]["episode"] = {"start": t, "end": gone + 1.0, "errors": [], "stop_at": None}
     pool["resizeTimeout"] = format_duration(timeout_s)
     pool["allocationState"] = "resizing"
     _stamp(ctx, pool, t)

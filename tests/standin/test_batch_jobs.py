@@ -280,3 +280,33 @@ def test_job_state_rules_for_disable_and_update(standin, pool):
     with pytest.raises(HttpResponseError) as err:
         client.begin_disable_job("done", bm.BatchJobDisableOptions(disable_tasks="requeue"))
     assert err.value.status_code == 409 and err.value.error.code == "JobNotActive"
+
+
+def test_job_schedule_replace_moves_its_auto_pool_to_a_new_image_version(standin):
+    """PUT (replace_job_schedule) of an auto-pool jobSpecification: what a roll does to a schedule whose pool is
+    built per job; the stored spec is what retention reads to know which versions are still referenced."""
+    v1 = build_image_version(standin, version="1.0.0")
+    v2 = build_image_version(standin, tag="v2", version="2.0.0")
+    client = standin.batch()
+
+    def auto_pool(image_id: str) -> bm.BatchPoolInfo:
+        return bm.BatchPoolInfo(auto_pool_specification=bm.BatchAutoPoolSpecification(
+            auto_pool_id_prefix="nightly", pool_lifetime_option="job", pool=bm.BatchPoolSpecification(
+                vm_size="Standard_D2s_v3", target_dedicated_nodes=1,
+                virtual_machine_configuration=bm.VirtualMachineConfiguration(
+                    image_reference=bm.BatchVmImageReference(virtual_machine_image_id=image_id),
+                    node_agent_sku_id="batch.node.ubuntu 22.04"))))
+
+    every_day = bm.BatchJobScheduleConfiguration(recurrence_interval=datetime.timedelta(days=1),
+                                                 do_not_run_until=datetime.datetime(2099, 1, 1, tzinfo=datetime.timezone.utc))
+    client.create_job_schedule(bm.BatchJobScheduleCreateOptions(
+        id="auto", schedule=every_day, job_specification=bm.BatchJobSpecification(pool_info=auto_pool(v1.id))))
+    client.replace_job_schedule("auto", bm.BatchJobSchedule(
+        schedule=every_day, job_specification=bm.BatchJobSpecification(pool_info=auto_pool(v2.id))))
+    [sched] = list(client.list_job_schedules())
+    spec = sched.job_specification.pool_info.auto_pool_specification
+    assert spec.pool.virtual_machine_configuration.image_reference.virtual_machine_image_id == v2.id
+    assert spec.pool_lifetime_option == "job" and sched.metadata is None
+    with pytest.raises(HttpResponseError) as err:   # PUT replaces: the jobSpecification is required
+        client.replace_job_schedule("auto", bm.BatchJobSchedule(schedule=every_day))
+    assert err.value.status_code == 400 and err.value.error.code == "MissingRequiredProperty"

@@ -689,7 +689,13 @@ def delete_pool(ctx, account: str, pool_id: str, auth_scheme: str | None = None,
 
 
 def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: str | None) -> dict | None:
-    """Fields that may change only while the pool is empty; returns a new image record when the image changes."""
+    """Fields that may change only while the pool is empty; returns a new image record when the image changes.
+
+    The rule is Batch's (BatchPoolUpdateOptions in azure-batch 15.1 models/_models.py: vmSize,
+    virtualMachineConfiguration, taskSlotsPerNode, ... "This field can be updated only when the pool is empty");
+    the 409 OperationInvalidForCurrentState with PropertyName/Reason values is a guess. Nodes allocated after the
+    change run the new image (each allocation records its exact version: batch_nodes.render).
+    """
     empty = (pool.get("currentDedicatedNodes", 0) + pool.get("currentLowPriorityNodes", 0) == 0
              and nodes.committed(pool, True) + nodes.committed(pool, False) == 0)
     for f in ("vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
@@ -798,6 +804,11 @@ def stop_resize(ctx, account: str, pool_id: str, auth_scheme: str | None = None,
 
 def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
                  headers: dict | None = None) -> dict:
+    """Pool_RemoveNodes: at most 100 node ids per call, only on a steady pool (azure-batch 15.1
+    `_remove_nodes_internal`: "This operation can only run when the allocation state of the Pool is steady";
+    BatchNodeRemoveOptions.node_ids: "A maximum of 100 nodes may be removed per request"); the codes
+    (400 InvalidPropertyValue for the count, 409 PoolBeingResized) are guesses. nodeDeallocationOption as on resize.
+    """
     body = require_body(body)
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     ids = body.get("nodeList")

@@ -17,13 +17,14 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, XComArg
+from airflow.sdk import DAG, AssetAlias, Param, XComArg
 
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
-from batch_images.operators.gallery import GalleryImageVersionOperator
+from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PoolSpecsOperator, PreflightOperator
+from batch_images.operators.roll import PlanRollOperator, RollApprovalOperator, RollPoolOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.sensors.arm import ArmResourcesSensor
@@ -78,6 +79,13 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                              title="Rebuild number",
                              description="N in the version YYYY.MMDD.N: raise it to build a new version "
                                          "for a date that already has one."),
+            "allow_downgrade": Param(False, type="boolean", title="Allow downgrade",
+                                     description="Roll pools even when this run's version is older than the one "
+                                                 "serving them (a backfill never rolls back otherwise)."),
+            "strategy": Param(None, type=["null", "string"], enum=[None, "blue_green", "in_place"],
+                              title="Roll strategy",
+                              description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
+                                          "work while it is re-imaged (see the README)."),
         },
         doc_md=DOC.format(
             dag_id=cfg.dag_id, description=cfg.description, definition=cfg.image_definition.name,
@@ -104,9 +112,23 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                               snapshots=snapshots.output, arm_conn_id=cfg.arm_conn_id, **waits)
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
-        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=specs)
-        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=specs)
+        # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
+        rolls = PlanRollOperator.partial(
+            task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
+            strategy="{{ params.strategy }}").expand(pool_spec=specs).output
+        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=rolls)
+        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
         pools >> steady
+        gate = steady
+        if any(p.require_approval for p in cfg.pools):
+            gate = RollApprovalOperator.partial(task_id="approve_roll").expand(roll=rolls)
+            steady >> gate
+        promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
+                                              arm_conn_id=cfg.arm_conn_id, **waits)
+        gate >> promote
+        roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
+                                             **waits).expand(roll=rolls)
+        promote >> roll_pool
         cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
                                                    snapshots=snapshots.output, image_id=image.output,
                                                    arm_conn_id=cfg.arm_conn_id, **waits)

@@ -40,8 +40,10 @@ class RunResult:
 
 
 def run_dag_test(dag_id: str, logical_date: str, log_path: Path, env: dict[str, str] | None = None,
-                 pipelines_dir: Path | None = None, kill_when=None, timeout: float = 900) -> RunResult:
-    """`airflow dags test DAG_ID LOGICAL_DATE`; `kill_when(log_text) -> bool` SIGKILLs it when true."""
+                 pipelines_dir: Path | None = None, kill_when=None, timeout: float = 900,
+                 conf: dict | None = None) -> RunResult:
+    """`airflow dags test DAG_ID LOGICAL_DATE [--conf JSON]`; `kill_when(log_text) -> bool` SIGKILLs it when true.
+    ``conf``: the run's params (what the trigger form sends), e.g. ``{"allow_downgrade": true}``."""
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "plugins"), child_env.get("PYTHONPATH")]))
     if pipelines_dir is not None:
@@ -49,8 +51,10 @@ def run_dag_test(dag_id: str, logical_date: str, log_path: Path, env: dict[str, 
     start = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=child_env,
+        argv = [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date]
+        if conf:
+            argv += ["--conf", json.dumps(conf)]
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=child_env,
                                 start_new_session=True)
         rc: int | None
         while True:

@@ -380,7 +380,10 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
     # done; here waiting belongs to the waiter, so these send the one request through the client's public
     # send_request (same pipeline: auth, retries, BatchExceptionPolicy raising the SDK's errors).
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> None:
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None = None, *,
+              if_match: str | None = None, params: Mapping[str, str] | None = None) -> Any:
+        """One request through the client's pipeline; returns the JSON answer (None when it has no body).
+        ``if_match``: an ETag; Batch answers 412 ConditionNotMet (``ResourceModifiedError``) when it changed."""
         from azure.core.rest import HttpRequest
 
         client = self.connection
@@ -390,23 +393,32 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
         if body is not None:
             headers["Content-Type"] = "application/json; odata=minimalmetadata"
             kwargs["json"] = dict(body)
-        client.send_request(HttpRequest(method, path, params={"api-version": api_version}, headers=headers,
-                                        **kwargs))
+        if if_match:
+            headers["If-Match"] = if_match
+        response = client.send_request(HttpRequest(method, path, params={"api-version": api_version, **(params or {})},
+                                                   headers=headers, **kwargs))
+        try:
+            return response.json() if response.content else None
+        except ValueError:
+            return None
 
     @staticmethod
     def _path(*segments: str) -> str:
         return "/" + "/".join(quote(s, safe="") for s in segments)
 
     def resize_pool(self, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int,
-                    resize_timeout: timedelta | str | None = None) -> None:
-        """Start a resize (``POST /pools/{id}/resize``; the pool must be steady)."""
+                    resize_timeout: timedelta | str | None = None, node_deallocation_option: str | None = None) -> None:
+        """Start a resize (``POST /pools/{id}/resize``; the pool must be steady). ``node_deallocation_option`` for a
+        shrink: requeue (Batch's default) | terminate | taskcompletion (running tasks finish first)."""
         options = batch_models.BatchPoolResizeOptions(
             target_dedicated_nodes=target_dedicated_nodes,
             target_low_priority_nodes=target_low_priority_nodes,
             resize_timeout=parse_duration(resize_timeout) if resize_timeout is not None else None,
+            node_deallocation_option=node_deallocation_option,
         )
-        self.log.info("Resizing pool %s to %s dedicated + %s low-priority nodes", pool_id,
-                      target_dedicated_nodes, target_low_priority_nodes)
+        self.log.info("Resizing pool %s to %s dedicated + %s low-priority nodes%s", pool_id,
+                      target_dedicated_nodes, target_low_priority_nodes,
+                      f" ({node_deallocation_option})" if node_deallocation_option else "")
         self._send("POST", self._path("pools", pool_id, "resize"), options.as_dict())
 
     def list_nodes(self, pool_id: str, states: Iterable[str] | None = None) -> list[batch_models.BatchNode]:
@@ -443,3 +455,113 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
         except ResourceNotFoundError:
             return False
         return True
+
+    # -- the roll: pool metadata, jobs, job schedules (rules/roll.py decides; these only send) ---------------------
+
+    def list_pool_listing(self) -> list[dict]:
+        """Every pool of the account as ``{"id", "state", "allocation_state", "etag", "metadata": {name: value},
+        "image_id", "current_dedicated", "current_low_priority", "target_dedicated", "target_low_priority"}``
+        (one paged ``GET /pools`` with ``$select``; what :mod:`batch_images.rules.roll` reads)."""
+        select = ["id", "state", "allocationState", "eTag", "metadata", "virtualMachineConfiguration",
+                  "currentDedicatedNodes", "currentLowPriorityNodes", "targetDedicatedNodes", "targetLowPriorityNodes"]
+        return [pool_listing(p) for p in self.connection.list_pools(select=select)]
+
+    def pool_listing(self, pool_id: str) -> dict | None:
+        """One pool as :meth:`list_pool_listing` shows it, or None when there is none."""
+        pool = self.get_pool(pool_id)
+        return pool_listing(pool) if pool is not None else None
+
+    def update_pool_metadata(self, pool_id: str, metadata: Mapping[str, str], etag: str | None) -> None:
+        """``PATCH /pools/{id}`` with the whole ``metadata`` list (PATCH replaces it), conditional on ``etag``
+        (If-Match). Raises azure-core's ``ResourceModifiedError`` (412 ConditionNotMet) when the pool changed."""
+        body = {"metadata": [{"name": k, "value": str(v)} for k, v in metadata.items()]}
+        self._send("PATCH", self._path("pools", pool_id), body, if_match=etag)
+
+    def patch_pool_image(self, pool_id: str, image_version_id: str, node_agent_sku_id: str,
+                         security_profile: Mapping[str, Any] | None = None) -> None:
+        """``PATCH /pools/{id}`` of ``virtualMachineConfiguration`` to another gallery image version. Batch allows it
+        only while the pool has zero nodes (409 OperationInvalidForCurrentState otherwise)."""
+        ids.parse_arm_id(image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
+        vmc: dict[str, Any] = {"imageReference": {"virtualMachineImageId": image_version_id},
+                               "nodeAgentSKUId": node_agent_sku_id}
+        if security_profile:
+            vmc["securityProfile"] = dict(security_profile)
+        self.log.info("Pool %s: image -> %s", pool_id, image_version_id)
+        self._send("PATCH", self._path("pools", pool_id), {"virtualMachineConfiguration": vmc})
+
+    def _send_list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict]:
+        """A Batch list, every page (follows ``odata.nextLink``)."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        out: list[dict] = []
+        query = dict(params or {})
+        while True:
+            page = self._send("GET", path, params=query) or {}
+            out.extend(page.get("value") or [])
+            link = page.get("odata.nextLink")
+            if not link:
+                return out
+            parts = urlsplit(link)
+            path = parts.path.split("/", 3)[-1] if parts.path.startswith("/batch/") else parts.path
+            path = "/" + path.lstrip("/")
+            query = {k: v for k, v in parse_qsl(parts.query) if k != "api-version"}
+
+    def list_active_jobs(self) -> list[dict]:
+        """Jobs not completed (active, disabling, disabled, enabling) as ``{"id", "state", "pool_id", "etag",
+        "schedule_id"}``; ``pool_id`` is ``poolInfo.poolId`` (None for an auto pool)."""
+        out = []
+        for job in self._send_list("/jobs", {"$filter": "state ne 'completed' and state ne 'terminating' "
+                                                        "and state ne 'deleting'"}):
+            out.append({"id": job.get("id"), "state": job.get("state"),
+                        "pool_id": (job.get("poolInfo") or {}).get("poolId"), "etag": job.get("eTag"),
+                        "schedule_id": (job.get("executionInfo") or {}).get("jobScheduleId")})
+        return out
+
+    def get_job_json(self, job_id: str) -> dict | None:
+        try:
+            return self._send("GET", self._path("jobs", job_id))
+        except ResourceNotFoundError:
+            return None
+
+    def disable_job(self, job_id: str, disable_tasks: str = "wait") -> None:
+        """``POST /jobs/{id}/disable`` (``disableTasks``: requeue | terminate | wait - running tasks finish)."""
+        self.log.info("Disabling job %s (disableTasks=%s)", job_id, disable_tasks)
+        self._send("POST", self._path("jobs", job_id, "disable"), {"disableTasks": disable_tasks})
+
+    def enable_job(self, job_id: str) -> None:
+        self.log.info("Enabling job %s", job_id)
+        self._send("POST", self._path("jobs", job_id, "enable"))
+
+    def set_job_pool(self, job_id: str, pool_id: str) -> None:
+        """``PATCH /jobs/{id}`` of ``poolInfo`` (Batch allows it only while the job is disabled)."""
+        self.log.info("Job %s: poolInfo.poolId -> %s", job_id, pool_id)
+        self._send("PATCH", self._path("jobs", job_id), {"poolInfo": {"poolId": pool_id}})
+
+    def job_task_counts(self, job_id: str) -> dict:
+        """``{"active", "running", "completed"}`` of a job (``GET /jobs/{id}/taskcounts``)."""
+        counts = (self._send("GET", self._path("jobs", job_id, "taskcounts")) or {}).get("taskCounts") or {}
+        return {k: int(counts.get(k) or 0) for k in ("active", "running", "completed")}
+
+    def list_job_schedules_json(self) -> list[dict]:
+        """Job schedules not completed, as Batch's JSON (``id``, ``state``, ``eTag``, ``jobSpecification``)."""
+        return [s for s in self._send_list("/jobschedules")
+                if (s.get("state") or "").lower() in ("active", "disabled")]
+
+    def set_schedule_job_specification(self, schedule_id: str, job_specification: Mapping[str, Any],
+                                       etag: str | None = None) -> None:
+        """``PATCH /jobschedules/{id}`` of the whole ``jobSpecification`` (it replaces the old one; only jobs made
+        after it are affected), conditional on ``etag`` when given."""
+        self._send("PATCH", self._path("jobschedules", schedule_id), {"jobSpecification": dict(job_specification)},
+                   if_match=etag)
+
+
+def pool_listing(pool: Any) -> dict:
+    """An SDK pool model -> the plain dict :mod:`batch_images.rules.roll` reads."""
+    from batch_images.pool_facts import pool_image_id, pool_metadata
+
+    return {"id": pool.id, "state": enum_text(pool.state), "allocation_state": enum_text(pool.allocation_state),
+            "etag": pool.etag, "metadata": pool_metadata(pool), "image_id": pool_image_id(pool),
+            "current_dedicated": pool.current_dedicated_nodes or 0,
+            "current_low_priority": pool.current_low_priority_nodes or 0,
+            "target_dedicated": pool.target_dedicated_nodes or 0,
+            "target_low_priority": pool.target_low_priority_nodes or 0}

@@ -118,18 +118,24 @@ class ArmWaitingOperator(BaseOperator):
     # -- waiting --------------------------------------------------------------------------------------------------
 
     def wait(self, context: Any, *, waiter_name: str, waiter_args: dict, timeout: float, phase: str,
-             return_value: Any = None, extra: dict | None = None) -> Any:
+             return_value: Any = None, extra: dict | None = None, conn_id: str | None = None,
+             deadline: float | None = None) -> Any:
         """Wait for ``waiter_name``; continue in :meth:`after_wait` with ``phase`` and ``extra``.
 
         ``timeout`` (seconds) is the budget of the task's whole wait: its deadline is set by the first wait of
-        the first try and kept for later phases and retries (:func:`budget_deadline`).
+        the first try and kept for later phases and retries (:func:`budget_deadline`). ``deadline`` (epoch
+        seconds), when given, is used instead (a bound read from Azure, e.g. a drain that started at a time
+        recorded in pool metadata). ``conn_id``: the waiter's connection (default ``arm_conn_id``; a Batch
+        waiter takes the Batch connection).
         """
         extra = dict(extra or {})
-        deadline = budget_deadline(context, timeout, logger=self.log)
+        conn_id = conn_id or self.arm_conn_id
+        if deadline is None:
+            deadline = budget_deadline(context, timeout, logger=self.log)
         left = max(deadline - time.time(), 0.0)
         if self.deferrable:
             trigger = AzureBaseWaiterTrigger(
-                waiter_name=waiter_name, waiter_args=waiter_args, conn_id=self.arm_conn_id,
+                waiter_name=waiter_name, waiter_args=waiter_args, conn_id=conn_id,
                 poll_interval=self.poll_interval, deadline=deadline, return_key="value",
                 return_value=return_value, resume_kwargs={"phase": phase, "extra": extra},
             )
@@ -139,7 +145,7 @@ class ArmWaitingOperator(BaseOperator):
                        timeout=timedelta(seconds=left) + DEFER_GRACE)
         self.log.info("Waiting in the worker for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
                       self.poll_interval, int(left), int(timeout))
-        event = run_waiter_sync(waiter_name, waiter_args, self.arm_conn_id, self.poll_interval,
+        event = run_waiter_sync(waiter_name, waiter_args, conn_id, self.poll_interval,
                                 deadline=deadline, logger=self.log)
         event["value"] = return_value
         return self.after_wait(context, event, phase, extra)

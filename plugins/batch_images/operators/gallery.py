@@ -91,7 +91,9 @@ def storage_source_id(storage: Mapping[str, Any]) -> str | None:
 def version_body(plan: Plan, image_id: str | None, snapshots: Any = None) -> dict:
     publishing: dict[str, Any] = {
         "targetRegions": wire_target_regions(plan),
-        "excludeFromLatest": False,
+        # Published excluded: nothing that floats to "latest" picks it up before promote_image_version (after the
+        # canary pools passed their smoke tests) sets it to false.
+        "excludeFromLatest": True,
     }
     if plan.storage_account_type:
         publishing["storageAccountType"] = plan.storage_account_type
@@ -189,7 +191,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
        existing version (same source image) - before creating anything.
     2. Creates the gallery and the definition when missing (tagged managed-by).
     3. Creates the version: targetRegions from ``plan["target_regions"]`` (the replica counts and the rule
-       that produced them are logged from ``plan["replica_sizing"]``), excludeFromLatest False,
+       that produced them are logged from ``plan["replica_sizing"]``), excludeFromLatest True (promoted later),
        endOfLifeDate from the plan. An existing version from the same image is adopted and converged to the
        plan: differing target regions or replica counts are updated on it (and replication is waited for
        again); what Azure cannot change on an existing version (its source, a storage account type) fails
@@ -383,4 +385,57 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
             self.log.info("Adding region(s) %s back to %s", ", ".join(extra.get("removed") or []), version_id)
             self.hook.update_version_target_regions(version_id, wire_target_regions(self.typed_plan))
             return self.wait_replication(context, version_id, attempt + 1, converged=True)
+        return super().after_wait(context, event, phase, extra)
+
+
+class PromoteImageVersionOperator(ArmWaitingOperator):
+    """Promote the run's image version: wait until it is replicated in *every* target region, then set
+    ``publishingProfile.excludeFromLatest`` to false (step 5 of the roll), so "latest" may float to it.
+
+    Runs after every logical pool's canary passed (smoke test, approval). When every pool skipped the roll because a
+    newer version serves it (``rolls``: plan_roll's outputs, each with ``roll_action``), the version stays excluded:
+    a backfill publishes, it does not promote. Idempotent: an already promoted version is left as it is.
+
+    :param plan: the preflight plan (``version_id``). :param rolls: plan_roll's outputs (list of dicts) or None.
+    :return: the version id, or None when it was left excluded.
+    """
+
+    template_fields: Sequence[str] = ("plan", "rolls", "arm_conn_id")
+    timeout_key = "replication"
+
+    def __init__(self, *, plan: Any, rolls: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+        self.rolls = rolls
+
+    def execute(self, context: Any) -> Any:
+        from batch_images.rules import roll
+
+        plan = Plan.from_dict(self.plan)
+        actions = [r.get("roll_action") for r in (self.rolls or []) if isinstance(r, Mapping)]
+        if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):
+            self.log.info("Every logical pool runs a newer version than %s: the version stays excluded from latest",
+                          plan.version)
+            return None
+        return self.wait(context, waiter_name="gallery_replication", waiter_args={"version_id": plan.version_id},
+                         timeout=self.timeout_seconds(plan), phase="replicated", return_value=plan.version_id,
+                         extra={"version_id": plan.version_id})
+
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
+        version_id = extra.get("version_id") or event.get("value")
+        if phase == "replicated":
+            self.check_event(event, f"image version {version_id} in every region")
+            version = self.hook.get_version(version_id, replication_status=False)
+            publishing = (version.get("properties") or {}).get("publishingProfile") or {}
+            if publishing.get("excludeFromLatest") is False:
+                self.log.info("Image version %s is already promoted (excludeFromLatest false)", version_id)
+                return version_id
+            self.hook.update_version_exclude_from_latest(version_id, exclude=False)
+            return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": [version_id]},
+                             timeout=self.timeout_seconds(Plan.from_dict(self.plan)), phase="promoted",
+                             return_value=version_id, extra={"version_id": version_id})
+        if phase == "promoted":
+            self.check_event(event, f"promoting image version {version_id}")
+            self.log.info("Image version %s promoted: excludeFromLatest false", version_id)
+            return version_id
         return super().after_wait(context, event, phase, extra)

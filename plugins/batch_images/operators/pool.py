@@ -120,6 +120,14 @@ class BatchPoolOperator(BaseOperator):
 
         from batch_images.hooks.batch import BatchPoolHook
 
+        from batch_images.rules import roll
+
+        if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
+            self.log.info("Logical pool %s: no new pool this run (roll %s, strategy %s, serving pool %s on %s)",
+                          self.pool_spec.get("logical_pool"), self.pool_spec.get("roll_action"),
+                          self.pool_spec.get("strategy"), self.pool_spec.get("serving_pool_id"),
+                          self.pool_spec.get("serving_version"))
+            return None
         spec, resize_timeout = self._spec()
         pool_id = spec.pool_id
         hook = BatchPoolHook(spec.batch_conn_id)
@@ -134,6 +142,9 @@ class BatchPoolOperator(BaseOperator):
         metadata.setdefault(naming.TAG_DAG_ID, dag_id)
         if run_id:
             metadata.setdefault(naming.TAG_RUN_ID, run_id)
+        if spec.logical_pool:  # a new physical pool of a logical pool starts as the canary (rules/roll.py)
+            metadata.setdefault(naming.TAG_LOGICAL_POOL, spec.logical_pool)
+            metadata.setdefault(naming.TAG_ROLE, naming.ROLE_CANARY)
 
         existing = hook.get_pool(pool_id)
         if existing is not None:

@@ -31,6 +31,16 @@ MANAGED_BY = "airflow-batch-images"
 TAG_DAG_ID = "dag_id"
 TAG_RUN_ID = "run_id"
 TAG_IMAGE_VERSION = "image-version"
+# Roll metadata on physical pools (rules/roll.py): which logical pool a pool serves, its role, since when, and the
+# lease a rolling run holds on the serving pool (``<run_id>|<expiry ISO 8601>``).
+TAG_LOGICAL_POOL = "logical-pool"
+TAG_ROLE = "role"
+TAG_SERVING_SINCE = "serving-since"
+TAG_DRAINING_SINCE = "draining-since"
+TAG_LEASE = "roll-lease"
+ROLE_CANARY = "canary"
+ROLE_SERVING = "serving"
+ROLE_DRAINING = "draining"
 
 _VERSION_PART_RE = re.compile(r"[0-9]+")  # ASCII digits only (\d would accept other scripts' digits)
 _POOL_ID_CHAR_RE = re.compile(r"[A-Za-z0-9_\-]")

@@ -9,7 +9,8 @@
   period after our own create (see below).
 * ``arm_deleted`` - args ``resource_ids``. Success when none of them exists any more.
 * ``gallery_replication`` - args ``version_id``, optional ``created_at`` (epoch seconds of our create or
-  update) and ``not_found_grace``. Reads the version with ``$expand=ReplicationStatus`` and
+  update), ``not_found_grace`` and ``regions`` (wait for these regions only: a pool waits for the replica in its
+  own Batch account's region; promotion waits for every region). Reads the version with ``$expand=ReplicationStatus`` and
   gates on the per-region state (a version can say Succeeded while a region still replicates): success
   when every target region is Completed; a Failed region -> failure naming the region(s) and details.
 
@@ -181,7 +182,7 @@ ARM_DELETED = register(Waiter(
 
 
 async def probe_replication(hook: Any, version_id: str, created_at: float | None = None,
-                            not_found_grace: float | None = None) -> dict:
+                            not_found_grace: float | None = None, regions: list[str] | None = None) -> dict:
     from azure.core.exceptions import ResourceNotFoundError  # not at import: DAG parsing loads this module
 
     try:
@@ -200,6 +201,7 @@ async def probe_replication(hook: Any, version_id: str, created_at: float | None
         "created_at": created_at,
         "observed_at": time.time(),
         "not_found_grace": not_found_grace,
+        "only_regions": list(regions) if regions else None,
         "aggregatedState": status.get("aggregatedState"),
         "target_regions": [
             {"name": t.get("name"), "regionalReplicaCount": t.get("regionalReplicaCount"),
@@ -225,7 +227,8 @@ def evaluate_replication(state: dict) -> tuple[str, str]:
         if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
             return "retry", progress_replication(state)
         return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
-    failed = failed_regions(state)
+    only = {region_key(r) for r in state.get("only_regions") or []}
+    failed = [r for r in failed_regions(state) if not only or region_key(r.get("region")) in only]
     if failed and states.is_state(state.get("provisioningState"), "Creating", "Updating"):
         # Let the create/update finish first: changing the version while an operation is in flight
         # would be refused (and its provisioningState is what tells the update went through).
@@ -240,6 +243,13 @@ def evaluate_replication(state: dict) -> tuple[str, str]:
     targets = [region_key(t.get("name")) for t in state.get("target_regions") or []]
     if not targets:
         targets = list(by_region)
+    if only:  # a pool waits for the replica in its own region only (its account's region)
+        targets = [t for t in targets if t in only] or sorted(only)
+        done = all(states.is_state((by_region.get(t) or {}).get("state"), "Completed") for t in targets)
+        if done:
+            return "success", f"image version {name} replicated in {', '.join(sorted(only))}: " \
+                              f"{progress_replication(state)}"
+        return "retry", progress_replication(state)
     done = bool(targets) and all(
         states.is_state((by_region.get(t) or {}).get("state"), "Completed") for t in targets)
     if done and (state.get("provisioningState") is None or states.is_succeeded(state.get("provisioningState"))):

@@ -1,0 +1,527 @@
+"""Roll a logical pool to the run's image version (issue 10): decide, approve, move work, drain, verify.
+
+The DAG maps these over the plan's pools (one logical pool each):
+
+* :class:`PlanRollOperator` (``plan_roll``) - reads the logical pool's physical pools from Batch metadata
+  (:mod:`batch_images.rules.roll`), decides ``first`` / ``roll`` / ``current`` / ``skip_downgrade`` (never back to
+  an older version unless ``allow_downgrade``), takes the roll lease on the serving pool (ETag-conditional metadata
+  update) and returns the pool spec with the decision (what every later task maps over).
+* :class:`RollApprovalOperator` (``approve_roll``) - the standard provider's ``ApprovalOperator`` for pools with
+  ``require_approval``; passes through at once for the others.
+* :class:`RollPoolOperator` (``roll_pool``) - moves work to the new pool (blue_green) or re-images the serving pool
+  (in_place), drains and deletes the old pool, verifies every node's image, and publishes the roll as an Asset
+  event ``batch-pool://<account>/<logical pool>`` (extra: pool id, version).
+
+Every step reads where it stands from Batch (metadata roles, job and schedule pool ids, pool states) and is
+idempotent, so a retry, a clear or the next run finishes a roll that a killed worker left half-way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from batch_images.operators._arm import ArmWaitingOperator
+from batch_images.operators.pool import version_of
+from batch_images.rules import ids, naming, roll
+from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import PoolSpec
+
+STEP_TIMEOUT = 3600.0  # seconds for the waits that are not the drain (resize to zero, delete, steady)
+
+
+def asset_uri(account: str, logical_pool: str) -> str:
+    """``batch-pool://<account>/<logical pool>``: the Asset a roll of that logical pool updates."""
+    return f"batch-pool://{account}/{logical_pool}"
+
+
+def account_name(batch_account_id: str) -> str:
+    return ids.parse_arm_id(batch_account_id, "pool_spec.batch_account_id").name
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
+
+
+class PlanRollOperator(ArmWaitingOperator):
+    """Decide what this run does with one logical pool, and take the roll lease.
+
+    :param pool_spec: one entry of the plan's ``pools`` (with ``logical_pool`` and ``roll``). (templated)
+    :param image_version_id: the version this run published. (templated)
+    :param allow_downgrade: the run's ``allow_downgrade`` param (roll even to an older version). (templated)
+    :param strategy: the run's ``strategy`` param (None/empty: the config's). (templated)
+    :return: the pool spec plus ``logical_pool``, ``roll_action``, ``strategy``, ``serving_pool_id``,
+        ``serving_version``, ``version``, ``image_version_id``, ``account`` (plain JSON).
+    :raises AirflowFailException: bad input (unknown strategy, no logical pool).
+    :raises AirflowException: another run holds the lease (retried: it may finish meanwhile).
+    """
+
+    template_fields: Sequence[str] = ("pool_spec", "image_version_id", "allow_downgrade", "strategy")
+
+    def __init__(self, *, pool_spec: Any, image_version_id: str, allow_downgrade: Any = False,
+                 strategy: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_spec = pool_spec
+        self.image_version_id = image_version_id
+        self.allow_downgrade = allow_downgrade
+        self.strategy = strategy
+
+    def execute(self, context: Any) -> dict:
+        from batch_images.hooks.batch import BatchPoolHook
+
+        try:
+            spec = PoolSpec.from_dict(self.pool_spec)
+            if not spec.logical_pool:
+                raise InvalidInput("pool_spec.logical_pool", None, "the plan names no logical pool",
+                                   "run the preflight of this version of the project")
+            strategy = roll.effective_strategy(spec.roll.strategy, self.strategy or None)
+            version = version_of(self.image_version_id)
+        except InvalidInput as err:
+            raise AirflowFailException(str(err)) from None
+        run_id = context["run_id"]
+        hook = BatchPoolHook(spec.batch_conn_id)
+        pools = roll.physical_pools(hook.list_pool_listing(), spec.logical_pool)
+        serving = roll.serving_pool(pools)
+        action = roll.decide(version, serving, _truthy(self.allow_downgrade))
+        out = {**spec.to_dict(), "logical_pool": spec.logical_pool, "roll_action": action, "strategy": strategy,
+               "serving_pool_id": serving.pool_id if serving else None,
+               "serving_version": serving.version if serving else None, "version": version,
+               "image_version_id": self.image_version_id, "account": account_name(spec.batch_account_id)}
+        if action == roll.SKIP_DOWNGRADE:
+            self.log.warning("Logical pool %s: NOT rolled - it is served by %s on version %s, newer than this run's %s "
+                             "(a backfill never rolls back; set the allow_downgrade param to roll anyway). The version "
+                             "is still published, excluded from latest.", spec.logical_pool, serving.pool_id,
+                             serving.version, version)
+            return out
+        if action == roll.FIRST:
+            self.log.info("Logical pool %s has no serving pool yet: %s becomes its first", spec.logical_pool,
+                          spec.pool_id)
+            return out
+        if action == roll.CURRENT:
+            self.log.info("Logical pool %s is already served by %s on %s", spec.logical_pool, serving.pool_id, version)
+            out["pool_id"] = serving.pool_id
+            return out
+        self.take_lease(hook, serving, run_id, spec.roll.drain_timeout_minutes)
+        if strategy == "in_place":
+            out["pool_id"] = serving.pool_id  # the same pool id, re-imaged
+        self.log.info("Logical pool %s: rolling %s (%s) to %s, strategy %s", spec.logical_pool, serving.pool_id,
+                      serving.version, version, strategy)
+        return out
+
+    def take_lease(self, hook: Any, serving: roll.PhysicalPool, run_id: str, drain_minutes: int) -> None:
+        """Write ``roll-lease`` on the serving pool with If-Match; fail (retried) when another run holds it."""
+        from azure.core.exceptions import ResourceModifiedError
+
+        now = _now()
+        holder = roll.lease_holder(serving.lease, now)
+        if holder and holder != run_id:
+            raise AirflowException(f"logical pool {serving.logical_pool} is being rolled by run {holder} (lease "
+                                   f"{serving.lease!r} on pool {serving.pool_id}); this task retries later")
+        current = hook.pool_listing(serving.pool_id) or {}
+        value = roll.lease_value(run_id, now, roll.lease_duration(drain_minutes))
+        metadata = roll.metadata_update(current.get("metadata") or {}, {naming.TAG_LEASE: value})
+        try:
+            hook.update_pool_metadata(serving.pool_id, metadata, current.get("etag") or serving.etag)
+        except ResourceModifiedError:
+            raise AirflowException(f"pool {serving.pool_id} changed while this run took the roll lease (412 "
+                                   "ConditionNotMet): another run may be rolling it; this task retries") from None
+        self.log.info("Roll lease on %s taken until %s", serving.pool_id, value.rpartition("|")[2])
+
+
+try:  # the standard provider's human-in-the-loop approval (Airflow 3.1+)
+    from airflow.providers.standard.operators.hitl import ApprovalOperator as _Approval
+except ImportError:  # pragma: no cover - the lock pins apache-airflow-providers-standard 1.21.0, which has it
+    _Approval = None
+
+
+if _Approval is not None:
+    class RollApprovalOperator(_Approval):
+        """``ApprovalOperator`` for a logical pool with ``require_approval: true``; a pass-through for the others
+        (and for a run that makes no change to the pool). Rejecting skips the roll (nothing touched)."""
+
+        template_fields: Sequence[str] = (*_Approval.template_fields, "roll")
+
+        def __init__(self, *, roll: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("subject", "Roll a Batch pool to a new image version?")
+            super().__init__(**kwargs)
+            self.roll = roll
+
+        def execute(self, context: Any) -> Any:
+            r = self.roll if isinstance(self.roll, Mapping) else {}
+            if not r.get("require_approval") or r.get("roll_action") not in (roll.ROLL,):
+                self.log.info("Logical pool %s: no approval needed (require_approval %s, roll %s)",
+                              r.get("logical_pool"), r.get("require_approval"), r.get("roll_action"))
+                return {"chosen_options": [self.APPROVE], "params_input": {}, "auto": True}
+            self.body = (f"Logical pool **{r.get('logical_pool')}** in account {r.get('account')}: move work from "
+                         f"{r.get('serving_pool_id')} ({r.get('serving_version')}) to {r.get('pool_id')} "
+                         f"({r.get('version')}), strategy {r.get('strategy')}.")
+            return super().execute(context)
+else:  # pragma: no cover
+    RollApprovalOperator = None  # type: ignore[assignment,misc]
+
+
+class RollPoolOperator(ArmWaitingOperator):
+    """Move a logical pool's work to the new physical pool and retire the old one (steps 6 and 7 of the roll).
+
+    ``blue_green``: job schedules naming an old pool (``poolInfo.poolId``) are repointed to the new pool; schedules
+    whose ``autoPoolSpecification`` pool carries this logical pool's ``logical-pool`` metadata get the new version;
+    active jobs on the old pool finish there (``active_jobs: drain``) or are moved (``move``: disable with
+    ``wait``, PATCH ``poolInfo``, enable). Roles: the new pool ``serving`` (lease dropped), the old ``draining``. The
+    old pool is then waited for (deferred) until it runs no task and its drained jobs have none queued, bounded by
+    ``drain_timeout_minutes`` counted from its ``draining-since`` metadata; then resized to zero with
+    ``taskcompletion`` and deleted. On drain timeout: ``keep`` fails the task naming the counts and leaves the pool
+    ``draining`` (the next run finishes it); ``requeue`` moves its jobs (disable with requeue) and deletes it.
+
+    ``in_place``: the serving pool keeps its id: its jobs are disabled (``wait``: running tasks finish), it is resized
+    to zero, its image PATCHed to the new version, resized back to its target and waited steady; jobs enabled.
+    Users' work pauses for that whole time (README, "Rolling pools").
+
+    Then every node of the serving pool must report the new version in ``virtualMachineInfo.imageReference``, and the
+    roll is published as an Asset event on the outlet ``batch-pool://<account>/<logical pool>``.
+
+    :param roll: plan_roll's output for this logical pool. (templated)
+    :return: ``{"logical_pool", "pool_id", "version", "account", "moved_schedules", "moved_jobs",
+        "deleted_pools"}`` or None when the pool was not rolled.
+    """
+
+    template_fields: Sequence[str] = ("roll",)
+    ui_color = "#cfe8ff"
+
+    def __init__(self, *, roll: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.roll = roll
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> PoolSpec:
+        return PoolSpec.from_dict(self.roll, "roll")
+
+    def batch_hook(self):
+        from batch_images.hooks.batch import BatchPoolHook
+
+        return BatchPoolHook(self.spec.batch_conn_id)
+
+    def bwait(self, context: Any, waiter: str, args: dict, phase: str, extra: dict,
+              deadline: float | None = None) -> Any:
+        return self.wait(context, waiter_name=waiter, waiter_args=args, timeout=STEP_TIMEOUT, phase=phase,
+                         extra=extra, conn_id=self.spec.batch_conn_id,
+                         deadline=deadline if deadline is not None else time.time() + STEP_TIMEOUT)
+
+    def set_metadata(self, hook: Any, pool_id: str, changes: Mapping[str, str | None]) -> None:
+        """Apply metadata changes with If-Match, re-reading once if the pool changed in between."""
+        from azure.core.exceptions import ResourceModifiedError
+
+        for attempt in range(3):
+            current = hook.pool_listing(pool_id)
+            if current is None:
+                return
+            have = current.get("metadata") or {}
+            want = roll.metadata_update(have, changes)
+            if want == have:
+                return
+            try:
+                hook.update_pool_metadata(pool_id, want, current.get("etag"))
+                return
+            except ResourceModifiedError:
+                if attempt == 2:
+                    raise
+
+    # -- execute --------------------------------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> Any:
+        r = dict(self.roll or {})
+        action = r.get("roll_action")
+        if action == roll.SKIP_DOWNGRADE:
+            self.log.info("Logical pool %s not rolled: a newer version (%s) serves it", r.get("logical_pool"),
+                          r.get("serving_version"))
+            return None
+        hook = self.batch_hook()
+        if action == roll.ROLL and r.get("strategy") == "in_place":
+            return self.in_place_start(context, hook, r)
+        return self.blue_green(context, hook, r)
+
+    # -- blue/green -----------------------------------------------------------------------------------------------
+
+    def blue_green(self, context: Any, hook: Any, r: dict) -> Any:
+        spec = self.spec
+        new_id = spec.pool_id
+        pools = roll.physical_pools(hook.list_pool_listing(), spec.logical_pool)
+        if not any(p.pool_id == new_id for p in pools):
+            raise AirflowException(f"pool {new_id} of logical pool {spec.logical_pool} does not exist (deleted "
+                                   "since create_pool?); clear create_pool to make it again")
+        old = [p for p in pools if p.pool_id != new_id and p.role in (naming.ROLE_SERVING, naming.ROLE_DRAINING)]
+        old_ids = [p.pool_id for p in old]
+        moved_schedules = self.move_schedules(hook, old_ids, new_id, r)
+        moved_jobs, drained_jobs = self.handle_active_jobs(hook, old_ids, new_id, spec.roll.active_jobs)
+        now = roll.iso(_now())
+        # New pool serving first: a crash in between leaves two serving pools, and the newest wins (rules/roll.py).
+        self.set_metadata(hook, new_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
+                                         naming.TAG_SERVING_SINCE: self._keep(pools, new_id, naming.TAG_SERVING_SINCE)
+                                         or now})
+        for p in old:
+            self.set_metadata(hook, p.pool_id, {naming.TAG_ROLE: naming.ROLE_DRAINING, naming.TAG_LEASE: None,
+                                                naming.TAG_DRAINING_SINCE: self._draining_since(hook, p.pool_id) or now})
+        state = {"new": new_id, "old": old_ids, "drained_jobs": drained_jobs, "moved_schedules": moved_schedules,
+                 "moved_jobs": moved_jobs, "deleted": []}
+        return self.next_old(context, hook, state)
+
+    @staticmethod
+    def _keep(pools: Sequence[roll.PhysicalPool], pool_id: str, key: str) -> str | None:
+        for p in pools:
+            if p.pool_id == pool_id and key == naming.TAG_SERVING_SINCE:
+                return p.serving_since
+        return None
+
+    @staticmethod
+    def _draining_since(hook: Any, pool_id: str) -> str | None:
+        return ((hook.pool_listing(pool_id) or {}).get("metadata") or {}).get(naming.TAG_DRAINING_SINCE)
+
+    def move_schedules(self, hook: Any, old_ids: Sequence[str], new_id: str, r: dict) -> list[str]:
+        """Repoint job schedules from the old pools to ``new_id``; auto-pool schedules of this logical pool get the
+        new version. Returns the schedule ids changed (already pointing at the new pool: left alone)."""
+        moved = []
+        old_lower = {p.lower() for p in old_ids}
+        for sched in hook.list_job_schedules_json():
+            spec = dict(sched.get("jobSpecification") or {})
+            info = dict(spec.get("poolInfo") or {})
+            if (info.get("poolId") or "").lower() in old_lower:
+                spec["poolInfo"] = {"poolId": new_id}
+                hook.set_schedule_job_specification(sched["id"], spec, sched.get("eTag"))
+                self.log.info("Job schedule %s: poolInfo.poolId %s -> %s", sched["id"], info["poolId"], new_id)
+                moved.append(sched["id"])
+                continue
+            auto = info.get("autoPoolSpecification") or {}
+            pool = dict(auto.get("pool") or {})
+            md = {m.get("name"): m.get("value") for m in pool.get("metadata") or []}
+            if md.get(naming.TAG_LOGICAL_POOL) != r.get("logical_pool"):
+                continue
+            vmc = dict(pool.get("virtualMachineConfiguration") or {})
+            ref = dict(vmc.get("imageReference") or {})
+            if ids.same_id(ref.get("virtualMachineImageId"), r["image_version_id"]):
+                continue
+            ref["virtualMachineImageId"] = r["image_version_id"]
+            vmc["imageReference"] = ref
+            pool["virtualMachineConfiguration"] = vmc
+            pool["metadata"] = [{"name": k, "value": v} for k, v in
+                                roll.metadata_update(md, {naming.TAG_IMAGE_VERSION: r["version"]}).items()]
+            spec["poolInfo"] = {**info, "autoPoolSpecification": {**auto, "pool": pool}}
+            hook.set_schedule_job_specification(sched["id"], spec, sched.get("eTag"))
+            self.log.info("Job schedule %s: auto pool image -> %s", sched["id"], r["image_version_id"])
+            moved.append(sched["id"])
+        return moved
+
+    def handle_active_jobs(self, hook: Any, old_ids: Sequence[str], new_id: str, mode: str,
+                           disable_tasks: str = "wait") -> tuple[list[str], list[str]]:
+        """``move``: disable (``disable_tasks``), PATCH poolInfo, enable each job on an old pool. ``drain``: leave
+        them. Returns (moved job ids, job ids left to drain). A job a killed try left disabled is picked up."""
+        old_lower = {p.lower() for p in old_ids}
+        jobs = [j for j in hook.list_active_jobs() if (j.get("pool_id") or "").lower() in old_lower]
+        if mode != "move":
+            for j in jobs:
+                self.log.info("Job %s stays on %s until it finishes (active_jobs: drain)", j["id"], j["pool_id"])
+            return [], [j["id"] for j in jobs]
+        for j in jobs:
+            self.move_job(hook, j, new_id, disable_tasks)
+        # jobs a killed try left disabled on the new pool: enable them
+        for j in hook.list_active_jobs():
+            if (j.get("pool_id") or "").lower() == new_id.lower() and j.get("state") == "disabled":
+                hook.enable_job(j["id"])
+        return [j["id"] for j in jobs], []
+
+    def move_job(self, hook: Any, job: dict, new_id: str, disable_tasks: str) -> None:
+        if job.get("state") == "active":
+            hook.disable_job(job["id"], disable_tasks)
+        deadline = time.time() + STEP_TIMEOUT
+        while True:  # disabling -> disabled once running tasks finished (wait) or were requeued
+            state = (hook.get_job_json(job["id"]) or {}).get("state")
+            if state == "disabled" or state is None:
+                break
+            if time.time() > deadline:
+                raise AirflowException(f"job {job['id']} still {state} after {STEP_TIMEOUT:.0f} s")
+            time.sleep(min(self.poll_interval, 5.0))
+        if state is None:
+            return
+        hook.set_job_pool(job["id"], new_id)
+        hook.enable_job(job["id"])
+        self.log.info("Job %s moved from %s to %s", job["id"], job.get("pool_id"), new_id)
+
+    def next_old(self, context: Any, hook: Any, state: dict) -> Any:
+        """Drain, empty and delete the next old pool; verify when none is left."""
+        left = [p for p in state["old"] if p not in state["deleted"]]
+        if not left:
+            return self.verify(context, hook, state)
+        pool_id = left[0]
+        current = hook.pool_listing(pool_id)
+        if current is None:
+            state["deleted"].append(pool_id)
+            return self.next_old(context, hook, state)
+        since = roll.parse_iso((current.get("metadata") or {}).get(naming.TAG_DRAINING_SINCE)) or _now()
+        deadline = (since + timedelta(minutes=self.spec.roll.drain_timeout_minutes)).timestamp()
+        self.log.info("Draining pool %s (until %s at the latest)", pool_id, roll.iso(datetime.fromtimestamp(deadline,
+                                                                                                          timezone.utc)))
+        return self.bwait(context, "batch_pool_drained", {"pool_id": pool_id, "job_ids": state["drained_jobs"]},
+                          "drained", {**state, "current": pool_id}, deadline=max(deadline, time.time() + 1))
+
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
+        hook = self.batch_hook()
+        state = dict(extra)
+        pool_id = state.get("current")
+        status = event.get("status")
+        if phase == "drained":
+            if status == "timeout":
+                return self.drain_timed_out(context, hook, state, event)
+            self.check_event(event, f"draining pool {pool_id}")
+            return self.empty_and_delete(context, hook, state)
+        if phase == "emptied":
+            self.check_event(event, f"resizing pool {pool_id} to zero")
+            hook.delete_pool(pool_id)
+            return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
+        if phase == "deleted":
+            self.check_event(event, f"deleting pool {pool_id}")
+            state["deleted"] = [*state["deleted"], pool_id]
+            return self.next_old(context, hook, state)
+        if phase.startswith("inplace_"):
+            return self.in_place_continue(context, hook, phase, event, state)
+        return super().after_wait(context, event, phase, extra)
+
+    def empty_and_delete(self, context: Any, hook: Any, state: dict) -> Any:
+        pool_id = state["current"]
+        current = hook.pool_listing(pool_id)
+        if current is None:
+            state["deleted"] = [*state["deleted"], pool_id]
+            return self.next_old(context, hook, state)
+        if current["target_dedicated"] + current["target_low_priority"] > 0:
+            if (current.get("allocation_state") or "").lower() == "steady":
+                hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
+        return self.bwait(context, "batch_pool_empty", {"pool_id": pool_id}, "emptied", state)
+
+    def drain_timed_out(self, context: Any, hook: Any, state: dict, event: dict) -> Any:
+        pool_id = state["current"]
+        on_timeout = self.spec.roll.on_drain_timeout
+        message = event.get("message") or ""
+        if on_timeout == "keep":
+            raise AirflowFailException(
+                f"pool {pool_id} did not drain within {self.spec.roll.drain_timeout_minutes} minutes ({message}); "
+                f"it is left with role draining and keeps running its tasks (on_drain_timeout: keep). The new pool "
+                f"{state['new']} serves. Clear this task (or let the next run) finish the drain.")
+        self.log.warning("Pool %s did not drain in time (%s): requeueing its work on %s and deleting it "
+                         "(on_drain_timeout: requeue)", pool_id, message, state["new"])
+        for job_id in state.get("drained_jobs") or []:
+            job = hook.get_job_json(job_id)
+            if job and (job.get("poolInfo") or {}).get("poolId", "").lower() == pool_id.lower():
+                self.move_job(hook, {"id": job_id, "state": job.get("state"), "pool_id": pool_id}, state["new"],
+                              "requeue")
+        hook.delete_pool(pool_id)  # its running tasks are requeued by Batch
+        return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
+
+    # -- in place -------------------------------------------------------------------------------------------------
+
+    def in_place_start(self, context: Any, hook: Any, r: dict) -> Any:
+        pool_id = r["pool_id"]
+        current = hook.pool_listing(pool_id)
+        if current is None:
+            raise AirflowFailException(f"pool {pool_id} (serving logical pool {r.get('logical_pool')}) is gone")
+        if ids.same_id(current.get("image_id"), r["image_version_id"]):
+            self.log.info("Pool %s already on %s: growing it back if needed", pool_id, r["image_version_id"])
+            return self.in_place_grow(context, hook, {"new": pool_id, "old": [], "deleted": [], "drained_jobs": [],
+                                                       "moved_schedules": [], "moved_jobs": [], "current": pool_id})
+        # Stop new work: disable the pool's jobs with "wait" (running tasks finish), then empty the pool.
+        jobs = [j for j in hook.list_active_jobs() if (j.get("pool_id") or "").lower() == pool_id.lower()]
+        for j in jobs:
+            if j.get("state") == "active":
+                hook.disable_job(j["id"], "wait")
+        state = {"new": pool_id, "old": [], "deleted": [], "drained_jobs": [], "moved_schedules": [],
+                 "moved_jobs": [], "paused_jobs": [j["id"] for j in jobs], "current": pool_id}
+        self.log.info("In-place roll of %s: jobs %s paused; running tasks finish, then the pool empties (downtime "
+                      "starts)", pool_id, ", ".join(state["paused_jobs"]) or "(none)")
+        if current["target_dedicated"] + current["target_low_priority"] > 0 and \
+                (current.get("allocation_state") or "").lower() == "steady":
+            hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
+        return self.bwait(context, "batch_pool_empty", {"pool_id": pool_id}, "inplace_emptied", state)
+
+    def in_place_grow(self, context: Any, hook: Any, state: dict) -> Any:
+        spec = self.spec
+        pool_id = state["current"]
+        current = hook.pool_listing(pool_id) or {}
+        if current.get("target_dedicated", 0) + current.get("target_low_priority", 0) == 0 and \
+                (current.get("allocation_state") or "").lower() == "steady":
+            hook.resize_pool(pool_id, spec.target_dedicated_nodes, spec.target_low_priority_nodes,
+                             spec.resize_timeout)
+        from batch_images.triggers.waiters import batch as steady
+
+        return self.bwait(context, steady.WAITER_NAME,
+                          {"pool_id": pool_id, "target_dedicated": spec.target_dedicated_nodes,
+                           "target_low_priority": spec.target_low_priority_nodes,
+                           "max_unhealthy_share": spec.max_unhealthy_node_share}, "inplace_steady", state)
+
+    def in_place_continue(self, context: Any, hook: Any, phase: str, event: dict, state: dict) -> Any:
+        r = dict(self.roll)
+        pool_id = state["current"]
+        if phase == "inplace_emptied":
+            self.check_event(event, f"emptying pool {pool_id}")
+            hook.patch_pool_image(pool_id, r["image_version_id"], self.spec.node_agent_sku_id,
+                                  self.spec.security_profile)
+            self.set_metadata(hook, pool_id, {naming.TAG_IMAGE_VERSION: r["version"],
+                                              naming.TAG_RUN_ID: context["run_id"]})
+            return self.in_place_grow(context, hook, state)
+        if phase == "inplace_steady":
+            self.check_event(event, f"growing pool {pool_id} back")
+            for job_id in state.get("paused_jobs") or []:
+                job = hook.get_job_json(job_id)
+                if job and job.get("state") == "disabled":
+                    hook.enable_job(job_id)
+            self.set_metadata(hook, pool_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
+                                              naming.TAG_SERVING_SINCE: roll.iso(_now())})
+            return self.verify(context, hook, state)
+        raise AirflowException(f"unknown phase {phase}")
+
+    # -- verify ---------------------------------------------------------------------------------------------------
+
+    def verify(self, context: Any, hook: Any, state: dict) -> dict:
+        r = dict(self.roll)
+        pool_id = state["new"]
+        if r.get("roll_action") in (roll.FIRST, roll.CURRENT) or state.get("old") == []:
+            # a first pool (or a finished roll) becomes / stays serving
+            pools = roll.physical_pools(hook.list_pool_listing(), r["logical_pool"])
+            self.set_metadata(hook, pool_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
+                                              naming.TAG_SERVING_SINCE: self._keep(pools, pool_id,
+                                                                                   naming.TAG_SERVING_SINCE)
+                                              or roll.iso(_now())})
+        nodes = [{"id": n.id, "image_id": getattr(getattr(getattr(n, "virtual_machine_info", None), "image_reference",
+                                                           None), "virtual_machine_image_id", None),
+                  "exact_version": getattr(getattr(getattr(n, "virtual_machine_info", None), "image_reference", None),
+                                           "exact_version", None)}
+                 for n in hook.list_nodes(pool_id)]
+        off = roll.nodes_off_version(nodes, r["image_version_id"])
+        if off:
+            raise AirflowException(f"pool {pool_id}: node(s) {', '.join(off)} do not report image "
+                                   f"{r['image_version_id']} in virtualMachineInfo.imageReference")
+        self.log.info("Pool %s serves logical pool %s: all %d node(s) on %s", pool_id, r["logical_pool"], len(nodes),
+                      r["version"])
+        result = {"logical_pool": r["logical_pool"], "pool_id": pool_id, "version": r["version"],
+                  "account": r.get("account"), "moved_schedules": state.get("moved_schedules") or [],
+                  "moved_jobs": state.get("moved_jobs") or [], "deleted_pools": state.get("deleted") or [],
+                  "nodes": len(nodes)}
+        self.publish_asset_event(context, result)
+        return result
+
+    def publish_asset_event(self, context: Any, result: dict) -> None:
+        """Add an event for ``batch-pool://<account>/<logical pool>`` through this task's AssetAlias outlet."""
+        from airflow.sdk import Asset, AssetAlias
+
+        aliases = [o for o in (self.outlets or []) if isinstance(o, AssetAlias)]
+        if not aliases:
+            return
+        uri = asset_uri(result["account"], result["logical_pool"])
+        context["outlet_events"][aliases[0]].add(Asset(uri=uri, name=uri),
+                                                 extra={"pool_id": result["pool_id"], "version": result["version"]})
+        self.log.info("Asset event %s: pool %s, version %s", uri, result["pool_id"], result["version"])

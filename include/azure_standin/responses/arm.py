@@ -6,6 +6,7 @@ by one set of generic get / put / delete / list handlers.
 Status codes follow what azure-mgmt-compute 39 accepts (checked in its generated operations):
 - Snapshots PUT: 202 (new) / 200 (update); Images, Galleries, GalleryImages, GalleryImageVersions PUT:
   201 (new) / 200 (update); all with Azure-AsyncOperation + Retry-After.
+- GalleryImageVersions PATCH (Update): 200 with Azure-AsyncOperation, as begin_update expects.
 - DELETE: 202 with Location + Azure-AsyncOperation while it runs, 204 when there is nothing to delete.
 - Retry-After is always an integer number of seconds: the SDK deserialises that header as "int" on
   201/202 answers (a value like "0.25" makes it raise).

@@ -9,6 +9,7 @@ from typing import Any
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours, iso_end_of_life
 from batch_images.operators.image import planned_image_id
 from batch_images.operators.snapshot import planned_snapshots
+from batch_images.pool_facts import pool_image_id
 from batch_images.rules import ids, naming, retention
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import Plan
@@ -199,22 +200,18 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         return event.get("value")
 
 
-def _image_id_of(vm_configuration: Any) -> str | None:
-    return getattr(getattr(vm_configuration, "image_reference", None), "virtual_machine_image_id", None)
-
-
 def batch_image_references(client: Any, account: str) -> list[retention.Reference]:
     """Every gallery image a Batch account's pools and live job schedules reference (``azure.batch.BatchClient``;
     ``account`` names it in the users' descriptions). Raises the SDK's HttpResponseError when a read fails."""
     found = []
     for pool in client.list_pools(select=["id", "virtualMachineConfiguration"]):
-        image = _image_id_of(pool.virtual_machine_configuration)
+        image = pool_image_id(pool)
         if image:
             found.append(retention.Reference(image, f"pool {pool.id} ({account})"))
     for schedule in client.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
                                               select=["id", "jobSpecification"]):
         auto = getattr(getattr(schedule.job_specification, "pool_info", None), "auto_pool_specification", None)
-        image = _image_id_of(getattr(getattr(auto, "pool", None), "virtual_machine_configuration", None))
+        image = pool_image_id(getattr(auto, "pool", None))
         if image:
             found.append(retention.Reference(image, f"job schedule {schedule.id} auto pool ({account})"))
     return found

@@ -26,7 +26,7 @@ from typing import Any, Literal
 Status = Literal["success", "failure", "retry"]
 HookFactory = Callable[[str, "dict | None"], Any]
 
-WAITER_MODULES = ("arm", "batch", "roll")
+WAITER_MODULES = ("arm", "batch", "roll", "smoke")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,249 @@
+"""Smoke test of a new pool before it serves: a Batch job, one task per node (or ``smoke_test.tasks``), the
+configured command line; every task must exit 0 within ``smoke_test.timeout_minutes``.
+
+Success deletes the job and returns what ran. Failure (a task exited non-zero, Batch ended it at the timeout,
+or the wait ran out) deletes the job too and fails the task at once (``AirflowFailException``: a retry would
+test the same image on the same pool) naming each failed node, its exit code or Batch's failure, and the last
+lines of its task's ``stderr.txt`` / ``stdout.txt`` when Batch still serves them. Deleting the pool on failure
+is the DAG's (the roll's) business, not this operator's.
+
+Idempotent: the job id is derived from the pool id (``smoke-<pool id>``), so a retry or a resumed run finds the
+job it made and waits for it instead of starting another; an unfinished job from an earlier series is
+replaced only if it is not active.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+from batch_images.pool_facts import batch_error_text, enum_text
+from batch_images.rules import naming
+from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import PoolSpec
+from batch_images.triggers.base import budget_deadline, default_deferrable
+
+if TYPE_CHECKING:
+    from batch_images.hooks.batch import BatchPoolHook
+
+WAITER = "batch_smoke_test"  # triggers/waiters/smoke.py
+OUTPUT_FILES = ("stderr.txt", "stdout.txt")
+OUTPUT_TAIL_BYTES = 4096
+OUTPUT_TAIL_LINES = 5
+MAX_NODES_IN_MESSAGE = 20
+_BUDGET_KEY = "smoke_test_budget"
+
+
+def smoke_job_id(pool_id: str) -> str:
+    """``smoke-<pool id>``: Batch job ids are at most 64 characters; a longer one keeps its end (the version)."""
+    job_id = f"smoke-{pool_id}"
+    return job_id if len(job_id) <= 64 else "smoke-" + pool_id[-58:]
+
+
+class PoolSmokeTestOperator(BaseOperator):
+    """Run the pool's smoke test and wait (deferred) until every task exited 0.
+
+    :param pool_spec: an entry of the preflight plan's ``pools`` (its ``smoke_test``, ``batch_conn_id``, ``pool_id``).
+        Without ``smoke_test`` nothing runs and the result says so.
+    :param pool_id: the pool to test (default ``pool_spec["pool_id"]``, the new physical pool).
+    :param job_id: default ``smoke-<pool id>``.
+    :param dag_id, run_id: written into the job's metadata (default: the running DAG run's).
+    :return: ``{"pool_id", "job_id", "tasks", "succeeded", "nodes": [node ids]}`` or
+        ``{"pool_id", "skipped": reason}``.
+    :raises AirflowFailException: bad input, or the smoke test failed (nodes, exit codes, output tails named).
+    """
+
+    template_fields: Sequence[str] = ("pool_spec", "pool_id", "job_id", "dag_run_id")
+    template_fields_renderers = {"pool_spec": "json"}
+    ui_color = "#fdf3e1"
+
+    def __init__(self, *, pool_spec: Any, pool_id: str | None = None, job_id: str | None = None,
+                 dag_run_id: str | None = None, deferrable: bool | None = None, poll_interval: float = 15.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_spec = pool_spec
+        self.pool_id = pool_id
+        self.job_id = job_id
+        self.dag_run_id = dag_run_id
+        self.deferrable = default_deferrable(deferrable)
+        self.poll_interval = poll_interval
+
+    def _spec(self) -> PoolSpec:
+        try:
+            return PoolSpec.from_dict(self.pool_spec)
+        except InvalidInput as err:
+            raise AirflowFailException(str(err)) from None
+
+    def _hook(self, spec: PoolSpec) -> BatchPoolHook:
+        from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
+
+        return BatchPoolHook(azure_batch_conn_id=spec.batch_conn_id)
+
+    # -- start ----------------------------------------------------------------------------------------------------
+
+    def execute(self, context: Any) -> dict:
+        spec = self._spec()
+        pool_id = self.pool_id or spec.pool_id
+        if spec.smoke_test is None:
+            self.log.info("Pool %s: no smoke test configured", pool_id)
+            return {"pool_id": pool_id, "skipped": "no smoke_test in the config"}
+        test = spec.smoke_test
+        job_id = self.job_id or smoke_job_id(pool_id)
+        hook = self._hook(spec)
+        tasks = self._start(hook, context, pool_id, job_id, test.command_line, test.tasks, test.timeout_minutes)
+        timeout = test.timeout_minutes * 60.0
+        # A little more than the tasks' own maxWallClockTime, so Batch ends an overrunning task and says so.
+        deadline = budget_deadline(context, timeout + 60 + 2 * self.poll_interval, key=_BUDGET_KEY, logger=self.log)
+        args = {"job_id": job_id, "tasks": tasks}
+        carried = {"pool_id": pool_id, "job_id": job_id, "tasks": tasks}
+        if self.deferrable:
+            from batch_images.triggers.base import AzureBaseWaiterTrigger
+
+            self.log.info("Deferring: waiting for %d smoke-test task(s) of job %s (at most %.0f s)", tasks, job_id,
+                          max(deadline - time.time(), 0))
+            self.defer(trigger=AzureBaseWaiterTrigger(
+                waiter_name=WAITER, waiter_args=args, conn_id=spec.batch_conn_id, poll_interval=self.poll_interval,
+                deadline=deadline, return_key="value", return_value=carried, resume_kwargs={"carried": carried}),
+                method_name="execute_complete", kwargs={"carried": carried},
+                timeout=timedelta(seconds=max(deadline - time.time(), 0) + 600))
+        from batch_images.triggers.base import run_waiter_sync
+
+        event = run_waiter_sync(WAITER, args, spec.batch_conn_id, self.poll_interval, deadline=deadline,
+                                logger=self.log)
+        return self._finish(hook, event, carried)
+
+    def execute_complete(self, context: Any, event: dict | None = None, carried: dict | None = None) -> dict:
+        event = event or {}
+        carried = carried or (event.get("resume_kwargs") or {}).get("carried") or event.get("value")
+        return self._finish(self._hook(self._spec()), event, carried)
+
+    def _start(self, hook: BatchPoolHook, context: Any, pool_id: str, job_id: str, command_line: str,
+               tasks: int | None, timeout_minutes: int) -> int:
+        """Create the job and its tasks (or find them from an earlier try); return the number of tasks."""
+        from azure.batch import models as bm
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        client = hook.connection
+        try:
+            job = client.get_job(job_id)
+        except ResourceNotFoundError:
+            job = None
+        if job is not None:
+            state = (enum_text(job.state) or "").lower()
+            existing = [t.id for t in client.list_tasks(job_id, select=["id"])]
+            if state == "active" and existing:
+                self.log.info("Smoke-test job %s exists from an earlier try with %d task(s): waiting for it", job_id,
+                              len(existing))
+                return len(existing)
+            raise AirflowFailException(
+                f"Smoke-test job {job_id} already exists in state {state} (an earlier run's, not finished or being "
+                "deleted). Fix: delete it (az batch job delete --job-id ...) or wait until it is gone, then clear "
+                "this task")
+        try:
+            pool = client.get_pool(pool_id)
+        except ResourceNotFoundError:
+            raise AirflowFailException(f"Pool {pool_id} does not exist: nothing to smoke-test") from None
+        nodes = [n for n in client.list_nodes(pool_id, select=["id", "state", "affinityId"])
+                 if (enum_text(n.state) or "").lower() in ("idle", "running")]
+        count = tasks if tasks is not None else len(nodes)
+        if count < 1:
+            raise AirflowFailException(f"Pool {pool_id} has no idle or running node to run the smoke test on "
+                                       f"(dedicated {pool.current_dedicated_nodes}, low-priority "
+                                       f"{pool.current_low_priority_nodes})")
+        run_id = self.dag_run_id or context.get("run_id") or ""
+        metadata = {naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: self.dag_id or "",
+                    naming.TAG_RUN_ID: run_id, "role": "smoke-test"}
+        try:
+            client.create_job(bm.BatchJobCreateOptions(
+                id=job_id, display_name=f"smoke test of {pool_id}", pool_info=bm.BatchPoolInfo(pool_id=pool_id),
+                metadata=[bm.BatchMetadataItem(name=k, value=v[:512]) for k, v in metadata.items()]))
+            constraints = bm.BatchTaskConstraints(max_wall_clock_time=timedelta(minutes=timeout_minutes),
+                                                  max_task_retry_count=0)
+            # One task per node: the affinity asks Batch to place each on its own node (a preference, not a rule).
+            specs = [bm.BatchTaskCreateOptions(
+                id=f"smoke-{i}", command_line=command_line, constraints=constraints,
+                affinity_info=bm.BatchAffinityInfo(affinity_id=nodes[i].affinity_id)
+                if i < len(nodes) and getattr(nodes[i], "affinity_id", None) else None) for i in range(count)]
+            client.create_tasks(job_id, specs)
+        except HttpResponseError as err:
+            self._delete_job(hook, job_id)
+            raise AirflowFailException(f"Could not start the smoke test on pool {pool_id}: "
+                                       f"{batch_error_text(err)}") from None
+        self.log.info("Smoke test on pool %s: job %s, %d task(s) running %r (timeout %d min)", pool_id, job_id, count,
+                      command_line, timeout_minutes)
+        return count
+
+    # -- outcome --------------------------------------------------------------------------------------------------
+
+    def _finish(self, hook: BatchPoolHook, event: dict, carried: Mapping[str, Any]) -> dict:
+        pool_id, job_id, tasks = carried["pool_id"], carried["job_id"], int(carried["tasks"])
+        status = event.get("status")
+        if status == "success":
+            nodes = sorted({t.node_info.node_id for t in hook.connection.list_tasks(job_id, select=["id", "nodeInfo"])
+                            if getattr(t.node_info, "node_id", None)})
+            self._delete_job(hook, job_id)
+            self.log.info("Smoke test of pool %s passed: %s", pool_id, event.get("message"))
+            return {"pool_id": pool_id, "job_id": job_id, "tasks": tasks, "succeeded": tasks, "nodes": nodes}
+        report = self.failure_report(hook, job_id, status, event)
+        self._delete_job(hook, job_id)
+        raise AirflowFailException(f"Smoke test of pool {pool_id} failed ({event.get('message')}); job {job_id} "
+                                   f"was deleted.\n{report}")
+
+    def failure_report(self, hook: BatchPoolHook, job_id: str, status: str | None, event: dict) -> str:
+        """One block per failed (or, on timeout, unfinished) task: node, exit code / failure, output tail."""
+        from batch_images.triggers.waiters.smoke import task_report
+
+        client = hook.connection
+        try:
+            listed = [task_report(t) for t in client.list_tasks(job_id, select=["id", "state", "executionInfo",
+                                                                               "nodeInfo"])]
+        except Exception as err:  # noqa: BLE001 - the report must not hide the failure itself
+            return f"(could not list the job's tasks: {err})"
+        bad = [t for t in listed if t["state"] != "completed" or t["result"] != "success"]
+        lines = []
+        for t in bad[:MAX_NODES_IN_MESSAGE]:
+            node = t["node_id"] or "no node (never scheduled)"
+            what = (f"exit code {t['exit_code']}" if t["exit_code"] is not None else f"state {t['state']}")
+            lines.append(f"  node {node} (task {t['id']}): {what}" + (f" - {t['failure']}" if t["failure"] else ""))
+            if t["node_id"]:
+                lines += [f"    {line}" for line in self.output_tail(client, job_id, t["id"])]
+        if len(bad) > MAX_NODES_IN_MESSAGE:
+            lines.append(f"  ... and {len(bad) - MAX_NODES_IN_MESSAGE} more")
+        if status == "timeout":
+            lines.insert(0, "Timed out; tasks not finished or failed:")
+        return "\n".join(lines) or "(no failed task found)"
+
+    def output_tail(self, client: Any, job_id: str, task_id: str) -> list[str]:
+        """The last lines of the task's stderr.txt and stdout.txt (``file: line``), or why they are not available."""
+        from azure.core.exceptions import HttpResponseError
+
+        out = []
+        for name in OUTPUT_FILES:
+            try:
+                size = int(client.get_task_file_properties(job_id, task_id, name).content_length or 0)
+                if not size:
+                    continue
+                start = max(size - OUTPUT_TAIL_BYTES, 0)
+                data = b"".join(client.download_task_file(job_id, task_id, name, ocp_range=f"bytes={start}-{size - 1}"))
+            except HttpResponseError as err:
+                out.append(f"{name}: not available ({batch_error_text(err)})")
+                continue
+            tail = data.decode("utf-8", errors="replace").splitlines()[-OUTPUT_TAIL_LINES:]
+            out += [f"{name}: {line}" for line in tail]
+        return out
+
+    def _delete_job(self, hook: BatchPoolHook, job_id: str) -> None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        try:  # one DELETE, not waited for (the SDK's begin_delete_job would poll in a thread)
+            hook._send("DELETE", hook._path("jobs", job_id))
+            self.log.info("Deleted smoke-test job %s", job_id)
+        except ResourceNotFoundError:
+            pass
+        except HttpResponseError as err:
+            self.log.warning("Could not delete smoke-test job %s: %s (the sweep removes it later)", job_id,
+                             batch_error_text(err))

@@ -77,7 +77,8 @@ def two_nights(standin_session, tmp_path_factory):
         if added or time.time() - checked[0] < 1.0:
             return False
         checked[0] = time.time()
-        if all(batch.pool_exists(naming.pool_id(p, V2)) for p in old):
+        existing = {p.id for p in batch.list_pools()}
+        if all(naming.pool_id(p, V2) in existing for p in old):
             scale = s.control.call("GET", "/clock").get("scale", 3000)
             for prefix in old:
                 batch.create_task(f"job-{prefix}", bm.BatchTaskCreateOptions(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from include.azure_standin import client as standin_client
@@ -86,6 +86,21 @@ def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
     return out
 
 
+def add_user_schedule(ep: dict, rolls: list[dict]) -> None:
+    """What a user does between the nights: a job schedule on each serving pool (it never runs: far start)."""
+    from azure.batch import models as bm
+
+    from include.azure_standin import client as c
+
+    batch = c.batch_client(ep)
+    for r in rolls:
+        batch.create_job_schedule(bm.BatchJobScheduleCreateOptions(
+            id=f"nightly-{r['logical_pool']}", schedule=bm.BatchJobScheduleConfiguration(
+                do_not_run_until=datetime(2099, 1, 1, tzinfo=timezone.utc)),
+            job_specification=bm.BatchJobSpecification(pool_info=bm.BatchPoolInfo(pool_id=r["pool_id"]))))
+        print(f"  user: job schedule nightly-{r['logical_pool']} -> {r['pool_id']}", flush=True)
+
+
 def print_summary(s: dict) -> None:
     w = sys.stdout.write
     w("\n=== Batch image pipeline demo: summary ===\n")
@@ -94,6 +109,13 @@ def print_summary(s: dict) -> None:
     for r in s["stages"]:
         secs = "" if r["seconds"] is None else f"{r['seconds']:7.1f} s"
         w(f"  {r['task']:<34} {r['state']:<10} {secs}\n")
+    w("\nNights:\n")
+    for night in s.get("nights") or []:
+        w(f"  night {night['night']} ({night['logical_date'][:10]}): exit {night['exit_code']}, "
+          f"{night['wall_seconds']:.1f} s, {night['batch_requests']} Batch + {night['arm_requests']} ARM requests\n")
+        for r in night["rolls"]:
+            w(f"    {r['logical_pool']}: serving {r['pool_id']} on {r['version']}; job schedules moved "
+              f"{r['moved_schedules'] or 'none'}; old pools drained and deleted {r['deleted_pools'] or 'none'}\n")
     w("\nResources:\n")
     for kind, ids in s["resources"].items():
         for rid in ids if isinstance(ids, list) else [ids]:
@@ -140,11 +162,26 @@ def main(argv: list[str] | None = None) -> int:
 
         conns = read_connections(ROOT / "airflow_settings.yaml", ep)  # this stand-in's address and CA
         upsert_connections(conns)
-        logical_date = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-        log_path = state_dir / "demo-airflow.log"
-        print(f"running `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
-        result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns))
-        rc, wall = result.exit_code, result.wall_seconds
+        # Two nights in a row: night 1 makes each logical pool's first serving pool; a user then points a job
+        # schedule at it; night 2 rolls it to the new version (schedule moved, old pool drained and deleted).
+        today = datetime.now(timezone.utc).replace(microsecond=0)
+        nights = []
+        for n, logical in enumerate((today - timedelta(days=1), today), start=1):
+            logical_date = logical.isoformat()
+            log_path = state_dir / ("demo-airflow.log" if n == 2 else f"demo-airflow-night{n}.log")
+            print(f"night {n}: `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
+            control.clear_requests()
+            result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns))
+            fam = control.requests()["by_family"]
+            rolls = [v for k, v in sorted(result.xcoms.items()) if k.startswith("roll_pool[") and v]
+            nights.append({"night": n, "logical_date": logical_date, "exit_code": result.exit_code,
+                           "wall_seconds": round(result.wall_seconds, 1), "batch_requests": fam.get("batch", 0),
+                           "arm_requests": fam.get("arm", 0), "rolls": rolls})
+            if result.exit_code != 0:
+                break
+            if n == 1:
+                add_user_schedule(ep, rolls)
+        rc, wall = result.exit_code, sum(x["wall_seconds"] for x in nights)
         run, stages, xcoms = result.run, result.tasks, result.xcoms
         plan = xcoms.get("preflight:return_value")
         pool_ids = [v if isinstance(v, str) else v.get("pool_id") for k, v in sorted(xcoms.items())
@@ -159,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         fam = req["by_family"]
         summary = {
             "dag_id": args.dag_id, "logical_date": logical_date, "exit_code": rc, "wall_seconds": round(wall, 1),
-            "time_scale": args.time_scale, "run": run, "stages": stages, "resources": resources,
+            "time_scale": args.time_scale, "nights": nights, "run": run, "stages": stages, "resources": resources,
             "azure": azure_state(ep, plan, pool_ids),
             "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
                          "writes": req["writes"], "faults": req["faults"], "per_operation": req["counts"]},

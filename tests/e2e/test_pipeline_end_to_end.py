@@ -40,7 +40,8 @@ DURABLE_CREATES = ("arm:Galleries_CreateOrUpdate", "arm:GalleryImages_CreateOrUp
 DURABLE_CHANGES = ("arm:GalleryImageVersions_Delete", "arm:GalleryImages_Delete", "arm:Galleries_Delete",
                    "batch:Pool_Delete", "batch:Pool_Resize", "batch:Pool_Patch", "batch:Pool_UpdateProperties")
 ALL_TASKS = {"preflight", "pool_specs", "snapshot_disks", "wait_for_snapshots", "create_managed_image",
-             "publish_image_version", "create_pool[0]", "wait_for_pool_steady[0]", "delete_temporary_resources"}
+             "publish_image_version", "plan_roll[0]", "create_pool[0]", "wait_for_pool_steady[0]", "promote_image_version",
+             "roll_pool[0]", "delete_temporary_resources"}
 
 
 def e2e_pipeline(ep: dict, dag_id: str) -> dict:

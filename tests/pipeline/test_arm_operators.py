@@ -492,7 +492,8 @@ def test_full_chain_snapshot_image_version_then_cleanup(arm):
     pp = version.properties.publishing_profile
     assert {(t.name, t.regional_replica_count, t.storage_account_type) for t in pp.target_regions} == {
         ("West Europe", 1, "Standard_LRS"), ("North Europe", 3, "Standard_LRS")}
-    assert pp.exclude_from_latest is False
+    assert pp.exclude_from_latest is True   # published excluded; promote_image_version sets it false
+    assert version.properties.safety_profile.allow_deletion_of_replicated_locations is False
     assert str(pp.end_of_life_date).startswith("2027-02-23")
     assert version.properties.storage_profile.source.id.lower() == image_id.lower()
     assert {s.state for s in version.properties.replication_status.summary} == {"Completed"}

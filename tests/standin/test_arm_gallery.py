@@ -174,6 +174,39 @@ def test_failed_region_is_fixed_by_removing_and_re_adding_it(standin):
     assert client.gallery_image_versions.get(rg, GALLERY, DEFINITION, "1.0.1").properties.provisioning_state == "Succeeded"
 
 
+def test_safety_profile_lets_a_failed_region_go_but_keeps_a_completed_one(standin):
+    """allowDeletionOfReplicatedLocations false protects "replicated regions": the remove/re-add retry of a region
+    whose replication failed still works on such a version, dropping a completed region is refused."""
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    standin.control.add_fault("replication_failed", match={"region": "northeurope"}, message="Injected failure.")
+    regions = [("westeurope", 1), ("northeurope", 1)]
+    safety = {"safetyProfile": {"allowDeletionOfReplicatedLocations": False}}
+
+    def put(regs):
+        body = _version_body(image_id, regs)
+        body["properties"].update(safety)
+        return client.gallery_image_versions.begin_create_or_update(
+            rg, GALLERY, DEFINITION, "1.0.2", body, polling_interval=FAST).result()
+
+    put(regions)
+    _, agg, status = _wait_replication(client, rg, "1.0.2", {"Failed"})
+    assert agg == "Failed" and status["North Europe"][0] == "Failed"
+    assert [t.name for t in put(regions[:1]).properties.publishing_profile.target_regions] == ["West Europe"]
+    _wait_replication(client, rg, "1.0.2", {"Completed"})
+    put(regions)
+    _, agg, status = _wait_replication(client, rg, "1.0.2", {"Completed", "Failed"})
+    assert agg == "Completed"
+
+    with pytest.raises(HttpResponseError) as err:   # the same region, now replicated, may not go any more
+        put(regions[:1])
+    assert err.value.status_code == 409 and _code(err.value) == "OperationNotAllowed"
+    assert "North Europe" in str(err.value) and "allowDeletionOfReplicatedLocations" in str(err.value)
+    _, agg, status = _status(client, rg, "1.0.2")
+    assert set(status) == {"West Europe", "North Europe"} and agg == "Completed"
+
+
 def test_version_lro_failure_surfaces_through_the_poller(standin):
     client = standin.compute()
     rg = _rg(standin)

@@ -20,7 +20,8 @@ Replication model (a pure function of simulated time, see `_region_status`):
 - replacing the source of an existing version -> 409 PropertyChangeNotAllowed (Azure's, verified).
 - PATCH (GalleryImageVersions_Update) merges publishingProfile / safetyProfile into the version (promotion by
   `excludeFromLatest: false`, `endOfLifeDate`, target regions); `safetyProfile.allowDeletionOfReplicatedLocations`
-  false refuses dropping a region, `blockDeletionBeforeEndOfLife` refuses a delete before `endOfLifeDate`.
+  false refuses dropping a region whose replication completed (a Failed or still replicating one may go),
+  `blockDeletionBeforeEndOfLife` refuses a delete before `endOfLifeDate`.
 
 Region names on the wire are Azure display names ("West Europe"), as the real service reports
 them in targetRegions and replicationStatus.summary; `version_for_pool` keys them canonically
@@ -704,7 +705,7 @@ def _update_version(ctx, existing: dict, req: dict, sp: dict, req_pp: dict) -> d
             req_pp["targetRegions"] = copy.deepcopy(old_pp["targetRegions"])
         targets = _target_regions(req_pp, existing["location"], existing["name"])
         old = {r["key"]: r for r in sim["regions"]}
-        _check_region_removal(existing, old, {t["key"] for t in targets})
+        _check_region_removal(ctx, existing, old, {t["key"] for t in targets})
         now = ctx.clock.now()
         regions = []
         fresh = 0
@@ -754,14 +755,20 @@ def update_version(ctx, sub: str, rg: str, gallery: str, definition: str, name: 
                            rprops.get("publishingProfile") or {}), False
 
 
-def _check_region_removal(version: dict, old: dict, new_keys: set) -> None:
+def _check_region_removal(ctx, version: dict, old: dict, new_keys: set) -> None:
     """safetyProfile.allowDeletionOfReplicatedLocations false: a region the version is replicated to cannot be
     dropped from its target regions (GalleryArtifactSafetyProfileBase in the GalleryRP spec / azure-mgmt-compute 39:
-    "Indicates whether or not removing this Gallery Image Version from replicated regions is allowed"). Left out,
-    removal is allowed (a guess at the service default). The 409 OperationNotAllowed and its wording are a guess."""
+    "Indicates whether or not removing this Gallery Image Version from replicated regions is allowed"). Only a
+    region whose replication completed counts as "replicated": one still replicating or Failed may be dropped,
+    which keeps the remove/re-add retry of a failed region working (a guess from the spec's wording; no doc or
+    issue says how the service treats a Failed region). Left out, removal is allowed (a guess at the service
+    default). The 409 OperationNotAllowed and its wording are a guess."""
     allowed = (version["properties"].get("safetyProfile") or {}).get("allowDeletionOfReplicatedLocations")
-    removed = sorted(old[k]["name"] for k in old if k not in new_keys)
-    if allowed is False and removed:
+    if allowed is not False:
+        return
+    removed = sorted(old[k]["name"] for k in old
+                     if k not in new_keys and _region_status(ctx, version, old[k])["state"] == "Completed")
+    if removed:
         raise OperationNotAllowed(
             f"Removing the replicated region(s) {', '.join(removed)} from gallery image version '{version['name']}' "
             "is not allowed: its safetyProfile.allowDeletionOfReplicatedLocations is false. Set it to true first.")

@@ -104,7 +104,9 @@ def version_body(plan: Plan, image_id: str | None, snapshots: Any = None) -> dic
         "location": plan.gallery.location,
         "tags": plan.run_tags(),
         "properties": {"storageProfile": version_storage_profile(plan, image_id, snapshots),
-                       "publishingProfile": publishing},
+                       "publishingProfile": publishing,
+                       # a replicated region is never dropped by accident (a failed one may still be retried)
+                       "safetyProfile": {"allowDeletionOfReplicatedLocations": False}},
     }
 
 

@@ -92,3 +92,29 @@ def test_no_smoke_test_configured_runs_nothing(pool):
     result, _ = smoke(spec(None))
     assert result == {"pool_id": POOL, "skipped": "no smoke_test in the config"}
     assert [j.id for j in pool.list_jobs()] == []
+
+
+def test_smoke_test_failing_on_one_node_names_it_with_exit_code_and_stderr_tail(pool, standin):
+    """The stand-in's task_failed fault breaks the test on exactly one node of three (as a bad GPU driver or a
+    full disk on one VM would): the failure names that node, its exit code and its stderr's last lines, and no
+    other node; the job is deleted and the pool (the roll's to delete) is untouched."""
+    nodes = sorted(n.id for n in pool.list_nodes(POOL))
+    broken = nodes[1]
+    standin.control.add_fault("task_failed", match={"pool_regex": f"^{POOL}$", "node_regex": f"^{broken}$",
+                                                    "job_regex": f"^{smoke_job_id(POOL)}$"},
+                              exit_code=7, stderr="\n".join(f"probe line {i}" for i in range(1, 9))
+                              + "\nnvidia-smi: no devices found")
+    with pytest.raises(AirflowFailException) as err:
+        smoke(spec("/bin/bash -c 'echo checking; nvidia-smi'"))
+    text = str(err.value)
+    assert "1 of 3 smoke-test task(s) failed" in text, text
+    assert f"node {broken} " in text and "exit code 7" in text, text
+    assert [n for n in nodes if n != broken and n in text] == [], text   # the healthy nodes are not blamed
+    assert "stderr.txt: nvidia-smi: no devices found" in text, text      # the tail, last line included
+    assert "probe line 8" in text and "probe line 1\n" not in text, text  # only the last lines
+    assert "stdout.txt: checking" in text, text
+    assert job_gone_or_deleting(pool, smoke_job_id(POOL))
+    after = pool.get_pool(POOL)
+    assert (enum_text(after.state), enum_text(after.allocation_state), after.current_dedicated_nodes) == (
+        "active", "steady", 3)
+    assert sorted(n.id for n in pool.list_nodes(POOL)) == nodes

@@ -310,3 +310,54 @@ def test_job_schedule_replace_moves_its_auto_pool_to_a_new_image_version(standin
     with pytest.raises(HttpResponseError) as err:   # PUT replaces: the jobSpecification is required
         client.replace_job_schedule("auto", bm.BatchJobSchedule(schedule=every_day))
     assert err.value.status_code == 400 and err.value.error.code == "MissingRequiredProperty"
+
+
+# --- task output files and the task_failed fault: what a smoke test reports ---------------------------
+
+def test_task_output_files_hold_the_echoed_text_and_the_fault_stderr(standin, pool):
+    client = standin.batch()
+    nodes = sorted(n.id for n in client.list_nodes(pool))
+    standin.control.add_fault("task_failed", count=-1, match={"account": "batchimages", "pool_regex": pool,
+                                                              "node_regex": nodes[1] + "$", "job_regex": "^out$"},
+                              exit_code=42, stderr="fatal: /dev/nvidia0 missing\ncheck the driver")
+    with slow(standin):
+        client.create_job(bm.BatchJobCreateOptions(id="out", pool_info=bm.BatchPoolInfo(pool_id=pool)))
+        cmd = "/bin/bash -c 'echo \"checking gpu\"; echo step 2; echo oops >&2; sleep 20'"
+        for i in range(2):
+            client.create_task("out", bm.BatchTaskCreateOptions(id=f"t{i}", command_line=cmd))
+        with pytest.raises(HttpResponseError) as err:   # not started: no files yet
+            list(client.list_task_files("out", "t0"))
+        assert err.value.status_code == 409 and err.value.error.code == "TaskFilesUnavailable"
+        # the same status on HEAD and on the streamed GET (azure-batch 15.1 reads no error body from either)
+        for call in (client.get_task_file_properties, client.download_task_file):
+            with pytest.raises(HttpResponseError) as err:
+                call("out", "t0", "stdout.txt")
+            assert err.value.status_code == 409
+        standin.control.advance(10)
+        assert {client.get_task("out", f"t{i}").node_info.node_id for i in range(2)} == set(nodes)
+    tasks = {t.node_info.node_id: _wait_task(client, "out", t.id) for t in client.list_tasks("out")}
+    good, bad = tasks[nodes[0]], tasks[nodes[1]]
+    assert (good.execution_info.exit_code, bad.execution_info.exit_code) == (0, 42)
+    assert bad.execution_info.failure_info.code == "FailureExitCode"
+
+    def read(task, name, **kw):
+        return b"".join(client.download_task_file("out", task.id, name, **kw)).decode()
+
+    assert read(good, "stdout.txt") == "checking gpu\nstep 2\n" and read(good, "stderr.txt") == "oops\n"
+    assert read(bad, "stderr.txt") == "oops\nfatal: /dev/nvidia0 missing\ncheck the driver\n"
+    props = client.get_task_file_properties("out", bad.id, "stderr.txt")
+    size = int(props.content_length)
+    assert size == len(read(bad, "stderr.txt")) and props.url.endswith(f"/jobs/out/tasks/{bad.id}/files/stderr.txt")
+    assert read(bad, "stderr.txt", ocp_range=f"bytes={size - 17}-{size - 1}") == "check the driver\n"
+    assert {f.name for f in client.list_task_files("out", bad.id)} == {"stdout.txt", "stderr.txt"}
+    with pytest.raises(HttpResponseError) as err:   # FileNotFound on the wire
+        read(bad, "wd/result.json")
+    assert err.value.status_code == 404
+    # the node's counts follow the fault
+    assert client.get_node(pool, nodes[1]).total_tasks_succeeded == 0
+    assert client.get_node(pool, nodes[0]).total_tasks_succeeded == 1
+    # a job elsewhere is not matched by the fault
+    client.create_job(bm.BatchJobCreateOptions(id="other", pool_info=bm.BatchPoolInfo(pool_id=pool)))
+    for i in range(2):
+        client.create_task("other", bm.BatchTaskCreateOptions(id=f"o{i}", command_line="/bin/bash -c 'exit 0'"))
+    assert {_wait_task(client, "other", f"o{i}").execution_info.exit_code for i in range(2)} == {0}

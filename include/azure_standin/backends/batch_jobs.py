@@ -560,6 +560,21 @@ def _stop_running(ctx, task: dict, t: float, how: str) -> None:
         _requeue(ctx, task, t)
 
 
+def _exit_on(ctx, task: dict, account: str, pool_id: str, nid: str) -> int:
+    """The exit code of this run of the task on node `nid`: the command line's, unless a ``task_failed`` fault
+    (match: account, pool_regex, node_regex, job_regex) picks this run; its ``exit_code`` (default 1) and
+    ``stderr`` (text appended to stderr.txt) then apply. Decided when the task gets its node, so a requeued task
+    runs again with the command line's own code unless the fault fires again."""
+    sim = task["_sim"]
+    sim["exit"] = _exit_code(task["commandLine"])
+    sim.pop("fault_stderr", None)
+    fault = ctx.faults.take("task_failed", account=account, pool=pool_id, node=nid, job=sim["job"])
+    if fault is not None:
+        sim["exit"] = int(fault.get("exit_code", 1))
+        sim["fault_stderr"] = str(fault.get("stderr") or "")
+    return sim["exit"]
+
+
 def advance_task(ctx, task: dict) -> dict:
     t = ctx.clock.now()
     sim = task["_sim"]
@@ -579,7 +594,8 @@ def advance_task(ctx, task: dict) -> dict:
             return task
         run = float(sim.get("run") or timings.task_run())
         earliest = max(sim["created"], sim.get("requeued_at") or 0.0, jsim.get("enabled_at") or 0.0) + SCHEDULING_DELAY
-        claim = batch_pools.claim_node(ctx, account, pool_id, earliest, run, sim["exit"], task["url"])
+        claim = batch_pools.claim_node(ctx, account, pool_id, earliest, run,
+                                       lambda nid: _exit_on(ctx, task, account, pool_id, nid), task["url"])
         if claim is None:
             return task
         nid, start, node_url = claim
@@ -604,6 +620,67 @@ def advance_task(ctx, task: dict) -> dict:
                 "details": [{"name": "Message", "value": "The task exited with an exit code representing a failure"}],
             }
     return task
+
+
+# -- task files (stdout.txt / stderr.txt) ---------------------------------------------------------------
+
+OUTPUT_FILES = ("stdout.txt", "stderr.txt")
+# `echo TEXT` (TEXT plain, or in double quotes, the usual form inside bash -c '...'), optionally `>&2`
+_ECHO_RE = re.compile(r"""\becho\s+(?:-[neE]+\s+)?(?:"([^"]*)"|([^;&|>'"\n]*))\s*(1?>&2)?""")
+
+
+def _task_output(task: dict) -> dict[str, bytes]:
+    """What the task wrote, by file name. The stand-in runs no command: stdout.txt holds the text of the command
+    line's ``echo`` commands, stderr.txt those redirected with ``>&2`` plus a ``task_failed`` fault's ``stderr``.
+    A task that ran is enough to have both files (Batch creates them when the task starts)."""
+    out: dict[str, list[str]] = {"stdout.txt": [], "stderr.txt": []}
+    for quoted, plain, to_err in _ECHO_RE.findall(task.get("commandLine") or ""):
+        out["stderr.txt" if to_err else "stdout.txt"].append(quoted if quoted else plain.strip())
+    fault = (task.get("_sim") or {}).get("fault_stderr")
+    if fault:
+        out["stderr.txt"] += fault.splitlines()
+    return {name: "".join(f"{line}\n" for line in lines).encode() for name, lines in out.items()}
+
+
+def _task_files_available(ctx, task: dict) -> None:
+    """Files exist on the node the task runs or ran on, from its start until that node (or its pool) goes away.
+    TaskFilesUnavailable is Batch's code for "the node files for the task are not available"
+    (BatchErrorCode.TaskFilesUnavailable in the .NET SDK docs); its 409 status, and using it for a task that has
+    not started, are guesses."""
+    sim = task["_sim"]
+    if sim.get("start") is None or task["state"] not in ("running", "completed") or not sim.get("node"):
+        raise BatchError(409, "TaskFilesUnavailable", "The task has not started on a node yet: it has no files.")
+    pool = batch_pools.find_pool_raw(ctx, sim["account"], sim["pool"])
+    index = batch_nodes.parse_node_id(sim["pool"], sim["node"]) if pool is not None else None
+    if index is None or not any(v.index == index for v in batch_nodes.iter_nodes(ctx, pool)):
+        raise BatchError(409, "TaskFilesUnavailable",
+                         f"The node {sim['node']} the task ran on is no longer in pool {sim['pool']}.")
+
+
+def _file_entry(ctx, account: str, task: dict, name: str, size: int) -> dict:
+    t = task["_sim"]["start"]
+    return {"name": name, "url": f"{task['url']}/files/{name}", "isDirectory": False,
+            "properties": {"creationTime": iso(ctx, t), "lastModified": iso(ctx, task["_sim"].get("end") or t),
+                           "contentLength": size, "contentType": "text/plain", "fileMode": "0100644"}}
+
+
+def get_task_file(ctx, account: str, job_id: str, task_id: str, path: str,
+                  auth_scheme: str | None = None) -> tuple[bytes, dict]:
+    """File_GetFromTask / File_GetPropertiesFromTask: (content, list entry) of ``stdout.txt`` or ``stderr.txt``.
+    Another path is 404 FileNotFound (Batch's code for a missing node file); see _task_files_available."""
+    task = get_task(ctx, account, job_id, task_id, auth_scheme)
+    _task_files_available(ctx, task)
+    files = _task_output(task)
+    if path not in files:
+        raise BatchError(404, "FileNotFound", f"The specified file {path} does not exist.")
+    return files[path], _file_entry(ctx, account, task, path, len(files[path]))
+
+
+def list_task_files(ctx, account: str, job_id: str, task_id: str, auth_scheme: str | None = None) -> list[dict]:
+    """File_ListFromTask: the entries of stdout.txt and stderr.txt (the task's working directory is not modelled)."""
+    task = get_task(ctx, account, job_id, task_id, auth_scheme)
+    _task_files_available(ctx, task)
+    return [_file_entry(ctx, account, task, name, len(data)) for name, data in _task_output(task).items()]
 
 
 # -- job schedules ----------------------------------------------------------------------------------

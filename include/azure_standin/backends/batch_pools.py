@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..core import timings
 from ..core.errors import (
@@ -942,9 +942,10 @@ def is_gallery_pool(pool: dict | None) -> bool:
     return bool(pool) and (pool["_sim"].get("image") or {}).get("kind") == "gallery"
 
 
-def claim_node(ctx, account: str, pool_id: str, earliest: float, duration: float, exit_code: int,
-               task_url: str) -> tuple[str, float, str] | None:
-    """Put a task on the node that is free the soonest (not later than now); returns (node id, start, node url)."""
+def claim_node(ctx, account: str, pool_id: str, earliest: float, duration: float,
+               exit_code: int | Callable[[str], int], task_url: str) -> tuple[str, float, str] | None:
+    """Put a task on the node that is free the soonest (not later than now); returns (node id, start, node url).
+    ``exit_code`` may be a function of the chosen node's id (a ``task_failed`` fault that matches that node)."""
     pool = ctx.store.get(KIND, pool_key(account, pool_id))
     if pool is None or pool.get("state") != "active":
         return None
@@ -959,8 +960,10 @@ def claim_node(ctx, account: str, pool_id: str, earliest: float, duration: float
     if best is None:
         return None
     v, start = best
+    nid = nodes.node_id(pool["id"], v.index, bool(v.seg["dedicated"]))
+    if callable(exit_code):
+        exit_code = exit_code(nid)
     busy = pool["_sim"].setdefault("busy", {}).setdefault(str(v.index), [])
     busy.append([start, start + duration, exit_code, task_url])
     ctx.store.put(KIND, pool_key(account, pool_id), pool)
-    nid = nodes.node_id(pool["id"], v.index, bool(v.seg["dedicated"]))
     return nid, start, f"{endpoint(ctx, account)}/pools/{pool['id']}/nodes/{nid}"

@@ -24,7 +24,13 @@ from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteI
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PoolSpecsOperator, PreflightOperator
-from batch_images.operators.roll import PlanRollOperator, RollApprovalOperator, RollPoolOperator
+from batch_images.operators.roll import (
+    DiscardCanariesOperator,
+    PlanRollOperator,
+    RollApprovalOperator,
+    RollPoolOperator,
+)
+from batch_images.operators.smoke import PoolSmokeTestOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.sensors.arm import ArmResourcesSensor
@@ -119,16 +125,24 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=rolls)
         steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
         pools >> steady
-        gate = steady
+        # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops the
+        # run before promotion: the version stays excluded and discard_canaries deletes the new pool.
+        smoke = PoolSmokeTestOperator.partial(task_id="smoke_test", **waits).expand(pool_spec=rolls)
+        steady >> smoke
+        gate = smoke
         if any(p.require_approval for p in cfg.pools):
             gate = RollApprovalOperator.partial(task_id="approve_roll").expand(roll=rolls)
-            steady >> gate
+            smoke >> gate
         promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
                                               arm_conn_id=cfg.arm_conn_id, **waits)
         gate >> promote
         roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
                                              **waits).expand(roll=rolls)
         promote >> roll_pool
+        # This run's new pools that never became serving (a step before roll_pool failed) are deleted if unused.
+        discard = DiscardCanariesOperator(task_id="discard_canaries", plan=plan)
+        roll_pool >> discard
+        discard.as_teardown(setups=preflight)
         cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
                                                    snapshots=snapshots.output, image_id=image.output,
                                                    arm_conn_id=cfg.arm_conn_id, **waits)

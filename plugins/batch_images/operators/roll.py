@@ -8,6 +8,9 @@ The DAG maps these over the plan's pools (one logical pool each):
   update) and returns the pool spec with the decision (what every later task maps over).
 * :class:`RollApprovalOperator` (``approve_roll``) - the standard provider's ``ApprovalOperator`` for pools with
   ``require_approval``; passes through at once for the others.
+* :class:`DiscardCanariesOperator` (``discard_canaries``, a teardown) - deletes the new pools of a roll that stopped
+  before it moved work (smoke test failed, approval rejected, promotion failed): only this run's pools still
+  ``canary``, and only when nothing uses them.
 * :class:`RollPoolOperator` (``roll_pool``) - moves work to the new pool (blue_green) or re-images the serving pool
   (in_place), drains and deletes the old pool, verifies every node's image, and publishes the roll as an Asset
   event ``batch-pool://<account>/<logical pool>`` (extra: pool id, version).
@@ -23,13 +26,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batch_images.operators._arm import ArmWaitingOperator
 from batch_images.operators.pool import version_of
 from batch_images.rules import ids, naming, roll
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import PoolSpec
+from batch_images.rules.plan import Plan, PoolSpec
 
 STEP_TIMEOUT = 3600.0  # seconds for the waits that are not the drain (resize to zero, delete, steady)
 
@@ -166,6 +170,53 @@ if _Approval is not None:
             return super().execute(context)
 else:  # pragma: no cover
     RollApprovalOperator = None  # type: ignore[assignment,misc]
+
+
+class DiscardCanariesOperator(BaseOperator):
+    """Delete this run's canary pools that never became serving (the roll's teardown: it runs also when a step
+    before ``roll_pool`` failed, and does nothing after a successful roll).
+
+    Reads every pool of the plan's Batch accounts (one list request per account) and picks the pools this DAG run
+    made whose ``role`` is still ``canary`` (:func:`batch_images.rules.roll.run_canaries`); each is deleted only if
+    nothing uses it (:meth:`batch_images.sensors.pool_repair.PoolRepair.cleanup`: no node running a task, no live
+    job, no job schedule naming it) - a pool a user already submitted work to is left, and the log says so. The
+    serving pool is never touched (it is not this run's canary), so a failed smoke test, a rejected approval or a
+    failed promotion leave the logical pool as it was. Deletion is not waited for.
+
+    :param plan: the preflight plan (its pools' ``batch_conn_id``). (templated)
+    :return: ``{pool id: what was done}`` (empty when no canary was left).
+    """
+
+    template_fields: Sequence[str] = ("plan",)
+    template_fields_renderers = {"plan": "json"}
+    ui_color = "#f3d6d6"
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def execute(self, context: Any) -> dict[str, str]:
+        from batch_images.hooks.batch import BatchPoolHook
+        from batch_images.sensors.pool_repair import PoolRepair
+
+        if not self.plan:
+            self.log.info("No plan (preflight did not finish): no pool was made")
+            return {}
+        plan = Plan.from_dict(self.plan)
+        run_id = context["run_id"]
+        done: dict[str, str] = {}
+        for conn_id in dict.fromkeys(p.batch_conn_id for p in plan.pools):
+            hook = BatchPoolHook(conn_id)
+            try:
+                for pool_id in roll.run_canaries(hook.list_pool_listing(), self.dag_id, run_id):
+                    done[pool_id] = PoolRepair(hook, pool_id=pool_id, target_dedicated=0, target_low_priority=0,
+                                               log=self.log).cleanup(self.dag_id, run_id)
+                    self.log.warning("Canary pool %s of this run never became serving: %s", pool_id, done[pool_id])
+            finally:
+                hook.close_sync()
+        if not done:
+            self.log.info("No canary pool of this run is left")
+        return done
 
 
 class RollPoolOperator(ArmWaitingOperator):

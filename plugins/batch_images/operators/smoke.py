@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 from batch_images.pool_facts import batch_error_text, enum_text
-from batch_images.rules import naming
+from batch_images.rules import naming, roll
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import PoolSpec
 from batch_images.triggers.base import budget_deadline, default_deferrable
@@ -36,6 +36,7 @@ OUTPUT_TAIL_BYTES = 4096
 OUTPUT_TAIL_LINES = 5
 MAX_NODES_IN_MESSAGE = 20
 _BUDGET_KEY = "smoke_test_budget"
+ROLE_SMOKE_TEST = "smoke-test"  # the job's metadata role; the sweep (operators/sweep.py) looks for it
 
 
 def smoke_job_id(pool_id: str) -> str:
@@ -53,7 +54,7 @@ class PoolSmokeTestOperator(BaseOperator):
     :param job_id: default ``smoke-<pool id>``.
     :param dag_id, run_id: written into the job's metadata (default: the running DAG run's).
     :return: ``{"pool_id", "job_id", "tasks", "succeeded", "nodes": [node ids]}`` or
-        ``{"pool_id", "skipped": reason}``.
+        ``{"pool_id", "skipped": reason}`` (no smoke_test, or plan_roll's output says this run makes no new pool).
     :raises AirflowFailException: bad input, or the smoke test failed (nodes, exit codes, output tails named).
     """
 
@@ -86,6 +87,12 @@ class PoolSmokeTestOperator(BaseOperator):
     # -- start ----------------------------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> dict:
+        if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
+            # plan_roll's output: in_place, already current or a skipped downgrade make no new pool to test
+            pool_id = self.pool_id or self.pool_spec.get("pool_id")
+            self.log.info("Pool %s: this run makes no new pool (roll %s, strategy %s); no smoke test", pool_id,
+                          self.pool_spec.get("roll_action"), self.pool_spec.get("strategy"))
+            return {"pool_id": pool_id, "skipped": "this run makes no new pool"}
         spec = self._spec()
         pool_id = self.pool_id or spec.pool_id
         if spec.smoke_test is None:
@@ -156,7 +163,7 @@ class PoolSmokeTestOperator(BaseOperator):
                                        f"{pool.current_low_priority_nodes})")
         run_id = self.dag_run_id or context.get("run_id") or ""
         metadata = {naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: self.dag_id or "",
-                    naming.TAG_RUN_ID: run_id, "role": "smoke-test"}
+                    naming.TAG_RUN_ID: run_id, naming.TAG_ROLE: ROLE_SMOKE_TEST}
         try:
             client.create_job(bm.BatchJobCreateOptions(
                 id=job_id, display_name=f"smoke test of {pool_id}", pool_info=bm.BatchPoolInfo(pool_id=pool_id),
@@ -237,13 +244,22 @@ class PoolSmokeTestOperator(BaseOperator):
         return out
 
     def _delete_job(self, hook: BatchPoolHook, job_id: str) -> None:
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-
-        try:  # one DELETE, not waited for (the SDK's begin_delete_job would poll in a thread)
-            hook._send("DELETE", hook._path("jobs", job_id))
+        problem = delete_job(hook, job_id)
+        if problem:
+            self.log.warning("Could not delete smoke-test job %s: %s (the sweep removes it later)", job_id, problem)
+        else:
             self.log.info("Deleted smoke-test job %s", job_id)
-        except ResourceNotFoundError:
-            pass
-        except HttpResponseError as err:
-            self.log.warning("Could not delete smoke-test job %s: %s (the sweep removes it later)", job_id,
-                             batch_error_text(err))
+
+
+def delete_job(hook: BatchPoolHook, job_id: str) -> str | None:
+    """Start deleting a Batch job (one ``DELETE /jobs/{id}``, not waited for: the SDK's begin_delete_job would poll in
+    a thread). None when it is deleting or already gone, else Batch's error text."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    try:
+        hook._send("DELETE", hook._path("jobs", job_id))
+    except ResourceNotFoundError:
+        pass
+    except HttpResponseError as err:
+        return batch_error_text(err)
+    return None

@@ -99,6 +99,21 @@ def makes_new_pool(roll: Mapping[str, Any]) -> bool:
     return action == ROLL and roll.get("strategy", "blue_green") == "blue_green"
 
 
+def run_canaries(listing: Iterable[Mapping[str, Any]], dag_id: str | None, run_id: str | None) -> list[str]:
+    """Ids of the pools that this DAG run made (metadata ``dag_id`` and ``run_id``) and that are still ``canary``:
+    the new pools of a roll that stopped before it moved work (smoke test failed, approval rejected, promotion
+    failed). A pool that became serving or draining, another run's pool and a pool being deleted are not listed."""
+    if not run_id:
+        return []
+    out = []
+    for entry in listing:
+        md = dict(entry.get("metadata") or {})
+        if (md.get(naming.TAG_ROLE) == naming.ROLE_CANARY and md.get(naming.TAG_RUN_ID) == run_id
+                and md.get(naming.TAG_DAG_ID) == dag_id and (entry.get("state") or "").lower() != "deleting"):
+            out.append(str(entry.get("id")))
+    return out
+
+
 def effective_strategy(config_strategy: str, override: str | None) -> str:
     """The trigger form's ``strategy`` param when set (``blue_green`` / ``in_place``), else the config's."""
     value = override or config_strategy

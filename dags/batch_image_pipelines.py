@@ -19,7 +19,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, AssetAlias, Param, XComArg
 
-from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
+from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, RetireOldVersionsOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
@@ -139,9 +139,14 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
                                              **waits).expand(roll=rolls)
         promote >> roll_pool
+        # Retention once every logical pool rolled: old versions nothing references are deleted, superseded ones get
+        # their endOfLifeDate (operators/cleanup.py, rules/retention.py).
+        retire = RetireOldVersionsOperator(task_id="retire_old_versions", plan=plan, arm_conn_id=cfg.arm_conn_id,
+                                           **waits)
+        roll_pool >> retire
         # This run's new pools that never became serving (a step before roll_pool failed) are deleted if unused.
         discard = DiscardCanariesOperator(task_id="discard_canaries", plan=plan)
-        roll_pool >> discard
+        retire >> discard
         discard.as_teardown(setups=preflight)
         cleanup = DeleteTemporaryResourcesOperator(task_id="delete_temporary_resources", plan=plan,
                                                    snapshots=snapshots.output, image_id=image.output,

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx, app, certs = prepare(state_dir, port, args.time_scale, args.client_secret)
 
     config = uvicorn.Config(app, ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], log_level=args.log_level,
-                            access_log=False, lifespan="off", timeout_keep_alive=30,
+                            access_log=False, lifespan="off", timeout_keep_alive=30, date_header=False,
                             timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     path = write_endpoints(state_dir, app.state.endpoints())

@@ -7,6 +7,7 @@ need no locking of their own.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import time
 import uuid
@@ -186,6 +187,9 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
             except BatchError as e:
                 response = JSONResponse(e.body(base_url), status_code=e.status, headers=e.headers)
             response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+            # Azure's Date header is the service's clock: here the simulated one (uvicorn's is off, __main__.py), so
+            # a client that ages resources by it agrees with their timeCreated / creationTime.
+            response.headers["Date"] = email.utils.formatdate(ctx.clock.now(), usegmt=True)
             if family == "batch":
                 response.headers["request-id"] = response.headers["x-ms-request-id"]
                 if "client-request-id" in headers:

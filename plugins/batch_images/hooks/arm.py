@@ -8,10 +8,12 @@ in the REST docs), so results go straight into XCom, trigger events and log line
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import (
@@ -363,6 +365,28 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         gallery, definition = (n for _, n in arm_id.types)
         return [_plain(v) for v in client.gallery_image_versions.list_by_gallery_image(
             arm_id.resource_group, gallery, definition)]
+
+    def list_in_resource_group(self, subscription_id: str, resource_group: str,
+                               resource_type: str) -> tuple[list[dict], datetime | None]:
+        """Every resource of a typed kind (``ids.SNAPSHOT``, ``ids.IMAGE``, ...) in a resource group, as ARM JSON
+        (tags included), and the time ARM answered (its ``Date`` header; None without one), which ages measured
+        against its own timestamps should use. Raises ``InvalidInput`` for a kind without typed SDK operations."""
+        kind = resource_kinds.kind_of(resource_type)
+        if kind is None or kind.sdk_operations is None or resource_type.count("/") != 1:
+            raise InvalidInput("resource_type", resource_type, "not a top-level Microsoft.Compute type this hook lists",
+                               "use ids.SNAPSHOT or ids.IMAGE")
+        ops = getattr(self.get_conn(subscription_id), kind.sdk_operations)
+        dates: list[str] = []
+
+        def keep_date(pipeline_response: Any) -> None:
+            dates.append(pipeline_response.http_response.headers.get("Date") or "")
+
+        items = [_plain(r) for r in ops.list_by_resource_group(resource_group, raw_response_hook=keep_date)]
+        try:
+            answered = email.utils.parsedate_to_datetime(dates[0]) if dates and dates[0] else None
+        except (TypeError, ValueError):
+            answered = None
+        return items, answered
 
     # -- creates and updates that do not wait --------------------------------------------------------------------
 

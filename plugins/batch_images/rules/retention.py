@@ -76,7 +76,8 @@ class RetentionPlan:
                 "end_of_life": {k: v.isoformat() for k, v in self.end_of_life.items()}}
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 string (Azure's `Z` too), a date or a datetime as a datetime; None when it is none of those."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):
@@ -99,12 +100,12 @@ def version_facts(version: Mapping[str, Any]) -> VersionFacts:
     props = version.get("properties") or {}
     publishing = props.get("publishingProfile") or {}
     safety = props.get("safetyProfile") or {}
-    eol = _parse_time(publishing.get("endOfLifeDate"))
+    eol = parse_time(publishing.get("endOfLifeDate"))
     return VersionFacts(
         id=vid, name=name,
         ours=(version.get("tags") or {}).get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY,
         exclude_from_latest=bool(publishing.get("excludeFromLatest")),
-        published=_parse_time(publishing.get("publishedDate")),
+        published=parse_time(publishing.get("publishedDate")),
         end_of_life=eol.date() if eol else None,
         block_deletion_before_end_of_life=bool(safety.get("blockDeletionBeforeEndOfLife")),
     )
@@ -189,3 +190,54 @@ def select(versions: Iterable[Mapping[str, Any] | VersionFacts], *, keep_version
             plan.delete.append(v.id)
             plan.end_of_life.pop(v.id, None)
     return plan
+
+
+# -- the sweep: this project's own leftovers of runs that are over ----------------------------------------------------
+
+LIVE_RUN_STATES = frozenset({"queued", "running"})
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """One candidate of the sweep (:func:`sweep_verdict`): ``kind`` for a person ("snapshot", "managed image",
+    "canary pool", "smoke-test job"), ``id`` (ARM id or Batch id), the run that made it (its ``dag_id`` / ``run_id``
+    tags or metadata), ``created`` (aware datetime; None when Azure does not say) and ``ours`` (tagged
+    ``managed-by`` this project). ``needs_run_state``: delete only when Airflow says the run is over (pools and
+    jobs, which a run in flight may still need after hours); snapshots and images go by age alone."""
+
+    kind: str
+    id: str
+    dag_id: str | None
+    run_id: str | None
+    created: datetime | None
+    ours: bool
+    needs_run_state: bool = False
+
+
+def sweep_verdict(item: Leftover, *, current_run_id: str | None, now: datetime, min_age: timedelta,
+                  run_state: str | None) -> str | None:
+    """None when the sweep may remove ``item``; else why it stays (one phrase).
+
+    ``run_state``: the Airflow state of the item's run (``running``, ``failed``, ...; None: unknown - Airflow could
+    not be asked, or the run is not in its database). Whether something still uses a pool is the operator's last
+    check (it costs requests), after this verdict.
+    """
+    if not item.ours:
+        return f"not tagged {naming.TAG_MANAGED_BY}={naming.MANAGED_BY}"
+    if item.run_id and current_run_id and item.run_id == current_run_id:
+        return "made by the current run"
+    if item.created is None:
+        return "its creation time is unknown"
+    age = now - item.created
+    if age < min_age:
+        return f"younger than {min_age} (age {_short(age)})"
+    if run_state is not None and run_state.lower() in LIVE_RUN_STATES:
+        return f"its run {item.run_id} is still {run_state.lower()}"
+    if item.needs_run_state and run_state is None:
+        return f"could not learn whether its run {item.run_id} is over"
+    return None
+
+
+def _short(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"

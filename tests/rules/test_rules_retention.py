@@ -108,3 +108,37 @@ def test_keep_versions_below_one_is_refused(keep):
     with pytest.raises(InvalidInput) as err:
         select([version("1.0.0")], keep_versions=keep, references=[], today=TODAY)
     assert err.value.field == "keep_versions" and "at least one" in err.value.reason
+
+
+# -- the sweep's verdict -------------------------------------------------------------------------------------------
+
+def _leftover(hours_old: float | None, run_id: str = "run-a", ours: bool = True, needs_run_state: bool = False):
+    from datetime import datetime, timedelta, timezone
+
+    from batch_images.rules.retention import Leftover
+
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    created = None if hours_old is None else now - timedelta(hours=hours_old)
+    return Leftover("canary pool", "p1", "dag", run_id, created, ours, needs_run_state), now
+
+
+@pytest.mark.parametrize("hours_old, run_id, ours, needs, state, kept_because", [
+    (7, "run-a", True, False, "failed", None),
+    (7, "run-a", True, False, None, None),                       # snapshots/images: age alone when Airflow is mute
+    (7, "run-a", True, True, None, "could not learn whether its run run-a is over"),
+    (7, "run-a", True, True, "success", None),
+    (7, "run-a", True, True, "running", "its run run-a is still running"),
+    (7, "run-a", True, False, "queued", "its run run-a is still queued"),
+    (5, "run-a", True, False, "failed", "younger than 6:00:00 (age 5h00m)"),
+    (7, "current", True, False, "running", "made by the current run"),
+    (7, "run-a", False, False, "failed", "not tagged managed-by=airflow-batch-images"),
+    (None, "run-a", True, False, "failed", "its creation time is unknown"),
+])
+def test_sweep_verdict(hours_old, run_id, ours, needs, state, kept_because):
+    from datetime import timedelta
+
+    from batch_images.rules.retention import sweep_verdict
+
+    item, now = _leftover(hours_old, run_id, ours, needs)
+    assert sweep_verdict(item, current_run_id="current", now=now, min_age=timedelta(hours=6),
+                         run_state=state) == kept_because

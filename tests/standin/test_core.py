@@ -119,3 +119,18 @@ def test_reset_rewrites_endpoints_json_with_the_new_batch_keys(standin):
         assert any(i.node_agent_sku_id for i in client.list_supported_images())
     finally:
         client.close()
+
+
+def test_date_header_is_the_simulated_clock(standin):
+    """Azure's Date header is the service's time; the stand-in's is its simulated clock, so a client that ages
+    resources by it agrees with their timeCreated / creationTime (the sweep does)."""
+    import email.utils
+
+    client = standin.compute()
+    dates = []
+    standin.control.advance(30 * 24 * 3600)
+    list(client.snapshots.list(raw_response_hook=lambda r: dates.append(r.http_response.headers.get("Date"))))
+    now = standin.control.call("GET", "/clock")["now"]
+    served = email.utils.parsedate_to_datetime(dates[0]).timestamp()
+    assert abs(served - now) < 3600             # the simulated clock (scale 3000: a real second is 50 minutes)
+    assert served - time.time() > 20 * 24 * 3600  # not the wall clock, 30 days behind

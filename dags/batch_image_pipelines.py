@@ -3,11 +3,21 @@
 Each DAG does Microsoft's recipe "create a Batch pool from a Shared Image Gallery image" with one
 task per step, passing resource IDs through XCom:
 
-preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version
--> pool_specs -> create_pool (one mapped task per configured pool) -> wait_for_pool_steady, and the teardown
-delete_temporary_resources, which removes the snapshots and the managed image even when a later step
-fails. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot capture
-such a VM in a managed image) and publish_image_version makes the version from the snapshots.
+preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version, then the roll,
+one mapped task per configured (logical) pool: plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test ->
+[approve_roll, only when a pool has require_approval] -> promote_image_version (one task) -> roll_pool ->
+retire_old_versions (one task). Beside them preflight -> sweep_leftovers (earlier runs' leftovers). Two teardowns:
+delete_temporary_resources removes the snapshots and the managed image even when a later step fails;
+discard_canaries deletes this run's new pools that never became serving (a step before roll_pool failed), only when
+nothing uses them. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot
+capture such a VM in a managed image) and publish_image_version makes the version from the snapshots.
+
+Replication: publish_image_version creates the version with excludeFromLatest true and waits only for the regions
+pools need (the gallery's own region and the Batch accounts' regions), so pools start allocating while the other
+target regions still replicate; promote_image_version waits for every target region before it sets
+excludeFromLatest false. Both retry a region that ends Failed (remove it from targetRegions, add it back, up to two
+times), then fail naming it; a failed promotion leaves the version excluded and discard_canaries removes the new
+pools. The temporary snapshots / managed image stay until promotion saw every region.
 
 This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
 """
@@ -32,6 +42,7 @@ from batch_images.operators.roll import (
 )
 from batch_images.operators.smoke import PoolSmokeTestOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
+from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.sensors.pool import BatchPoolSteadySensor
@@ -103,6 +114,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         preflight = PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="{{ params.rebuild }}",
                                       arm_conn_id=cfg.arm_conn_id)
         plan = preflight.output
+        # Leftovers of earlier runs that crashed (snapshots, managed images, smoke-test jobs, canary pools older than
+        # 6 h whose run is over; never a pool in use): removed before this run makes new ones (operators/sweep.py).
+        SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
         waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
@@ -153,6 +167,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                                    arm_conn_id=cfg.arm_conn_id, **waits)
         wait_snapshots >> image
         version >> cleanup
+        # publish_image_version returns once the pools' regions are replicated; the source (managed image or
+        # snapshots) stays until promote_image_version saw every region Completed.
+        promote >> cleanup
         # Preflight (which writes nothing) is the setup: if snapshot_disks itself fails half-way, the
         # teardown still runs and removes what it made. A failed cleanup fails the run: a leak is an error.
         cleanup.as_teardown(setups=preflight, on_failure_fail_dagrun=True)

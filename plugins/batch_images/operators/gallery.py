@@ -198,9 +198,11 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
        plan: differing target regions or replica counts are updated on it (and replication is waited for
        again); what Azure cannot change on an existing version (its source, a storage account type) fails
        before anything is written, naming both values and the fix. One from another source is an error.
-    4. Waits for replication, gating on the per-region state (``gallery_replication`` waiter). A region
-       that ends Failed is removed from targetRegions, the update is waited for, and the region is added
-       back (Microsoft's workaround), up to ``max_region_retries`` times; then the task fails naming the
+    4. Waits for replication in the regions pools need (:meth:`replication_regions`: the gallery's own region and
+       the regions of the plan's Batch accounts), gating on the per-region state (``gallery_replication`` waiter
+       with ``regions``); the other target regions go on replicating and ``promote_image_version`` waits for them
+       all. A region that ends Failed is removed from targetRegions, the update is waited for, and the region is
+       added back (Microsoft's workaround), up to ``max_region_retries`` times; then the task fails naming the
        region and Azure's details.
 
     :return: the image version id.
@@ -329,11 +331,26 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         self.hook.update_version_target_regions(version_id, update)
         return True
 
+    def replication_regions(self) -> list[str] | None:
+        """The regions this task waits for (None: every target region): the gallery's own region and the regions of
+        the plan's Batch accounts, so pools start allocating without waiting for regions no pool uses."""
+        plan = self.typed_plan
+        regions = [plan.gallery.location] + [p.account_location or p.batch_account_location for p in plan.pools
+                                             if p.account_location or p.batch_account_location]
+        return list(dict.fromkeys(region_key(r) for r in regions))
+
+    def replicated(self, context: Any, version_id: str) -> Any:
+        """Called once the version is Completed in :meth:`replication_regions`; returns the task's result."""
+        return version_id
+
     def wait_replication(self, context: Any, version_id: str, attempt: int, created_at: float | None = None,
                          converged: bool = False) -> Any:
         if not self.wait_for_completion:
             return version_id
         args: dict[str, Any] = {"version_id": version_id}
+        regions = self.replication_regions()
+        if regions:
+            args["regions"] = regions
         if created_at is not None:
             args["created_at"] = created_at
         return self.wait(context, waiter_name="gallery_replication", waiter_args=args,
@@ -352,8 +369,10 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                 # An adopted version that was still busy when the task started converges now (once per try).
                 if not extra.get("converged") and self.converge_regions(version_id, state.get("target_regions") or []):
                     return self.wait_replication(context, version_id, attempt, converged=True)
-                return version_id
-            failed = failed_regions(state) if event.get("status") == "failure" else []
+                return self.replicated(context, version_id)
+            only = {region_key(r) for r in self.replication_regions() or []}
+            failed = [r for r in failed_regions(state) if not only or region_key(r["region"]) in only] \
+                if event.get("status") == "failure" else []
             if not failed:
                 if event.get("status") == "failure" and states.is_failed(state.get("provisioningState")):
                     done = self.discard_failed_version(version_id)
@@ -390,53 +409,61 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         return super().after_wait(context, event, phase, extra)
 
 
-class PromoteImageVersionOperator(ArmWaitingOperator):
+class PromoteImageVersionOperator(GalleryImageVersionOperator):
     """Promote the run's image version: wait until it is replicated in *every* target region, then set
     ``publishingProfile.excludeFromLatest`` to false (step 5 of the roll), so "latest" may float to it.
 
-    Runs after every logical pool's canary passed (smoke test, approval). When every pool skipped the roll because a
-    newer version serves it (``rolls``: plan_roll's outputs, each with ``roll_action``), the version stays excluded:
-    a backfill publishes, it does not promote. Idempotent: an already promoted version is left as it is.
+    Runs after every logical pool's canary passed (smoke test, approval). The wait is the publish operator's
+    (:class:`GalleryImageVersionOperator`) over every region, with its failed-region retry: a region that ends Failed
+    is removed and added back up to ``max_region_retries`` times, then the task fails naming the region (and the
+    ``discard_canaries`` teardown deletes this run's canary pools). The version is never deleted here: this run's
+    pools run on it. When every pool skipped the roll because a newer version serves it (``rolls``: plan_roll's
+    outputs, each with ``roll_action``), the version is waited for but stays excluded: a backfill publishes, it does
+    not promote. Idempotent: an already promoted version is left as it is.
 
     :param plan: the preflight plan (``version_id``). :param rolls: plan_roll's outputs (list of dicts) or None.
     :return: the version id, or None when it was left excluded.
     """
 
     template_fields: Sequence[str] = ("plan", "rolls", "arm_conn_id")
-    timeout_key = "replication"
 
     def __init__(self, *, plan: Any, rolls: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.plan = plan
+        super().__init__(plan=plan, image_id=None, **kwargs)
         self.rolls = rolls
 
+    def replication_regions(self) -> list[str] | None:
+        return None  # every target region
+
     def execute(self, context: Any) -> Any:
+        plan = self.typed_plan
+        self.log.info("Waiting for image version %s in every target region: %s", plan.version,
+                      describe_regions(wire_target_regions(plan)))
+        return self.wait_replication(context, plan.version_id, attempt=0, converged=True)
+
+    def discard_failed_version(self, version_id: str) -> str:
+        return "the version was left in place: this run's pools use it"
+
+    def replicated(self, context: Any, version_id: str) -> Any:
         from batch_images.rules import roll
 
-        plan = Plan.from_dict(self.plan)
         actions = [r.get("roll_action") for r in (self.rolls or []) if isinstance(r, Mapping)]
         if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):
             self.log.info("Every logical pool runs a newer version than %s: the version stays excluded from latest",
-                          plan.version)
+                          self.typed_plan.version)
             return None
-        return self.wait(context, waiter_name="gallery_replication", waiter_args={"version_id": plan.version_id},
-                         timeout=self.timeout_seconds(plan), phase="replicated", return_value=plan.version_id,
-                         extra={"version_id": plan.version_id})
+        version = self.hook.get_version(version_id, replication_status=False)
+        publishing = (version.get("properties") or {}).get("publishingProfile") or {}
+        if publishing.get("excludeFromLatest") is False:
+            self.log.info("Image version %s is already promoted (excludeFromLatest false)", version_id)
+            return version_id
+        self.hook.update_version_exclude_from_latest(version_id, exclude=False)
+        return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": [version_id]},
+                         timeout=self.timeout_seconds(self.typed_plan), phase="promoted",
+                         return_value=version_id, extra={"version_id": version_id})
 
     def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
-        version_id = extra.get("version_id") or event.get("value")
-        if phase == "replicated":
-            self.check_event(event, f"image version {version_id} in every region")
-            version = self.hook.get_version(version_id, replication_status=False)
-            publishing = (version.get("properties") or {}).get("publishingProfile") or {}
-            if publishing.get("excludeFromLatest") is False:
-                self.log.info("Image version %s is already promoted (excludeFromLatest false)", version_id)
-                return version_id
-            self.hook.update_version_exclude_from_latest(version_id, exclude=False)
-            return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": [version_id]},
-                             timeout=self.timeout_seconds(Plan.from_dict(self.plan)), phase="promoted",
-                             return_value=version_id, extra={"version_id": version_id})
         if phase == "promoted":
+            version_id = extra.get("version_id") or event.get("value")
             self.check_event(event, f"promoting image version {version_id}")
             self.log.info("Image version %s promoted: excludeFromLatest false", version_id)
             return version_id

@@ -236,7 +236,10 @@ def evaluate_replication(state: dict) -> tuple[str, str]:
     if failed:
         return "failure", f"image version {name}: replication failed in " + "; ".join(
             f"{r['region']} ({r.get('details') or 'no details'})" for r in failed)
-    if states.is_failed(state.get("provisioningState")):
+    # A version reads Failed once any region failed: a wait for some regions only ignores failures outside them
+    # (the wait for every region, promote_image_version's, retries those).
+    failed_elsewhere = bool(only) and any(region_key(r.get("region")) not in only for r in failed_regions(state))
+    if states.is_failed(state.get("provisioningState")) and not failed_elsewhere:
         return "failure", (f"image version {name} ended with provisioningState {state['provisioningState']} "
                            f"(replication: {progress_replication(state)})")
     by_region = {region_key(r.get("region")): r for r in state.get("regions") or []}

@@ -168,6 +168,18 @@ if _Approval is not None:
                          f"{r.get('serving_pool_id')} ({r.get('serving_version')}) to {r.get('pool_id')} "
                          f"({r.get('version')}), strategy {r.get('strategy')}.")
             return super().execute(context)
+
+        def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+            # ApprovalOperator's "Reject" skips downstream tasks of the same map index only: this task is mapped and
+            # promote_image_version is not, so the roll went on. Skipping this task instead skips promotion (and so
+            # every roll_pool) through the trigger rules; discard_canaries still runs (teardown).
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            result = super().execute_complete(context, event)
+            if self.REJECT in (result or {}).get("chosen_options", []):
+                raise AirflowSkipException(f"Roll of logical pool {self.roll.get('logical_pool')} rejected: promotion "
+                                           "and the move skipped; the serving pool is left as it is")
+            return result
 else:  # pragma: no cover
     RollApprovalOperator = None  # type: ignore[assignment,misc]
 
@@ -180,8 +192,9 @@ class DiscardCanariesOperator(BaseOperator):
     made whose ``role`` is still ``canary`` (:func:`batch_images.rules.roll.run_canaries`); each is deleted only if
     nothing uses it (:meth:`batch_images.sensors.pool_repair.PoolRepair.cleanup`: no node running a task, no live
     job, no job schedule naming it) - a pool a user already submitted work to is left, and the log says so. The
-    serving pool is never touched (it is not this run's canary), so a failed smoke test, a rejected approval or a
-    failed promotion leave the logical pool as it was. Deletion is not waited for.
+    serving pool is not deleted (it is not this run's canary), so a failed smoke test, a rejected approval or a failed
+    promotion leave the logical pool as it was. Deletion is not waited for. Only the roll lease this run still holds
+    on the serving pool is dropped (else it would block the next run until it expires).
 
     :param plan: the preflight plan (its pools' ``batch_conn_id``). (templated)
     :return: ``{pool id: what was done}`` (empty when no canary was left).
@@ -208,15 +221,34 @@ class DiscardCanariesOperator(BaseOperator):
         for conn_id in dict.fromkeys(p.batch_conn_id for p in plan.pools):
             hook = BatchPoolHook(conn_id)
             try:
-                for pool_id in roll.run_canaries(hook.list_pool_listing(), self.dag_id, run_id):
+                listing = hook.list_pool_listing()
+                for pool_id in roll.run_canaries(listing, self.dag_id, run_id):
                     done[pool_id] = PoolRepair(hook, pool_id=pool_id, target_dedicated=0, target_low_priority=0,
                                                log=self.log).cleanup(self.dag_id, run_id)
                     self.log.warning("Canary pool %s of this run never became serving: %s", pool_id, done[pool_id])
+                self.release_leases(hook, listing, run_id)
             finally:
                 hook.close_sync()
         if not done:
             self.log.info("No canary pool of this run is left")
         return done
+
+    def release_leases(self, hook: Any, listing: Sequence[Mapping[str, Any]], run_id: str) -> None:
+        """Drop the roll lease this run still holds (a roll that stopped before roll_pool released it), so the next
+        run need not wait for it to expire. A pool changed meanwhile keeps it (412): the lease expires anyway."""
+        from azure.core.exceptions import ResourceModifiedError
+
+        now = _now()
+        for entry in listing:
+            md = dict(entry.get("metadata") or {})
+            if roll.lease_holder(md.get(naming.TAG_LEASE), now) != run_id:
+                continue
+            try:
+                hook.update_pool_metadata(entry["id"], roll.metadata_update(md, {naming.TAG_LEASE: None}),
+                                          entry.get("etag"))
+                self.log.info("Released this run's roll lease on pool %s", entry["id"])
+            except ResourceModifiedError:
+                self.log.warning("Pool %s changed meanwhile: its roll lease (this run's) is left to expire", entry["id"])
 
 
 class RollPoolOperator(ArmWaitingOperator):

@@ -180,18 +180,6 @@ if _Approval is not None:
                 raise AirflowSkipException(f"Roll of logical pool {self.roll.get('logical_pool')} rejected: promotion "
                                            "and the move skipped; the serving pool is left as it is")
             return result
-
-        def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-            # ApprovalOperator's "Reject" skips downstream tasks of the same map index only: this task is mapped and
-            # promote_image_version is not, so the roll went on. Skipping this task instead skips promotion (and so
-            # every roll_pool) through the trigger rules; discard_canaries still runs (teardown).
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            result = super().execute_complete(context, event)
-            if self.REJECT in (result or {}).get("chosen_options", []):
-                raise AirflowSkipException(f"Roll of logical pool {self.roll.get('logical_pool')} rejected: promotion "
-                                           "and the move skipped; the serving pool is left as it is")
-            return result
 else:  # pragma: no cover
     RollApprovalOperator = None  # type: ignore[assignment,misc]
 

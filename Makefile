@@ -19,7 +19,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/executio
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv db test demo standin reliability bench benchmark clean
+.PHONY: venv db test demo standin airflow reliability bench benchmark clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
@@ -41,6 +41,13 @@ demo: venv db
 
 standin: venv
 	$(PY) -m include.azure_standin --state-dir $(STATE_DIR) --port $(PORT)
+
+# the UI locally: the stand-in plus scheduler, triggerer, dag-processor and api-server (SQLite, LocalExecutor)
+# on .airflow; prints the URL and the login; Ctrl-C stops them all. API_PORT=0: any free port.
+API_PORT ?= 8080
+airflow: venv db
+	$(PY) -m include.services.stack --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE) \
+		--api-port $(API_PORT)
 
 reliability: venv db
 	$(PY) -m pytest -m reliability -p no:cacheprovider $(PYTEST_ARGS) tests/reliability

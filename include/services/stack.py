@@ -248,7 +248,11 @@ class AirflowStack:
         return known[USERNAME]
 
     def env(self) -> dict[str, str]:
-        """The services' environment: ours, without the caller's AIRFLOW__* / AIRFLOW_CONN_* settings."""
+        """The services' environment: ours, without the caller's AIRFLOW__* / AIRFLOW_CONN_* settings.
+
+        The secrets every service must share (``[api_auth] jwt_secret``, ``[core] fernet_key``) come from
+        ``<home>/airflow.cfg``, which the first `airflow db migrate` of a home writes.
+        """
         from include.airflow_settings import as_env, read_connections
 
         base = {k: v for k, v in os.environ.items()
@@ -264,13 +268,11 @@ class AirflowStack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
             "AIRFLOW__API__HOST": self.host,
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret"),
             # the pool and ARM waits defer to the triggerer, as in the Makefile and the Dockerfile
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -283,23 +285,9 @@ class AirflowStack:
         }
         if self.executor == "CeleryExecutor":
             env["AIRFLOW__CELERY__BROKER_URL"] = self.broker_url or ""
-            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + db.replace("+psycopg2", "")
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + db  # the driver named: SQLAlchemy 2.1 defaults to psycopg 3
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.worker_concurrency)
         return env
-
-    def _secret(self, name: str) -> str:
-        """A per-home secret every service must share (JWT signing key, Fernet key), made once."""
-        path = self.home / f".{name}"
-        if not path.exists():
-            if name == "fernet_key":
-                from cryptography.fernet import Fernet
-
-                value = Fernet.generate_key().decode()
-            else:
-                value = secrets.token_urlsafe(32)
-            path.write_text(value)
-            path.chmod(0o600)
-        return path.read_text().strip()
 
     def _airflow(self, env: dict, *argv: str, timeout: float = 600) -> None:
         log = self.log_dir / f"{argv[0]}.log"

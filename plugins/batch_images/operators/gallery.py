@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from batch_images import links
 from batch_images.operators._arm import (
     ArmOperationFailed,
     ArmWaitingOperator,
@@ -208,6 +209,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
     :return: the image version id.
     """
 
+    operator_extra_links = links.VERSION_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("plan", "image_id", "snapshots", "arm_conn_id")
     template_fields_renderers = {"plan": "json", "snapshots": "json"}
     timeout_key = "replication"

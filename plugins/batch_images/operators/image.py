@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from batch_images import links
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
 from batch_images.rules import ids, naming, states
 from batch_images.rules.errors import InvalidInput
@@ -89,6 +90,7 @@ class ManagedImageOperator(ArmWaitingOperator):
     :return: the managed image id (None on the snapshots path).
     """
 
+    operator_extra_links = links.IMAGE_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("plan", "snapshots", "arm_conn_id")
     template_fields_renderers = {"plan": "json", "snapshots": "json"}
     timeout_key = "image"

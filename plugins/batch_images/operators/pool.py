@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from batch_images import links
 from batch_images.pool_facts import (
     batch_error_code,
     batch_error_text,
@@ -75,6 +76,7 @@ class BatchPoolOperator(BaseOperator):
     :return: the pool id.
     """
 
+    operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("pool_spec", "image_version_id", "batch_conn_id")
     ui_color = "#0078d4"
 

@@ -29,6 +29,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from batch_images import links
 from batch_images.operators._arm import ArmWaitingOperator
 from batch_images.operators.pool import version_of
 from batch_images.rules import ids, naming, roll
@@ -275,6 +276,7 @@ class RollPoolOperator(ArmWaitingOperator):
         "deleted_pools"}`` or None when the pool was not rolled.
     """
 
+    operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("roll",)
     ui_color = "#cfe8ff"
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from batch_images import links
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
 from batch_images.rules import ids, naming, states
 from batch_images.rules.plan import Plan
@@ -47,6 +48,7 @@ class SnapshotDisksOperator(ArmWaitingOperator):
         Azure-AsyncOperation URL of each create this try started (for ArmResourcesSensor's ``operations``).
     """
 
+    operator_extra_links = links.SNAPSHOT_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("plan", "arm_conn_id")
     template_fields_renderers = {"plan": "json"}
     timeout_key = "snapshot"

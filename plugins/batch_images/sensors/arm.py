@@ -11,6 +11,7 @@ import time
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+from batch_images import links
 from batch_images.operators._arm import DEFER_GRACE, ids_of
 from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, default_deferrable, run_waiter_sync
 from batch_images.triggers.waiters import get_waiter
@@ -41,6 +42,7 @@ class ArmResourcesSensor(BaseSensorOperator):
     :return: the list of resource ids.
     """
 
+    operator_extra_links = links.WAITED_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("resource_ids", "operations", "created_at", "arm_conn_id")
 
     def __init__(self, *, resource_ids: Any, operations: Any = None, created_at: Any = None,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from batch_images import links
 from batch_images.pool_facts import iso_duration, parse_duration
 from batch_images.rules import naming, sizing
 from batch_images.rules.errors import InvalidInput
@@ -75,6 +76,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
     :raises AirflowSensorTimeout: the pool was not ready within ``timeout``.
     """
 
+    operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("pool_spec", "pool_id", "batch_conn_id", "target_dedicated_nodes",
                                       "target_low_priority_nodes", "max_unhealthy_node_share", "resize_timeout")
     ui_color = "#50e6ff"

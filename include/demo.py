@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -40,9 +41,6 @@ def _text(value) -> str:
 
 def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
     """What the SDK sees now: replication per region, pools, and leftover temporary resources."""
-    import logging
-
-    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
     out: dict = {"replication": {}, "pools": [], "leftovers": []}
     compute = standin_client.compute_client(ep)
     if plan:
@@ -153,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-running", action="store_true", help="leave the stand-in running afterwards")
     args = parser.parse_args(argv)
     state_dir = args.state_dir.resolve()
+    # The SDK logs every request at INFO: the demo's own calls (the user's job schedule, the summary) stay quiet.
+    logging.getLogger("azure").setLevel(logging.WARNING)
 
     proc, ep = ensure_standin(state_dir, args.port, args.time_scale)
     control = standin_client.Control(ep)

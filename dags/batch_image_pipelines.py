@@ -42,6 +42,7 @@ from batch_images.operators.roll import (
 )
 from batch_images.operators.smoke import PoolSmokeTestOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
+from batch_images.operators.summary import RunSummaryOperator
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.sensors.arm import ArmResourcesSensor
@@ -116,7 +117,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         plan = preflight.output
         # Leftovers of earlier runs that crashed (snapshots, managed images, smoke-test jobs, canary pools older than
         # 6 h whose run is over; never a pool in use): removed before this run makes new ones (operators/sweep.py).
-        SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
+        sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
         waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
@@ -173,6 +174,12 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # Preflight (which writes nothing) is the setup: if snapshot_disks itself fails half-way, the
         # teardown still runs and removes what it made. A failed cleanup fails the run: a leak is an error.
         cleanup.as_teardown(setups=preflight, on_failure_fail_dagrun=True)
+        # The run's summary in the UI (its log and XCom; operators/summary.py), once everything else is done. A
+        # teardown without setups: it runs whatever failed, and (like discard_canaries) its own state does not
+        # decide the run's.
+        summary = RunSummaryOperator(task_id="run_summary", plan_task_id=preflight.task_id, arm_conn_id=cfg.arm_conn_id)
+        [cleanup, discard, sweep] >> summary
+        summary.as_teardown()
     return dag
 
 

@@ -1,0 +1,182 @@
+"""The run's summary, in the UI: ``run_summary``, the DAG's last task (trigger rule all_done).
+
+What ``make demo`` used to compute on its own: each task's state and duration, the resources the run made, the
+image version's replication per region, the serving pools with their node counts, and the temporary snapshots /
+managed images left in the work resource group. Its log holds the text (:func:`format_summary`), its XCom return
+value the same as JSON (``make demo`` prints it from there).
+
+The DAG run's note is NOT set: in Airflow 3.3 a task talks to the Execution API only, which has no endpoint that
+changes a run's note (a note can be given when a run is triggered, or set through the public REST API / UI by a
+user); the summary lives in this task's log and XCom instead.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from batch_images.rules import ids
+
+
+def _text(value: Any) -> Any:
+    """An SDK enum's wire value ("steady"), or the value itself."""
+    return getattr(value, "value", value)
+
+
+def _as_list(value: Any) -> list:
+    """A mapped task's pulled XComs (a lazy sequence, one value, or None) as a list without Nones."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)):
+        return [value]
+    return [v for v in value if v is not None]
+
+
+def format_summary(s: Mapping[str, Any]) -> str:
+    """The summary as text (stages, resources, replication per region, pools, leftovers); pure, no Azure."""
+    lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}", "", "Stages:"]
+    for r in s.get("stages") or []:
+        secs = "" if r.get("seconds") is None else f"{r['seconds']:7.1f} s"
+        lines.append(f"  {r['task']:<34} {r['state']:<10} {secs}")
+    lines += ["", "Resources:"]
+    for kind, rids in (s.get("resources") or {}).items():
+        for rid in rids if isinstance(rids, list) else [rids]:
+            lines.append(f"  {kind:<16} {rid}")
+    lines += ["", "Replication per region:"]
+    for region, r in (s.get("replication") or {}).items():
+        lines.append(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  "
+                     f"replicas {r.get('replicas', '?')}")
+    lines += ["", "Pools:"]
+    for p in s.get("pools") or []:
+        if "error" in p:
+            lines.append(f"  {p['id']}: {p['error']}")
+            continue
+        low = (f", {p['current_low_priority_nodes']}/{p['target_low_priority_nodes']} low-priority"
+               if p.get("target_low_priority_nodes") or p.get("current_low_priority_nodes") else "")
+        lines.append(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/"
+                     f"{p['target_dedicated_nodes']} dedicated{low}, nodes {p['node_counts']}, "
+                     f"agent '{p['node_agent_sku_id']}'")
+        lines.append(f"    image {p['image']}")
+    leftovers = s.get("leftovers")
+    lines += ["", f"Leftover temporary snapshots/images: "
+                  f"{'unknown' if leftovers is None else len(leftovers)}"]
+    lines += [f"  {rid}" for rid in leftovers or []]
+    return "\n".join(lines)
+
+
+class RunSummaryOperator(BaseOperator):
+    """Summarise the run (see the module docstring); never fails the run for a summary it cannot complete.
+
+    :param plan_task_id: the PreflightOperator's task id; its plan is pulled at run time (not an XComArg, which would
+        make preflight - a setup - a direct upstream and skip the summary when preflight fails). No plan: stages only.
+    :param arm_conn_id: the Azure connection for the version and the leftovers.
+    :return: ``{"dag_id", "run_id", "stages": [{"task", "state", "seconds"}], "resources": {kind: id or [ids]},
+        "replication": {region: {"state", "progress", "replicas"}}, "pools": [{"id", "allocation_state",
+        "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ...}],
+        "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids and counts only, no
+        secret.
+    """
+
+    template_fields: Sequence[str] = ("plan_task_id", "arm_conn_id")
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, plan_task_id: str = "preflight", arm_conn_id: str = "azure_default", **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        kwargs.setdefault("retries", 0)  # a summary is read once; a retry would only repeat the same reads
+        super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
+        self.arm_conn_id = arm_conn_id
+
+    def execute(self, context: Any) -> dict:
+        ti = context["ti"]
+        errors: list[str] = []
+        plan = ti.xcom_pull(task_ids=self.plan_task_id)
+        plan = plan if isinstance(plan, Mapping) else None
+        summary: dict[str, Any] = {"dag_id": ti.dag_id, "run_id": ti.run_id, "stages": self.stages(ti),
+                                   "resources": {}, "replication": {}, "pools": [], "leftovers": None,
+                                   "errors": errors}
+        pull = ti.xcom_pull
+        snapshots = pull(task_ids="snapshot_disks") or []
+        summary["resources"] = {
+            "snapshots": [s["id"] if isinstance(s, Mapping) else s for s in snapshots],
+            "managed image": pull(task_ids="create_managed_image"),
+            "image version": pull(task_ids="publish_image_version"),
+            "pools": [],
+        }
+        specs = [s for s in _as_list(pull(task_ids="plan_roll")) if isinstance(s, Mapping)]
+        rolled = {r.get("logical_pool"): r for r in _as_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
+        pools = []  # (batch_conn_id, pool id): the serving pool after the roll, else the run's new pool
+        for spec in specs:
+            pool_id = (rolled.get(spec.get("logical_pool")) or {}).get("pool_id") or spec.get("pool_id")
+            if pool_id:
+                pools.append((spec.get("batch_conn_id"), pool_id))
+        summary["resources"]["pools"] = [p for _, p in pools]
+        if plan is not None:
+            self._azure(plan, summary, errors)
+        for conn_id, pool_id in pools:
+            summary["pools"].append(self.pool_state(conn_id, pool_id, errors))
+        self.log.info("Run summary:\n%s", format_summary(summary))
+        for e in errors:
+            self.log.warning("Summary incomplete: %s", e)
+        return summary
+
+    @staticmethod
+    def stages(ti: Any) -> list[dict]:
+        """Every finished task instance of the run (task order of the DAG), its state and duration in seconds."""
+        order = {t: i for i, t in enumerate(ti.task.dag.task_dict)}
+        crumbs = [c for c in ti.get_task_breadcrumbs(ti.dag_id, ti.run_id) if c.get("task_id") != ti.task_id]
+        crumbs.sort(key=lambda c: (order.get(c["task_id"], len(order)), c.get("map_index", -1)))
+        out = []
+        for c in crumbs:
+            idx = c.get("map_index", -1)
+            secs = c.get("duration")
+            out.append({"task": c["task_id"] if idx is None or idx < 0 else f"{c['task_id']}[{idx}]",
+                        "state": str(_text(c.get("state"))), "seconds": None if secs is None else round(secs, 1)})
+        return out
+
+    def _azure(self, plan: Mapping, summary: dict, errors: list[str]) -> None:
+        from batch_images.hooks.arm import ArmComputeHook
+
+        hook = ArmComputeHook(azure_conn_id=self.arm_conn_id)
+        version_id = summary["resources"].get("image version") or plan.get("version_id")
+        try:
+            version = hook.find_resource(version_id, expand="ReplicationStatus") if version_id else None
+        except Exception as err:  # noqa: BLE001 - report, don't fail the summary
+            version, _ = None, errors.append(f"image version {version_id}: {str(err).splitlines()[0]}")
+        props = (version or {}).get("properties") or {}
+        for s in (props.get("replicationStatus") or {}).get("summary") or []:
+            summary["replication"][s.get("region")] = {"state": s.get("state"), "progress": s.get("progress")}
+        for t in (props.get("publishingProfile") or {}).get("targetRegions") or []:
+            summary["replication"].setdefault(t.get("name"), {})["replicas"] = t.get("regionalReplicaCount")
+        try:
+            sub, rg = plan.get("work_subscription_id"), plan["work_resource_group"]
+            summary["leftovers"] = [r["id"] for kind in (ids.SNAPSHOT, ids.IMAGE)
+                                    for r in hook.list_in_resource_group(sub, rg, kind)[0]]
+        except Exception as err:  # noqa: BLE001
+            errors.append(f"leftovers in {plan.get('work_resource_group')}: {str(err).splitlines()[0]}")
+
+    def pool_state(self, conn_id: str | None, pool_id: str, errors: list[str]) -> dict:
+        """One pool's allocation state, node counts and image, as the Batch data plane reports it."""
+        from batch_images.hooks.batch import BatchPoolHook
+
+        try:
+            hook = BatchPoolHook(conn_id) if conn_id else BatchPoolHook()
+            pool = hook.get_pool(pool_id)
+            if pool is None:
+                return {"id": pool_id, "error": "no such pool"}
+            counts = hook.pool_node_counts(pool_id)
+        except Exception as err:  # noqa: BLE001 - report, don't fail the summary
+            errors.append(f"pool {pool_id}: {str(err).splitlines()[0]}")
+            return {"id": pool_id, "error": str(err).splitlines()[0]}
+        vmc = pool.virtual_machine_configuration
+        return {
+            "id": pool.id, "allocation_state": _text(pool.allocation_state), "vm_size": pool.vm_size,
+            "image": vmc.image_reference.virtual_machine_image_id if vmc else None,
+            "node_agent_sku_id": vmc.node_agent_sku_id if vmc else None,
+            "current_dedicated_nodes": pool.current_dedicated_nodes,
+            "target_dedicated_nodes": pool.target_dedicated_nodes,
+            "current_low_priority_nodes": pool.current_low_priority_nodes,
+            "target_low_priority_nodes": pool.target_low_priority_nodes,
+            "node_counts": counts.get("dedicated") or {},
+        }

@@ -33,8 +33,11 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
 
 def test_demo_dag_has_the_recipe_steps_in_order(dagbag):
     dag = dagbag.dags["batch_image_ubuntu2204"]
+    # The recipe, then the roll (issue 10): nothing moves users' work before the new pool is steady, passed its
+    # smoke test and its version is promoted.
     order = ["preflight", "snapshot_disks", "wait_for_snapshots", "create_managed_image",
-             "publish_image_version", "create_pool", "wait_for_pool_steady"]
+             "publish_image_version", "plan_roll", "create_pool", "wait_for_pool_steady", "smoke_test",
+             "promote_image_version", "roll_pool"]
     for upstream, downstream in zip(order, order[1:]):
         assert upstream in dag.get_task(downstream).upstream_task_ids | {
             t for t in dag.get_task(downstream).get_flat_relative_ids(upstream=True)}, (upstream, downstream)

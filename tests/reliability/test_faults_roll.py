@@ -308,7 +308,8 @@ def test_approval_rejected_leaves_the_serving_pool(roll_harness, standin, reliab
     assert answer["response"]["chosen_options"] == ["Reject"]
     states = {t["task"]: t["state"] for t in result.tasks}
     assert states.get("approve_roll[0]") == "skipped", dump(result.tasks)  # rejected: skipped, not failed
-    assert states.get("promote_image_version") == "skipped" and states.get("roll_pool[0]") == "skipped", \
+    # roll_pool is never expanded when promotion is skipped: its unexpanded task instance is skipped
+    assert states.get("promote_image_version") == "skipped" and states.get("roll_pool") == "skipped", \
         dump(result.tasks)
     assert pools_added(h) == 1, "the canary pool was never made"
     assert gone, f"canary {canary} left after the rejection: {pool_ids(standin)}"
@@ -420,7 +421,8 @@ NIGHT1 = "2026-11-24T00:00:00+00:00"
 ROLL_KILL_POINTS = {
     "plan_roll[0]": ("Pool_Patch", r"/pools/ubuntu2204-2026-1124-0$"),  # the lease write
     "smoke_test[0]": ("Task_AddCollection", None),  # the smoke job exists, its tasks are being added
-    "promote_image_version": ("GalleryImageVersions_Update", None),  # excludeFromLatest false sent
+    # excludeFromLatest false sent (a PUT of the version: the hook rewrites its publishingProfile)
+    "promote_image_version": ("GalleryImageVersions_CreateOrUpdate", r"/versions/2026\.1125\.0$"),
     "roll_pool[0]": ("Job_Disable", r"/jobs/job-user/disable"),  # schedule moved, the job being disabled
 }
 

@@ -4,8 +4,9 @@
    seeded fixture and clear its request log;
 2. load airflow_settings.yaml's connections into the Airflow DB (pointed at the stand-in's address);
 3. run the demo DAG with `airflow dags test`;
-4. print a summary (resources created, stage durations, replication per region, pool node counts,
-   ARM and Batch request counts, leftovers) and write it as JSON beside the stand-in's state.
+4. print the summary the DAG's run_summary task returned (stage durations, resources, replication per region,
+   pool node counts, leftovers: what the UI shows), plus the nights and the stand-in-only ARM and Batch request
+   counts, and write it as JSON beside the stand-in's state.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from include.azure_standin import client as standin_client
-from include.pipeline_runner import run_dag_test
+from include.pipeline_runner import RunResult, run_dag_test
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DAG_ID = "batch_image_ubuntu2204"
@@ -32,56 +33,6 @@ def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_cl
     except Exception:  # noqa: BLE001 - no stand-in answering on that dir: start one
         proc = standin_client.StandInProcess(state_dir, time_scale=scale)
         return proc, proc.start(port=port)
-
-
-def _text(value) -> str:
-    """An SDK enum's wire value ("Completed"), or the value itself."""
-    return getattr(value, "value", value)
-
-
-def azure_state(ep: dict, plan: dict | None, pool_ids: list[str]) -> dict:
-    """What the SDK sees now: replication per region, pools, and leftover temporary resources."""
-    out: dict = {"replication": {}, "pools": [], "leftovers": []}
-    compute = standin_client.compute_client(ep)
-    if plan:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        g, d = plan["gallery"], plan["image_definition"]
-        try:
-            v = compute.gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
-                                                    expand="ReplicationStatus")
-        except ResourceNotFoundError:
-            v = None
-        for s in v.replication_status.summary if v else []:
-            out["replication"][s.region] = {"state": _text(s.state), "progress": s.progress}
-        for t in v.publishing_profile.target_regions if v else []:
-            out["replication"].setdefault(t.name, {})["replicas"] = t.regional_replica_count
-        rg = plan["work_resource_group"]
-        out["leftovers"] = [s.id for s in compute.snapshots.list_by_resource_group(rg)] + \
-                           [i.id for i in compute.images.list_by_resource_group(rg)]
-    batch = standin_client.batch_client(ep)
-    counts = {c.pool_id: c for c in batch.list_pool_node_counts()}
-    for pool_id in pool_ids:
-        try:
-            pool = batch.get_pool(pool_id)
-        except Exception as err:  # noqa: BLE001 - report, don't crash the summary
-            out["pools"].append({"id": pool_id, "error": str(err).splitlines()[0]})
-            continue
-        c = counts.get(pool_id)
-        dedicated = c.dedicated.as_dict() if c and c.dedicated else {}
-        out["pools"].append({
-            "id": pool.id, "allocation_state": _text(pool.allocation_state), "vm_size": pool.vm_size,
-            "image": pool.virtual_machine_configuration.image_reference.virtual_machine_image_id,
-            "node_agent_sku_id": pool.virtual_machine_configuration.node_agent_sku_id,
-            "current_dedicated_nodes": pool.current_dedicated_nodes,
-            "target_dedicated_nodes": pool.target_dedicated_nodes,
-            "node_counts": {k: v for k, v in dedicated.items() if v},
-            "current_low_priority_nodes": pool.current_low_priority_nodes,
-            "target_low_priority_nodes": pool.target_low_priority_nodes,
-            # Spot/low-priority nodes Azure took back (Batch brings them back when capacity returns)
-            "preempted": (c.low_priority.preempted or 0) if c and c.low_priority else 0,
-        })
-    return out
 
 
 def add_user_schedule(ep: dict, rolls: list[dict]) -> None:
@@ -103,42 +54,42 @@ def add_user_schedule(ep: dict, rolls: list[dict]) -> None:
         print(f"  user: job schedule nightly-{r['logical_pool']} -> {r['pool_id']}", flush=True)
 
 
+def build_summary(dag_id: str, result: RunResult, nights: list[dict], requests: dict, time_scale: float,
+                  summary_path: Path) -> dict:
+    """The demo's summary: the last night's run_summary task's return value (what the UI shows), the nights, and
+    the stand-in's request counts (stand-in only: real Azure has no such log). Written to ``summary_path``."""
+    fam = requests["by_family"]
+    summary = {
+        "dag_id": dag_id, "exit_code": result.exit_code, "wall_seconds": round(sum(n["wall_seconds"] for n in nights), 1),
+        "time_scale": time_scale, "nights": nights, "run": result.run,
+        "run_summary": result.xcoms.get("run_summary:return_value") or {},
+        "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
+                     "writes": requests["writes"], "faults": requests["faults"], "per_operation": requests["counts"]},
+        "summary_path": str(summary_path),
+    }
+    summary_path.write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
 def print_summary(s: dict) -> None:
+    """The run_summary task's text (format_summary), then the nights and the stand-in's request counts."""
+    from batch_images.operators.summary import format_summary
+
     w = sys.stdout.write
     w("\n=== Batch image pipeline demo: summary ===\n")
-    w(f"DAG {s['dag_id']} run {s['run'].get('run_id')}: {s['run'].get('state')} in {s['wall_seconds']:.1f} s wall "
-      f"(stand-in time scale {s['time_scale']:g}x)\n\nStages:\n")
-    for r in s["stages"]:
-        secs = "" if r["seconds"] is None else f"{r['seconds']:7.1f} s"
-        w(f"  {r['task']:<34} {r['state']:<10} {secs}\n")
-    w("\nNights:\n")
+    w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} night(s) in {s['wall_seconds']:.1f} s "
+      f"wall (stand-in time scale {s['time_scale']:g}x). From the run_summary task:\n\n")
+    w(format_summary(s["run_summary"]) if s["run_summary"] else "(no run_summary: the run did not get that far)")
+    w("\n\nNights:\n")
     for night in s.get("nights") or []:
         w(f"  night {night['night']} ({night['logical_date'][:10]}): exit {night['exit_code']}, "
           f"{night['wall_seconds']:.1f} s, {night['batch_requests']} Batch + {night['arm_requests']} ARM requests\n")
         for r in night["rolls"]:
             w(f"    {r['logical_pool']}: serving {r['pool_id']} on {r['version']}; job schedules moved "
               f"{r['moved_schedules'] or 'none'}; old pools drained and deleted {r['deleted_pools'] or 'none'}\n")
-    w("\nResources:\n")
-    for kind, ids in s["resources"].items():
-        for rid in ids if isinstance(ids, list) else [ids]:
-            w(f"  {kind:<16} {rid}\n")
-    w("\nReplication per region:\n")
-    for region, r in s["azure"]["replication"].items():
-        w(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  replicas {r.get('replicas', '?')}\n")
-    w("\nPools:\n")
-    for p in s["azure"]["pools"]:
-        if "error" in p:
-            w(f"  {p['id']}: {p['error']}\n")
-            continue
-        low = (f", {p['current_low_priority_nodes']}/{p['target_low_priority_nodes']} low-priority"
-               if p.get("target_low_priority_nodes") or p.get("current_low_priority_nodes") else "")
-        low += f" ({p['preempted']} preempted)" if p.get("preempted") else ""
-        w(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/{p['target_dedicated_nodes']} "
-          f"dedicated{low}, nodes {p['node_counts']}, agent '{p['node_agent_sku_id']}'\n    image {p['image']}\n")
     req = s["requests"]
-    w(f"\nRequests: {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; {req['writes']} writes, "
-      f"{req['faults']} faulted\n")
-    w(f"Leftover temporary snapshots/images: {len(s['azure']['leftovers'])}\n")
+    w(f"\nRequests (stand-in's log, last night): {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; "
+      f"{req['writes']} writes, {req['faults']} faulted\n")
     w(f"Summary JSON: {s['summary_path']}\n")
 
 
@@ -177,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             control.clear_requests()
             result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns))
             fam = control.requests()["by_family"]
-            rolls = [v for k, v in sorted(result.xcoms.items()) if k.startswith("roll_pool[") and v]
+            rolls = [v for k, v in sorted(result.xcoms.items())
+                     if k.startswith("roll_pool[") and k.endswith(":return_value") and v]
             nights.append({"night": n, "logical_date": logical_date, "exit_code": result.exit_code,
                            "wall_seconds": round(result.wall_seconds, 1), "batch_requests": fam.get("batch", 0),
                            "arm_requests": fam.get("arm", 0), "rolls": rolls})
@@ -185,31 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if n == 1:
                 add_user_schedule(ep, rolls)
-        rc, wall = result.exit_code, sum(x["wall_seconds"] for x in nights)
-        run, stages, xcoms = result.run, result.tasks, result.xcoms
-        plan = xcoms.get("preflight:return_value")
-        pool_ids = [v if isinstance(v, str) else v.get("pool_id") for k, v in sorted(xcoms.items())
-                    if k.startswith("create_pool[") and k.endswith(":return_value")]
-        resources = {
-            "snapshots": [s["id"] if isinstance(s, dict) else s for s in xcoms.get("snapshot_disks:return_value") or []],
-            "managed image": xcoms.get("create_managed_image:return_value"),
-            "image version": xcoms.get("publish_image_version:return_value"),
-            "pools": pool_ids,
-        }
-        req = control.requests()
-        fam = req["by_family"]
-        summary = {
-            "dag_id": args.dag_id, "logical_date": logical_date, "exit_code": rc, "wall_seconds": round(wall, 1),
-            "time_scale": args.time_scale, "nights": nights, "run": run, "stages": stages, "resources": resources,
-            "azure": azure_state(ep, plan, pool_ids),
-            "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
-                         "writes": req["writes"], "faults": req["faults"], "per_operation": req["counts"]},
-        }
-        summary["summary_path"] = str(state_dir / "demo-summary.json")
-        Path(summary["summary_path"]).write_text(json.dumps(summary, indent=2, default=str))
+        summary = build_summary(args.dag_id, result, nights, control.requests(), args.time_scale,
+                                state_dir / "demo-summary.json")
         print_summary(summary)
-        ok = rc == 0 and run.get("state") == "success" and all(
-            p.get("allocation_state") == "steady" for p in summary["azure"]["pools"]) and summary["azure"]["pools"]
+        rc, run, pools = result.exit_code, result.run, summary["run_summary"].get("pools") or []
+        ok = rc == 0 and run.get("state") == "success" and pools and all(
+            p.get("allocation_state") == "steady" for p in pools)
         if not ok:
             print(f"\nDEMO FAILED (exit {rc}); last lines of {log_path}:", file=sys.stderr)
             print("".join(log_path.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)

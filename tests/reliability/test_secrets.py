@@ -8,7 +8,8 @@ read is scanned:
   ``[logging] base_log_folder`` that belongs to the DAG (dags test writes none today; scanned if any appear);
 * every XCom of the run;
 * the rendered template fields of every task instance of the run (table rendered_task_instance_fields);
-* the `make demo` summary, built with include/demo.py's own functions (printed text and JSON);
+* the `make demo` summary (the run_summary task's return value, via include/demo.py's functions: printed
+  text and JSON);
 * and, beyond those, the run's deferral state (task_instance.next_kwargs, trigger kwargs) and the
   serialized DAG in the metadata DB.
 
@@ -116,29 +117,14 @@ def run_artifacts(result: RunResult, dag_id: str) -> dict[str, str]:
 
 def demo_summary(standin, result: RunResult, dag_id: str, tmp: Path, capsys) -> dict[str, str]:
     """The `make demo` summary for this run, made by include/demo.py's functions as main() makes it."""
-    from include.demo import azure_state, print_summary
+    from include.demo import build_summary, print_summary
 
-    xcoms, ep = result.xcoms, standin.endpoints
-    plan = xcoms.get("preflight:return_value")
-    pool_ids = [v if isinstance(v, str) else v.get("pool_id") for k, v in sorted(xcoms.items())
-                if k.startswith("create_pool[") and k.endswith(":return_value")]
-    req = standin.control.requests()
-    fam = req["by_family"]
-    summary = {
-        "dag_id": dag_id, "logical_date": LOGICAL_DATE, "exit_code": result.exit_code,
-        "wall_seconds": round(result.wall_seconds, 1), "time_scale": 3000.0, "run": result.run, "stages": result.tasks,
-        "resources": {
-            "snapshots": [s["id"] if isinstance(s, dict) else s for s in xcoms.get("snapshot_disks:return_value") or []],
-            "managed image": xcoms.get("create_managed_image:return_value"),
-            "image version": xcoms.get("publish_image_version:return_value"),
-            "pools": pool_ids,
-        },
-        "azure": azure_state(ep, plan, pool_ids),
-        "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
-                     "writes": req["writes"], "faults": req["faults"], "per_operation": req["counts"]},
-        "summary_path": str(tmp / "demo-summary.json"),
-    }
-    Path(summary["summary_path"]).write_text(json.dumps(summary, indent=2, default=str))
+    night = {"night": 1, "logical_date": LOGICAL_DATE, "exit_code": result.exit_code,
+             "wall_seconds": round(result.wall_seconds, 1), "batch_requests": 0, "arm_requests": 0,
+             "rolls": [v for k, v in sorted(result.xcoms.items())
+                     if k.startswith("roll_pool[") and k.endswith(":return_value") and v]}
+    summary = build_summary(dag_id, result, [night], standin.control.requests(), 3000.0, tmp / "demo-summary.json")
+    assert summary["run_summary"]["pools"], "the run_summary task's return value is what make demo prints"
     capsys.readouterr()
     print_summary(summary)
     return {"demo summary (printed)": capsys.readouterr().out,
@@ -176,7 +162,7 @@ def test_a_full_run_leaves_no_secret_token_or_key_anywhere(fresh, tmp_path, caps
     assert requests["by_family"].get("identity", 0) > 0 and requests["writes"] > 0
     assert ep["client_id"] in artifacts["dags test output"] and "Preflight passed" in artifacts["dags test output"]
     assert "preflight:return_value" in artifacts["xcom"]
-    assert sum(k.startswith("rendered fields of ") for k in artifacts) == len(result.tasks) == 9
+    assert sum(k.startswith("rendered fields of ") for k in artifacts) == len(result.tasks) >= 9
     assert "Pools:" in artifacts["demo summary (printed)"] and "steady" in artifacts["demo summary (printed)"]
     live_token = fresh.control.token()
     assert JWT_RE.fullmatch(live_token) and leaks({"probe": f"Authorization: Bearer {live_token}"}, {})

@@ -39,9 +39,10 @@ DURABLE_CREATES = ("arm:Galleries_CreateOrUpdate", "arm:GalleryImages_CreateOrUp
                    "arm:GalleryImageVersions_CreateOrUpdate", "batch:Pool_Add")
 DURABLE_CHANGES = ("arm:GalleryImageVersions_Delete", "arm:GalleryImages_Delete", "arm:Galleries_Delete",
                    "batch:Pool_Delete", "batch:Pool_Resize", "batch:Pool_Patch", "batch:Pool_UpdateProperties")
-ALL_TASKS = {"preflight", "pool_specs", "snapshot_disks", "wait_for_snapshots", "create_managed_image",
-             "publish_image_version", "plan_roll[0]", "create_pool[0]", "wait_for_pool_steady[0]", "promote_image_version",
-             "roll_pool[0]", "delete_temporary_resources"}
+ALL_TASKS = {"preflight", "sweep_leftovers", "pool_specs", "snapshot_disks", "wait_for_snapshots",
+             "create_managed_image", "publish_image_version", "plan_roll[0]", "create_pool[0]",
+             "wait_for_pool_steady[0]", "smoke_test[0]", "promote_image_version", "roll_pool[0]",
+             "retire_old_versions", "delete_temporary_resources", "discard_canaries", "run_summary"}
 
 
 def e2e_pipeline(ep: dict, dag_id: str) -> dict:
@@ -55,6 +56,12 @@ def e2e_pipeline(ep: dict, dag_id: str) -> dict:
     pool.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
                 target_dedicated_nodes=NODES, resize_timeout_minutes=None)
     return cfg
+
+
+def created(items: list[dict], op: str) -> list[str]:
+    """Paths that `op` ("family:Operation") created: ARM answers 201 (202 for snapshots) to a create and 200 to a PUT
+    that updates (a version's promotion or endOfLifeDate is a PUT back of its publishing profile); Pool_Add 201."""
+    return [r["path"] for r in items if f"{r['family']}:{r['op']}" == op and r["status"] in (201, 202)]
 
 
 def raise_core_quota(standin, cores: int = 10_000) -> None:
@@ -140,7 +147,7 @@ def first_run(standin_session, tmp_path_factory):
     standin_session.control.clear_requests()
     s = Scenario(standin_session, tmp_path_factory.mktemp("e2e"))
     s.result = s.run("first-run")
-    s.requests = standin_session.control.requests()
+    s.requests = standin_session.control.requests(items=True)
     batch = standin_session.batch()
     s.pool_before = pool_snapshot(batch, s.pool_id) if s.result.exit_code == 0 else None
     return s
@@ -198,6 +205,9 @@ def test_pipeline_publishes_replicated_version_and_steady_pool_pinned_to_it(firs
     metadata = {m.name: m.value for m in pool.metadata or []}
     assert metadata[naming.TAG_IMAGE_VERSION] == VERSION
     assert metadata[naming.TAG_DAG_ID] == s.dag_id and metadata[naming.TAG_MANAGED_BY] == naming.MANAGED_BY
+    # The logical pool had no serving pool: this one became it (roll_pool), and its version is promoted.
+    assert metadata[naming.TAG_ROLE] == naming.ROLE_SERVING, metadata
+    assert version.publishing_profile.exclude_from_latest is False
     assert _text(pool.allocation_state) == "steady" and not pool.resize_errors
     assert (pool.target_dedicated_nodes, pool.current_dedicated_nodes) == (NODES, NODES)
 
@@ -218,9 +228,16 @@ def test_pipeline_publishes_replicated_version_and_steady_pool_pinned_to_it(firs
     assert c.get("arm:Snapshots_CreateOrUpdate") == DISKS and c.get("arm:Snapshots_Delete") == DISKS, c
     assert c.get("arm:Images_CreateOrUpdate") == 1 and c.get("arm:Images_Delete") == 1, c
     for op in DURABLE_CREATES:
-        assert c.get(op) == 1, (op, c)
+        assert len(created(s.requests["items"], op)) == 1, (op, c)
+    # The version's other PUT is its promotion (publishingProfile.excludeFromLatest false), an update (200).
+    version_puts = [r["status"] for r in s.requests["items"] if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
+    assert sorted(version_puts) == [200, 201], version_puts
+    # The one change to a durable resource: roll_pool marks the run's own pool serving (a metadata PATCH); a first
+    # pool replaces nothing, so no pool is resized or deleted and no version deleted.
+    patched = {r["path"].rstrip("/").rsplit("/", 1)[-1] for r in s.requests["items"] if r["op"] == "Pool_Patch"}
+    assert patched == {s.pool_id}, patched
     for op in DURABLE_CHANGES:
-        assert op not in c, (op, c)
+        assert op == "batch:Pool_Patch" or op not in c, (op, c)
 
 
 def test_clear_and_rerun_of_the_same_logical_date_reuses_version_and_pool(first_run):
@@ -235,7 +252,10 @@ def test_clear_and_rerun_of_the_same_logical_date_reuses_version_and_pool(first_
     # Same version and pool, by name and by identity.
     assert rerun.xcoms["preflight:return_value"]["version"] == VERSION
     assert rerun.xcoms["publish_image_version:return_value"] == s.result.xcoms["publish_image_version:return_value"]
-    assert rerun.xcoms["create_pool[0]:return_value"] == s.pool_id
+    # The logical pool is already served by this run's version: plan_roll says so and create_pool makes no pool.
+    roll = rerun.xcoms["plan_roll[0]:return_value"]
+    assert (roll["roll_action"], roll["pool_id"]) == ("current", s.pool_id), roll
+    assert rerun.xcoms.get("create_pool[0]:return_value") is None
     after = pool_snapshot(s.standin.batch(), s.pool_id)
     assert after["creation_time"] == s.pool_before["creation_time"]  # not deleted and made again
     assert _text(after["pool"].allocation_state) == "steady" and after["pool"].current_dedicated_nodes == NODES
@@ -283,9 +303,15 @@ def test_params_form_rebuild_builds_version_n(first_run, monkeypatch):
     assert _text(version.replication_status.aggregated_state) == "Completed"
     assert batch.get_pool(pool_id).virtual_machine_configuration.image_reference.virtual_machine_image_id.lower() \
         == version.id.lower()
-    # The earlier version and its pool are untouched.
+    # The earlier version is kept (retention keeps the newest keep_versions); the roll moved the logical pool to
+    # the new pool and retired the earlier one (it ran no task: drained at once, then deleted).
     names = sorted(v.name for v in compute.gallery_image_versions.list_by_gallery_image(s.rg, s.gallery, s.definition))
     assert names == [VERSION, rebuilt]
-    assert batch.get_pool(s.pool_id).creation_time == s.pool_before["creation_time"]
-    counts = s.standin.control.requests()["counts"]
-    assert counts.get("arm:GalleryImageVersions_CreateOrUpdate") == 1 and counts.get("batch:Pool_Add") == 1
+    roll = result.xcoms["roll_pool[0]:return_value"]
+    assert roll["pool_id"] == pool_id and s.pool_id in roll["deleted_pools"], roll
+    meta = {m.name: m.value for m in batch.get_pool(pool_id).metadata or []}
+    assert meta[naming.TAG_ROLE] == naming.ROLE_SERVING, meta
+    assert [p.id for p in batch.list_pools() if _text(p.state) != "deleting"] == [pool_id]
+    items = s.standin.control.requests(items=True)["items"]
+    assert [p.rsplit("/", 1)[-1] for p in created(items, "arm:GalleryImageVersions_CreateOrUpdate")] == [rebuilt]
+    assert len(created(items, "batch:Pool_Add")) == 1, created(items, "batch:Pool_Add")

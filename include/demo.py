@@ -37,11 +37,7 @@ def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_cl
 
 def add_user_schedule(ep: dict, rolls: list[dict]) -> None:
     """What a user does between the nights: a job schedule on each serving pool (it never runs: far start)."""
-    import logging
-
     from azure.batch import models as bm
-
-    logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
 
     from include.azure_standin import client as c
 

@@ -6,6 +6,8 @@ runs they trigger. Every stack has its own temp AIRFLOW_HOME and free ports.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from _services import SERVICES_TIME_SCALE, demo_pipelines_dir
@@ -33,6 +35,19 @@ def sqlite_stack(standin_session, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sqlite-stack")
     stack = AirflowStack(home=tmp / "home", standin=standin_session.endpoints,
                          extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(demo_pipelines_dir(tmp / "pipelines"))})
+    _running.append(stack)
     stack.start()
     yield stack
     stack.stop()
+
+
+_running: list[AirflowStack] = []
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the shared stack once the last test of this folder ran, not at the end of `make test`: its idle
+    services would slow the tests that follow."""
+    here = Path(__file__).parent
+    if nextitem is None or here not in Path(nextitem.path).parents:
+        while _running:
+            _running.pop().stop()

@@ -368,10 +368,16 @@ class AirflowStack:
         path = self.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def stop(self) -> None:
-        # workers and the scheduler first (no new task starts), then the rest
-        for name in sorted(self.procs, key=lambda n: (not n.startswith(("worker", "scheduler")), n)):
-            _stop_group(self.procs[name])
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM every service's process group at once, then SIGKILL what is left after ``timeout`` s."""
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            _stop_group(proc, max(0.1, deadline - time.monotonic()))
         self.procs.clear()
 
     def __enter__(self):
@@ -401,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
     standin_proc, ep = ensure_standin(args.state_dir.resolve(), args.port, args.time_scale)
     stack = AirflowStack(home=args.home, standin=ep, sql_alchemy_conn=args.sql_alchemy_conn,
                          api_port=args.api_port or free_port(), host="127.0.0.1")
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
+    for sig in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and `kill` (also when started with SIGINT ignored)
+        signal.signal(sig, _interrupt)
     try:
         print(f"stand-in: {ep['arm']} (state {args.state_dir}); starting Airflow in {stack.home} "
               f"(logs: {stack.log_dir}) ...", flush=True)

@@ -22,7 +22,7 @@ from batch_images.hooks.arm import ArmComputeHook
 from batch_images.hooks.credentials import PROJECT_ROOT, client_kwargs, credential_from_connection, describe_connection
 from batch_images.operators._arm import ArmOperationFailed
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
-from batch_images.operators.gallery import GalleryImageVersionOperator
+from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.rules import ids, naming
@@ -193,6 +193,12 @@ def image_op(plan, snapshots, **kw):
 
 def gallery_op(plan, image_id, **kw):
     return GalleryImageVersionOperator(task_id="version", plan=plan, image_id=image_id, poll_interval=POLL, **kw)
+
+
+def promote_op(plan, **kw):
+    """promote_image_version as the DAG runs it (no rolls: every pool rolls): every region, then excludeFromLatest
+    false. Since the roll, a region failing outside the pools' regions is this operator's to retry."""
+    return PromoteImageVersionOperator(task_id="promote", plan=plan, rolls=None, poll_interval=POLL, **kw)
 
 
 def build_image(standin, plan, deferrable=True):
@@ -496,7 +502,13 @@ def test_full_chain_snapshot_image_version_then_cleanup(arm):
     assert version.properties.safety_profile.allow_deletion_of_replicated_locations is False
     assert str(pp.end_of_life_date).startswith("2027-02-23")
     assert version.properties.storage_profile.source.id.lower() == image_id.lower()
+    # publish waits for the pools' region only (West Europe: the gallery's and the Batch account's) ...
+    assert {s.region: s.state for s in version.properties.replication_status.summary}["West Europe"] == "Completed"
+    # ... promotion for every region, then the version may float to "latest"
+    assert run_operator(promote_op(plan))[0] == version_id
+    version = sdk_get(client, version_id, expand="ReplicationStatus")
     assert {s.state for s in version.properties.replication_status.summary} == {"Completed"}
+    assert version.properties.publishing_profile.exclude_from_latest is False
     assert version.tags["image-version"] == VERSION
 
     cleanup = DeleteTemporaryResourcesOperator(task_id="cleanup", snapshots=snaps, image_id=image_id,
@@ -585,10 +597,13 @@ def test_failed_region_is_removed_and_added_back(arm):
                           message="Simulated replication failure")
     since = last_request_id(arm)
     version_id, deferrals = run_operator(gallery_op(plan, image_id))
+    # publish waits for West Europe only (the pools' region); North Europe's failure is promotion's to retry
+    assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication"]
+    _, deferrals = run_operator(promote_op(plan))
     assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication", "arm_provisioning",
-                                                          "gallery_replication"]
+                                                          "gallery_replication", "arm_provisioning"]
     puts = [r for r in requests_since(arm, since) if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
-    assert len(puts) == 3  # create, remove North Europe, add it back
+    assert len(puts) == 4  # create, remove North Europe, add it back, promote
     version = sdk_get(arm.compute(), version_id, expand="ReplicationStatus")
     assert {(s.region, s.state) for s in version.properties.replication_status.summary} == {
         ("West Europe", "Completed"), ("North Europe", "Completed")}
@@ -602,8 +617,9 @@ def test_failed_region_gives_up_after_max_retries_naming_region(arm):
     _, image_id = build_image(arm, plan)
     arm.control.add_fault("replication_failed", count=5, match={"region": "northeurope"},
                           message="Simulated replication failure")
+    run_operator(gallery_op(plan, image_id, max_region_retries=1, deferrable=False))  # West Europe: fine
     with pytest.raises(ArmOperationFailed) as err:
-        run_operator(gallery_op(plan, image_id, max_region_retries=1, deferrable=False))
+        run_operator(promote_op(plan, max_region_retries=1, deferrable=False))
     text = str(err.value)
     assert "North Europe" in text and "Simulated replication failure" in text and "1 remove/re-add" in text
 

@@ -26,6 +26,7 @@ from test_arm_operators import (  # noqa: F401 - `arm` is a fixture
     arm,
     build_image,
     gallery_op,
+    promote_op,
     make_plan,
     requests_since,
     last_request_id,
@@ -182,8 +183,10 @@ def test_a_region_failed_in_capitals_is_a_failed_region(arm):
     plan = make_plan(arm, regions=(("westeurope", 1), ("northeurope", 1)))
     _, image_id = build_image(arm, plan)
     # the remove/re-add workaround runs (it only runs for a region it reads as failed), then succeeds
-    version_id, deferrals = run_operator(gallery_op(plan, image_id))
-    assert [d.kwargs["phase"] for d in deferrals] == ["replication", "region_removed", "replication"]
+    # publish waits for West Europe only (the pools' region); promotion waits for every region
+    run_operator(gallery_op(plan, image_id))
+    version_id, deferrals = run_operator(promote_op(plan))
+    assert [d.kwargs["phase"] for d in deferrals] == ["replication", "region_removed", "replication", "promoted"]
 
 
 # --- 3. 404 right after our own create --------------------------------------------------------------------------

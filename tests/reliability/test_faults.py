@@ -37,6 +37,10 @@ ARM_OPS = ["VirtualMachines_Get", "VirtualMachineExtensions_List", "Disks_Get", 
            "GalleryImages_CreateOrUpdate", "GalleryImageVersions_CreateOrUpdate", "GalleryImageVersions_Get",
            "Operations_GetStatus"]
 BATCH_OPS = ["Account_ListSupportedImages", "Pool_Add", "Pool_Get", "Account_ListPoolNodeCounts"]
+# What the roll adds to a first run: plan_roll / sweep / retention list pools, job schedules and jobs and the
+# versions of the definition; roll_pool marks the pool serving (PATCH) and checks each node's image.
+ROLL_OPS = ["Pool_List", "Pool_Patch", "JobSchedule_List", "Job_List", "ComputeNode_List",
+            "GalleryImageVersions_ListByGalleryImage"]
 READ_OPS = ["VirtualMachines_Get", "Snapshots_Get", "Images_Get", "GalleryImageVersions_Get", "Pool_Get",
             "Account_ListPoolNodeCounts"]
 WRITE_OPS = ["Snapshots_CreateOrUpdate", "Images_CreateOrUpdate", "GalleryImageVersions_CreateOrUpdate",
@@ -96,7 +100,7 @@ def test_5xx_bursts_on_every_operation_type(harness, standin, reliability_row):
     """
     h = harness()
     pairs = [(500, 502), (502, 503), (503, 500)]
-    ops = ARM_OPS + BATCH_OPS
+    ops = ARM_OPS + BATCH_OPS + ROLL_OPS
     for i, op in enumerate(ops):
         first, second = pairs[i % 3] if op != "Pool_Add" else (502, 500)  # 502 on a POST: azure-core won't retry
         standin.control.add_fault("http", count=1, match={"op": op}, status=first)

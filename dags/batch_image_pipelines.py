@@ -12,12 +12,17 @@ discard_canaries deletes this run's new pools that never became serving (a step 
 nothing uses them. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot
 capture such a VM in a managed image) and publish_image_version makes the version from the snapshots.
 
-Replication: publish_image_version creates the version with excludeFromLatest true and waits only for the regions
-pools need (the gallery's own region and the Batch accounts' regions), so pools start allocating while the other
-target regions still replicate; promote_image_version waits for every target region before it sets
-excludeFromLatest false. Both retry a region that ends Failed (remove it from targetRegions, add it back, up to two
-times), then fail naming it; a failed promotion leaves the version excluded and discard_canaries removes the new
-pools. The temporary snapshots / managed image stay until promotion saw every region.
+Replication: publish_image_version creates the version with excludeFromLatest true and waits only for the gallery's
+own region. Each create_pool[i] then waits (deferred) for the replica in its own Batch account's region and creates
+its pool as soon as that region is Completed, so a pool in a fast region never waits for a slow one (the wait is in
+create_pool, not a mapped task of its own: Airflow 3.3 makes a mapped task wait for every map index of a mapped
+upstream outside a mapped task group). A region that ends Failed is retried (remove it from targetRegions, add it
+back, up to two times, then fail naming it) by one task only, the first pool of the plan in that region; every
+retry writes the full configured targetRegions minus at most the region it retries, so concurrent retries of
+different regions converge; the other pools of the region wait for it (operators/replica.py).
+promote_image_version waits for every target region (same retry) before it sets excludeFromLatest false; a failed
+promotion leaves the version excluded and discard_canaries removes the new pools. The temporary snapshots / managed
+image stay until promotion saw every region.
 
 This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
 """
@@ -137,7 +142,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         rolls = PlanRollOperator.partial(
             task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
             strategy="{{ params.strategy }}").expand(pool_spec=specs).output
-        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output).expand(pool_spec=rolls)
+        # Each waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
+        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output, plan=plan,
+                                          arm_conn_id=cfg.arm_conn_id, **waits).expand(pool_spec=rolls)
         steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
         pools >> steady
         # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops the
@@ -168,7 +175,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                                    arm_conn_id=cfg.arm_conn_id, **waits)
         wait_snapshots >> image
         version >> cleanup
-        # publish_image_version returns once the pools' regions are replicated; the source (managed image or
+        # publish_image_version returns once the gallery's region is replicated; the source (managed image or
         # snapshots) stays until promote_image_version saw every region Completed.
         promote >> cleanup
         # Preflight (which writes nothing) is the setup: if snapshot_disks itself fails half-way, the

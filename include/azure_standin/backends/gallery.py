@@ -8,7 +8,8 @@ Replication model (a pure function of simulated time, see `_region_status`):
   duration, fail_at, details}; duration = timings.region_replication(image size, replicas, index);
 - a region is Replicating (progress 0..99) until start+duration, then Completed (100);
 - a `replication_failed` fault (match: region = canonical region name, name = version name) decided at
-  creation makes the region end Failed half-way, with `details`;
+  creation makes the region end Failed half-way, with `details`; a `replication_slow` fault (same match) adds
+  `extra_seconds` to that region's duration (a region far from the source, or busy);
 - the version's own provisioningState goes Creating -> Succeeded after timings.version_create()
   (2 simulated minutes) WHILE regions may still replicate, as Azure allows: callers must gate on
   `$expand=ReplicationStatus` (or `version_for_pool(...)["regions"]`), not on provisioningState;
@@ -566,6 +567,12 @@ def _start_region(ctx, version_name: str, tr: dict, size_gb: int, index: int, no
     rec = {"key": tr["key"], "name": tr["name"], "replicas": tr["replicas"],
            "storageAccountType": tr["storageAccountType"], "start": now, "duration": duration,
            "fail_at": None, "details": ""}
+    # Replication time differs per region in Azure (distance from the source region, the regional storage's load),
+    # and nothing in the API sets it: a `replication_slow` fault adds `extra_seconds` (simulated) to one region's
+    # copy, so a test can make one region finish well after another. The figure is the test's, not Azure's.
+    slow = ctx.faults.take("replication_slow", region=tr["key"], name=version_name)
+    if slow is not None:
+        rec["duration"] += max(float(slow.get("extra_seconds") or 0.0), 0.0)
     fault = ctx.faults.take("replication_failed", region=tr["key"], name=version_name)
     if fault is not None:
         reason = fault.get("message") or "The replication job failed with an internal error. Please retry."

@@ -12,7 +12,8 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
   `vm-with-extension`   has a CustomScript extension installed (Batch: no extensions on the source VM);
   `vm-unmanaged-disks`  OS disk is a VHD in a storage account, no managedDisk (no snapshot possible);
   `vm-thirdparty-plan`  third-party marketplace image with a purchase plan (Batch refuses those).
-- Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys).
+- Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys), and
+  `batchimagesne` (northeurope, same settings): pools in two regions, each waiting for its own region's replica.
 - Microsoft.Batch registered in the subscription.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .vms import put_vm_doc
 RESOURCE_GROUP = "rg-batch-images"
 LOCATION = "westeurope"
 BATCH_ACCOUNT = "batchimages"
+BATCH_ACCOUNT_NE = "batchimagesne"
+LOCATION_NE = "northeurope"
 SOURCE_VM = "vm-prepared-ubuntu2204"
 TRUSTED_LAUNCH_VM = "vm-prepared-ubuntu2204-tl"
 GEN1_VM = "vm-prepared-ubuntu2204-gen1"
@@ -81,6 +84,7 @@ def seed_demo(ctx) -> dict:
                         os_disk_gb=30, data_disks_gb=[], plan=THIRD_PARTY_PLAN)
 
     acct = put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT, location=LOCATION)
+    acct_ne = put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT_NE, location=LOCATION_NE)
     set_provider_registration(ctx, sub, "Microsoft.Batch", "Registered")
 
     return {
@@ -93,6 +97,9 @@ def seed_demo(ctx) -> dict:
         "gen1_vm_id": gen1["id"],
         "batch_account": BATCH_ACCOUNT,
         "batch_account_id": acct["id"],
+        "batch_account_ne": BATCH_ACCOUNT_NE,
+        "batch_account_ne_id": acct_ne["id"],
+        "batch_account_ne_location": LOCATION_NE,
         "negative_vms": {
             "with_extension": with_ext["id"],
             "unmanaged_disks": unmanaged["id"],

@@ -8,6 +8,7 @@ KINDS = {"http", "lro_failed", "replication_failed", "resize_error", "start_task
 KINDS |= {"node_preempted"}  # Spot/low-priority preemption (backends/batch_nodes.py)
 KINDS |= {"state_spelling", "not_found_after_create"}  # ARM GETs (responses/arm.py)
 KINDS |= {"task_failed"}  # a Batch task run on a matching node exits non-zero (backends/batch_jobs.py)
+KINDS |= {"replication_slow"}  # a region replicates `extra_seconds` (simulated) longer (backends/gallery.py)
 
 
 def _matches(match: dict, attrs: dict) -> bool:

@@ -199,10 +199,12 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
        plan: differing target regions or replica counts are updated on it (and replication is waited for
        again); what Azure cannot change on an existing version (its source, a storage account type) fails
        before anything is written, naming both values and the fix. One from another source is an error.
-    4. Waits for replication in the regions pools need (:meth:`replication_regions`: the gallery's own region and
-       the regions of the plan's Batch accounts), gating on the per-region state (``gallery_replication`` waiter
-       with ``regions``); the other target regions go on replicating and ``promote_image_version`` waits for them
-       all. A region that ends Failed is removed from targetRegions, the update is waited for, and the region is
+    4. Waits for the replica in the gallery's own region only (:meth:`replication_regions`), gating on the
+       per-region state (``gallery_replication`` waiter with ``regions``): a failure there cannot be retried by
+       removing the region, so this task deletes its own Failed version and fails. Each pool then waits for the
+       replica in its own Batch account's region (``create_pool``, :mod:`batch_images.operators.replica`, with the
+       failed-region retry), and ``promote_image_version`` waits for every region. A region that ends Failed
+       among those this task waits for is removed from targetRegions, the update is waited for, and the region is
        added back (Microsoft's workaround), up to ``max_region_retries`` times; then the task fails naming the
        region and Azure's details.
 
@@ -334,12 +336,9 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         return True
 
     def replication_regions(self) -> list[str] | None:
-        """The regions this task waits for (None: every target region): the gallery's own region and the regions of
-        the plan's Batch accounts, so pools start allocating without waiting for regions no pool uses."""
-        plan = self.typed_plan
-        regions = [plan.gallery.location] + [p.account_location or p.batch_account_location for p in plan.pools
-                                             if p.account_location or p.batch_account_location]
-        return list(dict.fromkeys(region_key(r) for r in regions))
+        """The regions this task waits for (None: every target region): the gallery's own region only. Each pool waits
+        for its own account's region itself (create_pool), so a pool in a fast region never waits for a slow one."""
+        return [region_key(self.typed_plan.gallery.location)]
 
     def replicated(self, context: Any, version_id: str) -> Any:
         """Called once the version is Completed in :meth:`replication_regions`; returns the task's result."""

@@ -7,6 +7,11 @@ BaseOperator's Airflow-pool argument, hence the name) and the image version id, 
 ``resizeTimeout`` from the plan (never under 15 minutes), the start task, and metadata naming the image
 version and the run. It does not wait: :class:`batch_images.sensors.pool.BatchPoolSteadySensor` does.
 
+With the plan (``plan=``, as the DAG passes it), the pool first waits for the image version's replica in its own
+Batch account's region and retries that region when it ends Failed (:mod:`batch_images.operators.replica`: why the
+wait lives here, and how pools sharing a region and regions failing together are kept from undoing each other's
+retries); pools in regions that finish early are created early.
+
 Idempotent: a retry (or a re-run of the same logical date) finds the pool by its deterministic id and
 adopts it when it runs the same image version; a pool with that id on another image fails the task
 with the two image ids. Shared Key connections are refused before any request (Batch rejects them for
@@ -21,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from batch_images import links
@@ -34,7 +38,8 @@ from batch_images.pool_facts import (
     pool_image_id,
     pool_metadata,
 )
-from batch_images.rules import ids, naming, sizing
+from batch_images.operators.replica import ReplicaWaitingOperator
+from batch_images.rules import ids, naming, replica_retry, sizing
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import PoolSpec
 
@@ -64,8 +69,9 @@ def version_of(image_version_id: str) -> str:
     return ids.parse_arm_id(image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION).name
 
 
-class BatchPoolOperator(BaseOperator):
-    """Create a Batch pool on an exact gallery image version (or adopt the one a previous try made).
+class BatchPoolOperator(ReplicaWaitingOperator):
+    """Create a Batch pool on an exact gallery image version (or adopt the one a previous try made), once the version
+    is replicated in the pool's Batch account region (when ``plan`` is given).
 
     :param pool_spec: one entry of the preflight plan's ``pools`` list: ``batch_conn_id``, ``batch_account_id``,
         ``pool_id``, ``vm_size``, ``target_dedicated_nodes``, ``target_low_priority_nodes``,
@@ -73,11 +79,16 @@ class BatchPoolOperator(BaseOperator):
         ``node_agent_sku_id``, ``metadata``. (templated)
     :param image_version_id: the gallery image version id (``.../images/{def}/versions/{x.y.z}``). (templated)
     :param batch_conn_id: overrides ``pool["batch_conn_id"]``. (templated)
-    :return: the pool id.
+    :param plan: the preflight plan: wait for the replica in ``pool_spec["batch_account_location"]`` first, retrying
+        that region when it ends Failed (:class:`~batch_images.operators.replica.ReplicaWaitingOperator`: ``arm_conn_id``,
+        ``poll_interval``, ``deferrable``, ``max_region_retries``; budget ``timeouts.replication``). None: no wait.
+        (templated)
+    :return: the pool id (None when plan_roll's output says this run makes no new pool).
     """
 
     operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
-    template_fields: Sequence[str] = ("pool_spec", "image_version_id", "batch_conn_id")
+    template_fields: Sequence[str] = ("pool_spec", "image_version_id", "batch_conn_id", "plan", "arm_conn_id")
+    template_fields_renderers = {"plan": "json", "pool_spec": "json"}
     ui_color = "#0078d4"
 
     def __init__(self, *, pool_spec: dict, image_version_id: str, batch_conn_id: str | None = None,
@@ -117,7 +128,17 @@ class BatchPoolOperator(BaseOperator):
 
     # -- execute ----------------------------------------------------------------------------------------------
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> str | None:
+        # Every pool waits, also one that gets no new pool this run: it may be its region's retrier (replica.py).
+        return self.wait_for_replica(context)
+
+    def replica_region(self) -> str | None:
+        return replica_retry.pool_region(self.pool_spec) if isinstance(self.pool_spec, Mapping) else None
+
+    def replica_version_id(self) -> str:
+        return self.image_version_id
+
+    def replica_ready(self, context: Context) -> str | None:
         from azure.core.exceptions import HttpResponseError  # the Azure SDK loads in the worker, not at DAG parse
 
         from batch_images.hooks.batch import BatchPoolHook

@@ -285,10 +285,12 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                                      "minutes; the pool gets 15 minutes"))
         alloc = sizing.timeout_for_allocation(pool.vm_count, resize)
         allocation = max(allocation, alloc)
-        location = account_regions.get(pool.batch_account_id) or pool.batch_account_location
+        # not `location`: that is the source VM's region (the snapshots' and the image's), used below
+        account_location = account_regions.get(pool.batch_account_id) or pool.batch_account_location
         pools.append(PoolSpec(
             batch_conn_id=pool.batch_conn_id, batch_account_id=pool.batch_account_id,
-            account_location=location, batch_account_location=location, logical_pool=pool.pool_id_prefix,
+            account_location=account_location, batch_account_location=account_location,
+            logical_pool=pool.pool_id_prefix,
             pool_id=pool_ids[i], vm_size=pool.vm_size, target_dedicated_nodes=pool.target_dedicated_nodes,
             target_low_priority_nodes=pool.target_low_priority_nodes, resize_timeout=duration(resize),
             start_task=pool.start_task.to_dict() if pool.start_task else None,

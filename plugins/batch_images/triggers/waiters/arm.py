@@ -13,6 +13,10 @@
   own Batch account's region; promotion waits for every region). Reads the version with ``$expand=ReplicationStatus`` and
   gates on the per-region state (a version can say Succeeded while a region still replicates): success
   when every target region is Completed; a Failed region -> failure naming the region(s) and details.
+* ``gallery_region_settled`` - args ``version_id``, ``regions`` (one region: the one being retried). The step
+  between the remove and the re-add of a failed region (``operators/replica.py``): success once no operation is in
+  flight on the version (provisioningState not Creating/Updating) and the region is either out of targetRegions or
+  no longer Failed (another writer added it back); a version that does not exist -> failure.
 
 States are read with :mod:`batch_images.rules.states`: case-insensitively, ``Canceled`` and
 ``Cancelled`` alike, so every spelling Azure uses is terminal at the first poll.
@@ -274,6 +278,32 @@ def progress_replication(state: dict) -> str:
     seen = {region_key(r.get("region")) for r in regions}
     parts += [f"{t['name']} not started" for t in state.get("target_regions") or [] if region_key(t["name"]) not in seen]
     return ", ".join(parts)
+
+
+def evaluate_region_settled(state: dict) -> tuple[str, str]:
+    name = state.get("name")
+    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+            return "retry", progress_replication(state)
+        return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
+    if states.is_in_progress(state.get("provisioningState")):
+        return "retry", progress_replication(state) + f" (provisioningState {state.get('provisioningState')})"
+    only = {region_key(r) for r in state.get("only_regions") or []}
+    targeted = only & {region_key(t.get("name")) for t in state.get("target_regions") or []}
+    if not targeted:
+        return "success", f"image version {name}: {', '.join(sorted(only))} out of targetRegions, no update in flight"
+    failed = {region_key(r.get("region")) for r in failed_regions(state)} & only
+    if not failed:
+        return "success", f"image version {name}: {', '.join(sorted(only))} no longer Failed: " \
+                          f"{progress_replication(state)}"
+    return "retry", progress_replication(state)
+
+
+GALLERY_REGION_SETTLED = register(Waiter(
+    name="gallery_region_settled", hook="arm", probe=probe_replication, evaluate=evaluate_region_settled,
+    progress=progress_replication, description="a retried region is out of targetRegions (or no longer Failed) and "
+                                               "no update is in flight",
+))
 
 
 GALLERY_REPLICATION = register(Waiter(

@@ -1,0 +1,158 @@
+"""Each pool waits for the image version's replica in its own Batch account's region (operators/replica.py).
+
+Two pools in two Batch accounts of the stand-in's seed (`batchimages` in West Europe, `batchimagesne` in North
+Europe). ``create_pool`` of each runs in its own thread, the way a real deployment runs mapped task instances side by
+side, and each deferral's trigger is re-instantiated from its serialised form and run like the triggerer does (one
+event loop per thread). Nothing is mocked: the stand-in replicates per region on its simulated clock, and its
+request log dates every Pool_Add.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from _batch_common import (
+    batch_conn,
+    context_for,
+    in_dag,
+    pipeline_dict,
+    run_operator,
+    set_connections,
+)
+from batch_images.operators.gallery import GalleryImageVersionOperator
+from batch_images.operators.image import ManagedImageOperator
+from batch_images.operators.pool import BatchPoolOperator
+from batch_images.operators.preflight import PreflightOperator
+from batch_images.operators.snapshot import SnapshotDisksOperator
+
+POLL = 0.05
+SLOW_EXTRA = 3600.0  # simulated seconds North Europe replicates longer (a `replication_slow` fault)
+
+
+class IndexedTI:
+    """The task instance of a mapped task as the operators see it in the context (map index only)."""
+
+    def __init__(self, map_index: int) -> None:
+        self.map_index = map_index
+
+    def xcom_push(self, key, value) -> None:  # noqa: D401 - nothing reads it here
+        pass
+
+
+@pytest.fixture
+def two_regions(standin, monkeypatch):
+    """A plan whose pools are in West Europe (`batchimages`) and North Europe (`batchimagesne`), the version's
+    source built, the version not yet published. Returns (plan, image id, snapshots)."""
+    ep = standin.endpoints
+    demo = ep["demo"]
+    set_connections(monkeypatch, ep, azure_batch_ne=batch_conn(ep, demo["batch_account_ne"]))
+
+    def make(*regions: str) -> tuple[dict, str, list]:
+        cfg = pipeline_dict(ep, poll_interval_seconds=1,
+                            target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
+        base = dict(cfg["pools"][0], target_dedicated_nodes=1, smoke_test=None)
+        accounts = {"westeurope": ("azure_batch_default", demo["batch_account_id"]),
+                    "northeurope": ("azure_batch_ne", demo["batch_account_ne_id"])}
+        cfg["pools"] = [dict(base, pool_id_prefix=f"pool{i}-{r[:5]}", batch_conn_id=accounts[r][0],
+                             batch_account_id=accounts[r][1], batch_account_location=r)
+                        for i, r in enumerate(regions)]
+        plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg)).execute(context_for())
+        snaps, _ = run_operator(in_dag(lambda: SnapshotDisksOperator(task_id="s", plan=plan, poll_interval=POLL)),
+                                context_for())
+        image_id, _ = run_operator(in_dag(lambda: ManagedImageOperator(task_id="i", plan=plan, snapshots=snaps,
+                                                                       poll_interval=POLL)), context_for())
+        return plan, image_id, snaps
+
+    return make
+
+
+def publish(plan: dict, image_id: str) -> str:
+    op = in_dag(lambda: GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image_id,
+                                                    poll_interval=POLL))
+    version_id, _ = run_operator(op, context_for())
+    return version_id
+
+
+def create_pools_side_by_side(plan: dict, version_id: str, after=None) -> dict[int, dict]:
+    """create_pool[i] for every pool of the plan, each in its own thread; {i: {"result"|"error", "done"}}."""
+    out: dict[int, dict] = {}
+
+    def run(i: int, spec: dict) -> None:
+        op = in_dag(lambda: BatchPoolOperator(task_id="create_pool", pool_spec=spec, image_version_id=version_id,
+                                              plan=plan, poll_interval=POLL))
+        try:
+            result, _ = run_operator(op, {**context_for(), "ti": IndexedTI(i)}, max_deferrals=40)
+            out[i] = {"result": result, "done": time.time()}
+            if after:
+                out[i]["after"] = after(i)
+        except Exception as err:  # noqa: BLE001 - reported by the test
+            out[i] = {"error": err, "done": time.time()}
+
+    threads = [threading.Thread(target=run, args=(i, spec)) for i, spec in enumerate(plan["pools"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    return out
+
+
+def region_states(standin, plan: dict) -> dict[str, str]:
+    g, d = plan["gallery"], plan["image_definition"]
+    v = standin.compute().gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
+                                                     expand="ReplicationStatus")
+    return {s.region: s.state for s in v.replication_status.summary}
+
+
+def pool_adds(standin, since: int) -> list[dict]:
+    return [r for r in standin.control.requests(since=since, items=True)["items"]
+            if r["op"] == "Pool_Add" and r["status"] == 201]
+
+
+def test_pool_in_a_fast_region_is_created_before_a_slow_region_replicates(standin, two_regions):
+    """pool 0 in North Europe (made slow: +1 h simulated), pool 1 in West Europe: the West Europe pool is created
+    (Pool_Add) while North Europe still replicates; the North Europe pool once its own replica is Completed."""
+    plan, image_id, _ = two_regions("northeurope", "westeurope")
+    standin.control.add_fault("replication_slow", count=-1, match={"region": "northeurope"}, extra_seconds=SLOW_EXTRA)
+    standin.control.set_scale(600)  # seconds of wall time for the slow region, so the order is plain to see
+    mark = standin.control.requests()["last_id"]
+    version_id = publish(plan, image_id)
+    assert region_states(standin, plan)["West Europe"] == "Completed"
+    results = create_pools_side_by_side(plan, version_id, after=lambda i: region_states(standin, plan))
+    assert all("result" in r for r in results.values()), results
+    slow_pool, fast_pool = (p["pool_id"] for p in plan["pools"])
+    assert [results[0]["result"], results[1]["result"]] == [slow_pool, fast_pool]
+    # when the fast pool's task ended (its Pool_Add answered), North Europe was still replicating
+    assert results[1]["after"]["North Europe"] == "Replicating", results[1]["after"]
+    assert results[0]["after"]["North Europe"] == "Completed"
+    adds = {("batchimagesne" if "/batchimagesne/" in r["path"] else "batchimages"): r for r in pool_adds(standin, mark)}
+    fast, slow = adds["batchimages"], adds["batchimagesne"]
+    assert fast["sim_ts"] < slow["sim_ts"]
+    # Under the union wait (every pool's region) both pools would have been created when North Europe completed,
+    # i.e. at about the slow pool's Pool_Add: the fast pool started that much earlier.
+    earlier_sim, earlier_wall = slow["sim_ts"] - fast["sim_ts"], slow["real_ts"] - fast["real_ts"]
+    print(f"\nfast pool created {earlier_sim:.0f} s simulated / {earlier_wall:.2f} s wall earlier than under the "
+          f"union wait (stand-in scale 600)")
+    assert earlier_sim > 0.5 * SLOW_EXTRA, (earlier_sim, earlier_wall)
+    pools = {p.id: p for p in standin.batch().list_pools()}
+    assert fast_pool in pools
+    ne = standin.batch(standin.endpoints["demo"]["batch_account_ne"]).get_pool(slow_pool)
+    assert ne.virtual_machine_configuration.image_reference.virtual_machine_image_id.lower() == version_id.lower()
+
+
+def test_pools_sharing_a_failed_region_retry_it_once(standin, two_regions):
+    """Both pools in North Europe, which fails once: only pool 0 (the first of the region) removes and re-adds it;
+    pool 1 waits for that retry; both pools are created on the version, which ends with both regions Completed."""
+    plan, image_id, _ = two_regions("northeurope", "northeurope")
+    standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
+                              message="Simulated replication failure")
+    mark = standin.control.requests()["last_id"]
+    version_id = publish(plan, image_id)
+    results = create_pools_side_by_side(plan, version_id)
+    assert all("result" in r for r in results.values()), results
+    puts = [r for r in standin.control.requests(since=mark, items=True)["items"]
+            if r["op"] == "GalleryImageVersions_CreateOrUpdate" and r["status"] < 300]
+    assert len(puts) == 3, [(r["method"], r["status"]) for r in puts]  # create, remove North Europe, add it back
+    assert set(region_states(standin, plan).values()) == {"Completed"}
+    assert len(pool_adds(standin, mark)) == 2

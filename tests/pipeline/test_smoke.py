@@ -104,8 +104,12 @@ def test_smoke_test_failing_on_one_node_names_it_with_exit_code_and_stderr_tail(
                                                     "job_regex": f"^{smoke_job_id(POOL)}$"},
                               exit_code=7, stderr="\n".join(f"probe line {i}" for i in range(1, 9))
                               + "\nnvidia-smi: no devices found")
+    # the output reads survive a 5xx each (azure-core retries GET / HEAD)
+    for op, status in (("File_GetPropertiesFromTask", 500), ("File_GetFromTask", 503)):
+        standin.control.add_fault("http", count=1, match={"op": op}, status=status)
     with pytest.raises(AirflowFailException) as err:
         smoke(spec("/bin/bash -c 'echo checking; nvidia-smi'"))
+    assert [f["fired"] for f in standin.control.faults() if f["kind"] == "http"] == [1, 1]
     text = str(err.value)
     assert "1 of 3 smoke-test task(s) failed" in text, text
     assert f"node {broken} " in text and "exit code 7" in text, text
@@ -118,3 +122,20 @@ def test_smoke_test_failing_on_one_node_names_it_with_exit_code_and_stderr_tail(
     assert (enum_text(after.state), enum_text(after.allocation_state), after.current_dedicated_nodes) == (
         "active", "steady", 3)
     assert sorted(n.id for n in pool.list_nodes(POOL)) == nodes
+
+
+def test_5xx_after_batch_made_the_job_and_the_tasks_is_survived_without_duplicates(pool, standin):
+    """Job_Add and Task_AddCollection are answered 500 / 503 *after* Batch made the job and the tasks (a gateway
+    timing out on the answer): azure-core sends each again, Batch says JobExists / TaskExists, and the smoke test goes
+    on with the job it made: one job, one task per node, all passed."""
+    standin.control.add_fault("http", count=1, match={"op": "Job_Add"}, status=500, after=True)
+    standin.control.add_fault("http", count=1, match={"op": "Task_AddCollection"}, status=503, after=True)
+    mark = standin.control.requests()["last_id"]
+    result, _ = smoke(spec("/bin/bash -c 'echo ok'"))
+    assert (result["tasks"], result["succeeded"]) == (3, 3), result
+    log = standin.control.requests(since=mark, items=True)["items"]
+    assert [r["status"] for r in log if r["op"] == "Job_Add"] == [500, 409]  # made once, the retry told it exists
+    adds = [r["status"] for r in log if r["op"] == "Task_AddCollection"]
+    assert adds == [503, 200], adds  # the second add answered TaskExists per task: still 3 tasks
+    assert [f["fired"] for f in standin.control.faults()] == [1, 1]
+    assert job_gone_or_deleting(pool, smoke_job_id(POOL))

@@ -292,12 +292,16 @@ class PipelineHarness:
         return [{"name": v.name, "id": v.id, "state": v.provisioning_state} for v in found]
 
     def pools(self) -> dict[str, dict]:
-        batch = self.standin.batch()
-        return {p.id: {"state": _text(p.state), "allocation_state": _text(p.allocation_state),
-                       "image": p.virtual_machine_configuration.image_reference.virtual_machine_image_id,
-                       "current_dedicated": p.current_dedicated_nodes, "target_dedicated": p.target_dedicated_nodes,
-                       "metadata": {m.name: m.value for m in p.metadata or []}}
-                for p in batch.list_pools()}
+        """Every pool of every seeded Batch account (a pipeline's pools may be in several accounts)."""
+        out = {}
+        for account in self.standin.endpoints["batch_accounts"]:
+            for p in self.standin.batch(account).list_pools():
+                out[p.id] = {"state": _text(p.state), "allocation_state": _text(p.allocation_state),
+                             "image": p.virtual_machine_configuration.image_reference.virtual_machine_image_id,
+                             "current_dedicated": p.current_dedicated_nodes,
+                             "target_dedicated": p.target_dedicated_nodes,
+                             "metadata": {m.name: m.value for m in p.metadata or []}, "account": account}
+        return out
 
     def invariants(self, *, success: bool, versions: str | None = None, settle: float = 20.0) -> Report:
         """Measure the issue's invariants after a run.

@@ -41,6 +41,12 @@ BATCH_OPS = ["Account_ListSupportedImages", "Pool_Add", "Pool_Get", "Account_Lis
 # versions of the definition; roll_pool marks the pool serving (PATCH) and checks each node's image.
 ROLL_OPS = ["Pool_List", "Pool_Patch", "JobSchedule_List", "Job_List", "ComputeNode_List",
             "GalleryImageVersions_ListByGalleryImage"]
+# The smoke test of the new pool (operators/smoke.py; demo.yaml configures one): its job and tasks, the wait's task
+# counts, the tasks listed for their nodes, the job deleted. (Its output-file reads happen only when a test fails:
+# tests/pipeline/test_smoke.py faults them.)
+SMOKE_OPS = ["Job_Get", "Job_Add", "Task_AddCollection", "Job_GetTaskCounts", "Task_List", "Job_Delete"]
+# A 5xx *after* Batch made the job / the tasks (the answer lost on the way back): the retried add must not duplicate.
+AFTER_COMMIT = ("Job_Add", "Task_AddCollection")
 READ_OPS = ["VirtualMachines_Get", "Snapshots_Get", "Images_Get", "GalleryImageVersions_Get", "Pool_Get",
             "Account_ListPoolNodeCounts"]
 WRITE_OPS = ["Snapshots_CreateOrUpdate", "Images_CreateOrUpdate", "GalleryImageVersions_CreateOrUpdate",
@@ -100,19 +106,25 @@ def test_5xx_bursts_on_every_operation_type(harness, standin, reliability_row):
     """
     h = harness()
     pairs = [(500, 502), (502, 503), (503, 500)]
-    ops = ARM_OPS + BATCH_OPS + ROLL_OPS
+    ops = ARM_OPS + BATCH_OPS + ROLL_OPS + SMOKE_OPS
     for i, op in enumerate(ops):
         first, second = pairs[i % 3] if op != "Pool_Add" else (502, 500)  # 502 on a POST: azure-core won't retry
-        standin.control.add_fault("http", count=1, match={"op": op}, status=first)
+        if op in AFTER_COMMIT:
+            first, second = 500, 503  # the first after Batch made it; azure-core re-sends POSTs on 500 / 503
+        standin.control.add_fault("http", count=1, match={"op": op}, status=first, after=op in AFTER_COMMIT)
         standin.control.add_fault("http", count=1, match={"op": op}, status=second)
     result = h.run()
     report = h.invariants(success=True)
     fired = faults_fired(standin)
+    made = [r for r in h.requests() if r["op"] in AFTER_COMMIT and r["status"] in (200, 201)]
+    jobs_made = [r for r in made if r["op"] == "Job_Add"]
     reliability_row(f"HTTP 500/502/503 bursts (2 in a row) on every op type ({len(ops)})", runs=1,
                     survived=result.state == "success" and not report.problems, leaked=report.leaked)
     assert result.state == "success", summary(report, result)
     assert not report.problems, summary(report, result)
     assert fired == 2 * len(ops), f"{fired} of {2 * len(ops)} faults fired: {dump(standin.control.faults())}"
+    # the smoke-test job was made once (by the add whose answer was the 500), never again
+    assert jobs_made == [] and "already made by this run" in result.log, (dump(made), result.log_path)
 
 
 # --- long-running operations that end Failed ---------------------------------------------------------------------

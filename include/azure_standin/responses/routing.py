@@ -151,6 +151,14 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                     # a slow answer, not an error: served as usual, then held back `delay` real seconds
                     delay, fault = float(fault["delay"]), None
                     fault_name = "delay"
+                if fault is not None and fault.get("after"):
+                    # A 5xx that comes after the service committed the write (a gateway timing out on a slow
+                    # answer): Batch's and ARM's guidance is that a 5xx or a timeout on a write may or may not have
+                    # taken effect, so a client retries with the same ids and treats 409 JobExists / TaskExists as
+                    # done (azure-batch create_tasks says so for task collections). The handler runs, its answer
+                    # is replaced by the fault's; an error the handler raised stands.
+                    _authenticate(ctx, req)
+                    handler(ctx, req)
                 if fault is not None:
                     status = int(fault.get("status", 503))
                     code, message = _HTTP_FAULT_CODES.get(status, ("InternalServerError", "Injected fault."))

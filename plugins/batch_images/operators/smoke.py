@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from batch_images.pool_facts import batch_error_text, enum_text
 from batch_images.rules import naming, roll
 from batch_images.rules.errors import InvalidInput
@@ -135,11 +135,12 @@ class PoolSmokeTestOperator(BaseOperator):
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
         client = hook.connection
+        run_id = self.dag_run_id or context.get("run_id") or ""
         try:
             job = client.get_job(job_id)
         except ResourceNotFoundError:
             job = None
-        if job is not None:
+        if job is not None and not self._ours_active(job, run_id):
             state = (enum_text(job.state) or "").lower()
             existing = [t.id for t in client.list_tasks(job_id, select=["id"])]
             if state == "active" and existing:
@@ -150,6 +151,10 @@ class PoolSmokeTestOperator(BaseOperator):
                 f"Smoke-test job {job_id} already exists in state {state} (an earlier run's, not finished or being "
                 "deleted). Fix: delete it (az batch job delete --job-id ...) or wait until it is gone, then clear "
                 "this task")
+        if job is not None:
+            # This run's job from an earlier try (or a create whose answer was lost): add the tasks it may lack, with
+            # the same ids (Batch answers TaskExists for those it has, which azure-batch's create_tasks counts as added).
+            self.log.info("Smoke-test job %s exists from an earlier try of this run: adding any task it lacks", job_id)
         try:
             pool = client.get_pool(pool_id)
         except ResourceNotFoundError:
@@ -161,13 +166,13 @@ class PoolSmokeTestOperator(BaseOperator):
             raise AirflowFailException(f"Pool {pool_id} has no idle or running node to run the smoke test on "
                                        f"(dedicated {pool.current_dedicated_nodes}, low-priority "
                                        f"{pool.current_low_priority_nodes})")
-        run_id = self.dag_run_id or context.get("run_id") or ""
         metadata = {naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: self.dag_id or "",
                     naming.TAG_RUN_ID: run_id, naming.TAG_ROLE: ROLE_SMOKE_TEST}
         try:
-            client.create_job(bm.BatchJobCreateOptions(
-                id=job_id, display_name=f"smoke test of {pool_id}", pool_info=bm.BatchPoolInfo(pool_id=pool_id),
-                metadata=[bm.BatchMetadataItem(name=k, value=v[:512]) for k, v in metadata.items()]))
+            if job is None:
+                self._create_job(client, bm.BatchJobCreateOptions(
+                    id=job_id, display_name=f"smoke test of {pool_id}", pool_info=bm.BatchPoolInfo(pool_id=pool_id),
+                    metadata=[bm.BatchMetadataItem(name=k, value=v[:512]) for k, v in metadata.items()]), run_id)
             constraints = bm.BatchTaskConstraints(max_wall_clock_time=timedelta(minutes=timeout_minutes),
                                                   max_task_retry_count=0)
             # One task per node: the affinity asks Batch to place each on its own node (a preference, not a rule).
@@ -176,13 +181,40 @@ class PoolSmokeTestOperator(BaseOperator):
                 affinity_info=bm.BatchAffinityInfo(affinity_id=nodes[i].affinity_id)
                 if i < len(nodes) and getattr(nodes[i], "affinity_id", None) else None) for i in range(count)]
             client.create_tasks(job_id, specs)
-        except HttpResponseError as err:
+        except (HttpResponseError, bm.CreateTasksError) as err:
+            if _transient(err):  # Batch may have done it: a retry of the task adopts the job and re-adds the tasks
+                raise AirflowException(f"Could not start the smoke test on pool {pool_id} this try (a transient "
+                                       f"error: {_error_text(err)}); the task's retry goes on with job "
+                                       f"{job_id}") from None
             self._delete_job(hook, job_id)
             raise AirflowFailException(f"Could not start the smoke test on pool {pool_id}: "
-                                       f"{batch_error_text(err)}") from None
+                                       f"{_error_text(err)}") from None
         self.log.info("Smoke test on pool %s: job %s, %d task(s) running %r (timeout %d min)", pool_id, job_id, count,
                       command_line, timeout_minutes)
         return count
+
+    @staticmethod
+    def _ours_active(job: Any, run_id: str) -> bool:
+        """The job is this run's smoke-test job and still active (a retry may go on with it)."""
+        meta = {m.name: m.value for m in getattr(job, "metadata", None) or []}
+        return (enum_text(job.state) or "").lower() == "active" and bool(run_id) and \
+            meta.get(naming.TAG_RUN_ID) == run_id[:512] and meta.get(naming.TAG_ROLE) == ROLE_SMOKE_TEST
+
+    def _create_job(self, client: Any, options: Any, run_id: str) -> None:
+        """Add the job; a 409 JobExists for this run's own job (a retried add whose first answer was lost after
+        Batch made it) is success."""
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            client.create_job(options)
+        except HttpResponseError as err:
+            if err.status_code != 409:
+                raise
+            job = client.get_job(options.id)
+            if not self._ours_active(job, run_id):
+                raise
+            self.log.info("Smoke-test job %s was already made by this run (a retried add): going on with it",
+                          options.id)
 
     # -- outcome --------------------------------------------------------------------------------------------------
 
@@ -249,6 +281,25 @@ class PoolSmokeTestOperator(BaseOperator):
             self.log.warning("Could not delete smoke-test job %s: %s (the sweep removes it later)", job_id, problem)
         else:
             self.log.info("Deleted smoke-test job %s", job_id)
+
+
+def _transient(err: BaseException) -> bool:
+    """A throttled, 5xx or connection-level answer (the write may or may not have been made); CreateTasksError: the
+    SDK's task-collection retries ended with such errors only, no task refused by Batch."""
+    from azure.core.exceptions import HttpResponseError
+
+    if hasattr(err, "failure_tasks"):  # azure-batch CreateTasksError
+        return not list(getattr(err, "failure_tasks", None) or []) and \
+            all(_transient(e) for e in getattr(err, "errors", None) or [])
+    status = getattr(err, "status_code", None)
+    return not isinstance(err, HttpResponseError) or status is None or status == 429 or status >= 500
+
+
+def _error_text(err: BaseException) -> str:
+    if hasattr(err, "failure_tasks"):
+        failed = [f"{t.task_id}: {getattr(t.error, 'code', None)}" for t in err.failure_tasks or []]
+        return "; ".join(failed + [batch_error_text(e) for e in err.errors or []]) or str(err)
+    return batch_error_text(err)
 
 
 def delete_job(hook: BatchPoolHook, job_id: str) -> str | None:

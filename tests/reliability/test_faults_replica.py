@@ -1,0 +1,75 @@
+"""A pool's own region failing to replicate (issue 10: a pool waits only for the replica in its Batch account's region).
+
+The real DAG (`airflow dags test`, a child process) against the stand-in; the run's one pool is in the seeded North
+Europe account (`batchimagesne`), the gallery in West Europe, so North Europe is the replica that pool waits for
+(``create_pool``, operators/replica.py) and the one a ``replication_failed`` fault breaks. A serving pool in the West
+Europe account must come out untouched. Invariants measured with the SDKs (pipeline_harness.PipelineHarness).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline_harness import PipelineHarness, dag_id_for, pipeline_config, summary
+
+REGIONS = ["westeurope", "northeurope"]
+MESSAGE = "The replication job failed: storage account throttled"
+
+
+@pytest.fixture
+def ne_harness(standin, tmp_path, request):
+    """A harness whose pipeline's pool is in the North Europe Batch account (connection azure_batch_ne)."""
+    ep = standin.endpoints
+    demo = ep["demo"]
+    ne = ep["batch_accounts"][demo["batch_account_ne"]]
+    conn = {"conn_type": "azure_batch", "extra": {"account_url": ne["endpoint"], "credential_conn_id": "azure_default",
+                                                  "ca_bundle": ep["ca_bundle"]}}
+    dag_id = dag_id_for(request.node.name)
+    cfg = pipeline_config(ep, dag_id, regions=REGIONS, pool={
+        "batch_conn_id": "azure_batch_ne", "batch_account_id": demo["batch_account_ne_id"],
+        "batch_account_location": demo["batch_account_ne_location"]})
+    return PipelineHarness(standin, dag_id, tmp_path, cfg, env={"AIRFLOW_CONN_AZURE_BATCH_NE": json.dumps(conn)})
+
+
+def test_pool_region_failed_once_is_retried_and_the_pool_created(ne_harness, standin, reliability_row):
+    """North Europe ends Failed once: create_pool removes it from targetRegions, adds it back, waits, and creates
+    the pool there; promotion then finds every region Completed."""
+    h = ne_harness
+    standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"}, message=MESSAGE)
+    result = h.run()
+    report = h.invariants(success=True)
+    log = result.log
+    retries = log.count("removing it from targetRegions and adding it back")
+    reliability_row("pool's own region replication Failed once (per-pool wait retries)", runs=1,
+                    survived=result.state == "success" and not report.problems, leaked=report.leaked)
+    assert result.state == "success", summary(report, result)
+    assert not report.problems, summary(report, result)
+    assert retries == 1, f"{retries} region retries; log {result.log_path}"
+    pool_id = h.plan["pools"][0]["pool_id"]
+    assert report.facts["pools"][pool_id]["account"] == standin.endpoints["demo"]["batch_account_ne"]
+    # the pool was created after the retry, on the version; the remove and the re-add each one PUT
+    reqs = h.requests()
+    puts = [r for r in reqs if r["op"] == "GalleryImageVersions_CreateOrUpdate" and r["status"] < 300]
+    add = next(r for r in reqs if r["op"] == "Pool_Add" and r["status"] == 201)
+    assert len([r for r in puts if r["id"] < add["id"]]) == 3, puts  # create, remove North Europe, add it back
+
+
+def test_pool_region_always_failing_fails_the_pool_naming_the_region(ne_harness, standin, reliability_row):
+    """North Europe fails every time: after two remove/re-add retries (in each of the task's 3 tries) create_pool
+    fails naming the region and Azure's message; no pool of the run is left, the serving pool is untouched, the
+    temporary snapshots and image are deleted."""
+    h = ne_harness
+    standin.control.add_fault("replication_failed", count=-1, match={"region": "northeurope"}, message=MESSAGE)
+    result = h.run()
+    report = h.invariants(success=False)
+    reliability_row("pool's own region replication Failed always", runs=1, survived=not report.problems,
+                    leaked=report.leaked, writes_before_refusal=h.writes_before_refusal(result))
+    assert result.state == "failed", summary(report, result)
+    assert not report.problems, summary(report, result)
+    failed = {t["task"]: t for t in result.tasks if t["state"] == "failed"}
+    assert "create_pool[0]" in failed, failed
+    assert "replication in North Europe still failed after 2 remove/re-add retries" in result.log, result.log_path
+    assert MESSAGE in result.log, result.log_path
+    assert not [r for r in h.requests() if r["op"] == "Pool_Add" and r["status"] == 201], "a pool was created"
+    assert result.log.count("removing it from targetRegions and adding it back") == 2 * 3, result.log_path

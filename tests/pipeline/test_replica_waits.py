@@ -156,3 +156,28 @@ def test_pools_sharing_a_failed_region_retry_it_once(standin, two_regions):
     assert len(puts) == 3, [(r["method"], r["status"]) for r in puts]  # create, remove North Europe, add it back
     assert set(region_states(standin, plan).values()) == {"Completed"}
     assert len(pool_adds(standin, mark)) == 2
+
+
+def test_retry_writes_converge_on_the_configured_regions_and_the_settled_waiter():
+    """Pure rules: the first pool of a region retries it; each write is the configured list minus at most that region;
+    the settled waiter lets the retrier go on once the region is out (or back) and no update is in flight."""
+    from batch_images.rules.replica_retry import retrier_index, retry_target_regions
+    from batch_images.triggers.waiters.arm import evaluate_region_settled
+
+    assert retrier_index(["westeurope", "North Europe", "northeurope"], "northeurope") == 1
+    assert retrier_index(["westeurope"], "uksouth") is None
+    configured = [{"name": "westeurope", "regionalReplicaCount": 1}, {"name": "northeurope", "regionalReplicaCount": 2},
+                  {"name": "uksouth", "regionalReplicaCount": 1}]
+    assert [t["name"] for t in retry_target_regions(configured, "North Europe")] == ["westeurope", "uksouth"]
+    assert retry_target_regions(configured) == configured
+    state = {"name": "1.0.0", "id": "v", "provisioningState": "Failed", "only_regions": ["northeurope"],
+             "target_regions": [{"name": "West Europe"}, {"name": "North Europe"}],
+             "regions": [{"region": "West Europe", "state": "Completed"}, {"region": "North Europe", "state": "Failed"}]}
+    assert evaluate_region_settled(state)[0] == "retry"  # still targeted and Failed
+    removed = {**state, "provisioningState": "Updating", "target_regions": [{"name": "West Europe"}]}
+    assert evaluate_region_settled(removed)[0] == "retry"  # the removal is still in flight
+    assert evaluate_region_settled({**removed, "provisioningState": "Succeeded"})[0] == "success"
+    readded = {**state, "provisioningState": "Succeeded",
+               "regions": [{"region": "West Europe", "state": "Completed"}, {"region": "North Europe",
+                                                                             "state": "Replicating"}]}
+    assert evaluate_region_settled(readded)[0] == "success"  # another writer's full list added it back

@@ -17,9 +17,7 @@ REGIONS = ["westeurope", "northeurope"]
 MESSAGE = "The replication job failed: storage account throttled"
 
 
-@pytest.fixture
-def ne_harness(standin, tmp_path, request):
-    """A harness whose pipeline's pool is in the North Europe Batch account (connection azure_batch_ne)."""
+def _ne_harness(standin, tmp_path, request, pools: int = 1) -> PipelineHarness:
     ep = standin.endpoints
     demo = ep["demo"]
     ne = ep["batch_accounts"][demo["batch_account_ne"]]
@@ -29,7 +27,16 @@ def ne_harness(standin, tmp_path, request):
     cfg = pipeline_config(ep, dag_id, regions=REGIONS, pool={
         "batch_conn_id": "azure_batch_ne", "batch_account_id": demo["batch_account_ne_id"],
         "batch_account_location": demo["batch_account_ne_location"]})
+    base = cfg["pools"][0]
+    cfg["pools"] = [base] + [dict(base, pool_id_prefix=f"{base['pool_id_prefix']}-{i}", target_dedicated_nodes=1)
+                             for i in range(1, pools)]
     return PipelineHarness(standin, dag_id, tmp_path, cfg, env={"AIRFLOW_CONN_AZURE_BATCH_NE": json.dumps(conn)})
+
+
+@pytest.fixture
+def ne_harness(standin, tmp_path, request):
+    """A harness whose pipeline's pool is in the North Europe Batch account (connection azure_batch_ne)."""
+    return _ne_harness(standin, tmp_path, request)
 
 
 def test_pool_region_failed_once_is_retried_and_the_pool_created(ne_harness, standin, reliability_row):
@@ -73,3 +80,23 @@ def test_pool_region_always_failing_fails_the_pool_naming_the_region(ne_harness,
     assert MESSAGE in result.log, result.log_path
     assert not [r for r in h.requests() if r["op"] == "Pool_Add" and r["status"] == 201], "a pool was created"
     assert result.log.count("removing it from targetRegions and adding it back") == 2 * 3, result.log_path
+
+
+def test_two_pools_sharing_a_failed_region_retry_it_once(standin, tmp_path, request, reliability_row):
+    """Two logical pools in the North Europe account, North Europe Failed once: create_pool[0] (the first pool in
+    that region) removes and re-adds it; create_pool[1] only waits for that retry (under `airflow dags test`, which
+    runs one task instance at a time, it reschedules itself while create_pool[0] has not run); both pools are
+    created, the region retried once, no other pool touched."""
+    h = _ne_harness(standin, tmp_path, request, pools=2)
+    standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"}, message=MESSAGE)
+    result = h.run()
+    report = h.invariants(success=True)
+    reliability_row("replication Failed in a region 2 pools share (one retrier)", runs=1,
+                    survived=result.state == "success" and not report.problems, leaked=report.leaked)
+    assert result.state == "success", summary(report, result)
+    assert not report.problems, summary(report, result)
+    assert result.log.count("removing it from targetRegions and adding it back") == 1, result.log_path
+    puts = [r for r in h.requests() if r["op"] == "GalleryImageVersions_CreateOrUpdate" and r["status"] < 300]
+    adds = [r for r in h.requests() if r["op"] == "Pool_Add" and r["status"] == 201]
+    assert len(adds) == 2, adds
+    assert len([r for r in puts if r["id"] < min(a["id"] for a in adds)]) == 3, puts  # create, remove, re-add

@@ -155,11 +155,13 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
         if region_key(region) == region_key(plan.gallery.location):
             raise ArmOperationFailed(f"image version {version_id}: replication failed in the gallery's own region "
                                      f"{failed.get('region')} ({details}); that region cannot be removed and re-added")
-        retrier = self.retrier_of(region)
         if not self.is_retrier(context, region):
-            taken_over = self.await_retrier(context, region, failed, attempt, retrier)
-            if taken_over is not None:
-                return taken_over
+            retrier = self.retrier_of(region)
+            state = self.task_state(context, retrier)
+            if state not in _DONE:
+                return self.await_retrier(context, region, failed, attempt, retrier, state)
+            self.log.warning("%s failed again after %s[%s] finished (%s): this task retries it", region,
+                             self.task_id, retrier, state)
         if attempt >= self.max_region_retries:
             raise ArmOperationFailed(
                 f"image version {version_id}: replication in {failed.get('region')} still failed after "
@@ -174,8 +176,7 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
         version_id = self.replica_version_id()
         version = self.hook.get_version(version_id, replication_status=True)
         summary = ((version.get("properties") or {}).get("replicationStatus") or {}).get("summary") or []
-        still = _failed_entry({"regions": [{"region": s.get("region"), "state": s.get("state")} for s in summary]},
-                              region)
+        still = _failed_entry({"regions": summary}, region)
         if still is not None and replica_retry.targets_region(self._targets(version), region):
             self.log.warning("Replication failed in %s (%s); removing it from targetRegions and adding it back "
                              "(retry %d of %d)", region, details, attempt + 1, self.max_region_retries)
@@ -189,20 +190,17 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
                          timeout=self.timeout_seconds(self.typed_plan), phase="region_removed",
                          return_value=version_id, extra={"attempt": attempt, "region": region})
 
-    def await_retrier(self, context: Any, region: str, failed: Mapping[str, Any], attempt: int,
-                      retrier: int) -> Any:
-        """Another pool's task retries ``region``: wait for it, reschedule, or fail; None: retry it here."""
+    def await_retrier(self, context: Any, region: str, failed: Mapping[str, Any], attempt: int, retrier: int,
+                      state: str | None) -> Any:
+        """Another pool's task (``retrier``, in task state ``state``) retries ``region``: wait for it, reschedule, or
+        fail when it gave up."""
         version_id = self.replica_version_id()
         who = f"{self.task_id}[{retrier}]"
-        state = self.task_state(context, retrier)
         details = failed.get("details") or "no details"
         if state in _GAVE_UP:
             raise ArmOperationFailed(
                 f"image version {version_id}: replication failed in {failed.get('region')} ({details}); {who}, which "
                 f"retries that region for every pool in it, gave up (state {state}): see its log")
-        if state in _DONE:
-            self.log.warning("%s failed again after %s finished: this task retries it", region, who)
-            return None
         if state in _NOT_RUNNING:
             delay = max(float(self.poll_interval) * 5, 5.0)
             self.log.info("Replication failed in %s (%s); %s retries that region and is %s: rescheduling in %.0f s "

@@ -225,12 +225,21 @@ def failed_regions(state: dict) -> list[dict]:
     return [r for r in state.get("regions") or [] if states.is_failed(r.get("state"))]
 
 
+def _version_missing(state: dict) -> tuple[str, str] | None:
+    """The verdict on a version that answered 404: not visible yet after our create (retry), or gone (failure)."""
+    if not states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        return None
+    if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+        return "retry", progress_replication(state)
+    return "failure", (f"image version {state.get('name')} ({state.get('id')}) does not exist (deleted while it "
+                       "replicated?)")
+
+
 def evaluate_replication(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
-        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
-            return "retry", progress_replication(state)
-        return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
+    missing = _version_missing(state)
+    if missing is not None:
+        return missing
     only = {region_key(r) for r in state.get("only_regions") or []}
     failed = [r for r in failed_regions(state) if not only or region_key(r.get("region")) in only]
     if failed and states.is_state(state.get("provisioningState"), "Creating", "Updating"):
@@ -282,10 +291,9 @@ def progress_replication(state: dict) -> str:
 
 def evaluate_region_settled(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
-        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
-            return "retry", progress_replication(state)
-        return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
+    missing = _version_missing(state)
+    if missing is not None:
+        return missing
     if states.is_in_progress(state.get("provisioningState")):
         return "retry", progress_replication(state) + f" (provisioningState {state.get('provisioningState')})"
     only = {region_key(r) for r in state.get("only_regions") or []}

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowRescheduleException
+from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator
 from batch_images.rules import replica_retry, states
@@ -102,12 +102,17 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
     def typed_plan(self) -> Plan | None:
         return Plan.from_dict(self.plan) if isinstance(self.plan, Mapping) else None
 
-    def wait_for_replica(self, context: Any, attempt: int = 0) -> Any:
+    def wait_for_replica(self, context: Any, attempt: int = 0, look_again: bool = False) -> Any:
         plan, region = self.typed_plan, self.replica_region()
         if plan is None or not region or not self.wait_for_completion:
             return self.replica_ready(context)
         version_id = self.replica_version_id()
-        if attempt == 0 and self.is_retrier(context, region):
+        if not any(region_key(t.name) == region_key(region) for t in plan.target_regions):
+            # preflight refuses such a config; a hand-made plan could still say it
+            raise AirflowFailException(f"the pool's Batch account region {region} is not a target region of image "
+                                       f"version {version_id}: no replica will ever be there. Fix: add "
+                                       f"{{name: {region}}} to target_regions")
+        if attempt == 0 and not look_again and self.is_retrier(context, region):
             self.finish_interrupted_retry(version_id, region)
         return self.wait(context, waiter_name="gallery_replication",
                          waiter_args={"version_id": version_id, "regions": [region]},
@@ -182,9 +187,14 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
                              "(retry %d of %d)", region, details, attempt + 1, self.max_region_retries)
             try:
                 self._write_targets(version_id, retrying=region)
-            except HttpResponseError as err:  # e.g. 409: another update in flight; settle, then look again
-                self.log.warning("Removing %s was not accepted now (%s); waiting for the version to settle",
-                                 region, err.status_code)
+            except HttpResponseError as err:
+                if err.status_code != 409:
+                    raise
+                # another update in flight (ARM's transient 409): wait for the version again and look anew (the
+                # replication waiter answers once no create/update is in flight); no retry spent
+                self.log.warning("Removing %s was refused for now (409: %s); waiting for the version, then looking "
+                                 "again", region, err.message if hasattr(err, "message") else err)
+                return self.wait_for_replica(context, attempt, look_again=True)
         return self.wait(context, waiter_name="gallery_region_settled",
                          waiter_args={"version_id": version_id, "regions": [region]},
                          timeout=self.timeout_seconds(self.typed_plan), phase="region_removed",

@@ -13,14 +13,7 @@ import time
 
 import pytest
 
-from _batch_common import (
-    batch_conn,
-    context_for,
-    in_dag,
-    pipeline_dict,
-    run_operator,
-    set_connections,
-)
+from _batch_common import batch_conn, context_for, in_dag, pipeline_dict, run_operator, set_connections
 from batch_images.operators.gallery import GalleryImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator

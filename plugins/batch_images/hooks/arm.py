@@ -441,14 +441,16 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         kind = resource_kinds.kind_of(resource_type)
         if kind is None or kind.sdk_operations is None or resource_type.count("/") != 1:
             raise InvalidInput("resource_type", resource_type, "not a top-level Microsoft.Compute type this hook lists",
-                               "use ids.SNAPSHOT or ids.IMAGE")
+                               "use ids.SNAPSHOT, ids.IMAGE or ids.VIRTUAL_MACHINE")
         ops = getattr(self.get_conn(subscription_id), kind.sdk_operations)
         dates: list[str] = []
 
         def keep_date(pipeline_response: Any) -> None:
             dates.append(pipeline_response.http_response.headers.get("Date") or "")
 
-        items = [_plain(r) for r in ops.list_by_resource_group(resource_group, raw_response_hook=keep_date)]
+        # virtual_machines names its per-group list plain "list"
+        lister = getattr(ops, "list_by_resource_group", None) or ops.list
+        items = [_plain(r) for r in lister(resource_group, raw_response_hook=keep_date)]
         try:
             answered = email.utils.parsedate_to_datetime(dates[0]) if dates and dates[0] else None
         except (TypeError, ValueError):

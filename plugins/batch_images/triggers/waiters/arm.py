@@ -182,12 +182,21 @@ async def probe_vm_power(hook: Any, vm_id: str, power_states: list[str], created
     return state
 
 
+def not_found_verdict(state: dict, label: str, progress, while_: str) -> tuple[str, str] | None:
+    """A single resource's 404: ``retry`` within the read-after-write grace of our create, else ``failure``; None
+    when it exists."""
+    if not states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        return None
+    if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+        return "retry", progress(state)
+    return "failure", f"{label} {state.get('name')} ({state.get('id')}) does not exist (deleted while {while_}?)"
+
+
 def evaluate_vm_power(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
-        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
-            return "retry", progress_vm_power(state)
-        return "failure", f"virtual machine {name} ({state.get('id')}) does not exist (deleted while we waited?)"
+    missing = not_found_verdict(state, "virtual machine", progress_vm_power, "we waited")
+    if missing is not None:
+        return missing
     if states.is_failed(state.get("provisioningState")):
         return "failure", (f"virtual machine {name} ended with provisioningState {state['provisioningState']}: "
                            f"{_error_text(state.get('error'))}")
@@ -281,10 +290,9 @@ def failed_regions(state: dict) -> list[dict]:
 
 def evaluate_replication(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
-        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
-            return "retry", progress_replication(state)
-        return "failure", f"image version {name} ({state.get('id')}) does not exist (deleted while it replicated?)"
+    missing = not_found_verdict(state, "image version", progress_replication, "it replicated")
+    if missing is not None:
+        return missing
     only = {region_key(r) for r in state.get("only_regions") or []}
     failed = [r for r in failed_regions(state) if not only or region_key(r.get("region")) in only]
     if failed and states.is_state(state.get("provisioningState"), "Creating", "Updating"):

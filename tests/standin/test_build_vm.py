@@ -127,7 +127,8 @@ def test_exact_version_and_refusals(standin):
     too_long = base64.b64encode(b"#" * 65536).decode()  # 87,384 characters: over Azure's 87,380
     with pytest.raises(HttpResponseError) as err:
         client.virtual_machines.begin_create_or_update(rg, "bvm-x", _body(standin, "bvm-x", custom_data=too_long))
-    assert err.value.status_code == 400 and "87380" in str(err.value)
+    assert err.value.status_code == 400 and _code(err.value) == "InvalidParameter" and "87380" in str(err.value)
+    assert err.value.error.target == "customData"
     cis = _body(standin, "bvm-x")
     cis["properties"]["storageProfile"]["imageReference"] = {
         "publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",

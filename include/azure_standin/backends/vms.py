@@ -266,9 +266,10 @@ def set_power_state(ctx, resource_id: str, state: str) -> dict:
 # - storageProfile.imageReference {publisher, offer, sku, version}: an exact version or "latest" (resolved to the
 #   newest; the VM reports it in imageReference.exactVersion). An unknown image: 404 ImageNotFound (errors.py).
 # - osProfile.customData: base64, at most 87,380 characters (the base64 of Azure's 64 KB limit): CRP answers 400
-#   InvalidParameter "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380
-#   characters." (wording as public reports quote it, e.g. Azure/azure-cli issues; not re-checked here).
-# - A Linux osProfile needs an SSH key or a password (400 InvalidParameter, CRP's wording as public reports quote it).
+#   InvalidParameter, target customData, "Custom data in OSProfile must be in Base64 encoding and with a maximum
+#   length of 87380 characters." (verified: the response bodies quoted in Azure/aks-engine issue 1663 and
+#   Azure/acs-engine issue 4149).
+# - A Linux osProfile needs an SSH key or a password (400 InvalidParameter; the wording is from memory, not checked).
 # - A marketplace image sold with a plan needs `plan` in the request (400 VMMarketplaceInvalidInput; code from public
 #   reports, wording a paraphrase).
 # - networkProfile.networkInterfaceConfigurations (VM-managed NICs, networkApiVersion 2020-11-01 or later) makes one
@@ -280,8 +281,9 @@ def set_power_state(ctx, resource_id: str, state: str) -> dict:
 #   a guest-initiated shutdown (the VM stays allocated and billed). A script without one, or the fault
 #   build_vm_never_stops, keeps it running. The serial console log (retrieveBootDiagnosticsData) shows the script.
 # - deallocate: 202 + Azure-AsyncOperation, PowerState/deallocating then deallocated. generalize: 200, only when the
-#   VM is stopped or deallocated, else 409 OperationNotAllowed (code as Azure's; wording a guess); the instance view
-#   then has OSState/generalized.
+#   VM is stopped or deallocated, else 409 "Operation 'generalize' is not allowed on VM '<name>' since the VM is
+#   running..." (the wording's start as quoted in MicrosoftDocs/azure-docs issue 86809; the code OperationNotAllowed
+#   and the 409 are a guess, after CRP's other "not allowed" answers); the instance view then has OSState/generalized.
 
 T_NIC = "Microsoft.Network/networkInterfaces"
 MAX_CUSTOM_DATA = 87380
@@ -298,11 +300,11 @@ def _custom_script(custom_data: str | None) -> str | None:
     message = ("Custom data in OSProfile must be in Base64 encoding and with a maximum length of "
                f"{MAX_CUSTOM_DATA} characters.")
     if not isinstance(custom_data, str) or len(custom_data) > MAX_CUSTOM_DATA:
-        raise InvalidParameter(message)
+        raise ArmError(400, "InvalidParameter", message, target="customData")
     try:
         return _base64.b64decode(custom_data, validate=True).decode("utf-8", "replace")
     except (_binascii.Error, ValueError):
-        raise InvalidParameter(message) from None
+        raise ArmError(400, "InvalidParameter", message, target="customData") from None
 
 
 def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict, bool]:

@@ -14,17 +14,22 @@ from typing import Any
 
 
 class ArmError(Exception):
-    """An ARM error: rendered as {"error": {"code", "message"}} with the given HTTP status."""
+    """An ARM error: rendered as {"error": {"code", "message"[, "target"]}} with the given HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                 target: str | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.target = target
 
     def body(self) -> dict:
-        return {"error": {"code": self.code, "message": self.message}}
+        error = {"code": self.code, "message": self.message}
+        if self.target:
+            error["target"] = self.target
+        return {"error": error}
 
 
 class BatchError(Exception):

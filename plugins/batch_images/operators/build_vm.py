@@ -226,11 +226,12 @@ class DeleteBuildVmOperator(_BuildVmOperator):
             self.delete_and_wait(left)
             deleted += left
         nic_id = build.vm_id.rsplit("/providers/", 1)[0] + f"/providers/Microsoft.Network/networkInterfaces/{build.nic_name}"
+        from azure.core.exceptions import ResourceNotFoundError
+
         try:
             self.hook.arm_get(nic_id)
-        except Exception as err:  # noqa: BLE001 - 404: gone with the VM, as it should be
-            if getattr(err, "status_code", None) != 404:
-                raise
+        except ResourceNotFoundError:  # gone with the VM, as it should be
+            pass
         else:
             raise ArmOperationFailed(f"the build VM's NIC {nic_id} is still there after the VM was deleted "
                                      "(deleteOption Delete should have removed it); delete it by hand")

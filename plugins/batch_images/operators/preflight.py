@@ -252,11 +252,11 @@ class PreflightOperator(BaseOperator):
         field = "params.base_image_version" if why == "param" else "base_image"
         exact = wanted
         if wanted == "latest":
+            from azure.core.exceptions import ResourceNotFoundError
+
             try:
                 newest = arm.list_base_image_versions(location, b.publisher, b.offer, b.sku, top=1, subscription_id=sub)
-            except Exception as err:  # noqa: BLE001 - 404 NotFound: the image does not exist (reported below)
-                if getattr(err, "status_code", None) != 404:
-                    raise
+            except ResourceNotFoundError:  # 404 NotFound: the image does not exist (reported below)
                 newest = []
             exact = newest[0] if newest else None
             detail = f"latest resolved to {exact}" if exact else detail

@@ -31,14 +31,14 @@ def _pipeline(ep: dict, dag_id: str, **build) -> dict:
     return cfg
 
 
-def _run(standin, tmp_path, **build):
+def _run(standin, tmp_path, conf: dict | None = None, **build):
     ep = standin.endpoints
     dag_id = f"e2e_base_{uuid.uuid4().hex[:6]}"
     cfg = _pipeline(ep, dag_id, **build)
     write_pipeline(tmp_path / "pipelines", cfg)
     mark = standin.control.requests()["last_id"]
     result = run_dag_test(dag_id, LOGICAL_DATE, tmp_path / "run.log", env=connection_env(ep),
-                          pipelines_dir=tmp_path / "pipelines", timeout=600)
+                          pipelines_dir=tmp_path / "pipelines", timeout=600, conf=conf)
     items = standin.control.requests(since=mark, items=True)["items"]
     return cfg, result, items
 
@@ -115,3 +115,19 @@ def test_a_script_that_never_finishes_fails_within_the_timeout_with_the_serial_l
     vm_name = naming.build_vm_name(cfg["image_definition"]["name"], VERSION)
     assert _left_behind(standin, rg, vm_name) == []
     assert not [r for r in items if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
+
+
+def test_the_trigger_forms_base_image_version_is_built_and_recorded(standin, tmp_path):
+    """`--conf '{"base_image_version": ...}'` (what the trigger form sends): an older exact base, not latest."""
+    standin.control.set_scale(600)
+    cfg, result, items = _run(standin, tmp_path, conf={"base_image_version": "22.04.202409120"})
+    states = {t["task"]: t["state"] for t in result.tasks}
+    assert result.state == "success", (states, result.log[-3000:])
+    build = result.xcoms["preflight:return_value"]["build"]
+    assert (build["base"]["version"], build["base_version_source"]) == ("22.04.202409120", "param")
+    rg = standin.endpoints["demo"]["resource_group"]
+    version = standin.compute().gallery_image_versions.get(rg, cfg["gallery"]["name"], cfg["image_definition"]["name"],
+                                                           VERSION)
+    assert version.tags["base-version"] == "22.04.202409120"
+    assert "base_image_version 22.04.202409120 from the trigger form" in json.dumps(
+        result.xcoms["run_summary:return_value"])

@@ -40,6 +40,7 @@ def test_build_vm_retry_adopts_then_generalize_and_delete_leave_nothing(standin,
     assert vm.storage_profile.image_reference.exact_version == "22.04.202411010"
     assert vm.tags["base-version"] == "22.04.202411010" and vm.tags["run_id"] == plan["run_id"]
     assert "PowerState/stopped" in [s.code for s in vm.instance_view.statuses]
+    assert vm.security_profile.security_type == "Standard"  # explicit: the managed-image path preflight planned
     # a retry of the task (same run): adopts the VM, no second create
     run_operator(_op(BuildVmOperator, plan, "prepare_build_vm"), context_for())
     assert len(_puts(standin)) == 1, _puts(standin)

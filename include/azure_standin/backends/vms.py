@@ -358,11 +358,16 @@ def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict
     gen = iprops.get("hyperVGeneration", "V1")
     img_id = platform_image_id(sub, loc, image["publisher"], image["offer"], image["sku"], exact)
     req_os = storage.get("osDisk") or {}
+    security = dict(props.get("securityProfile") or {})
+    sec_type = str(security.get("securityType") or "").lower()
+    if sec_type == "trustedlaunch" and gen != "V2":
+        raise InvalidParameter("Trusted Launch needs a generation 2 image (guess at the wording).")
     os_name = req_os.get("name") or f"{name}_OsDisk_1_{uuid.uuid4().hex}"
     os_size = max(int(req_os.get("diskSizeGB") or 0), int(iprops["osDiskImage"].get("sizeInGb") or 30))
     sku = ((req_os.get("managedDisk") or {}).get("storageAccountType")) or "Premium_LRS"
     d = put_disk_doc(ctx, sub, rg, os_name, location=loc, size_gb=os_size, os_type=os_type, hyper_v_generation=gen,
-                     image_reference_id=img_id, purchase_plan=plan, managed_by=vid, sku=sku)
+                     image_reference_id=img_id, purchase_plan=plan, managed_by=vid, sku=sku,
+                     security_type="TrustedLaunch" if sec_type == "trustedlaunch" else None)
     os_disk = {"osType": os_type, "name": os_name, "createOption": "FromImage",
                "caching": req_os.get("caching") or "ReadWrite", "deleteOption": req_os.get("deleteOption") or "Detach",
                "diskSizeGB": os_size, "managedDisk": {"storageAccountType": sku, "id": d["id"]}}
@@ -424,6 +429,8 @@ def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict
     }
     if req.get("plan"):
         body["plan"] = dict(req["plan"])
+    if security:  # kept as sent (Standard explicitly, or TrustedLaunch with its uefiSettings)
+        body["properties"]["securityProfile"] = security
     start_lro(ctx, body, "Creating", _timings.VM_CREATE, lro_fault(ctx, "virtualMachines", name))
     ctx.store.put("vm", vid, body)
     return body, True

@@ -83,6 +83,10 @@ def build_vm_body(plan: Plan, custom_data: bytes) -> dict:
             }]},
             # managed boot diagnostics: the serial console log a failed build is reported with
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
+            # Standard, explicitly: Azure is making Trusted Launch the default for new Gen2 VMs ("Trusted Launch as
+            # default", 2025), and preflight planned the managed-image path of a standard source (SecurityTypes
+            # "Standard" in azure-mgmt-compute's models).
+            "securityProfile": {"securityType": "Standard"},
         },
     }
 

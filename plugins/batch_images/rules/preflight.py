@@ -476,7 +476,7 @@ def check_base_image(cfg: Any, image_version: str | None, facts: BaseImageFacts,
                     for d in cfg.build.data_disks],
         os_type="Windows" if os_type.lower() == "windows" else "Linux", hyper_v_generation=generation,
         base_image={"publisher": b.publisher, "offer": b.offer, "sku": b.sku, "version": facts.version},
-        security_profile=None, usable=ok, base_ok=ok, field="base_image")
+        security_profile={"securityType": "Standard"}, usable=ok, base_ok=ok, field="base_image")  # as build_vm sends
     findings.info(f"Base image {lineage}:{facts.version} ({facts.detail}): {source.os_type}, {generation}; build VM "
                   f"{vm.name} ({cfg.build.vm_size}) in {cfg.base_location}")
     return source

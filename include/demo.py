@@ -3,7 +3,8 @@
 1. start the stand-in (state in --state-dir; a running one on that dir is reused), reset it to the
    seeded fixture and clear its request log;
 2. load airflow_settings.yaml's connections into the Airflow DB (pointed at the stand-in's address);
-3. run the demo DAG with `airflow dags test`;
+3. run the demo DAG with `airflow dags test` for two nights, then one run of the base-image DAG (a build VM from the
+   marketplace base, include/pipelines/base-ubuntu2204.yaml);
 4. print the summary the DAG's run_summary task returned (stage durations, resources, replication per region,
    pool node counts, leftovers: what the UI shows), plus the nights and the stand-in-only ARM and Batch request
    counts, and write it as JSON beside the stand-in's state.
@@ -16,12 +17,14 @@ import logging
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from include.azure_standin import client as standin_client
 from include.pipeline_runner import RunResult, run_dag_test
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DAG_ID = "batch_image_ubuntu2204"
+BASE_DAG_ID = "batch_image_ubuntu2204_base"
 
 
 def ensure_standin(state_dir: Path, port: int, scale: float) -> tuple[standin_client.StandInProcess | None, dict]:
@@ -86,7 +89,38 @@ def print_summary(s: dict) -> None:
     req = s["requests"]
     w(f"\nRequests (stand-in's log, last night): {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; "
       f"{req['writes']} writes, {req['faults']} faulted\n")
+    base = s.get("base_image_run")
+    if base:
+        w(f"\nBase-image run ({base['dag_id']}, {base['logical_date'][:10]}): {base['state']}, exit {base['exit_code']}, "
+          f"{base['wall_seconds']:.1f} s wall\n")
+        lineage = base.get("lineage") or {}
+        if lineage:
+            w(f"  built from {lineage.get('urn')} ({lineage.get('why')}); build VM {lineage.get('build_vm')} "
+              f"created, generalized and deleted\n")
+        w(f"  version {(base.get('version') or '-').rsplit('/', 1)[-1]}; stages: " + ", ".join(
+            f"{r['task']} {r['seconds']:.0f} s" for r in base.get("stages") or []
+            if r["task"] in ("prepare_build_vm", "generalize_build_vm", "delete_build_vm") and r.get("seconds") is not None)
+          + "\n")
+        for p in base.get("pools") or []:
+            w(f"  pool {p.get('id')}: {p.get('allocation_state')}, {p.get('current_dedicated_nodes')}/"
+              f"{p.get('target_dedicated_nodes')} dedicated\n")
+        w(f"  leftover temporary resources: {base.get('leftovers')}\n")
     w(f"Summary JSON: {s['summary_path']}\n")
+
+
+def run_base_image(ep: dict, conns: Any, state_dir: Path, logical_date: str) -> dict:
+    """One run of the base-image pipeline: a build VM from the newest marketplace Ubuntu 22.04, customised by
+    include/build/ubuntu2204-batch.sh, imaged into its own definition, a pool on it."""
+    from include.airflow_settings import as_env
+
+    log_path = state_dir / "demo-airflow-base-image.log"
+    print(f"base image: `airflow dags test {BASE_DAG_ID} {logical_date}` (log: {log_path}) ...", flush=True)
+    result = run_dag_test(BASE_DAG_ID, logical_date, log_path, env=as_env(conns))
+    rs = result.xcoms.get("run_summary:return_value") or {}
+    return {"dag_id": BASE_DAG_ID, "logical_date": logical_date, "exit_code": result.exit_code,
+            "state": result.run.get("state"), "wall_seconds": round(result.wall_seconds, 1),
+            "lineage": rs.get("lineage"), "version": (rs.get("resources") or {}).get("image version"),
+            "stages": rs.get("stages"), "pools": rs.get("pools"), "leftovers": len(rs.get("leftovers") or [])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,12 +167,19 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if n == 1:
                 add_user_schedule(ep, rolls)
-        summary = build_summary(args.dag_id, result, nights, control.requests(), args.time_scale,
+        requests = control.requests()
+        base = run_base_image(ep, conns, state_dir, today.isoformat()) if result.exit_code == 0 else None
+        summary = build_summary(args.dag_id, result, nights, requests, args.time_scale,
                                 state_dir / "demo-summary.json")
+        if base is not None:
+            summary["base_image_run"] = base
+            Path(summary["summary_path"]).write_text(json.dumps(summary, indent=2, default=str))
         print_summary(summary)
         rc, run, pools = result.exit_code, result.run, summary["run_summary"].get("pools") or []
         ok = rc == 0 and run.get("state") == "success" and pools and all(
             p.get("allocation_state") == "steady" for p in pools)
+        if base is not None and not (base["exit_code"] == 0 and base["state"] == "success"):
+            ok, log_path = False, state_dir / "demo-airflow-base-image.log"
         if not ok:
             print(f"\nDEMO FAILED (exit {rc}); last lines of {log_path}:", file=sys.stderr)
             print("".join(log_path.read_text().splitlines(keepends=True)[-60:]), file=sys.stderr)

@@ -7,6 +7,10 @@
   Success when every resource says provisioningState Succeeded; Failed/Canceled -> failure naming the
   resource and Azure's error; a resource that does not exist -> failure, except within the grace
   period after our own create (see below).
+* ``vm_power_state`` - args ``vm_id``, ``power_states`` (e.g. ``["stopped", "deallocated"]``), optional
+  ``created_at`` / ``not_found_grace`` as above. Reads the VM with its instance view: success when it is
+  provisioned and its ``PowerState/<x>`` is one of ``power_states`` (a build VM whose custom-data script ended with
+  poweroff); provisioningState Failed -> failure with Azure's error. Progress shows the guest agent's message.
 * ``arm_deleted`` - args ``resource_ids``. Success when none of them exists any more.
 * ``gallery_replication`` - args ``version_id``, optional ``created_at`` (epoch seconds of our create or
   update), ``not_found_grace`` and ``regions`` (wait for these regions only: a pool waits for the replica in its
@@ -154,6 +158,69 @@ ARM_PROVISIONING = register(Waiter(
 ))
 
 
+# --- vm_power_state ----------------------------------------------------------------------------------------------
+
+
+async def probe_vm_power(hook: Any, vm_id: str, power_states: list[str], created_at: float | None = None,
+                         not_found_grace: float | None = None) -> dict:
+    from azure.core.exceptions import ResourceNotFoundError  # not at import: DAG parsing loads this module
+
+    state: dict[str, Any] = {"id": vm_id, "name": _name(vm_id), "type": "virtual machine", "wanted": list(power_states),
+                             "created_at": created_at, "observed_at": time.time(), "not_found_grace": not_found_grace}
+    try:
+        body = await hook.async_get_resource(vm_id, "instanceView")
+    except ResourceNotFoundError:
+        state["provisioningState"] = states.NOT_FOUND
+        return state
+    props = body.get("properties") or {}
+    view = props.get("instanceView") or {}
+    codes = [s.get("code") or "" for s in view.get("statuses") or []]
+    state["provisioningState"] = props.get("provisioningState")
+    state["power"] = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), None)
+    agent = ((view.get("vmAgent") or {}).get("statuses") or [{}])[0]
+    state["agent"] = agent.get("message") or agent.get("displayStatus")
+    if states.is_failed(state["provisioningState"]):
+        state["error"] = props.get("error") or next(
+            ({"code": s.get("code"), "message": s.get("message")} for s in view.get("statuses") or []
+             if str(s.get("level")).lower() == "error"), None)
+    return state
+
+
+def not_found_verdict(state: dict, label: str, progress, while_: str) -> tuple[str, str] | None:
+    """A single resource's 404: ``retry`` within the read-after-write grace of our create, else ``failure``; None
+    when it exists."""
+    if not states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        return None
+    if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+        return "retry", progress(state)
+    return "failure", f"{label} {state.get('name')} ({state.get('id')}) does not exist (deleted while {while_}?)"
+
+
+def evaluate_vm_power(state: dict) -> tuple[str, str]:
+    name = state.get("name")
+    missing = not_found_verdict(state, "virtual machine", progress_vm_power, "we waited")
+    if missing is not None:
+        return missing
+    if states.is_failed(state.get("provisioningState")):
+        return "failure", (f"virtual machine {name} ended with provisioningState {state['provisioningState']}: "
+                           f"{_error_text(state.get('error'))}")
+    if states.is_succeeded(state.get("provisioningState")) and state.get("power") in (state.get("wanted") or []):
+        return "success", f"virtual machine {name} is {state['power']}"
+    return "retry", progress_vm_power(state)
+
+
+def progress_vm_power(state: dict) -> str:
+    agent = f"; guest agent: {state['agent']}" if state.get("agent") else ""
+    return (f"{state.get('name')} provisioningState {state.get('provisioningState')}, PowerState/{state.get('power')} "
+            f"(waiting for {' or '.join(state.get('wanted') or [])}){agent}")
+
+
+VM_POWER_STATE = register(Waiter(
+    name="vm_power_state", hook="arm", probe=probe_vm_power, evaluate=evaluate_vm_power, progress=progress_vm_power,
+    description="a VM is provisioned and in one of the wanted power states (a build VM's guest powered off)",
+))
+
+
 # --- arm_deleted -------------------------------------------------------------------------------------------------
 
 
@@ -225,19 +292,9 @@ def failed_regions(state: dict) -> list[dict]:
     return [r for r in state.get("regions") or [] if states.is_failed(r.get("state"))]
 
 
-def _version_missing(state: dict) -> tuple[str, str] | None:
-    """The verdict on a version that answered 404: not visible yet after our create (retry), or gone (failure)."""
-    if not states.is_state(state.get("provisioningState"), states.NOT_FOUND):
-        return None
-    if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
-        return "retry", progress_replication(state)
-    return "failure", (f"image version {state.get('name')} ({state.get('id')}) does not exist (deleted while it "
-                       "replicated?)")
-
-
 def evaluate_replication(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    missing = _version_missing(state)
+    missing = not_found_verdict(state, "image version", progress_replication, "it replicated")
     if missing is not None:
         return missing
     only = {region_key(r) for r in state.get("only_regions") or []}
@@ -291,7 +348,7 @@ def progress_replication(state: dict) -> str:
 
 def evaluate_region_settled(state: dict) -> tuple[str, str]:
     name = state.get("name")
-    missing = _version_missing(state)
+    missing = not_found_verdict(state, "image version", progress_replication, "it replicated")
     if missing is not None:
         return missing
     if states.is_in_progress(state.get("provisioningState")):

@@ -366,6 +366,15 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         return [_plain(v) for v in client.gallery_image_versions.list_by_gallery_image(
             arm_id.resource_group, gallery, definition)]
 
+    async def async_list_marketplace_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
+        """Names of every version of a marketplace image (``VirtualMachineImages_List``, one ARM read), in ARM's
+        order. No ``$top``/``$orderby``: ARM orders names as strings, so callers pick the newest numerically
+        (:func:`batch_images.rules.base_watch.newest_version`). 404 (unknown publisher/offer/sku) raises
+        ResourceNotFoundError."""
+        client = await self.get_async_conn()
+        images = await client.virtual_machine_images.list(location, publisher, offer, sku)
+        return [image.name for image in images or []]
+
     def list_in_resource_group(self, subscription_id: str, resource_group: str,
                                resource_type: str) -> tuple[list[dict], datetime | None]:
         """Every resource of a typed kind (``ids.SNAPSHOT``, ``ids.IMAGE``, ...) in a resource group, as ARM JSON

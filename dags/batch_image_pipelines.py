@@ -68,7 +68,7 @@ DOC = """
 {description}
 
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
-from VM `{vm}`, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
+from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
 * **Params**: `rebuild` counts deliberate rebuilds of the same logical date (the `N` of the version);
   a retry or a clear-and-rerun reuses the run's version and resources instead of making new ones.
@@ -109,7 +109,8 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         },
         doc_md=DOC.format(
             dag_id=cfg.dag_id, description=cfg.description, definition=cfg.image_definition.name,
-            gallery=cfg.gallery.name, vm=cfg.source_vm.name,
+            gallery=cfg.gallery.name,
+            source=f"VM `{cfg.source_vm.name}`" if cfg.source_vm else f"a build VM from `{cfg.base_image.urn}`",
             regions=", ".join(r.name for r in cfg.target_regions), pools=len(cfg.pools),
         ),
         render_template_as_native_obj=True,

@@ -99,6 +99,16 @@ class Control:
     def token(self, **claims):
         return self.call("POST", "/tokens", claims)["access_token"]
 
+    def publish_base_image_version(self, publisher: str, offer: str, sku: str, version: str, **props):
+        """Publish a marketplace image version (props: hyper_v_generation, os_disk_gb, data_disks_gb, plan, ...)."""
+        return self.call("POST", "/marketplace/versions",
+                         {"publisher": publisher, "offer": offer, "sku": sku, "version": version, **props})
+
+    def set_batch_support_end_of_life(self, node_agent_sku_id: str, end_of_life: str | None):
+        """Set (ISO 8601, e.g. 2027-06-30T00:00:00Z) or clear (None) a node agent's batchSupportEndOfLife."""
+        return self.call("PUT", "/batch/supported_images",
+                         {"node_agent_sku_id": node_agent_sku_id, "batch_support_end_of_life": end_of_life})
+
     def reset(self):
         return self.call("POST", "/reset", {})
 

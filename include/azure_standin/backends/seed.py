@@ -12,12 +12,17 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
   `vm-with-extension`   has a CustomScript extension installed (Batch: no extensions on the source VM);
   `vm-unmanaged-disks`  OS disk is a VHD in a storage account, no managedDisk (no snapshot possible);
   `vm-thirdparty-plan`  third-party marketplace image with a purchase plan (Batch refuses those).
+- Marketplace image versions (backends/marketplace.py), in every region: Ubuntu 22.04 gen2 and gen1
+  (`22_04-lts-gen2` / `22_04-lts`: 22.04.202409120, 22.04.202410020 - the prepared VMs' base - and 22.04.202411010,
+  the newest), Ubuntu 20.04 gen2 (`0001-com-ubuntu-server-focal` / `20_04-lts-gen2`: 20.04.202409100, a base whose
+  node agent Batch retired on 2025-04-23), and the third-party CIS image with its purchase plan (2.0.0, 2.1.0).
 - Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys).
 - Microsoft.Batch registered in the subscription.
 """
 from __future__ import annotations
 
 from .batch_accounts import put_batch_account_doc
+from .marketplace import publish_version
 from .resources import put_resource_group, set_provider_registration
 from .vms import put_vm_doc
 
@@ -37,6 +42,8 @@ UBUNTU_2204 = {
 }
 
 UBUNTU_2204_GEN1 = {**UBUNTU_2204, "sku": "22_04-lts"}
+UBUNTU_2204_VERSIONS = ("22.04.202409120", "22.04.202410020", "22.04.202411010")
+UBUNTU_2004 = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-focal", "sku": "20_04-lts-gen2"}
 
 # A third-party (non first-party) marketplace image sold with a plan.
 THIRD_PARTY = {
@@ -53,8 +60,20 @@ THIRD_PARTY_PLAN = {
 }
 
 
+def seed_marketplace(ctx) -> None:
+    for version in UBUNTU_2204_VERSIONS:
+        publish_version(ctx, UBUNTU_2204["publisher"], UBUNTU_2204["offer"], UBUNTU_2204["sku"], version)
+        publish_version(ctx, UBUNTU_2204_GEN1["publisher"], UBUNTU_2204_GEN1["offer"], UBUNTU_2204_GEN1["sku"], version,
+                        hyper_v_generation="V1")
+    publish_version(ctx, UBUNTU_2004["publisher"], UBUNTU_2004["offer"], UBUNTU_2004["sku"], "20.04.202409100")
+    for version in ("2.0.0", "2.1.0"):
+        publish_version(ctx, THIRD_PARTY["publisher"], THIRD_PARTY["offer"], THIRD_PARTY["sku"], version,
+                        plan=THIRD_PARTY_PLAN)
+
+
 def seed_demo(ctx) -> dict:
     sub = ctx.config.subscription_id
+    seed_marketplace(ctx)
     put_resource_group(ctx, sub, RESOURCE_GROUP, {"location": LOCATION})
 
     good = put_vm_doc(ctx, sub, RESOURCE_GROUP, SOURCE_VM, location=LOCATION, vm_size="Standard_D4s_v5",

@@ -134,5 +134,36 @@ def _match_filter(item: dict[str, Any], flt: str | None) -> bool:
     return True
 
 
-def list_filtered(flt: str | None = None) -> list[dict[str, Any]]:
-    return [i for i in list_supported_images() if _match_filter(i, flt)]
+def list_filtered(flt: str | None = None, ctx=None) -> list[dict[str, Any]]:
+    """The entries ``$filter`` keeps, with the end-of-life dates the control API set (``ctx`` given)."""
+    overrides = end_of_life_overrides(ctx) if ctx is not None else {}
+    out = []
+    for item in list_supported_images():
+        agent = item["nodeAgentSKUId"].lower()
+        if agent in overrides:
+            if overrides[agent] is None:
+                item.pop("batchSupportEndOfLife", None)
+            else:
+                item["batchSupportEndOfLife"] = overrides[agent]
+        if _match_filter(item, flt):
+            out.append(item)
+    return out
+
+
+_EOL_META = "supported_images_eol"
+
+
+def end_of_life_overrides(ctx) -> dict[str, str | None]:
+    """nodeAgentSKUId (lower-cased) -> the batchSupportEndOfLife the control API set (None: no date)."""
+    return dict(ctx.store.meta_get(_EOL_META) or {})
+
+
+def set_end_of_life(ctx, agent_sku_id: str, end_of_life: str | None) -> dict[str, str | None]:
+    """Control: set (ISO 8601 ``2027-06-30T00:00:00Z``) or clear (None) a node agent SKU's batchSupportEndOfLife for
+    every image it lists, so tests can bring Batch's retirement of an agent close (or past)."""
+    if agent_sku_os(agent_sku_id) is None:
+        raise ValueError(f"unknown nodeAgentSKUId {agent_sku_id!r}")
+    overrides = end_of_life_overrides(ctx)
+    overrides[agent_sku_id.strip().lower()] = end_of_life
+    ctx.store.meta_set(_EOL_META, overrides)
+    return overrides

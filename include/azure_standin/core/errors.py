@@ -365,3 +365,22 @@ class JobScheduleCompleted(_BatchCoded):
 
 class TaskExists(_BatchCoded):
     pass
+
+
+class ArtifactNotFound(NotFound):
+    """404 NotFound "Artifact: VMImage was not found." for a marketplace publisher/offer/sku/version that does not
+    exist (VirtualMachineImages_List / _Get). Code and wording verified in public reports: Azure/vagrant-azure issue
+    147 (the response body), danielsollondon/azvmimagebuilder issue 80 (the `$orderby=name desc&$top=1` list)."""
+
+    CODE = "NotFound"
+
+    def __init__(self, message: str = "Artifact: VMImage was not found."):
+        super().__init__(message)
+
+
+class ImageNotFound(_ArmCoded):
+    """404 ImageNotFound: a VM PUT whose ``imageReference`` names no marketplace image. Wording verified in
+    Azure/AzureStack-QuickStart-Templates issue 190 ("The platform image 'P:O:S:V' is not available. Verify that all
+    fields in the storage profile are correct."); the 404 status is a guess (ARM reports it through a deployment)."""
+
+    STATUS = 404

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backends import batch_accounts, disks, images, resources, vms
+from ..backends import batch_accounts, disks, images, marketplace, resources, vms
 from ..backends import gallery as g
 from ..backends.arm_common import parse_id
 from ..core.errors import ResourceNotFound
@@ -202,6 +202,27 @@ def batch_keys(ctx, req):
     return json_response(batch_accounts.batch_account_keys(ctx, sub, rg, _p(req, "account_name")))
 
 
+# --- marketplace images (subscription scope, read-only) ---------------------------------------------------------
+
+_VMIMAGE = S + "/providers/Microsoft.Compute/locations/{location}/publishers/{publisher}/artifacttypes/vmimage" \
+    "/offers/{offer}/skus/{sku}/versions"
+
+
+def _vmimage_names(req: ApiRequest) -> list[str]:
+    return [_p(req, n) for n in ("subscription_id", "location", "publisher", "offer", "sku")]
+
+
+def vmimage_list(ctx, req):
+    """A bare JSON array, as VirtualMachineImages_List answers (the SDK deserialises a list, not {value})."""
+    top = req.q("$top")
+    return json_response(marketplace.list_versions(ctx, *_vmimage_names(req), top=int(top) if top else None,
+                                                   orderby=req.q("$orderby")))
+
+
+def vmimage_get(ctx, req):
+    return json_response(marketplace.get_version(ctx, *_vmimage_names(req), _p(req, "version")))
+
+
 # --- tracked resources: one table, one set of handlers -----------------------------------------------
 
 @dataclass(frozen=True)
@@ -335,6 +356,8 @@ ROUTES: list[Route] = [_ci(r) for r in [
     op_route(S + "/providers/{namespace}", {"GET": ("Providers_Get", provider_get)}),
     op_route(S + "/providers/{namespace}/register", {"POST": ("Providers_Register", provider_register)}),
     *(route for t in ARM_TYPES for route in _routes(t)),
+    op_route(_VMIMAGE, {"GET": ("VirtualMachineImages_List", vmimage_list)}),
+    op_route(_VMIMAGE + "/{version}", {"GET": ("VirtualMachineImages_Get", vmimage_get)}),
     op_route(R + _COMPUTE + "/virtualMachines/{vm}/instanceView",
              {"GET": ("VirtualMachines_InstanceView", vm_instance_view)}),
     op_route(R + "/providers/Microsoft.Batch/batchAccounts/{account_name}/listKeys",
@@ -371,7 +394,24 @@ async def _control_vm_power(request: Request):
     return JSONResponse({"id": vm["id"], "power_state": vm["_sim"]["power_state"]})
 
 
+async def _control_marketplace_version(request: Request):
+    """POST {"publisher", "offer", "sku", "version", "hyper_v_generation"?, "os_disk_gb"?, "data_disks_gb"?, "plan"?,
+    "security_type"?}: publish a marketplace image version (a new base: what makes a base-image Asset fire)."""
+    ctx = request.app.state.ctx
+    body = await request.json()
+    try:
+        with ctx.lock:
+            extra = {k: body[k] for k in ("os_type", "hyper_v_generation", "os_disk_gb", "data_disks_gb", "plan",
+                                          "security_type") if k in body}
+            doc = marketplace.publish_version(ctx, body["publisher"], body["offer"], body["sku"], body["version"],
+                                              **extra)
+    except (KeyError, ValueError, TypeError) as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    return JSONResponse({k: v for k, v in doc.items() if k != "_sim"}, status_code=201)
+
+
 CONTROL_ROUTES: list[Route] = [
+    Route("/_control/marketplace/versions", _control_marketplace_version, methods=["POST"]),
     Route("/_control/arm/providers", _control_provider, methods=["PUT"]),
     Route("/_control/arm/vm_power", _control_vm_power, methods=["PUT"]),
 ]

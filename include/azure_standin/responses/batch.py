@@ -84,7 +84,7 @@ def _q(req: ApiRequest):
 
 def list_supported_images(ctx, req: ApiRequest) -> Response:
     get_account(ctx, req.account)
-    items = supported_images.list_filtered(req.q("$filter"))
+    items = supported_images.list_filtered(req.q("$filter"), ctx)
     limit = int(req.q("maxresults") or 1000)
     skip = int(req.q("$skiptoken") or 0)
     page = items[skip:skip + limit]
@@ -410,4 +410,19 @@ async def _control_quotas(request: Request):
     return JSONResponse({f: props.get(f) for f in _QUOTA_FIELDS})
 
 
-CONTROL_ROUTES = [Route("/_control/batch/quotas", _control_quotas, methods=["PUT"])]
+async def _control_supported_images(request: Request):
+    """PUT {"node_agent_sku_id", "batch_support_end_of_life": ISO 8601 | null}: move a node agent's retirement date
+    (what GET /supportedimages reports as batchSupportEndOfLife for every image of that agent)."""
+    ctx = request.app.state.ctx
+    body = await request.json()
+    with ctx.lock:
+        try:
+            overrides = supported_images.set_end_of_life(ctx, body["node_agent_sku_id"],
+                                                         body.get("batch_support_end_of_life"))
+        except (KeyError, ValueError) as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+    return JSONResponse({"batchSupportEndOfLife": overrides})
+
+
+CONTROL_ROUTES = [Route("/_control/batch/quotas", _control_quotas, methods=["PUT"]),
+                  Route("/_control/batch/supported_images", _control_supported_images, methods=["PUT"])]

@@ -21,6 +21,9 @@ The gallery's own location must be one of ``target_regions``: the image version 
 ``pools[].roll`` (:class:`RollConfig`), ``pools[].smoke_test`` (:class:`SmokeTestConfig`, null: none) and
 ``pools[].require_approval`` - how the logical pool (named by its ``pool_id_prefix``, unique per Batch
 account) moves to each new version.
+``base_image`` (:class:`BaseImageConfig`) + ``build`` (:class:`BuildConfig`) - the second kind of source: a build VM
+made from a marketplace image and a custom-data script (README, "Building from a marketplace base image"); exactly
+one of ``source_vm_id`` and ``base_image``.
 """
 
 from __future__ import annotations
@@ -173,6 +176,29 @@ def _image_identifier(part: str) -> Any:  # gallery image publisher/offer/sku
                  fix="use 1-128 letters, digits, '_', '.', '-', starting with a letter or digit")
 
 
+def _marketplace_version(value: Any, field: str) -> str:
+    """``latest`` or an exact marketplace version: dotted integers (``22.04.202411010``)."""
+    if isinstance(value, str) and (value.strip().lower() == "latest" or MARKETPLACE_VERSION_RE.fullmatch(value.strip())):
+        return "latest" if value.strip().lower() == "latest" else value.strip()
+    raise InvalidInput(field, value, "expected 'latest' or an exact marketplace version (3 or 4 dot-separated "
+                       "integers)", "write latest, or a version listed by az vm image list --all -p <publisher> "
+                       "-f <offer> -s <sku>, e.g. 22.04.202411010")
+
+
+def _relative_file(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(field, value, "expected a file path (a non-empty string)",
+                           "give a path relative to the project root, e.g. include/build/ubuntu2204-batch.sh")
+    path = Path(value.strip())
+    if path.is_absolute() or ".." in path.parts:
+        raise InvalidInput(field, value, "the path must stay inside the project (relative, no '..')",
+                           "give a path relative to the project root, e.g. include/build/ubuntu2204-batch.sh")
+    return path.as_posix()
+
+
+MARKETPLACE_VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+){2,3}")
+
+
 # --- the config ----------------------------------------------------------------------------------------------------
 
 _FROZEN = {"frozen": True, "kw_only": True, "config": ConfigDict(extra="forbid", defer_build=True)}
@@ -312,6 +338,65 @@ class PoolConfig(_Plain):
         return naming.pool_id(self.pool_id_prefix, version)
 
 
+def _marketplace_identifier(part: str) -> Any:  # marketplace publisher/offer/sku (az vm image list -p/-f/-s)
+    return _text(f"a marketplace image {part}", r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$",
+                 fix=f"use the {part} as az vm image list shows it, e.g. "
+                     + {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"}[part])
+
+
+@dataclass(**_FROZEN)
+class BaseImageConfig(_Plain):
+    """The marketplace image a build VM starts from (``az vm image list`` names: publisher, offer, sku)."""
+
+    publisher: _marketplace_identifier("publisher")
+    offer: _marketplace_identifier("offer")
+    sku: _marketplace_identifier("sku")
+    version: Annotated[str, _rule(_marketplace_version)] = Field("latest", description=(
+        "latest (resolved at run time to an exact version) or an exact version; the trigger form's "
+        "base_image_version and a base-image Asset event override it"))
+    watch_interval_seconds: _int(60, 86400, "give seconds between 60 and 86400 (3600 suits Azure), or null") | None = \
+        Field(3600, description="How often the base-image Asset watcher lists the versions; null: no watcher")
+
+    @property
+    def urn(self) -> str:
+        """``publisher:offer:sku:version`` (the Azure CLI's --image form)."""
+        return f"{self.publisher}:{self.offer}:{self.sku}:{self.version}"
+
+
+@dataclass(**_FROZEN)
+class DataDiskConfig(_Plain):
+    lun: _int(0, 63, "give a LUN between 0 and 63")
+    size_gb: _int(1, 32767, "give a size in GiB between 1 and 32767")
+
+
+@dataclass(**_FROZEN)
+class BuildConfig(_Plain):
+    """How the build VM is made from ``base_image``: the customisation script, size, network, disks."""
+
+    custom_data_file: Annotated[str, _rule(_relative_file)] = Field(description=(
+        "cloud-init / custom-data script, relative to the project root; at most 64 KB (Azure's customData limit). "
+        "Its last act must power the VM off (deprovision + poweroff)"))
+    vm_size: _text("a VM size", r"^[A-Za-z][A-Za-z0-9_]{0,63}$", fix="use a VM size name such as Standard_D2s_v3")
+    subnet_id: Annotated[str, _rule(lambda v, f: ids.parse_arm_id(v, f, ids.SUBNET).id)] = Field(
+        description="The subnet the build VM's NIC joins (no public IP)")
+    data_disks: Annotated[tuple[DataDiskConfig, ...], Hint(
+        "a list of {lun, size_gb}", fix="write e.g. [{lun: 0, size_gb: 32}]")] = ()
+    location: Region | None = Field(None, description="null: the gallery's location")
+    resource_group: ResourceGroup | None = Field(
+        None, description="null: work_resource_group, else the gallery's resource group")
+    timeout_minutes: _int(5, 1440, "give minutes between 5 and 1440") = Field(
+        60, description="The guest must power off within this; else the run fails with its boot diagnostics")
+
+    @model_validator(mode="after")
+    def _unique_luns(self) -> BuildConfig:
+        seen: set[int] = set()
+        for i, disk in enumerate(self.data_disks):
+            if disk.lun in seen:
+                raise InvalidInput(f"data_disks[{i}].lun", disk.lun, "duplicate LUN", "give each data disk its own LUN")
+            seen.add(disk.lun)
+        return self
+
+
 @dataclass(**_FROZEN)
 class PipelineConfig(_Plain):
     dag_id: DagId
@@ -323,7 +408,11 @@ class PipelineConfig(_Plain):
         reason="expected a list of strings", fix="write e.g. [azure, batch]")] = ()
     owner: _text("an owner name") = "airflow"
     arm_conn_id: ConnId = "azure_default"
-    source_vm_id: Annotated[str, _rule(lambda v, f: ids.parse_arm_id(v, f, ids.VIRTUAL_MACHINE).id)]
+    source_vm_id: Annotated[str, _rule(lambda v, f: ids.parse_arm_id(v, f, ids.VIRTUAL_MACHINE).id)] | None = Field(
+        None, description="A prepared VM to image (one of source_vm_id and base_image)")
+    base_image: BaseImageConfig | None = Field(
+        None, description="A marketplace image to build from with build (one of source_vm_id and base_image)")
+    build: BuildConfig | None = Field(None, description="The build VM of a base_image pipeline")
     work_resource_group: ResourceGroup | None = Field(None, description="null: the gallery's resource group")
     gallery: GalleryConfig
     image_definition: ImageDefinitionConfig
@@ -346,6 +435,7 @@ class PipelineConfig(_Plain):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> PipelineConfig:
         """Rules across fields; each InvalidInput names its field relative to this pipeline."""
+        self._check_source()
         seen: dict[str, int] = {}
         for i, region in enumerate(self.target_regions):
             if region.name in seen:
@@ -381,11 +471,50 @@ class PipelineConfig(_Plain):
             self.replica_plan()  # everything is known: overrides below the minimum fail at parse time
         return self
 
+    def _check_source(self) -> None:
+        fix = ("give either source_vm_id (a prepared VM) or base_image + build (a marketplace image and a "
+               "customisation script), not both")
+        if self.source_vm_id is not None and self.base_image is not None:
+            raise InvalidInput("base_image", self.base_image.urn, "source_vm_id is set too: a pipeline has one source",
+                               fix)
+        if self.source_vm_id is None and self.base_image is None:
+            raise InvalidInput("source_vm_id", None, "no source: neither source_vm_id nor base_image is set", fix)
+        if self.base_image is not None and self.build is None:
+            raise InvalidInput("build", None, "base_image needs build (how to make the build VM)",
+                               "add build: {custom_data_file, vm_size, subnet_id} (see README, \"Building from a "
+                               "marketplace base image\")")
+        if self.base_image is None and self.build is not None:
+            raise InvalidInput("build", self.build.custom_data_file, "build is only used with base_image; this "
+                               "pipeline images source_vm_id", "remove build, or replace source_vm_id by base_image")
+
     # -- ids and names ----------------------------------------------------------------------------------------
 
     @property
-    def source_vm(self) -> ids.ArmId:
+    def source_vm(self) -> ids.ArmId | None:
+        """The prepared VM (None for a base_image pipeline: its build VM is named per run, see build_vm_id)."""
+        if self.source_vm_id is None:
+            return None
         return ids.parse_arm_id(self.source_vm_id, "source_vm_id", ids.VIRTUAL_MACHINE)
+
+    @property
+    def base_location(self) -> str | None:
+        """Where a base_image pipeline builds (and so which region's marketplace it reads): build.location, else the
+        gallery's location. None for a source_vm_id pipeline."""
+        if self.base_image is None:
+            return None
+        return (self.build.location if self.build else None) or self.gallery.location
+
+    @property
+    def build_rg(self) -> str | None:
+        """The build VM's resource group: build.resource_group, else work_resource_group, else the gallery's."""
+        if self.build is None:
+            return None
+        return self.build.resource_group or self.work_rg
+
+    def build_vm_id(self, version: str) -> str:
+        """The build VM of image version ``version`` (deterministic: a retry adopts it)."""
+        name = naming.build_vm_name(self.image_definition.name, version)
+        return ids.vm_id(self.gallery.subscription_id, self.build_rg, name).id
 
     @property
     def work_rg(self) -> str:
@@ -712,7 +841,7 @@ def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of a pipelines file, for editors (include/pipelines/schema.json)."""
     schema = TypeAdapter(PipelinesFile).json_schema()
     for cls in (GalleryConfig, ImageDefinitionConfig, TargetRegionConfig, StartTaskConfig, RollConfig, SmokeTestConfig,
-                PoolConfig, PipelineConfig):
+                PoolConfig, BaseImageConfig, DataDiskConfig, BuildConfig, PipelineConfig):
         props = schema["$defs"][cls.__name__]["properties"]  # in field order, as in the YAML, for humans
         schema["$defs"][cls.__name__]["properties"] = {k: props[k] for k in cls.__pydantic_fields__}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Batch image pipelines", **schema}

@@ -33,6 +33,8 @@ GALLERY = "Microsoft.Compute/galleries"
 GALLERY_IMAGE = "Microsoft.Compute/galleries/images"
 GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
 BATCH_ACCOUNT = "Microsoft.Batch/batchAccounts"
+SUBNET = "Microsoft.Network/virtualNetworks/subnets"
+NETWORK_INTERFACE = "Microsoft.Network/networkInterfaces"
 
 
 @dataclass(frozen=True)

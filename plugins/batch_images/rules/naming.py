@@ -31,6 +31,11 @@ MANAGED_BY = "airflow-batch-images"
 TAG_DAG_ID = "dag_id"
 TAG_RUN_ID = "run_id"
 TAG_IMAGE_VERSION = "image-version"
+# A version built from a marketplace base records its lineage (the exact base) in these tags.
+TAG_BASE_PUBLISHER = "base-publisher"
+TAG_BASE_OFFER = "base-offer"
+TAG_BASE_SKU = "base-sku"
+TAG_BASE_VERSION = "base-version"
 # Roll metadata on physical pools (rules/roll.py): which logical pool a pool serves, its role, since when, and the
 # lease a rolling run holds on the serving pool (``<run_id>|<expiry ISO 8601>``).
 TAG_LOGICAL_POOL = "logical-pool"
@@ -175,6 +180,36 @@ def image_name(definition: str, version: str) -> str:
     return validate_resource_name(name, "image_name", "image")
 
 
+MAX_VM_NAME = 64  # a Linux VM's name (Windows: 15 for the computer name, not built here)
+
+
+def build_vm_name(definition: str, version: str) -> str:
+    """``bvm-{definition}-{version dashed}``, fitted into 64 characters: the build VM of a base_image pipeline's
+    image version (deterministic, so a retry of the run adopts the VM its first try made)."""
+    validate_resource_name(definition, "definition", "image_definition")
+    return _fit("bvm-", definition, f"-{version_dashed(version)}", MAX_VM_NAME)
+
+
+def build_vm_os_disk_name(vm_name: str) -> str:
+    """The build VM's OS disk (named in the VM PUT, so preflight knows its id before the VM exists)."""
+    return f"{vm_name}-osdisk"
+
+
+def build_vm_data_disk_name(vm_name: str, lun: int) -> str:
+    return f"{vm_name}-{disk_role(lun)}"
+
+
+def build_vm_nic_name(vm_name: str) -> str:
+    """The NIC the VM makes from its networkInterfaceConfigurations (deleted with the VM: deleteOption Delete)."""
+    return f"{vm_name}-nic"
+
+
+def base_image_asset_uri(location: str, publisher: str, offer: str, sku: str) -> str:
+    """``azure-vmimage://{location}/{publisher}/{offer}/{sku}``: the Asset a base image's new versions update
+    (lower-cased: Azure's marketplace names are case-insensitive, an Asset URI is not)."""
+    return f"azure-vmimage://{location}/{publisher}/{offer}/{sku}".lower()
+
+
 def validate_pool_id(value: object, field: str) -> str:
     """Batch pool id: 1-64 characters, ASCII letters, digits, '-' and '_' (unique case-insensitively)."""
     fix = f"use 1-{MAX_POOL_ID} characters from letters, digits, '-' and '_'"
@@ -209,6 +244,11 @@ def _tag_value(value: str) -> str:
         return value
     digest = hashlib.sha256(value.encode()).hexdigest()[:8]
     return f"{value[: MAX_TAG_VALUE - len(digest) - 1]}~{digest}"
+
+
+def lineage_tags(publisher: str, offer: str, sku: str, version: str) -> dict[str, str]:
+    """Tags of an image version built from a marketplace base: the exact base it was built from."""
+    return {TAG_BASE_PUBLISHER: publisher, TAG_BASE_OFFER: offer, TAG_BASE_SKU: sku, TAG_BASE_VERSION: version}
 
 
 def resource_tags(dag_id: str, run_id: str, version: str) -> dict[str, str]:

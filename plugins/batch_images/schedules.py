@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batch_images.rules import base_watch
+from batch_images.rules import base_watch, naming
 
 # Presets Airflow's CronTriggerTimetable does not resolve itself (airflow.sdk.definitions.timetables._cron.
 # CRON_PRESETS has @daily ... @yearly, not @annually); "@once" is not a cron at all (OnceTimetable).
@@ -28,19 +28,13 @@ def watched_base(cfg: Any) -> Any | None:
     return base
 
 
-def base_location(cfg: Any, base: Any) -> str:
-    """The region whose marketplace the watcher reads: the build VM's (the base image's ``location`` when the
-    config has one, else the gallery's region, where the build runs)."""
-    return getattr(base, "location", None) or cfg.gallery.location
-
-
 def base_image_asset(cfg: Any, base: Any) -> Any:
     """The Asset of the pipeline's base image with its version watcher."""
     from airflow.sdk import Asset, AssetWatcher
     from batch_images.triggers.base_image_watch import BaseImageVersionTrigger
 
-    location = base_location(cfg, base)
-    uri = base_watch.asset_uri(location, base.publisher, base.offer, base.sku)
+    location = cfg.base_location  # the build VM's region: its marketplace is the one the run reads
+    uri = naming.base_image_asset_uri(location, base.publisher, base.offer, base.sku)
     trigger = BaseImageVersionTrigger(location=location, publisher=base.publisher, offer=base.offer, sku=base.sku,
                                       poll_interval=float(base.watch_interval_seconds), conn_id=cfg.arm_conn_id)
     return Asset(uri=uri, name=uri, group="azure-vmimage",

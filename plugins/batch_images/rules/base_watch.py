@@ -14,7 +14,6 @@ from typing import Any
 
 from .naming import version_sort_key
 
-ASSET_SCHEME = "azure-vmimage"
 # Azure Resource Manager's legacy read budget per principal and hour (AZURE_NOTES: 12,000 reads, 1,200 writes).
 ARM_READS_PER_HOUR = 12_000
 # The key under which the watcher keeps the newest base version it has acted on, in the Asset's state store.
@@ -47,15 +46,9 @@ def is_newer(candidate: str | None, than: str | None) -> bool:
     return base is None or cand > base
 
 
-def asset_uri(location: str, publisher: str, offer: str, sku: str) -> str:
-    """The Asset of a marketplace base image in one region: ``azure-vmimage://westeurope/canonical/<offer>/<sku>``.
-    Lower-cased: Azure treats region, publisher, offer and sku case-insensitively, and one base must be one Asset
-    whichever spelling a pipeline uses."""
-    return f"{ASSET_SCHEME}://{location}/{publisher}/{offer}/{sku}".lower()
-
-
 def watcher_name(location: str, publisher: str, offer: str, sku: str) -> str:
-    """The AssetWatcher's name (unique per base image and region)."""
+    """The AssetWatcher's name (unique per base image and region, like the Asset's uri,
+    :func:`~batch_images.rules.naming.base_image_asset_uri`)."""
     return f"base-image-version-{location}-{publisher}-{offer}-{sku}".lower()
 
 

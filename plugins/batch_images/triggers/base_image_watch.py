@@ -105,7 +105,7 @@ class BaseImageVersionTrigger(BaseEventTrigger):
             value = await store.aget(base_watch.STATE_KEY)
             self.known = value if isinstance(value, str) else None
         self._loaded = True
-        self.log.info("Base image watcher %s: polling every %.0f s (%.0f ARM reads/hour); newest version acted on: "
+        self.log.info("Base image watcher %s: polling every %g s (%.0f ARM reads/hour); newest version acted on: "
                       "%s", self.image, self.poll_interval, base_watch.reads_per_hour(self.poll_interval),
                       self.known or "none yet")
 

@@ -52,6 +52,11 @@ from batch_images.triggers.base import (
 )
 
 
+def _import_sdk() -> None:
+    import batch_images.hooks.arm  # noqa: F401
+    import azure.mgmt.compute.aio  # noqa: F401
+
+
 class BaseImageVersionTrigger(BaseEventTrigger):
     """Fire once per new newest version of a marketplace image in a region.
 
@@ -149,7 +154,10 @@ class BaseImageVersionTrigger(BaseEventTrigger):
         return TriggerEvent(payload)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from batch_images.hooks.arm import ArmComputeHook  # the Azure SDK loads in the triggerer, not at DAG parse
+        # The Azure SDK loads in the triggerer, not at DAG parse; in a thread, as importing the async compute client
+        # takes most of a second, which would block every other trigger of the triggerer's event loop.
+        await asyncio.to_thread(_import_sdk)
+        from batch_images.hooks.arm import ArmComputeHook
 
         hook = ArmComputeHook(azure_conn_id=self.conn_id, client_options=WAITER_CLIENT_OPTIONS)
         throttled = 0

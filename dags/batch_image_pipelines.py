@@ -29,6 +29,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, AssetAlias, Param, XComArg
 
+from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, RetireOldVersionsOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
@@ -77,6 +78,20 @@ from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pin
 """
 
 
+def base_image_params(cfg: PipelineConfig) -> dict:
+    """The trigger form's field of a base_image pipeline: ``base_image_version`` (empty: the configured version,
+    or the version a base-image Asset event names)."""
+    if cfg.base_image is None:
+        return {}
+    b = cfg.base_image
+    return {"base_image_version": Param(
+        None, type=["null", "string"], pattern=r"^[0-9]+(\.[0-9]+){2,3}$", title="Base image version",
+        description=f"An exact version of {b.publisher}:{b.offer}:{b.sku} to build from instead of "
+                    f"{b.version!r} (az vm image list --all -p {b.publisher} -f {b.offer} -s {b.sku}); checked in "
+                    "the marketplace before anything is created. Empty: the triggering Asset event's version, else "
+                    "the configured one.")}
+
+
 def build_dag(cfg: PipelineConfig) -> DAG:
     pipeline = cfg.to_dict()
     with DAG(
@@ -102,6 +117,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             "allow_downgrade": Param(False, type="boolean", title="Allow downgrade",
                                      description="Roll pools even when this run's version is older than the one "
                                                  "serving them (a backfill never rolls back otherwise)."),
+            **base_image_params(cfg),
             "strategy": Param(None, type=["null", "string"], enum=[None, "blue_green", "in_place"],
                               title="Roll strategy",
                               description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
@@ -124,6 +140,18 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
+        build_teardown = None
+        if cfg.base_image is not None:
+            # A base_image pipeline's source is a build VM (operators/build_vm.py): made from the exact base version
+            # with the custom-data script, waited for until its guest powered off, deallocated and generalized; its
+            # disks (ids planned by preflight) go through the same snapshot chain. The teardown deletes it with its
+            # NIC and disks once they are snapshotted, and also when any step before failed.
+            build_vm = BuildVmOperator(task_id="prepare_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id, **waits)
+            generalized = GeneralizeBuildVmOperator(task_id="generalize_build_vm", plan=plan,
+                                                    arm_conn_id=cfg.arm_conn_id, **waits)
+            build_vm >> generalized >> snapshots
+            build_teardown = DeleteBuildVmOperator(task_id="delete_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id,
+                                                   **waits)
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
                                             operations=XComArg(snapshots, key="operations"),
                                             created_at=XComArg(snapshots, key="created_at"),
@@ -170,6 +198,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                                    snapshots=snapshots.output, image_id=image.output,
                                                    arm_conn_id=cfg.arm_conn_id, **waits)
         wait_snapshots >> image
+        if build_teardown is not None:
+            wait_snapshots >> build_teardown
+            build_teardown.as_teardown(setups=preflight, on_failure_fail_dagrun=True)
         version >> cleanup
         # publish_image_version returns once the pools' regions are replicated; the source (managed image or
         # snapshots) stays until promote_image_version saw every region Completed.
@@ -181,7 +212,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # teardown without setups: it runs whatever failed, and (like discard_canaries) its own state does not
         # decide the run's.
         summary = RunSummaryOperator(task_id="run_summary", plan_task_id=preflight.task_id, arm_conn_id=cfg.arm_conn_id)
-        [cleanup, discard, sweep] >> summary
+        [cleanup, discard, sweep, *([build_teardown] if build_teardown is not None else [])] >> summary
         summary.as_teardown()
     return dag
 

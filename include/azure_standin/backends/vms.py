@@ -1,17 +1,27 @@
-"""Microsoft.Compute virtual machines and their extensions, read-only: the seed creates them as a marketplace
-deployment leaves them (with their managed disks); the control API sets a VM's power state.
+"""Microsoft.Compute virtual machines and their extensions: the seed creates the prepared VMs as a marketplace
+deployment leaves them (with their managed disks); the control API sets a VM's power state. Build VMs (a PUT from a
+marketplace image with custom data, VM-managed NICs, deallocate, generalize, delete with deleteOption) are below.
 
 Documents: vm, vm_extension (keys: the lower-cased ARM ids). `_sim` of a VM: power_state, hyper_v_generation,
 os_name/os_version (instance view), base_image and purchase_plan (the lineage root, see backends/disks.py).
 """
 from __future__ import annotations
 
+import base64 as _base64
+import binascii as _binascii
 import re
 import uuid
 from typing import Any
 
-from ..core.errors import ResourceNotFound
-from .arm_common import T_VM, T_VM_EXTENSION, arm_id, canonical_region, get_in_rg, list_in, new_uuid
+from ..core import timings as _timings
+from ..core.errors import (
+    ArmError, ImageNotFound, InvalidParameter, OperationNotAllowed, RequiredParameterMissing, ResourceNotFound,
+)
+from . import marketplace as _marketplace
+from .arm_common import (
+    T_VM, T_VM_EXTENSION, advance_provisioning, arm_id, canonical_region, check_location, get_in_rg, list_in,
+    lro_fault, new_uuid, require_rg, start_lro,
+)
 from .disks import platform_image_id, put_disk_doc
 
 POWER_STATES = {
@@ -197,6 +207,17 @@ def _instance_view(ctx, vm: dict) -> dict:
         "statuses": [ok, {"code": f"PowerState/{power}", "level": "Info",
                           "displayStatus": POWER_STATES.get(power, f"VM {power}")}],
     }
+    state = vm["properties"].get("provisioningState", "Succeeded")
+    if state != "Succeeded":
+        view["statuses"][0] = {"code": f"ProvisioningState/{state.lower()}", "level": "Info",
+                               "displayStatus": f"Provisioning {state.lower()}"}
+    if sim.get("generalized"):
+        view["statuses"].insert(1, {"code": "OSState/generalized", "level": "Info",
+                                    "displayStatus": "VM generalized"})
+    if sim.get("guest") and power == "running" and state == "Succeeded":
+        # cloud-init still runs the custom data: the agent reports Ready, the last serial line says where it is
+        tail = serial_log(ctx, vm).strip().rsplit("\n", 1)[-1]
+        view["vmAgent"]["statuses"][0]["message"] = f"Guest Agent is running; serial console: {tail}"
     if exts:
         view["extensions"] = [{
             "name": e["name"], "type": f"{e['properties']['publisher']}.{e['properties']['type']}",
@@ -236,3 +257,285 @@ def set_power_state(ctx, resource_id: str, state: str) -> dict:
     vm["_sim"]["power_state"] = state
     ctx.store.put("vm", vm["id"], vm)
     return vm
+
+
+# ---------------------------------------------------------------------------------------------------
+# build VMs: VirtualMachines_CreateOrUpdate from a marketplace image, deallocate, generalize, delete
+# ---------------------------------------------------------------------------------------------------
+# What a build VM needs (azure-mgmt-compute models; Compute spec virtualMachine.json):
+# - storageProfile.imageReference {publisher, offer, sku, version}: an exact version or "latest" (resolved to the
+#   newest; the VM reports it in imageReference.exactVersion). An unknown image: 404 ImageNotFound (errors.py).
+# - osProfile.customData: base64, at most 87,380 characters (the base64 of Azure's 64 KB limit): CRP answers 400
+#   InvalidParameter "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380
+#   characters." (wording as public reports quote it, e.g. Azure/azure-cli issues; not re-checked here).
+# - A Linux osProfile needs an SSH key or a password (400 InvalidParameter, CRP's wording as public reports quote it).
+# - A marketplace image sold with a plan needs `plan` in the request (400 VMMarketplaceInvalidInput; code from public
+#   reports, wording a paraphrase).
+# - networkProfile.networkInterfaceConfigurations (VM-managed NICs, networkApiVersion 2020-11-01 or later) makes one
+#   NIC per configuration, named as the configuration; deleteOption Delete on a NIC / disk removes it with the VM,
+#   Detach (the default) keeps it (DeleteOptions / DiskDeleteOptionTypes in the SDK models). Subnets (Network RP)
+#   are not modelled: any subnet id of the subscription is accepted.
+# - The guest: a custom-data script whose last command powers the VM off (poweroff / shutdown -h / systemctl
+#   poweroff) stops it after timings.GUEST_BUILD; the instance view then reads PowerState/stopped, as Azure's does for
+#   a guest-initiated shutdown (the VM stays allocated and billed). A script without one, or the fault
+#   build_vm_never_stops, keeps it running. The serial console log (retrieveBootDiagnosticsData) shows the script.
+# - deallocate: 202 + Azure-AsyncOperation, PowerState/deallocating then deallocated. generalize: 200, only when the
+#   VM is stopped or deallocated, else 409 OperationNotAllowed (code as Azure's; wording a guess); the instance view
+#   then has OSState/generalized.
+
+T_NIC = "Microsoft.Network/networkInterfaces"
+MAX_CUSTOM_DATA = 87380
+_POWEROFF = re.compile(r"^\s*(sudo\s+)?(poweroff|shutdown\s+(-h|-P|--poweroff)|systemctl\s+poweroff|halt\s+-p)\b", re.M)
+
+
+def _delete_option(entry: dict) -> str:
+    return ((entry.get("properties") or entry).get("deleteOption") or "Detach")
+
+
+def _custom_script(custom_data: str | None) -> str | None:
+    if custom_data is None:
+        return None
+    message = ("Custom data in OSProfile must be in Base64 encoding and with a maximum length of "
+               f"{MAX_CUSTOM_DATA} characters.")
+    if not isinstance(custom_data, str) or len(custom_data) > MAX_CUSTOM_DATA:
+        raise InvalidParameter(message)
+    try:
+        return _base64.b64decode(custom_data, validate=True).decode("utf-8", "replace")
+    except (_binascii.Error, ValueError):
+        raise InvalidParameter(message) from None
+
+
+def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict, bool]:
+    """VirtualMachines_CreateOrUpdate of a VM from a marketplace image: (body, created). An existing VM answers 200
+    with its tags updated (changing its image or disks is not modelled)."""
+    require_rg(ctx, sub, rg)
+    req = req or {}
+    vid = vm_id(sub, rg, name)
+    existing = ctx.store.get("vm", vid)
+    if existing is not None:
+        if "tags" in req:
+            existing["tags"] = req.get("tags") or {}
+            ctx.store.put("vm", vid, existing)
+        return existing, False
+    loc = check_location(req.get("location"), T_VM)
+    props = req.get("properties") or {}
+    vm_size = (props.get("hardwareProfile") or {}).get("vmSize")
+    if not vm_size:
+        raise RequiredParameterMissing("hardwareProfile.vmSize")
+    storage = props.get("storageProfile") or {}
+    ref = storage.get("imageReference") or {}
+    if not all(ref.get(k) for k in ("publisher", "offer", "sku", "version")):
+        raise RequiredParameterMissing("storageProfile.imageReference")
+    try:
+        image = _marketplace.resolve(ctx, loc, ref["publisher"], ref["offer"], ref["sku"], ref["version"])
+    except ArmError:
+        raise ImageNotFound(f"The platform image '{ref['publisher']}:{ref['offer']}:{ref['sku']}:{ref['version']}' "
+                            "is not available. Verify that all fields in the storage profile are correct.") from None
+    iprops = image["properties"]
+    plan = iprops.get("plan")
+    if plan and not req.get("plan"):
+        raise ArmError(400, "VMMarketplaceInvalidInput", "Creating a virtual machine from Marketplace image or a "
+                       "custom image sourced from a Marketplace image requires Plan information in the request.")
+    os_profile = dict(props.get("osProfile") or {})
+    if not os_profile.get("adminUsername"):
+        raise RequiredParameterMissing("osProfile.adminUsername")
+    linux = os_profile.get("linuxConfiguration") or {}
+    if not os_profile.get("adminPassword") and not ((linux.get("ssh") or {}).get("publicKeys")):
+        raise InvalidParameter("Authentication using either SSH or by user name and password must be enabled in "
+                               "Linux profile.")
+    script = _custom_script(os_profile.get("customData"))
+    network = props.get("networkProfile") or {}
+    configs = network.get("networkInterfaceConfigurations") or []
+    if not configs and not network.get("networkInterfaces"):
+        raise RequiredParameterMissing("networkProfile")
+    if configs and not network.get("networkApiVersion"):
+        raise InvalidParameter("networkProfile.networkApiVersion is required when networkInterfaceConfigurations "
+                               "are given (guess at the wording).")
+    exact = image["name"]
+    os_type = iprops["osDiskImage"]["operatingSystem"]
+    gen = iprops.get("hyperVGeneration", "V1")
+    img_id = platform_image_id(sub, loc, image["publisher"], image["offer"], image["sku"], exact)
+    req_os = storage.get("osDisk") or {}
+    os_name = req_os.get("name") or f"{name}_OsDisk_1_{uuid.uuid4().hex}"
+    os_size = max(int(req_os.get("diskSizeGB") or 0), int(iprops["osDiskImage"].get("sizeInGb") or 30))
+    sku = ((req_os.get("managedDisk") or {}).get("storageAccountType")) or "Premium_LRS"
+    d = put_disk_doc(ctx, sub, rg, os_name, location=loc, size_gb=os_size, os_type=os_type, hyper_v_generation=gen,
+                     image_reference_id=img_id, purchase_plan=plan, managed_by=vid, sku=sku)
+    os_disk = {"osType": os_type, "name": os_name, "createOption": "FromImage",
+               "caching": req_os.get("caching") or "ReadWrite", "deleteOption": req_os.get("deleteOption") or "Detach",
+               "diskSizeGB": os_size, "managedDisk": {"storageAccountType": sku, "id": d["id"]}}
+    data_disks = []
+    for dd in storage.get("dataDisks") or []:
+        if str(dd.get("createOption", "")).lower() != "empty" or not dd.get("diskSizeGB"):
+            raise InvalidParameter("Only empty data disks with diskSizeGB are modelled for a new VM (guess).")
+        dd_name = dd.get("name") or f"{name}_disk{int(dd['lun']) + 2}_{uuid.uuid4().hex}"
+        dsku = ((dd.get("managedDisk") or {}).get("storageAccountType")) or "Premium_LRS"
+        disk = put_disk_doc(ctx, sub, rg, dd_name, location=loc, size_gb=int(dd["diskSizeGB"]), managed_by=vid, sku=dsku)
+        data_disks.append({"lun": int(dd["lun"]), "name": dd_name, "createOption": "Empty",
+                           "caching": dd.get("caching") or "None", "deleteOption": dd.get("deleteOption") or "Detach",
+                           "diskSizeGB": int(dd["diskSizeGB"]), "toBeDetached": False,
+                           "managedDisk": {"storageAccountType": dsku, "id": disk["id"]}})
+    nics = []
+    for cfg in configs:
+        nic_id = arm_id(sub, rg, T_NIC, cfg["name"])
+        cprops = cfg.get("properties") or {}
+        ctx.store.put("network_interface", nic_id, {
+            "id": nic_id, "name": cfg["name"], "type": T_NIC, "location": loc, "tags": {},
+            "properties": {"provisioningState": "Succeeded", "primary": bool(cprops.get("primary", True)),
+                           "virtualMachine": {"id": vid},
+                           "ipConfigurations": [{"name": ip.get("name"), "properties": {
+                               "privateIPAllocationMethod": "Dynamic", "privateIPAddress": "10.0.0.4",
+                               "subnet": (ip.get("properties") or {}).get("subnet")}}
+                               for ip in cprops.get("ipConfigurations") or []]}})
+        nics.append({"id": nic_id, "properties": {"primary": bool(cprops.get("primary", True)),
+                                                  "deleteOption": cprops.get("deleteOption") or "Detach"}})
+    os_profile.pop("customData", None)  # Azure never returns customData
+    os_profile.pop("adminPassword", None)
+    os_profile.setdefault("computerName", name[:64])
+    never_stops = ctx.faults.take("build_vm_never_stops", name=name)
+    body: dict[str, Any] = {
+        "id": vid, "name": name, "type": T_VM, "location": loc, "tags": req.get("tags") or {},
+        "properties": {
+            "vmId": new_uuid(),
+            "hardwareProfile": {"vmSize": vm_size},
+            "storageProfile": {"imageReference": {**{k: ref[k] for k in ("publisher", "offer", "sku", "version")},
+                                                  "exactVersion": exact},
+                               "osDisk": os_disk, "dataDisks": data_disks, "diskControllerType": "SCSI"},
+            "osProfile": os_profile,
+            "networkProfile": {**({"networkApiVersion": network["networkApiVersion"]} if configs else {}),
+                               "networkInterfaceConfigurations": configs,
+                               "networkInterfaces": nics or network.get("networkInterfaces")},
+            "diagnosticsProfile": props.get("diagnosticsProfile") or {"bootDiagnostics": {"enabled": False}},
+            "timeCreated": ctx.clock.iso(ctx.clock.now()),
+        },
+        "_sim": {
+            "power_state": "starting", "hyper_v_generation": gen, "os_name": "ubuntu", "os_version": "22.04",
+            "base_image": {"publisher": image["publisher"], "offer": image["offer"], "sku": image["sku"],
+                           "version": exact},
+            "purchase_plan": dict(plan) if plan else None,
+            "guest": {"script": script or "", "powers_off": bool(script and _POWEROFF.search(script)),
+                      "never_stops": bool(never_stops),
+                      "hang": (never_stops or {}).get("message") or "apt-get update: Waiting for cache lock: Could not "
+                      "get lock /var/lib/dpkg/lock-frontend. It is held by process 1234 (unattended-upgr)",
+                      "build_seconds": float((never_stops or {}).get("build_seconds") or _timings.GUEST_BUILD)},
+        },
+    }
+    if req.get("plan"):
+        body["plan"] = dict(req["plan"])
+    start_lro(ctx, body, "Creating", _timings.VM_CREATE, lro_fault(ctx, "virtualMachines", name))
+    ctx.store.put("vm", vid, body)
+    return body, True
+
+
+def _advance_vm(ctx, vm: dict) -> dict:
+    """Provisioning, then the guest: booted when Succeeded; a script that powers off stops it after its build time."""
+    was = (vm.get("properties") or {}).get("provisioningState")
+    advance_provisioning(ctx, vm)
+    sim = vm.get("_sim") or {}
+    guest = sim.get("guest")
+    if not guest or vm["properties"].get("provisioningState") != "Succeeded":
+        return vm
+    lro = sim.get("lro") or {}
+    booted_at = lro.get("done_at", 0.0)
+    if was == "Creating" or sim.get("power_state") == "starting":
+        sim["power_state"] = "running"
+    if sim.get("power_state") == "running" and guest.get("powers_off") and not guest.get("never_stops") \
+            and ctx.clock.now() >= booted_at + guest["build_seconds"]:
+        sim["power_state"] = "stopped"
+        guest["stopped_at"] = booted_at + guest["build_seconds"]
+    power_op = sim.get("power_op")
+    if power_op and ctx.clock.now() >= power_op["done_at"]:
+        sim["power_state"] = power_op["state"]
+        sim.pop("power_op")
+    return vm
+
+
+def serial_log(ctx, vm: dict) -> str:
+    """The serial console as the guest has written it so far: cloud-init running the custom-data script."""
+    sim = vm.get("_sim") or {}
+    guest = sim.get("guest") or {}
+    booted = ((sim.get("lro") or {}).get("done_at")) or 0.0
+    now = ctx.clock.now()
+    if vm["properties"].get("provisioningState") != "Succeeded":
+        return ""
+    t = ctx.clock.iso
+    lines = [f"[    0.000000] Linux version 5.15.0-1074-azure (buildd@lcy02-amd64) {t(booted)}",
+             f"cloud-init[812]: Cloud-init v. 24.3.1 running 'modules:final' at {t(booted + 20)}."]
+    echoes = re.findall(r"^\s*echo\s+[\"']?(.*?)[\"']?\s*$", guest.get("script") or "", re.M)
+    for line in echoes:
+        lines.append(f"cloud-init[812]: {line}")
+    if guest.get("never_stops"):
+        lines.append(f"cloud-init[812]: {guest.get('hang')}")
+    elif guest.get("stopped_at") and now >= guest["stopped_at"]:
+        lines.append(f"cloud-init[812]: Cloud-init v. 24.3.1 finished at {t(guest['stopped_at'])}. Up "
+                     f"{guest['build_seconds']:.2f} seconds")
+        lines.append("[  OK  ] Reached target System Power Off.")
+        lines.append("reboot: Power down")
+    elif not guest.get("powers_off"):
+        lines.append("cloud-init[812]: Cloud-init v. 24.3.1 finished. The script did not power the VM off.")
+    return "\n".join(lines) + "\n"
+
+
+def begin_deallocate(ctx, sub: str, rg: str, name: str) -> dict:
+    """POST deallocate: PowerState/deallocating, deallocated after timings.VM_DEALLOCATE."""
+    vm = _require_vm(ctx, sub, rg, name)
+    if vm["_sim"].get("power_state") != "deallocated":
+        vm["_sim"]["power_state"] = "deallocating"
+        vm["_sim"]["power_op"] = {"state": "deallocated", "done_at": ctx.clock.now() + _timings.VM_DEALLOCATE}
+        ctx.store.put("vm", vm["id"], vm)
+    return vm
+
+
+def generalize(ctx, sub: str, rg: str, name: str) -> None:
+    """POST generalize: only a stopped or deallocated VM (409 OperationNotAllowed otherwise; wording a guess)."""
+    vm = _require_vm(ctx, sub, rg, name)
+    power = vm["_sim"].get("power_state")
+    if power not in ("stopped", "deallocated"):
+        raise OperationNotAllowed(f"Operation 'generalize' is not allowed on VM '{name}' since the VM is {power}. "
+                                  "Stop or deallocate the VM first.")
+    vm["_sim"]["generalized"] = True
+    ctx.store.put("vm", vm["id"], vm)
+
+
+def prepare_delete_vm(ctx, sub: str, rg: str, name: str) -> tuple[str, str] | None:
+    """(store key, location) of the VM to delete; its disks and NICs with deleteOption Delete go with it (same
+    duration), those with Detach are detached (managedBy cleared)."""
+    require_rg(ctx, sub, rg)
+    vm = ctx.store.get("vm", vm_id(sub, rg, name))
+    if vm is None:
+        return None
+    at = ctx.clock.now() + _timings.DELETE
+    sp = vm["properties"]["storageProfile"]
+    for entry in [sp["osDisk"], *sp.get("dataDisks", [])]:
+        disk_key = (entry.get("managedDisk") or {}).get("id")
+        disk = ctx.store.get("disk", disk_key) if disk_key else None
+        if disk is None:
+            continue
+        if _delete_option(entry) == "Delete":
+            disk.setdefault("_sim", {})["delete_at"] = at
+        else:
+            disk.pop("managedBy", None)
+            disk["properties"]["diskState"] = "Unattached"
+        ctx.store.put("disk", disk["id"], disk)
+    for nic_ref in vm["properties"]["networkProfile"].get("networkInterfaces") or []:
+        nic = ctx.store.get("network_interface", nic_ref["id"])
+        if nic is None:
+            continue
+        if _delete_option(nic_ref) == "Delete":
+            nic.setdefault("_sim", {})["delete_at"] = at
+        else:
+            nic["properties"].pop("virtualMachine", None)
+        ctx.store.put("network_interface", nic["id"], nic)
+    return vm["id"], vm["location"]
+
+
+def get_nic(ctx, sub: str, rg: str, name: str) -> dict:
+    return get_in_rg(ctx, "network_interface", T_NIC, sub, rg, name)
+
+
+def list_nics(ctx, sub: str, rg: str | None = None) -> list[dict]:
+    return list_in(ctx, "network_interface", T_NIC, sub, rg)
+
+
+def register(ctx) -> None:
+    ctx.store.register_advancer("vm", _advance_vm)

@@ -7,6 +7,7 @@ import uuid
 KINDS = {"http", "lro_failed", "replication_failed", "resize_error", "start_task_failed", "node_unusable"}
 KINDS |= {"node_preempted"}  # Spot/low-priority preemption (backends/batch_nodes.py)
 KINDS |= {"state_spelling", "not_found_after_create"}  # ARM GETs (responses/arm.py)
+KINDS |= {"build_vm_never_stops"}  # a build VM's custom-data script hangs: the guest never powers off (vms.py)
 KINDS |= {"task_failed"}  # a Batch task run on a matching node exits non-zero (backends/batch_jobs.py)
 
 

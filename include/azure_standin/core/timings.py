@@ -14,6 +14,11 @@ SMALL_CREATE = 20.0             # resource groups, galleries, image definitions
 DELETE = 30.0
 
 
+VM_CREATE = 90.0               # a VM PUT until provisioningState Succeeded (disks and NIC made, guest booting)
+GUEST_BUILD = 480.0            # a build VM's custom-data script (apt update + installs) until it powers off
+VM_DEALLOCATE = 60.0           # POST deallocate until PowerState/deallocated
+
+
 def snapshot_copy(size_gb: float) -> float:
     return 90.0 + 1.5 * float(size_gb)
 

@@ -197,6 +197,29 @@ def vm_instance_view(ctx, req):
     return json_response(vms.vm_instance_view(ctx, sub, rg, _p(req, "vm")))
 
 
+def vm_deallocate(ctx, req):
+    sub, rg = _sub_rg(req)
+    vm = vms.begin_deallocate(ctx, sub, rg, _p(req, "vm"))
+    return _int_retry_after(arm_lro.begin_action(ctx, req, "vm", vm["id"], location=vm["location"], want="deallocated"))
+
+
+def vm_generalize(ctx, req):
+    vms.generalize(ctx, *_sub_rg(req), _p(req, "vm"))
+    return Response(status_code=200)
+
+
+def vm_boot_diagnostics(ctx, req):
+    """retrieveBootDiagnosticsData: SAS URIs of the screenshot and the serial console log (served below)."""
+    sub, rg = _sub_rg(req)
+    vm = vms.get_vm(ctx, sub, rg, _p(req, "vm"))
+    minutes = int(req.q("sasUriExpirationTimeInMinutes") or 120)
+    expiry = ctx.clock.iso(ctx.clock.now() + 60 * minutes)
+    base = f"{ctx.config.base_url}/_bootdiag/{sub}/{rg}/{vm['name']}"
+    sas = f"?sv=2022-11-02&se={expiry}&sr=b&sp=r&sig=standin"
+    return json_response({"consoleScreenshotBlobUri": f"{base}/screenshot.bmp{sas}",
+                          "serialConsoleLogBlobUri": f"{base}/serialconsole.log{sas}"})
+
+
 def batch_keys(ctx, req):
     sub, rg = _sub_rg(req)
     return json_response(batch_accounts.batch_account_keys(ctx, sub, rg, _p(req, "account_name")))
@@ -264,7 +287,10 @@ _COMPUTE = "/providers/Microsoft.Compute"
 
 ARM_TYPES: list[ArmType] = [
     ArmType("VirtualMachines", _COMPUTE + "/virtualMachines/{vm}", "vm", vms.get_vm, vms.list_vms,
-            list_op="List", list_all_op="ListAll", expand=True),
+            list_op="List", list_all_op="ListAll", expand=True, put=vms.create_vm, delete=vms.prepare_delete_vm),
+    # NICs only as far as a VM needs them: made by its networkInterfaceConfigurations, deleted with it (vms.py).
+    ArmType("NetworkInterfaces", "/providers/Microsoft.Network/networkInterfaces/{name}", "network_interface",
+            vms.get_nic, vms.list_nics, list_op="List", list_all_op="ListAll"),
     ArmType("VirtualMachineExtensions", _COMPUTE + "/virtualMachines/{vm}/extensions/{ext}", "vm_extension",
             vms.get_vm_extension, vms.list_vm_extensions, list_op="List"),
     ArmType("Disks", _COMPUTE + "/disks/{name}", "disk", disks.get_disk, disks.list_disks, list_all_op="List",
@@ -358,6 +384,10 @@ ROUTES: list[Route] = [_ci(r) for r in [
     *(route for t in ARM_TYPES for route in _routes(t)),
     op_route(_VMIMAGE, {"GET": ("VirtualMachineImages_List", vmimage_list)}),
     op_route(_VMIMAGE + "/{version}", {"GET": ("VirtualMachineImages_Get", vmimage_get)}),
+    op_route(R + _COMPUTE + "/virtualMachines/{vm}/deallocate", {"POST": ("VirtualMachines_Deallocate", vm_deallocate)}),
+    op_route(R + _COMPUTE + "/virtualMachines/{vm}/generalize", {"POST": ("VirtualMachines_Generalize", vm_generalize)}),
+    op_route(R + _COMPUTE + "/virtualMachines/{vm}/retrieveBootDiagnosticsData",
+             {"POST": ("VirtualMachines_RetrieveBootDiagnosticsData", vm_boot_diagnostics)}),
     op_route(R + _COMPUTE + "/virtualMachines/{vm}/instanceView",
              {"GET": ("VirtualMachines_InstanceView", vm_instance_view)}),
     op_route(R + "/providers/Microsoft.Batch/batchAccounts/{account_name}/listKeys",
@@ -410,7 +440,22 @@ async def _control_marketplace_version(request: Request):
     return JSONResponse({k: v for k, v in doc.items() if k != "_sim"}, status_code=201)
 
 
+async def _boot_diagnostics_blob(request: Request):
+    """The serial console log blob retrieveBootDiagnosticsData points at (a SAS URL: no bearer token, as in
+    Azure Storage)."""
+    ctx = request.app.state.ctx
+    p = request.path_params
+    with ctx.lock:
+        vm = ctx.store.get("vm", vms.vm_id(p["subscription_id"], p["resource_group"], p["vm"]))
+        text = vms.serial_log(ctx, vm) if vm is not None else None
+    if text is None:
+        return JSONResponse({"error": "BlobNotFound"}, status_code=404)
+    return Response(text, media_type="text/plain")
+
+
 CONTROL_ROUTES: list[Route] = [
+    Route("/_bootdiag/{subscription_id}/{resource_group}/{vm}/serialconsole.log", _boot_diagnostics_blob,
+          methods=["GET"]),
     Route("/_control/marketplace/versions", _control_marketplace_version, methods=["POST"]),
     Route("/_control/arm/providers", _control_provider, methods=["PUT"]),
     Route("/_control/arm/vm_power", _control_vm_power, methods=["PUT"]),

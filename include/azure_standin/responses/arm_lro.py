@@ -65,6 +65,20 @@ def begin_delete(ctx, req: ApiRequest, kind: str, key: str, *, location: str, du
     })
 
 
+def begin_action(ctx, req: ApiRequest, kind: str, key: str, *, location: str, want: str):
+    """Answer a POST action (VM deallocate) that runs until the resource's power state is `want`: 202 with
+    Azure-AsyncOperation and Location, as the SDK's begin_deallocate polls them."""
+    op_id = _new_operation(ctx, kind, key, "power", location)
+    op = ctx.store.get("operation", op_id)
+    op["want"] = want
+    ctx.store.put("operation", op_id, op)
+    async_url, result_url = _op_urls(ctx, req, location, op_id)
+    return json_response(None, 202, {
+        "Azure-AsyncOperation": async_url, "Location": result_url,
+        "Retry-After": ctx.clock.retry_after(timings.ARM_RETRY_AFTER),
+    })
+
+
 def operation_status(ctx, op_id: str) -> dict:
     op = ctx.store.get("operation", op_id)
     if op is None:
@@ -73,6 +87,11 @@ def operation_status(ctx, op_id: str) -> dict:
     out = {"name": op_id, "startTime": ctx.clock.iso(op["start"])}
     if op["type"] == "delete":
         out["status"] = "Succeeded" if target is None else "InProgress"
+    elif op["type"] == "power":  # a VM action (deallocate): done when the VM reaches the wanted power state
+        out["status"] = "Failed" if target is None else (
+            "Succeeded" if (target.get("_sim") or {}).get("power_state") == op["want"] else "InProgress")
+        if target is None:
+            out["error"] = {"code": "ResourceNotFound", "message": "The VM was deleted during the operation."}
     elif target is None:
         out["status"] = "Failed"
         out["error"] = {"code": "ResourceNotFound", "message": "The resource was deleted while it was being created."}

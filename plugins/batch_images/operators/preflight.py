@@ -20,7 +20,12 @@ Checks:
   config leaves it out); each Batch connection uses Entra ID, not a Shared Key, and points at that
   account;
 * version name (from the run's logical date and ``rebuild``), pool ids (prefix + version <= 64
-  characters) and replica counts, through :mod:`batch_images.rules`.
+  characters) and replica counts, through :mod:`batch_images.rules`;
+* for a ``base_image`` pipeline, instead of the source VM: the exact base version (the trigger form's
+  ``base_image_version``, else a triggering Asset event's extra ``version``, else ``base_image.version``; ``latest``
+  resolved to the newest), that it exists, is first-party and has no purchase plan, and the custom-data file
+  (exists, at most 64 KB); the build VM is planned (``plan.build``) with the disk ids it will have;
+* for both kinds, the node agent's ``batchSupportEndOfLife``: a warning under 90 days, refused once passed.
 
 This module does the reads (ARM and Batch GETs) and the orchestration only: the checks are
 :mod:`batch_images.rules.preflight` (facts + config -> problems), the plan is
@@ -120,7 +125,11 @@ class PreflightOperator(BaseOperator):
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,
                       logical, version)
 
-        source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
+        build = None
+        if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
+            source, build = self._base_image_source(arm, cfg, version, context, found)
+        else:
+            source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
         agent = None
         if source is not None and source.base_ok:  # else already reported: not a first-party marketplace image
             agent = self._node_agent(cfg, source, found)
@@ -141,7 +150,8 @@ class PreflightOperator(BaseOperator):
         pool_ids = checks.check_pool_ids(cfg, version, found)
         self._log_notes(found)
 
-        if found or source is None or version is None or replica_plan is None or agent is None or security is None:
+        if found or source is None or version is None or replica_plan is None or agent is None or security is None \
+                or (cfg.base_image is not None and build is None):
             self._fail(cfg, found)
         assert version is not None and source is not None and replica_plan is not None and agent is not None
         notes: list[tuple[str, str]] = []
@@ -150,7 +160,7 @@ class PreflightOperator(BaseOperator):
             arm_conn_id=arm_conn_id, source=source.to_source(), location=source.location or cfg.gallery.location,
             agent=agent, account_regions=account_regions, replica_plan=replica_plan,
             pool_ids=pool_ids, security=security, today=datetime.now(timezone.utc).date(), duration=iso_duration,
-            notes=notes)
+            notes=notes, build=build)
         self._log_notes(notes)
         out = plan.to_dict()
         context["ti"].xcom_push(key="pools", value=out["pools"])
@@ -217,8 +227,54 @@ class PreflightOperator(BaseOperator):
         except AirflowNotFoundException:
             found.add("pools[0].batch_conn_id", conn_id, checks.NO_BATCH_CONN, checks.NO_BATCH_CONN_FIX)
             return None
-        return checks.check_supported_image(source, images, conn_id, self.node_agent_sku_id or cfg.node_agent_sku_id,
-                                            found)
+        override = self.node_agent_sku_id or cfg.node_agent_sku_id
+        agent = checks.check_supported_image(source, images, conn_id, override, found)
+        if agent is not None:  # Batch's retirement date of that agent: warn under 90 days, refuse once passed
+            checks.check_node_agent_end_of_life(
+                agent, images, datetime.now(timezone.utc).date(), "node_agent_sku_id" if override else source.field,
+                override or source.config_value, found)
+        return agent
+
+    def _base_image_source(self, arm, cfg: PipelineConfig, version: str | None, context: Context,
+                           found: checks.Findings) -> tuple[checks.SourceFacts | None, Any]:
+        """The exact base version (trigger form's base_image_version > the triggering Asset event's extra
+        ``version`` > base_image.version; ``latest`` resolved with ``$orderby=name desc&$top=1``), the base checked,
+        the custom-data file read; ``(the build VM as the source, the plan's build)``."""
+        from batch_images.hooks.credentials import PROJECT_ROOT
+        from batch_images.rules import naming
+
+        b, location, sub = cfg.base_image, cfg.base_location, cfg.gallery.subscription_id
+        params = context.get("params") or {}
+        param = checks.check_base_version_param(params.get("base_image_version"), found)
+        uri = naming.base_image_asset_uri(location, b.publisher, b.offer, b.sku)
+        events = checks.event_base_versions(context.get("triggering_asset_events"), uri)
+        wanted, why, detail = checks.choose_base_version(param, events, b.version)
+        field = "params.base_image_version" if why == "param" else "base_image"
+        exact = wanted
+        if wanted == "latest":
+            try:
+                newest = arm.list_base_image_versions(location, b.publisher, b.offer, b.sku, top=1, subscription_id=sub)
+            except Exception as err:  # noqa: BLE001 - 404 NotFound: the image does not exist (reported below)
+                if getattr(err, "status_code", None) != 404:
+                    raise
+                newest = []
+            exact = newest[0] if newest else None
+            detail = f"latest resolved to {exact}" if exact else detail
+        image = arm.find_base_image_version(location, b.publisher, b.offer, b.sku, exact, subscription_id=sub) \
+            if exact else None
+        facts = checks.BaseImageFacts(field=field, requested=wanted, source=why, detail=detail,
+                                      version=exact if image is not None else None, image=image)
+        self.log.info("Base image version: %s (%s)", exact, detail)
+        source = checks.check_base_image(cfg, version, facts, found)
+        path = PROJECT_ROOT / cfg.build.custom_data_file
+        try:
+            data = path.read_bytes() if path.is_file() else None
+        except OSError:
+            data = None
+        custom = checks.check_custom_data(cfg.build.custom_data_file, data, found)
+        if source is None or custom is None or not source.usable:
+            return source, None
+        return source, checks.build_vm_plan(cfg, source, facts, custom)
 
     @staticmethod
     def _batch_registration(arm, cfg: PipelineConfig) -> str | None:

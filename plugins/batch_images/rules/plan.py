@@ -77,6 +77,35 @@ class Source(_Model):
     security_type: str | None = None
 
 
+class BuildVm(_Model):
+    """A base_image pipeline's build VM, decided by preflight (README, "Building from a marketplace base image").
+
+    ``base`` is the exact marketplace version it starts from; ``base_version_source`` why that version
+    (``param`` base_image_version, ``asset event``, ``config``, or ``latest`` resolved at run time) and
+    ``base_version_detail`` the words for the summary. ``custom_data_sha256`` / ``custom_data_bytes`` pin the script
+    preflight checked (prepare_build_vm refuses a file that changed since). ``timeout_seconds``: how long the guest
+    may take to power off.
+    """
+
+    vm_id: str
+    vm_name: str
+    subscription_id: str
+    resource_group: str
+    location: str
+    vm_size: str
+    subnet_id: str
+    os_disk_name: str
+    nic_name: str
+    data_disks: list[DataDisk] = []
+    base: BaseImage
+    base_version_source: Literal["param", "asset event", "config", "latest"]
+    base_version_detail: str = ""
+    custom_data_file: str
+    custom_data_sha256: str
+    custom_data_bytes: int
+    timeout_seconds: float
+
+
 class Gallery(_Model):
     subscription_id: str
     resource_group: str
@@ -207,6 +236,7 @@ class Plan(_Model):
     timeouts: dict[str, float] = {}
     image_path: Literal["managed_image", "snapshots"] = "managed_image"
     security: SecurityDecision | None = None
+    build: BuildVm | None = None
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "plan") -> Plan:
@@ -230,7 +260,14 @@ class Plan(_Model):
 
     def run_tags(self) -> dict[str, str]:
         """Tags of the resources a run creates: the plan's extra tags + managed-by, dag_id, run_id, image-version."""
-        return {**self.tags, **naming.resource_tags(self.dag_id, self.run_id, self.version)}
+        return {**self.tags, **self.lineage_tags(), **naming.resource_tags(self.dag_id, self.run_id, self.version)}
+
+    def lineage_tags(self) -> dict[str, str]:
+        """The exact marketplace base of a base_image pipeline's run (empty for a prepared VM's)."""
+        if self.build is None:
+            return {}
+        b = self.build.base
+        return naming.lineage_tags(b.publisher or "", b.offer or "", b.sku or "", b.version or "")
 
     def shared_tags(self) -> dict[str, str]:
         """Tags of long-lived shared resources (gallery, definition): no run or version."""
@@ -248,7 +285,7 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                arm_conn_id: str, source: Source, location: str, agent: str, account_regions: Mapping[str, str],
                replica_plan: Mapping[str, sizing.ReplicaSizing], pool_ids: Sequence[str],
                security: Mapping[str, Any] | None, today: date, duration: Callable[[timedelta], str],
-               notes: list[tuple[str, str]] | None = None) -> Plan:
+               notes: list[tuple[str, str]] | None = None, build: BuildVm | None = None) -> Plan:
     """The plan of a run whose checks passed.
 
     :param cfg: the ``PipelineConfig``; ``publish_cfg`` the same with the Batch accounts' regions that the config
@@ -260,6 +297,7 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
     :param today: UTC date the run builds (the end-of-life date counts from the later of it and the logical date).
     :param duration: timedelta -> ISO 8601 duration text (the pools' ``resize_timeout`` wire format).
     :param notes: when given, ``("info" | "warning", text)`` lines worth logging are appended.
+    :param build: the build VM of a base_image pipeline (``source`` is then that VM as it will be).
     """
     notes = notes if notes is not None else []
     g, d = cfg.gallery, cfg.image_definition
@@ -327,7 +365,9 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
         keep_versions=cfg.keep_versions, node_agent_sku_id=agent, pools=pools, tags=tags,
         timeouts={"snapshot": sizing.timeout_for_snapshot(size_gb).total_seconds(),
                   "image": sizing.timeout_for_image(size_gb).total_seconds(),
-                  "replication": replication.total_seconds(), "allocation": allocation.total_seconds()},
+                  "replication": replication.total_seconds(), "allocation": allocation.total_seconds(),
+                  **({"build": build.timeout_seconds} if build is not None else {})},
         image_path=(security or {}).get("image_path") or security_rules.PATH_MANAGED_IMAGE,
         security=SecurityDecision(**security) if security is not None else None,
+        build=build,
     )

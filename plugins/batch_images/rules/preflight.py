@@ -13,6 +13,8 @@ Pure: no Airflow, no Azure SDK.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,7 +23,7 @@ from typing import Any, Literal
 from . import ids, naming
 from . import security as security_rules
 from .errors import InvalidInput, shared_key_refused
-from .plan import BaseImage, DataDisk, Source
+from .plan import BaseImage, BuildVm, DataDisk, Source
 
 # Marketplace publishers whose images are first-party (Microsoft's own, and the distributions Azure
 # endorses and Batch lists). Third-party images - anything sold with a purchase plan - cannot be a base.
@@ -30,6 +32,7 @@ FIRST_PARTY_PUBLISHERS = frozenset({
     "microsoftcblmariner", "microsoft-hpc", "microsofthpc", "canonical", "debian", "redhat", "suse",
     "openlogic", "almalinux", "oracle", "kinvolk", "credativ",
 })
+_MARKETPLACE_VERSION = re.compile(r"[0-9]+(\.[0-9]+){2,3}")
 NO_BATCH_CONN = "no such Airflow connection"
 NO_BATCH_CONN_FIX = ("create an azure_batch connection with extras account_url and credential_conn_id (no login or "
                      "password), or correct the id")
@@ -157,6 +160,14 @@ class SourceFacts:
     security_profile: Mapping[str, Any] | None
     usable: bool
     base_ok: bool
+    field: str = "source_vm_id"  # the config field a problem with the base names (base_image for a build VM)
+
+    @property
+    def config_value(self) -> str:
+        """What the problem's field holds: the VM id, or the base image's publisher:offer:sku:version."""
+        if self.field == "source_vm_id":
+            return self.vm_id
+        return ":".join(str(self.base_image.get(k)) for k in ("publisher", "offer", "sku", "version"))
 
     @property
     def lineage(self) -> str:
@@ -276,7 +287,7 @@ def check_supported_image(source: SourceFacts, images: Sequence[Mapping[str, Any
     if match is None:
         same = sorted({f"{i['publisher']}:{i['offer']}:{i['sku']}" for i in images
                        if str(i["publisher"]).lower() == key[0]})
-        findings.add("source_vm_id", source.vm_id,
+        findings.add(source.field, source.config_value,
                      f"the VM's base image {lineage} is not in Batch's supported images (GET /supportedimages "
                      f"through connection {conn_id})",
                      "prepare the VM from an image Batch supports" + (f", e.g. {', '.join(same[:4])}" if same else ""))
@@ -284,7 +295,7 @@ def check_supported_image(source: SourceFacts, images: Sequence[Mapping[str, Any
     derived = match["node_agent_sku_id"]
     os_of_image = str(match.get("os_type") or "").lower()
     if os_of_image and os_of_image != source.os_type.lower():
-        findings.add("source_vm_id", source.vm_id,
+        findings.add(source.field, source.config_value,
                      f"Batch lists {lineage} as a {os_of_image} image, the VM's OS disk says {source.os_type}",
                      "check the VM; its OS type and base image disagree")
     if match.get("verification_type") and str(match["verification_type"]).lower() != "verified":
@@ -310,6 +321,178 @@ def check_supported_image(source: SourceFacts, images: Sequence[Mapping[str, Any
         return None
     findings.info(f"Node agent SKU override {override} accepted for {lineage}")
     return agent_images[0]["node_agent_sku_id"]
+
+
+END_OF_LIFE_WARNING_DAYS = 90
+
+
+def check_node_agent_end_of_life(agent: str, images: Sequence[Mapping[str, Any]], today: date, field_: str,
+                                 value: Any, findings: Findings, warn_days: int = END_OF_LIFE_WARNING_DAYS) -> None:
+    """Batch's ``batchSupportEndOfLife`` of the node agent SKU (the earliest its images list): a warning when it is
+    less than ``warn_days`` days away, a problem (on ``field_`` / ``value``, what chose the agent) once it has passed.
+
+    Batch retires node agents on fixed dates (``batch.node.ubuntu 20.04`` on 2025-04-23, 22.04 on 2027-06-30;
+    github.com/Azure/Batch issues 174, 200): a pool on a retired agent is no longer supported.
+    """
+    dates = sorted(str(i["batch_support_end_of_life"])[:10] for i in images
+                   if str(i.get("node_agent_sku_id") or "").lower() == agent.lower() and i.get("batch_support_end_of_life"))
+    if not dates:
+        return
+    end = date.fromisoformat(dates[0])
+    left = (end - today).days
+    if left <= 0:
+        findings.add(field_, value, f"Batch ended support for the node agent {agent!r} on {end} "
+                     "(batchSupportEndOfLife in GET /supportedimages)",
+                     "move to a base image whose node agent Batch still supports (e.g. Ubuntu 24.04: canonical:"
+                     "ubuntu-24_04-lts:server, agent 'batch.node.ubuntu 24.04')")
+    elif left < warn_days:
+        findings.warning(f"WARNING: Batch ends support for the node agent {agent!r} on {end}, in {left} day(s) "
+                         f"(batchSupportEndOfLife); move {field_} to a base with a newer node agent before then")
+    else:
+        findings.info(f"Node agent {agent} is supported by Batch until {end} ({left} days)")
+
+
+# -- a marketplace base image (base_image pipelines) ------------------------------------------------------------
+
+# Azure's limit on custom data: 64 KB before base64 (87,380 characters after; CRP refuses more with 400
+# InvalidParameter, see include/azure_standin/backends/vms.py and learn.microsoft.com "Custom data and cloud-init
+# on Azure Virtual Machines").
+MAX_CUSTOM_DATA_BYTES = 65536
+BASE_VERSION_SOURCES = ("param", "asset event", "config", "latest")
+
+
+def check_base_version_param(value: Any, findings: Findings) -> str | None:
+    """The trigger form's ``base_image_version``: empty -> None; else an exact version (dotted integers)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not _MARKETPLACE_VERSION.fullmatch(text):
+        findings.add("params.base_image_version", value, "not an exact marketplace version (3 or 4 dot-separated "
+                     "integers)", "leave it empty for the configured version, or give one az vm image list --all "
+                     "shows, e.g. 22.04.202411010")
+        return None
+    return text
+
+
+def event_base_versions(events: Mapping[Any, Any] | None, asset_uri: str) -> list[str]:
+    """Versions (extra ``version``) of the run's triggering Asset events for ``asset_uri``, newest event last.
+
+    ``events`` is Airflow's ``triggering_asset_events``: Asset (or its URI) -> [AssetEvent with ``extra``]."""
+    out = []
+    for asset, items in (events or {}).items():
+        uri = getattr(asset, "uri", asset)
+        if str(uri).lower() != asset_uri.lower():
+            continue
+        for event in items or []:
+            extra = getattr(event, "extra", None)
+            if extra is None and isinstance(event, Mapping):
+                extra = event.get("extra")
+            version = (extra or {}).get("version")
+            if isinstance(version, str) and version.strip():
+                out.append(version.strip())
+    return out
+
+
+def choose_base_version(param: str | None, event_versions: Sequence[str], configured: str) -> tuple[str, str, str]:
+    """``(version or 'latest', source, detail)``: the trigger form's param wins over an Asset event, which wins over
+    the config; ``latest`` is resolved by the caller (source then ``latest``)."""
+    if param:
+        return param, "param", f"base_image_version {param} from the trigger form"
+    if event_versions:
+        return event_versions[-1], "asset event", f"{event_versions[-1]} from the base-image Asset event"
+    if configured.lower() != "latest":
+        return configured, "config", f"{configured} pinned in base_image.version"
+    return "latest", "latest", "latest"
+
+
+def check_custom_data(path: str, data: bytes | None, findings: Findings) -> tuple[str, int] | None:
+    """The custom-data file exists and fits Azure's 64 KB; ``(sha256 hex, bytes)`` or None after a problem."""
+    if data is None:
+        findings.add("build.custom_data_file", path, "no such file (relative to the project root)",
+                     "create the script, or correct the path (e.g. include/build/ubuntu2204-batch.sh)")
+        return None
+    if len(data) > MAX_CUSTOM_DATA_BYTES:
+        findings.add("build.custom_data_file", path, f"the file has {len(data)} bytes; Azure takes at most "
+                     f"{MAX_CUSTOM_DATA_BYTES} bytes of custom data (87,380 characters once base64-encoded)",
+                     "shorten the script: download large payloads from storage in the script instead of embedding them")
+        return None
+    if not data.strip():
+        findings.add("build.custom_data_file", path, "the file is empty", "write the customisation script")
+        return None
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+@dataclass
+class BaseImageFacts:
+    """What the marketplace says about the chosen base: ``image`` the VirtualMachineImages_Get body of ``version``
+    (None: not found); ``field`` / ``requested`` the input that named it (base_image or params.base_image_version)."""
+
+    field: str
+    requested: str
+    source: str
+    detail: str
+    version: str | None
+    image: Mapping[str, Any] | None
+
+
+def check_base_image(cfg: Any, image_version: str | None, facts: BaseImageFacts, findings: Findings
+                     ) -> SourceFacts | None:
+    """The base exists, is first-party and has no purchase plan; the build VM (as it will be) as the source."""
+    b = cfg.base_image
+    lineage = f"{b.publisher}:{b.offer}:{b.sku}"
+    if facts.image is None or facts.version is None:
+        findings.add(facts.field, facts.requested if facts.field != "base_image" else f"{lineage}:{facts.requested}",
+                     f"the marketplace has no image {lineage} version {facts.requested} in {cfg.base_location} "
+                     "(VirtualMachineImages: 404 NotFound)",
+                     f"check publisher, offer, sku and version with az vm image list --all -p {b.publisher} -f "
+                     f"{b.offer} -s {b.sku} -l {cfg.base_location}")
+        return None
+    props = facts.image.get("properties") or {}
+    ok = True
+    plan = props.get("plan")
+    if plan:
+        ok = False
+        findings.add("base_image", f"{lineage}:{facts.version}",
+                     f"the base image is a third-party marketplace image with a purchase plan ({plan.get('publisher')}/"
+                     f"{plan.get('product')}/{plan.get('name')}); Batch only accepts first-party base images",
+                     "use a first-party image that Batch supports, e.g. canonical:0001-com-ubuntu-server-jammy:"
+                     "22_04-lts-gen2")
+    elif b.publisher.lower() not in FIRST_PARTY_PUBLISHERS:
+        ok = False
+        findings.add("base_image.publisher", b.publisher, f"{b.publisher!r} is not a first-party publisher",
+                     f"use a first-party image (publishers: {', '.join(sorted(FIRST_PARTY_PUBLISHERS))})")
+    if image_version is None:
+        return None
+    os_type = str((props.get("osDiskImage") or {}).get("operatingSystem") or "Linux")
+    generation = "V2" if str(props.get("hyperVGeneration") or "V1").upper() == "V2" else "V1"
+    vm_id = cfg.build_vm_id(image_version)
+    vm = ids.parse_arm_id(vm_id, "build", ids.VIRTUAL_MACHINE)
+    disk = lambda name: ids.disk_id(vm.subscription_id, vm.resource_group, name).id  # noqa: E731
+    source = SourceFacts(
+        vm_id=vm_id, vm_name=vm.name, location=cfg.base_location,
+        os_disk_id=disk(naming.build_vm_os_disk_name(vm.name)),
+        os_disk_size_gb=(props.get("osDiskImage") or {}).get("sizeInGb") or 30,
+        data_disks=[{"lun": d.lun, "disk_id": disk(naming.build_vm_data_disk_name(vm.name, d.lun)), "size_gb": d.size_gb}
+                    for d in cfg.build.data_disks],
+        os_type="Windows" if os_type.lower() == "windows" else "Linux", hyper_v_generation=generation,
+        base_image={"publisher": b.publisher, "offer": b.offer, "sku": b.sku, "version": facts.version},
+        security_profile=None, usable=ok, base_ok=ok, field="base_image")
+    findings.info(f"Base image {lineage}:{facts.version} ({facts.detail}): {source.os_type}, {generation}; build VM "
+                  f"{vm.name} ({cfg.build.vm_size}) in {cfg.base_location}")
+    return source
+
+
+def build_vm_plan(cfg: Any, source: SourceFacts, facts: BaseImageFacts, custom_data: tuple[str, int]) -> BuildVm:
+    """The plan's ``build`` of a base_image pipeline whose checks passed."""
+    vm = ids.parse_arm_id(source.vm_id, "build", ids.VIRTUAL_MACHINE)
+    return BuildVm(
+        vm_id=source.vm_id, vm_name=vm.name, subscription_id=vm.subscription_id, resource_group=vm.resource_group,
+        location=source.location, vm_size=cfg.build.vm_size, subnet_id=cfg.build.subnet_id,
+        os_disk_name=naming.build_vm_os_disk_name(vm.name), nic_name=naming.build_vm_nic_name(vm.name),
+        data_disks=[DataDisk(**d) for d in source.data_disks], base=BaseImage(**source.base_image),
+        base_version_source=facts.source, base_version_detail=facts.detail,
+        custom_data_file=cfg.build.custom_data_file, custom_data_sha256=custom_data[0],
+        custom_data_bytes=custom_data[1], timeout_seconds=cfg.build.timeout_minutes * 60.0)
 
 
 # -- gallery and image definition -------------------------------------------------------------------------------
@@ -399,7 +582,7 @@ def check_security_and_definition(cfg: Any, source: SourceFacts | None, definiti
     if source is not None:
         try:
             decision = security_rules.decide(source.security_profile, source.hyper_v_generation,
-                                             vm_id=cfg.source_vm_id)
+                                             vm_id=cfg.source_vm_id or source.vm_id)
         except InvalidInput as err:
             decide_error = err
     problems: list[InvalidInput] = []

@@ -36,6 +36,8 @@ RESOURCE_KINDS: dict[str, ResourceKind] = {k.resource_type.lower(): k for k in (
     ResourceKind(ids.GALLERY_IMAGE, "image definition", "2026-03-03", "gallery_images"),
     ResourceKind(ids.GALLERY_IMAGE_VERSION, "image version", "2026-03-03", "gallery_image_versions"),
     ResourceKind(ids.BATCH_ACCOUNT, "Batch account", "2024-07-01"),
+    # A build VM's NIC (made and deleted with the VM; no Network SDK: read with arm_get).
+    ResourceKind(ids.NETWORK_INTERFACE, "network interface", "2024-05-01"),
 )}
 
 # Provider-level reads (``/subscriptions/{sub}/providers/{namespace}``: the registration state), keyed by

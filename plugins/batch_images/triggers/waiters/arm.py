@@ -7,6 +7,10 @@
   Success when every resource says provisioningState Succeeded; Failed/Canceled -> failure naming the
   resource and Azure's error; a resource that does not exist -> failure, except within the grace
   period after our own create (see below).
+* ``vm_power_state`` - args ``vm_id``, ``power_states`` (e.g. ``["stopped", "deallocated"]``), optional
+  ``created_at`` / ``not_found_grace`` as above. Reads the VM with its instance view: success when it is
+  provisioned and its ``PowerState/<x>`` is one of ``power_states`` (a build VM whose custom-data script ended with
+  poweroff); provisioningState Failed -> failure with Azure's error. Progress shows the guest agent's message.
 * ``arm_deleted`` - args ``resource_ids``. Success when none of them exists any more.
 * ``gallery_replication`` - args ``version_id``, optional ``created_at`` (epoch seconds of our create or
   update), ``not_found_grace`` and ``regions`` (wait for these regions only: a pool waits for the replica in its
@@ -147,6 +151,60 @@ def progress_provisioning(state: dict) -> str:
 ARM_PROVISIONING = register(Waiter(
     name="arm_provisioning", hook="arm", probe=probe_provisioning, evaluate=evaluate_provisioning,
     progress=progress_provisioning, description="ARM resources reach provisioningState Succeeded",
+))
+
+
+# --- vm_power_state ----------------------------------------------------------------------------------------------
+
+
+async def probe_vm_power(hook: Any, vm_id: str, power_states: list[str], created_at: float | None = None,
+                         not_found_grace: float | None = None) -> dict:
+    from azure.core.exceptions import ResourceNotFoundError  # not at import: DAG parsing loads this module
+
+    state: dict[str, Any] = {"id": vm_id, "name": _name(vm_id), "type": "virtual machine", "wanted": list(power_states),
+                             "created_at": created_at, "observed_at": time.time(), "not_found_grace": not_found_grace}
+    try:
+        body = await hook.async_get_resource(vm_id, "instanceView")
+    except ResourceNotFoundError:
+        state["provisioningState"] = states.NOT_FOUND
+        return state
+    props = body.get("properties") or {}
+    view = props.get("instanceView") or {}
+    codes = [s.get("code") or "" for s in view.get("statuses") or []]
+    state["provisioningState"] = props.get("provisioningState")
+    state["power"] = next((c.split("/", 1)[1] for c in codes if c.startswith("PowerState/")), None)
+    agent = ((view.get("vmAgent") or {}).get("statuses") or [{}])[0]
+    state["agent"] = agent.get("message") or agent.get("displayStatus")
+    if states.is_failed(state["provisioningState"]):
+        state["error"] = props.get("error") or next(
+            ({"code": s.get("code"), "message": s.get("message")} for s in view.get("statuses") or []
+             if str(s.get("level")).lower() == "error"), None)
+    return state
+
+
+def evaluate_vm_power(state: dict) -> tuple[str, str]:
+    name = state.get("name")
+    if states.is_state(state.get("provisioningState"), states.NOT_FOUND):
+        if not_visible_yet(state, state.get("observed_at"), state.get("not_found_grace")):
+            return "retry", progress_vm_power(state)
+        return "failure", f"virtual machine {name} ({state.get('id')}) does not exist (deleted while we waited?)"
+    if states.is_failed(state.get("provisioningState")):
+        return "failure", (f"virtual machine {name} ended with provisioningState {state['provisioningState']}: "
+                           f"{_error_text(state.get('error'))}")
+    if states.is_succeeded(state.get("provisioningState")) and state.get("power") in (state.get("wanted") or []):
+        return "success", f"virtual machine {name} is {state['power']}"
+    return "retry", progress_vm_power(state)
+
+
+def progress_vm_power(state: dict) -> str:
+    agent = f"; guest agent: {state['agent']}" if state.get("agent") else ""
+    return (f"{state.get('name')} provisioningState {state.get('provisioningState')}, PowerState/{state.get('power')} "
+            f"(waiting for {' or '.join(state.get('wanted') or [])}){agent}")
+
+
+VM_POWER_STATE = register(Waiter(
+    name="vm_power_state", hook="arm", probe=probe_vm_power, evaluate=evaluate_vm_power, progress=progress_vm_power,
+    description="a VM is provisioned and in one of the wanted power states (a build VM's guest powered off)",
 ))
 
 

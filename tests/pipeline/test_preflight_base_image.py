@@ -1,0 +1,128 @@
+"""PreflightOperator for a base_image pipeline against the stand-in: the exact base version (latest resolved, the
+trigger form's base_image_version, a triggering Asset event's version), the planned build VM, and the node agent's
+end-of-life warning and refusal (both source kinds) - refusals naming the field, with no write in the request log."""
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from _batch_common import ROOT, context_for, in_dag, pipeline_dict, set_connections
+from batch_images.operators.preflight import PreflightOperator
+from batch_images.rules.config import load_pipelines
+
+JAMMY_URI = "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
+
+
+def base_pipeline(ep: dict, **overrides) -> dict:
+    """include/pipelines/base-ubuntu2204.yaml's pipeline, pointed at this stand-in's fixture."""
+    cfg = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
+    demo = ep["demo"]
+    cfg["gallery"]["subscription_id"] = demo["subscription_id"]
+    cfg["gallery"]["resource_group"] = demo["resource_group"]
+    cfg["pools"][0]["batch_account_id"] = demo["batch_account_id"]
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg[section] = {**cfg[section], name: value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+@pytest.fixture
+def conns(standin, monkeypatch):
+    set_connections(monkeypatch, standin.endpoints)
+    return standin
+
+
+def run(pipeline: dict, params: dict | None = None, events: dict | None = None):
+    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="0"))
+    context = context_for()
+    context["params"] = params or {}
+    if events is not None:
+        context["triggering_asset_events"] = events
+    return op.execute(context)
+
+
+def refused(standin, pipeline: dict, **kwargs) -> str:
+    since = standin.control.requests()["last_id"]
+    with pytest.raises(AirflowFailException) as err:
+        run(pipeline, **kwargs)
+    log = standin.control.requests(since=since)
+    assert log["write_attempts"] == 0, "preflight wrote"
+    return str(err.value)
+
+
+class _Event:
+    def __init__(self, version):
+        self.extra = {"version": version}
+
+
+def test_latest_is_resolved_and_the_build_vm_planned(conns):
+    plan = run(base_pipeline(conns.endpoints))
+    build = plan["build"]
+    assert build["base"] == {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                             "sku": "22_04-lts-gen2", "version": "22.04.202411010"}
+    assert build["base_version_source"] == "latest" and "latest resolved to 22.04.202411010" in build["base_version_detail"]
+    assert build["vm_name"] == "bvm-ubuntu2204-base-batch-2026-1125-0" and build["location"] == "westeurope"
+    src = plan["source"]
+    assert src["vm_id"] == build["vm_id"] and src["os_disk_id"].endswith("/disks/bvm-ubuntu2204-base-batch-2026-1125-0-osdisk")
+    assert [d["size_gb"] for d in src["data_disks"]] == [32]
+    assert build["custom_data_bytes"] == (ROOT / "include/build/ubuntu2204-batch.sh").stat().st_size
+    assert plan["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
+    assert plan["timeouts"]["build"] == 3600.0
+
+
+def test_param_wins_over_asset_event_which_wins_over_config(conns):
+    ep = conns.endpoints
+    pinned = base_pipeline(ep, base_image__version="22.04.202409120")
+    assert run(pinned)["build"]["base"]["version"] == "22.04.202409120"
+    event = {JAMMY_URI: [_Event("22.04.202410020")]}
+    plan = run(pinned, events=event)
+    assert (plan["build"]["base"]["version"], plan["build"]["base_version_source"]) == ("22.04.202410020", "asset event")
+    plan = run(pinned, params={"base_image_version": "22.04.202411010"}, events=event)
+    assert (plan["build"]["base"]["version"], plan["build"]["base_version_source"]) == ("22.04.202411010", "param")
+
+
+@pytest.mark.parametrize("change, params, field, words", [
+    ({"base_image__offer": "no-such-offer"}, None, "base_image:", "has no image"),
+    ({}, {"base_image_version": "22.04.209912310"}, "params.base_image_version:", "has no image"),
+    ({}, {"base_image_version": "22.04"}, "params.base_image_version:", "not an exact marketplace version"),
+    ({"base_image": {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
+                     "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}},
+     None, "base_image:", "purchase plan"),
+    ({"build__custom_data_file": "include/build/no-such-script.sh"}, None, "build.custom_data_file:",
+     "no such file"),
+], ids=["unknown-base", "unknown-param-version", "malformed-param-version", "purchase-plan", "missing-script"])
+def test_bad_base_inputs_are_refused_before_any_write(conns, change, params, field, words):
+    text = refused(conns, base_pipeline(conns.endpoints, **change), params=params)
+    assert field in text and words in text
+
+
+def test_custom_data_over_64_kb_is_refused(conns, tmp_path, monkeypatch):
+    big = ROOT / "include" / "build" / "_test_too_big.sh"
+    big.write_bytes(b"#!/bin/bash\n" + b"# padding\n" * 6600)  # 66,012 bytes
+    try:
+        text = refused(conns, base_pipeline(conns.endpoints, build__custom_data_file="include/build/_test_too_big.sh"))
+    finally:
+        big.unlink()
+    assert "build.custom_data_file:" in text and "66012 bytes" in text and "65536" in text
+
+
+@pytest.mark.parametrize("kind", ["base_image", "source_vm"])
+def test_node_agent_end_of_life_warns_then_refuses(conns, capsys, kind):
+    from datetime import date, timedelta
+
+    pipeline = base_pipeline(conns.endpoints) if kind == "base_image" else pipeline_dict(conns.endpoints)
+    soon = (date.today() + timedelta(days=30)).isoformat() + "T00:00:00Z"
+    conns.control.set_batch_support_end_of_life("batch.node.ubuntu 22.04", soon)
+    capsys.readouterr()
+    run(pipeline)
+    out = capsys.readouterr().out
+    assert f"[warning  ] WARNING: Batch ends support for the node agent 'batch.node.ubuntu 22.04' on {soon[:10]}" in out
+    past = (date.today() - timedelta(days=1)).isoformat() + "T00:00:00Z"
+    conns.control.set_batch_support_end_of_life("batch.node.ubuntu 22.04", past)
+    text = refused(conns, pipeline)
+    field = "base_image:" if kind == "base_image" else "pipeline.source_vm_id"
+    assert f"Batch ended support for the node agent 'batch.node.ubuntu 22.04' on {past[:10]}" in text
+    assert field in text or ("base_image" in text if kind == "base_image" else "source_vm_id" in text)

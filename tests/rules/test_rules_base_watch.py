@@ -51,3 +51,13 @@ def test_poll_cost_against_arms_read_budget():
     assert base_watch.reads_per_hour(300) == 12
     # ten watched bases polled every 5 minutes: 120 reads/hour, 1% of ARM's 12,000
     assert base_watch.budget_share(300, watchers=10) == pytest.approx(0.01)
+
+
+def test_preflight_takes_the_version_of_a_watcher_event_for_its_own_base():
+    from batch_images.rules.preflight import event_base_versions
+
+    uri = "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
+    watcher = {"from_trigger": True, "payload": base_watch.event_payload(
+        "westeurope", "canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2", "22.04.202501140", None)}
+    events = {uri: [{"extra": watcher}], "azure-vmimage://westeurope/other/o/s": [{"extra": {"version": "9.9.9"}}]}
+    assert event_base_versions(events, uri) == ["22.04.202501140"]

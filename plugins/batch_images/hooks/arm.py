@@ -348,6 +348,16 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
                                                   orderby="name desc" if newest_first else None)
         return [r.name for r in rows]
 
+    async def async_list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
+        """Names of every version of a marketplace image (``VirtualMachineImages_List``, one ARM read) from the async
+        client (the base-image watcher, in the triggerer). No ``$top``/``$orderby``: ARM orders names as text
+        (Azure/azure-rest-api-specs#30142), so the caller picks the newest numerically
+        (:func:`batch_images.rules.base_watch.newest_version`). 404 (unknown image or region) raises
+        ResourceNotFoundError."""
+        client = await self.get_async_conn()
+        images = await client.virtual_machine_images.list(location, publisher, offer, sku)
+        return [image.name for image in images or []]
+
     def find_base_image_version(self, location: str, publisher: str, offer: str, sku: str, version: str,
                                 subscription_id: str | None = None) -> dict | None:
         """``virtual_machine_images.get`` as a dict (``properties``: osDiskImage, hyperVGeneration, plan, ...);
@@ -432,15 +442,6 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         gallery, definition = (n for _, n in arm_id.types)
         return [_plain(v) for v in client.gallery_image_versions.list_by_gallery_image(
             arm_id.resource_group, gallery, definition)]
-
-    async def async_list_marketplace_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
-        """Names of every version of a marketplace image (``VirtualMachineImages_List``, one ARM read), in ARM's
-        order. No ``$top``/``$orderby``: ARM orders names as strings, so callers pick the newest numerically
-        (:func:`batch_images.rules.base_watch.newest_version`). 404 (unknown publisher/offer/sku) raises
-        ResourceNotFoundError."""
-        client = await self.get_async_conn()
-        images = await client.virtual_machine_images.list(location, publisher, offer, sku)
-        return [image.name for image in images or []]
 
     def list_in_resource_group(self, subscription_id: str, resource_group: str,
                                resource_type: str) -> tuple[list[dict], datetime | None]:

@@ -133,7 +133,7 @@ class BaseImageVersionTrigger(BaseEventTrigger):
         triggerer that dies in between fires it again after its restart rather than never."""
         if not self._loaded:
             await self._load_known()
-        names = await hook.async_list_marketplace_versions(self.location, self.publisher, self.offer, self.sku)
+        names = await hook.async_list_base_image_versions(self.location, self.publisher, self.offer, self.sku)
         self.polls += 1
         newest = base_watch.newest_version(names)
         if newest is None:

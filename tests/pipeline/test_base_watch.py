@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 from batch_images.rules import base_watch
 from batch_images.triggers.base_image_watch import BaseImageVersionTrigger
 from test_arm_operators import arm, last_request_id, requests_since  # noqa: F401 - `arm` is a fixture
 
+ROOT = Path(__file__).resolve().parents[2]
 JAMMY = ("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2")
 SEEDED_NEWEST = "22.04.202411010"
 POLL = 0.3  # seconds between polls
@@ -139,3 +141,55 @@ def test_watcher_keeps_polling_an_unknown_base_and_fires_once_it_exists(arm):
 
     asyncio.run(scenario())
     assert 404 in {r["status"] for r in list_requests(arm, 0)}
+
+
+# --- the schedule a base_image pipeline gets (schedules.py) -------------------------------------------------------
+
+
+def _base_cfg(**changes):
+    from batch_images.rules.config import PipelineConfig, load_pipelines
+
+    raw = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
+    base = {**raw["base_image"], **changes.pop("base_image", {})}
+    return PipelineConfig.from_dict({**raw, "base_image": base, **changes}, "pipeline")
+
+
+def test_watched_base_is_scheduled_on_cron_or_its_asset():
+    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk.definitions.timetables.simple import OnceTimetable
+    from batch_images.schedules import pipeline_schedule
+
+    cfg = _base_cfg()
+    schedule = pipeline_schedule(cfg)
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert isinstance(schedule.timetable, CronTriggerTimetable) and schedule.timetable.expression == "0 0 * * *"
+    asset = schedule.asset_condition
+    assert asset.uri == "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
+    [watcher] = asset.watchers
+    kind, kwargs = watcher.trigger.serialize()
+    assert kind == "batch_images.triggers.base_image_watch.BaseImageVersionTrigger"
+    assert kwargs == {"location": "westeurope", "publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                      "sku": "22_04-lts-gen2", "poll_interval": 3600.0, "conn_id": "azure_default"}
+    # presets CronTriggerTimetable does not know itself, and no cron at all
+    assert pipeline_schedule(_base_cfg(schedule="@annually")).timetable.expression == "0 0 1 1 *"
+    assert isinstance(pipeline_schedule(_base_cfg(schedule="@once")).timetable, OnceTimetable)
+    [only] = pipeline_schedule(_base_cfg(schedule=None))
+    assert isinstance(only, Asset) and only.uri == asset.uri
+    # no watcher: the plain schedule string, as before
+    assert pipeline_schedule(_base_cfg(base_image={"watch_interval_seconds": None})) == "@daily"
+
+
+def test_the_dag_with_a_watched_base_serializes_with_its_watcher():
+    """What the dag-processor stores and the scheduler registers the watcher from."""
+    import importlib.util
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    spec = importlib.util.spec_from_file_location("dagfile_watch", ROOT / "dags" / "batch_image_pipelines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = module.batch_image_ubuntu2204_base
+    encoded = DagSerialization.to_dict(dag)["dag"]["timetable"]
+    assert encoded["__type"] == "airflow.timetables.assets.AssetOrTimeSchedule"
+    [watcher] = encoded["__var"]["asset_condition"]["watchers"]
+    assert watcher["trigger"]["classpath"].endswith("BaseImageVersionTrigger")

@@ -363,7 +363,39 @@ def _shared_key(standin, cfg, env):
     env["AIRFLOW_CONN_AZURE_BATCH_DEFAULT"] = json.dumps(conn)
 
 
+def _base_image(change: Callable[[dict], None] | None = None):
+    """The pipeline becomes include/pipelines/base-ubuntu2204.yaml's (a build VM from a marketplace base), changed."""
+    def setup(standin, cfg, env):
+        base = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
+        base.update(dag_id=cfg["dag_id"], poll_interval_seconds=1, gallery=cfg["gallery"])
+        base["pools"][0]["batch_account_id"] = cfg["pools"][0]["batch_account_id"]
+        cfg.clear()
+        cfg.update(base)
+        if change is not None:
+            change(cfg)
+    return setup
+
+
+def _oversized_script(cfg: dict) -> None:
+    path = ROOT / ".cache" / "bad-input-oversized-custom-data.sh"  # .cache/: git-ignored
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"#!/bin/bash\n" + b"echo padding\n" * 5100)  # 66,312 bytes: over Azure's 65,536
+    cfg["build"]["custom_data_file"] = ".cache/bad-input-oversized-custom-data.sh"
+
+
+CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
+       "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
+
 PREFLIGHT_CASES = [
+    # a base_image pipeline (README, "Building from a marketplace base image")
+    PreflightCase("unknown-base-image", _base_image(_set("base_image.offer", "no-such-offer")), "base_image",
+                  "canonical:no-such-offer:22_04-lts-gen2:latest", "the marketplace has no image", "az vm image list"),
+    PreflightCase("base-image-with-purchase-plan", _base_image(_set("base_image", CIS)), "base_image",
+                  "cis-ubuntu-linux-2204-l1", "purchase plan", "first-party image"),
+    PreflightCase("custom-data-file-missing", _base_image(_set("build.custom_data_file", "include/build/nope.sh")),
+                  "build.custom_data_file", "include/build/nope.sh", "no such file", "create the script"),
+    PreflightCase("custom-data-over-64-kb", _base_image(_oversized_script), "build.custom_data_file",
+                  "bad-input-oversized-custom-data.sh", "66312 bytes", "shorten the script"),
     PreflightCase("specialized-image-definition", _specialized, "image_definition.name", "ubuntu2204-specialized",
                   "is Specialized", "new image definition name"),
     PreflightCase("image-definition-os-mismatch", _windows_definition, "image_definition.os_type", "'Linux'",

@@ -35,7 +35,11 @@ def _as_list(value: Any) -> list:
 
 def format_summary(s: Mapping[str, Any]) -> str:
     """The summary as text (stages, resources, replication per region, pools, leftovers); pure, no Azure."""
-    lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}", "", "Stages:"]
+    lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}", ""]
+    lineage = s.get("lineage")
+    if lineage:  # a base_image pipeline: the exact marketplace base the version was built from, and why that one
+        lines += [f"Built from base image {lineage['urn']} ({lineage['why']}), build VM {lineage['build_vm']}", ""]
+    lines.append("Stages:")
     for r in s.get("stages") or []:
         secs = "" if r.get("seconds") is None else f"{r['seconds']:7.1f} s"
         lines.append(f"  {r['task']:<34} {r['state']:<10} {secs}")
@@ -75,7 +79,8 @@ class RunSummaryOperator(BaseOperator):
         "replication": {region: {"state", "progress", "replicas"}}, "pools": [{"id", "allocation_state",
         "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ...}],
         "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids and counts only, no
-        secret.
+        secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version, "source", "why",
+        "build_vm"}``.
     """
 
     template_fields: Sequence[str] = ("plan_task_id", "arm_conn_id")
@@ -112,6 +117,13 @@ class RunSummaryOperator(BaseOperator):
             if pool_id:
                 pools.append((spec.get("batch_conn_id"), pool_id))
         summary["resources"]["pools"] = [p for _, p in pools]
+        build = (plan or {}).get("build")
+        if isinstance(build, Mapping):
+            b = build.get("base") or {}
+            summary["lineage"] = {
+                "urn": ":".join(str(b.get(k)) for k in ("publisher", "offer", "sku", "version")),
+                "source": build.get("base_version_source"), "why": build.get("base_version_detail"),
+                "build_vm": build.get("vm_name")}
         if plan is not None:
             self._azure(plan, summary, errors)
         for conn_id, pool_id in pools:

@@ -384,7 +384,7 @@ class BuildConfig(_Plain):
     location: Region | None = Field(None, description="null: the gallery's location")
     resource_group: ResourceGroup | None = Field(
         None, description="null: work_resource_group, else the gallery's resource group")
-    timeout_minutes: _int(5, 1440, "give minutes between 5 and 1440") = Field(
+    timeout_minutes: _int(1, 1440, "give minutes between 1 and 1440") = Field(
         60, description="The guest must power off within this; else the run fails with its boot diagnostics")
 
     @model_validator(mode="after")

@@ -190,6 +190,11 @@ def test_new_base_version_triggers_the_pipeline_through_its_asset(base_stack, se
     build_vms = [vm.name for vm in compute.virtual_machines.list(gallery["resource_group"])
                  if vm.name == naming.build_vm_name(definition, built[0].name)]
     assert build_vms == [], build_vms
+    # and it took that version from its Asset event (not from resolving latest, which names the same version here)
+    entry = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/preflight/xcomEntries/"
+                    "return_value")
+    plan = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
+    assert (plan["build"]["base"]["version"], plan["build"]["base_version_source"]) == (NEW_VERSION, "asset event")
     print(f"first run: {first['state']} in {_when(first['end_date']) - _when(first['start_date']):.1f} s, "
           f"version {built[0].name} tagged base-version {built[0].tags[naming.TAG_BASE_VERSION]}")
 

@@ -150,3 +150,49 @@ def test_sweep_without_airflow_state_keeps_canary_pools_and_refuses_a_bad_min_ag
     with pytest.raises(Exception, match="min_age.*six hours.*timedelta or a number of hours"):
         run_operator(bad, context_for())
     batch.close()
+
+
+def test_sweep_removes_a_crashed_runs_build_vm_with_its_nic_and_disks(conns, standin):  # noqa: F811
+    """A base_image run that crashed before its teardown left its build VM: a later run's sweep deletes it (and,
+    through deleteOption Delete, its NIC and disks); a younger build VM stays."""
+    import base64
+
+    from azure.core.rest import HttpRequest
+
+    from batch_images.operators.build_vm import build_vm_body
+    from batch_images.rules.plan import Plan
+    from tests.pipeline.test_preflight_base_image import base_pipeline, run as preflight
+
+    rg = standin.endpoints["demo"]["resource_group"]
+    plan = preflight(base_pipeline(standin.endpoints))
+    compute = standin.compute(polling_interval=0.05)
+
+    def make_vm(name: str, run_id: str) -> str:
+        p = Plan.from_dict(plan)
+        vm_id = p.build.vm_id.rsplit("/", 1)[0] + f"/{name}"
+        build = p.build.model_copy(update={"vm_id": vm_id, "vm_name": name, "os_disk_name": f"{name}-osdisk",
+                                           "nic_name": f"{name}-nic", "data_disks": []})
+        body = build_vm_body(p.model_copy(update={"build": build, "run_id": run_id}), b"#!/bin/bash\npoweroff\n")
+        compute.virtual_machines.begin_create_or_update(rg, name, body).result()
+        return vm_id
+
+    crashed = make_vm("bvm-crashed", CRASHED)
+    standin.control.advance(7 * 3600)
+    standin.control.set_scale(60)
+    fresh = make_vm("bvm-fresh", FRESH)
+    op = in_dag(lambda: SweepLeftoversOperator(task_id="sweep", plan=plan))
+    context = context_for()
+    context["ti"] = AirflowRuns()
+    result, _ = run_operator(op, context)
+    removed = {r["id"].lower(): r for r in result["removed"] if r["kind"] == "build VM"}
+    kept = {k["id"].lower(): k["reason"] for k in result["kept"]}
+    assert set(removed) == {crashed.lower()}, result
+    assert "younger" in kept[fresh.lower()]
+    standin.control.set_scale(3000)
+    standin.control.advance(600)
+    assert not exists(lambda: compute.virtual_machines.get(rg, "bvm-crashed"))
+    assert not exists(lambda: compute.disks.get(rg, "bvm-crashed-osdisk"))
+    nic = crashed.rsplit("/providers/", 1)[0] + "/providers/Microsoft.Network/networkInterfaces/bvm-crashed-nic"
+    assert compute.send_request(HttpRequest("GET", nic, params={"api-version": "2024-05-01"})).status_code == 404
+    assert exists(lambda: compute.virtual_machines.get(rg, "bvm-fresh"))
+    compute.close()

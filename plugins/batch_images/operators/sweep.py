@@ -4,6 +4,8 @@ up by a later one.
 What it looks at (and nothing else):
 
 * snapshots and managed images in the plan's work resource group tagged ``managed-by=airflow-batch-images``;
+* build VMs of a base_image pipeline (``plan.build``'s resource group) tagged the same: deleted with their NIC and
+  disks (created with ``deleteOption: Delete``);
 * Batch pools whose metadata says ``role=canary`` (a new physical pool not yet serving, :mod:`batch_images.rules.roll`)
   and smoke-test jobs (metadata ``role=smoke-test``, :mod:`batch_images.operators.smoke`), tagged the same, in the
   Batch accounts of the plan's pools.
@@ -152,8 +154,13 @@ class SweepLeftoversOperator(BaseOperator):
             if run and created and (run not in run_started or created < run_started[run]):
                 run_started[run] = created
         not_ours = 0
+        build_vms: list[dict] = []
+        if plan.build is not None:  # leftover build VMs (a run that crashed before its teardown)
+            build_vms = [vm for vm in hook.list_in_resource_group(plan.build.subscription_id,
+                                                                   plan.build.resource_group, ids.VIRTUAL_MACHINE)[0]
+                         if is_ours(vm)]
         # images first: they were made from the snapshots
-        for kind, resources in (("managed image", images), ("snapshot", snapshots)):
+        for kind, resources in (("build VM", build_vms), ("managed image", images), ("snapshot", snapshots)):
             for res in resources:
                 if not is_ours(res):
                     not_ours += 1

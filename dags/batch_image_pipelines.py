@@ -51,6 +51,7 @@ from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.operators.summary import RunSummaryOperator
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
+from batch_images.schedules import pipeline_schedule
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.sensors.pool import BatchPoolSteadySensor
 
@@ -101,7 +102,8 @@ def build_dag(cfg: PipelineConfig) -> DAG:
     with DAG(
         dag_id=cfg.dag_id,
         description=cfg.description or f"Batch pool image pipeline for {cfg.image_definition.name}",
-        schedule=cfg.schedule,
+        # cron, or cron OR the base image's Asset when a base_image source is watched (batch_images/schedules.py)
+        schedule=pipeline_schedule(cfg),
         start_date=datetime.combine(cfg.start_date, datetime.min.time(), tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,

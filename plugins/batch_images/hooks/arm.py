@@ -348,6 +348,16 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
                                                   orderby="name desc" if newest_first else None)
         return [r.name for r in rows]
 
+    async def async_list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
+        """Names of every version of a marketplace image (``VirtualMachineImages_List``, one ARM read) from the async
+        client (the base-image watcher, in the triggerer). No ``$top``/``$orderby``: ARM orders names as text
+        (Azure/azure-rest-api-specs#30142), so the caller picks the newest numerically
+        (:func:`batch_images.rules.base_watch.newest_version`). 404 (unknown image or region) raises
+        ResourceNotFoundError."""
+        client = await self.get_async_conn()
+        images = await client.virtual_machine_images.list(location, publisher, offer, sku)
+        return [image.name for image in images or []]
+
     def find_base_image_version(self, location: str, publisher: str, offer: str, sku: str, version: str,
                                 subscription_id: str | None = None) -> dict | None:
         """``virtual_machine_images.get`` as a dict (``properties``: osDiskImage, hyperVGeneration, plan, ...);

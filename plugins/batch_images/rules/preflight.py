@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-from . import ids, naming
+from . import base_watch, ids, naming
 from . import security as security_rules
 from .errors import InvalidInput, shared_key_refused
 from .plan import BaseImage, BuildVm, DataDisk, Source
@@ -375,7 +375,8 @@ def check_base_version_param(value: Any, findings: Findings) -> str | None:
 
 
 def event_base_versions(events: Mapping[Any, Any] | None, asset_uri: str) -> list[str]:
-    """Versions (extra ``version``) of the run's triggering Asset events for ``asset_uri``, newest event last.
+    """Versions of the run's triggering Asset events for ``asset_uri``, newest event last: the watcher's
+    ``extra["payload"]["version"]`` or a hand-posted ``extra["version"]`` (:func:`base_watch.event_base_version`).
 
     ``events`` is Airflow's ``triggering_asset_events``: Asset (or its URI) -> [AssetEvent with ``extra``]."""
     out = []
@@ -387,9 +388,9 @@ def event_base_versions(events: Mapping[Any, Any] | None, asset_uri: str) -> lis
             extra = getattr(event, "extra", None)
             if extra is None and isinstance(event, Mapping):
                 extra = event.get("extra")
-            version = (extra or {}).get("version")
-            if isinstance(version, str) and version.strip():
-                out.append(version.strip())
+            version = base_watch.event_base_version(extra)
+            if version:
+                out.append(version)
     return out
 
 

@@ -126,3 +126,31 @@ def test_node_agent_end_of_life_warns_then_refuses(conns, capsys, kind):
     field = "base_image:" if kind == "base_image" else "pipeline.source_vm_id"
     assert f"Batch ended support for the node agent 'batch.node.ubuntu 22.04' on {past[:10]}" in text
     assert field in text or ("base_image" in text if kind == "base_image" else "source_vm_id" in text)
+
+
+def test_latest_is_the_numerically_newest_not_the_text_first(conns):
+    """ARM's $orderby=name sorts as text: 22.04.9 would come first; latest is still 22.04.202411010."""
+    conns.control.publish_base_image_version("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2", "22.04.9")
+    plan = run(base_pipeline(conns.endpoints))
+    assert plan["build"]["base"]["version"] == "22.04.202411010"
+
+
+@pytest.mark.parametrize("built_from, expected", [("22.04.202409120", "2026.1125.1"), ("22.04.202411010", "2026.1125.0")],
+                         ids=["other-base-next-N", "same-base-adopted"])
+def test_a_date_whose_version_came_from_another_base_gets_the_next_n(conns, built_from, expected):
+    """A base-image Asset event on a date that already has a version builds from the new base under the next N;
+    the same base (a retry, a second trigger) keeps the name so the run adopts what exists."""
+    from _batch_common import GALLERY, build_image_version
+
+    demo = conns.endpoints["demo"]
+    build_image_version(conns, "2026.1125.0", "ubuntu2204-base-batch")
+    compute = conns.compute(polling_interval=0.05)
+    compute.gallery_image_versions.begin_update(demo["resource_group"], GALLERY, "ubuntu2204-base-batch", "2026.1125.0",
+                                                {"tags": {"base-version": built_from}}).result()
+    compute.close()
+    since = conns.control.requests()["last_id"]
+    plan = run(base_pipeline(conns.endpoints), events={JAMMY_URI: [_Event("22.04.202411010")]})
+    assert plan["version"] == expected
+    assert plan["build"]["vm_name"] == f"bvm-ubuntu2204-base-batch-{expected.replace('.', '-')}"
+    assert all(p["pool_id"].endswith(expected.replace(".", "-")) for p in plan["pools"])
+    assert conns.control.requests(since=since)["write_attempts"] == 0

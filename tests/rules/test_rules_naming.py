@@ -237,3 +237,11 @@ def test_version_sort_key_orders_numerically_and_puts_foreign_names_first():
     assert sorted(names, key=naming.version_sort_key, reverse=True) == [
         "2026.1125.10", "2026.1125.2", "2026.1125.0", "2026.205.3", "not-a-version"]
     assert naming.version_sort_key(None) == (-1,)
+
+
+def test_version_for_base_skips_names_built_from_another_base():
+    existing = {"2026.1130.0": "22.04.1", "2026.1130.1": None, "2026.1130.2": "22.04.2"}
+    assert naming.version_for_base("2026.1130.0", existing, "22.04.2") == "2026.1130.2"
+    assert naming.version_for_base("2026.1130.0", existing, "22.04.1") == "2026.1130.0"
+    assert naming.version_for_base("2026.1130.0", existing, "22.04.3") == "2026.1130.3"
+    assert naming.version_for_base("2026.1201.0", existing, "22.04.3") == "2026.1201.0"

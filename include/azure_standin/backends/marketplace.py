@@ -7,9 +7,9 @@ stand-in knows (Azure publishes the common bases everywhere; per-region availabi
 Rules and shapes (azure-rest-api-specs, Compute ``virtualMachineImage.json``; azure-mgmt-compute's
 ``virtual_machine_images.list(location, publisher_name, offer, skus, expand=, top=, orderby=)`` and ``.get``):
 - List answers a bare JSON array of ``{location, name, id}`` (VirtualMachineImageResource), ``$orderby=name desc``
-  newest first, ``$top`` N. The spec has no ``$filter`` on this operation. Azure's order is by version, which for
-  the dotted numbers publishers use is the numeric order of the parts (compared part by part here; that Azure
-  compares numerically rather than as text is a guess that only matters for parts of different lengths).
+  first by name *as text* (so ``8.10`` sorts before ``8.9``: Azure/azure-rest-api-specs#30142,
+  ansible-collections/azure#1667), ``$top`` N. The spec has no ``$filter`` on this operation. Without
+  ``$orderby`` the stand-in answers in version order (the parts as numbers; Azure's default order is a guess).
 - Get answers ``properties``: ``osDiskImage {operatingSystem, sizeInGb}``, ``dataDiskImages``, ``hyperVGeneration``,
   ``architecture``, ``features`` (e.g. ``SecurityType``), ``plan`` for an image sold with a purchase plan,
   ``automaticOSUpgradeProperties``, ``imageDeprecationStatus``.
@@ -88,10 +88,11 @@ def _resource(sub: str, location: str, doc: dict) -> dict:
 
 def list_versions(ctx, sub: str, location: str, publisher: str, offer: str, sku: str, *,
                   top: int | None = None, orderby: str | None = None) -> list[dict]:
-    """VirtualMachineImages_List: [{location, name, id}], ascending unless ``orderby`` is ``name desc``."""
+    """VirtualMachineImages_List: [{location, name, id}], in version order, or by name as text, descending, with
+    ``orderby`` ``name desc``."""
     docs = _versions(ctx, location, publisher, offer, sku)
     if orderby and orderby.strip().lower().split() == ["name", "desc"]:
-        docs.reverse()
+        docs = sorted(docs, key=lambda d: d["name"], reverse=True)  # text order, as ARM (see the module docstring)
     if top is not None:
         docs = docs[:max(0, int(top))]
     return [_resource(sub, location, d) for d in docs]

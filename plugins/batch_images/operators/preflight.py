@@ -127,7 +127,7 @@ class PreflightOperator(BaseOperator):
 
         build = None
         if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
-            source, build = self._base_image_source(arm, cfg, version, context, found)
+            source, build, version = self._base_image_source(arm, cfg, version, context, found)
         else:
             source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
         agent = None
@@ -236,10 +236,11 @@ class PreflightOperator(BaseOperator):
         return agent
 
     def _base_image_source(self, arm, cfg: PipelineConfig, version: str | None, context: Context,
-                           found: checks.Findings) -> tuple[checks.SourceFacts | None, Any]:
+                           found: checks.Findings) -> tuple[checks.SourceFacts | None, Any, str | None]:
         """The exact base version (trigger form's base_image_version > the triggering Asset event's extra
         ``version`` > base_image.version; ``latest`` resolved with ``$orderby=name desc&$top=1``), the base checked,
-        the custom-data file read; ``(the build VM as the source, the plan's build)``."""
+        the custom-data file read; ``(the build VM as the source, the plan's build, the version name)``: a date whose
+        version was built from another base gets the next free ``N`` (``naming.version_for_base``)."""
         from batch_images.hooks.credentials import PROJECT_ROOT
         from batch_images.rules import naming
 
@@ -254,17 +255,30 @@ class PreflightOperator(BaseOperator):
         if wanted == "latest":
             from azure.core.exceptions import ResourceNotFoundError
 
+            from batch_images.rules.base_watch import newest_version
+
+            # Every name, newest picked numerically: ARM's $orderby=name sorts as text, so 8.10 < 8.9
+            # (Azure/azure-rest-api-specs#30142), as the base-image watcher does.
             try:
-                newest = arm.list_base_image_versions(location, b.publisher, b.offer, b.sku, top=1, subscription_id=sub)
+                names = arm.list_base_image_versions(location, b.publisher, b.offer, b.sku, newest_first=False,
+                                                     subscription_id=sub)
             except ResourceNotFoundError:  # 404 NotFound: the image does not exist (reported below)
-                newest = []
-            exact = newest[0] if newest else None
+                names = []
+            exact = newest_version(names)
             detail = f"latest resolved to {exact}" if exact else detail
         image = arm.find_base_image_version(location, b.publisher, b.offer, b.sku, exact, subscription_id=sub) \
             if exact else None
         facts = checks.BaseImageFacts(field=field, requested=wanted, source=why, detail=detail,
                                       version=exact if image is not None else None, image=image)
         self.log.info("Base image version: %s (%s)", exact, detail)
+        if version is not None and image is not None:
+            existing = {v.get("name"): (v.get("tags") or {}).get(naming.TAG_BASE_VERSION)
+                        for v in self._versions_if_any(arm, cfg)}
+            built = naming.version_for_base(version, existing, exact)
+            if built != version:
+                self.log.info("Version %s exists, built from base version %s; this run builds %s from %s as %s",
+                              version, existing.get(version), exact, exact, built)
+                version = built
         source = checks.check_base_image(cfg, version, facts, found)
         path = PROJECT_ROOT / cfg.build.custom_data_file
         try:
@@ -273,8 +287,18 @@ class PreflightOperator(BaseOperator):
             data = None
         custom = checks.check_custom_data(cfg.build.custom_data_file, data, found)
         if source is None or custom is None or not source.usable:
-            return source, None
-        return source, checks.build_vm_plan(cfg, source, facts, custom)
+            return source, None, version
+        return source, checks.build_vm_plan(cfg, source, facts, custom), version
+
+    @staticmethod
+    def _versions_if_any(arm, cfg: PipelineConfig) -> list[dict]:
+        """The image definition's versions (none when the gallery or the definition does not exist yet)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return arm.list_versions(cfg.image_definition_id)
+        except ResourceNotFoundError:
+            return []
 
     @staticmethod
     def _batch_registration(arm, cfg: PipelineConfig) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import NamedTuple
 
@@ -75,6 +75,26 @@ def version_name(logical_date: date | datetime, rebuild: int = 0) -> str:
         raise InvalidInput("rebuild", rebuild, f"the rebuild counter is an integer in 0..{INT32_MAX}",
                            "pass 0 for the first build of a date, 1 for the next, ...")
     return f"{logical_date.year}.{logical_date.month * 100 + logical_date.day}.{rebuild}"
+
+
+def version_for_base(version: str, existing: Mapping[str, str | None], base_version: str) -> str:
+    """The version name a build from marketplace base ``base_version`` takes, starting at ``version``
+    (``YYYY.MMDD.N``): that name when it is free or its version was built from the same base (its
+    ``base-version`` tag: a retry, a clear or a second trigger adopts it), else the first ``N + k`` that is.
+
+    A version's name identifies its content: without this, a base-image Asset event (or a manual run with
+    another ``base_image_version``) on a date that already has a version would adopt that older build instead
+    of building from the new base. ``existing``: version name -> its ``base-version`` tag (None: no tag).
+    """
+    major, minor, n = (int(p) for p in version.split("."))
+    while True:
+        name = f"{major}.{minor}.{n}"
+        if name not in existing or existing[name] == base_version:
+            return name
+        if n >= INT32_MAX:
+            raise InvalidInput("version", version, f"every version {major}.{minor}.N from this one on was built from "
+                               "another base", "trigger the run with an explicit version")
+        n += 1
 
 
 def validate_version_name(value: object, field: str) -> str:

@@ -1,8 +1,13 @@
 """Shared fixtures: the real stand-in as a process, and the unmodified SDKs pointed at it."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sqlite3
 import sys
+import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,34 @@ os.environ.setdefault("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")  # as th
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+
+def _own_airflow_home(worker: str) -> None:
+    """Under pytest-xdist: this worker's own AIRFLOW_HOME, a copy of the migrated SQLite DB, and log folder.
+
+    SQLite takes one writer at a time and runs of different tests must not see each other, so each worker
+    (and the `airflow dags test` children it starts, which inherit os.environ) gets its own DB. Overrides
+    the Makefile's exports; must run before anything imports airflow. Raises RuntimeError when the
+    migrated DB (`make db`) is missing."""
+    conn = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if not conn.startswith("sqlite:///"):
+        return  # a server DB (PostgreSQL, MySQL) takes many writers
+    source = Path(conn.removeprefix("sqlite:///"))
+    if not source.is_file():
+        raise RuntimeError(f"no migrated Airflow DB at {source}: run `make db` first")
+    home = Path(tempfile.mkdtemp(prefix=f"airflow-{worker}-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    with closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src, \
+            closing(sqlite3.connect(home / "airflow.db")) as dst:
+        src.backup(dst)   # a consistent copy even if someone writes the source meanwhile
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
+    os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(home / "logs")
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _own_airflow_home(os.environ["PYTEST_XDIST_WORKER"])
+
 
 from include.azure_standin import client as standin_client  # noqa: E402
 
@@ -61,3 +94,71 @@ def standin(standin_session):
         standin_session.start()
     standin_session.reset()
     return standin_session
+
+
+# Under pytest-xdist (`make test` runs `--dist loadgroup`): a file's tests stay on one worker, so its module
+# fixtures are built once; files sharing a session fixture too costly to build twice share one group.
+_SHARED_SESSION_FIXTURES = ("sqlite_stack",)   # tests/services: the four Airflow services on SQLite
+# The longest groups first, so that none of them starts last while the other workers sit idle
+# (`--no-loadscope-reorder` keeps this order; measured with --durations, see README "Tests").
+_LONG_FIRST = (
+    "tests/reliability/test_faults.py",
+    "tests/e2e/",
+    "tests/services/",
+    "tests/reliability/",
+    "tests/cli/test_az_route.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return   # serial run: collection order as it always was
+    group = {}   # file -> group: the file itself, or the shared session fixture one of its tests uses
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        shared = next((f for f in _SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())), None)
+        if shared or path not in group:
+            group[path] = shared or group.get(path, path)
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(group[item.nodeid.split("::")[0]]))
+
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return next((i for i, prefix in enumerate(_LONG_FIRST) if path.startswith(prefix)), len(_LONG_FIRST))
+
+    items.sort(key=rank)   # stable: within a rank, collection order
+
+
+# The fault suite's table (tests/reliability): rows ride on each test's teardown report, so the xdist
+# controller gets them from every worker; files in collection order, a file's rows in the order recorded.
+_ROWS: dict[str, list[dict]] = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        rows = [v for k, v in report.user_properties if k == "reliability_row"]
+        if rows:
+            _ROWS.setdefault(report.nodeid.split("::")[0], []).extend(rows)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _ROWS:
+        return
+    rows = [r for path in sorted(_ROWS) for r in _ROWS[path]]
+    w = terminalreporter.write_line
+    w("")
+    w("Reliability table (what each fault did to a pipeline run against the stand-in)")
+    header = f"{'fault':<58} {'runs':>4} {'survived':>8} {'leaked':>6} {'writes before refusal':>21}"
+    w(header)
+    w("-" * len(header))
+    for r in rows:
+        wbr = "-" if r["writes_before_refusal"] is None else str(r["writes_before_refusal"])
+        w(f"{r['fault'][:58]:<58} {r['runs']:>4} {('yes' if r['survived'] else 'NO'):>8} {r['leaked']:>6} {wbr:>21}")
+    refusals = [r for r in rows if r["fault"].startswith(("bad input", "secrets"))]
+    failures = [r for r in rows if r not in refusals]
+    w(f"{len(rows)} rows; leaks total {sum(r['leaked'] for r in rows)}; "
+      f"writes before bad-input refusals total {sum(r['writes_before_refusal'] or 0 for r in refusals)}; "
+      f"writes made before a run failed on an injected fault (then cleaned up) "
+      f"{sum(r['writes_before_refusal'] or 0 for r in failures)}")

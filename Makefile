@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # `make test` runs the test files on this many pytest-xdist workers (each its own Airflow DB copy and
 # stand-in); TEST_WORKERS=0 runs them serially in one process
 TEST_WORKERS ?= 3
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
@@ -54,7 +54,7 @@ airflow: venv db
 		--api-port $(API_PORT)
 
 reliability: venv db
-	$(PY) -m pytest -m reliability -p no:cacheprovider $(PYTEST_ARGS) tests/reliability
+	$(PY) -m pytest -m reliability -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) tests/reliability
 
 # benchmarks against the stand-in (not part of `make test`): prints one table, writes
 # benchmarks/results/<date>-<machine>.{json,md,png}; BENCH_ARGS="--only poll_cost,parse" or "--quick"

@@ -96,10 +96,16 @@ def standin(standin_session):
     return standin_session
 
 
-# Under pytest-xdist (`make test` runs `--dist loadgroup`): a file's tests stay on one worker, so its module
-# fixtures are built once; files sharing a session fixture too costly to build twice share one group.
-_SHARED_SESSION_FIXTURES = ("sqlite_stack",)   # tests/services: the four Airflow services on SQLite
-# The longest groups first, so that none of them starts last while the other workers sit idle
+# Under pytest-xdist (`make test` runs `--dist loadfile`): a file's tests stay on one worker, so its module
+# fixtures are built once. Files sharing a session fixture too costly to build twice are one scope: the
+# controller sees only node ids, so they are named here (tests/services/conftest.py's sqlite_stack, the
+# four Airflow services on SQLite). xdist_group marks + loadgroup would say the same, but xdist 3.8 writes
+# the group into item._nodeid, which pytest 9.2 no longer reads (nodeid comes from item._id).
+_SHARED_SCOPES = {
+    "tests/services/test_local_executor.py": "sqlite_stack",
+    "tests/services/test_trigger_form.py": "sqlite_stack",
+}
+# The longest files first, so that none of them starts last while the other workers sit idle
 # (`--no-loadscope-reorder` keeps this order; measured with --durations, see README "Tests").
 _LONG_FIRST = (
     "tests/reliability/test_faults.py",
@@ -110,25 +116,29 @@ _LONG_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)   # before xdist's own hook reads the xdist_group marks
+@pytest.hookimpl(optionalhook=True)   # an xdist hook: absent under -p no:xdist
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return _SHARED_SCOPES.get(path, path)
+
+    return SharedFixtureFileScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return   # serial run: collection order as it always was
-    group = {}   # file -> group: the file itself, or the shared session fixture one of its tests uses
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        shared = next((f for f in _SHARED_SESSION_FIXTURES if f in getattr(item, "fixturenames", ())), None)
-        if shared or path not in group:
-            group[path] = shared or group.get(path, path)
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(group[item.nodeid.split("::")[0]]))
 
     def rank(item) -> int:
         path = item.nodeid.split("::")[0]
         return next((i for i, prefix in enumerate(_LONG_FIRST) if path.startswith(prefix)), len(_LONG_FIRST))
 
-    items.sort(key=rank)   # stable: within a rank, collection order
+    items.sort(key=rank)   # stable: within a rank, collection order; the workers' order is the controller's
 
 
 # The fault suite's table (tests/reliability): rows ride on each test's teardown report, so the xdist

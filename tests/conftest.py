@@ -105,7 +105,10 @@ _SHARED_SCOPES = {
     "tests/services/test_local_executor.py": "sqlite_stack",
     "tests/services/test_trigger_form.py": "sqlite_stack",
 }
-# The longest files first, so that none of them starts last while the other workers sit idle
+# Long files with no module fixture, whose tests each run their own DAG (unique dag_id, function-scoped
+# harness, the stand-in reset): one scope per test, so their real pipeline runs spread over the workers.
+_PER_TEST_SCOPES = ("tests/reliability/test_faults", "tests/reliability/test_bad_input.py")
+# The longest scopes first, so that none of them starts last while the other workers sit idle
 # (`--no-loadscope-reorder` keeps this order; measured with --durations, see README "Tests").
 _LONG_FIRST = (
     "tests/reliability/test_faults.py",
@@ -125,6 +128,8 @@ def pytest_xdist_make_scheduler(config, log):
     class SharedFixtureFileScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
+            if path.startswith(_PER_TEST_SCOPES):
+                return nodeid
             return _SHARED_SCOPES.get(path, path)
 
     return SharedFixtureFileScheduling(config, log)
@@ -142,21 +147,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 # The fault suite's table (tests/reliability): rows ride on each test's teardown report, so the xdist
-# controller gets them from every worker; files in collection order, a file's rows in the order recorded.
-_ROWS: dict[str, list[dict]] = {}
+# controller gets them from every worker; printed in a serial run's order.
+_ROWS: list[dict] = []
 
 
 def pytest_runtest_logreport(report):
     if report.when == "teardown":
-        rows = [v for k, v in report.user_properties if k == "reliability_row"]
-        if rows:
-            _ROWS.setdefault(report.nodeid.split("::")[0], []).extend(rows)
+        _ROWS.extend(v for k, v in report.user_properties if k == "reliability_row")
 
 
 def pytest_terminal_summary(terminalreporter):
     if not _ROWS:
         return
-    rows = [r for path in sorted(_ROWS) for r in _ROWS[path]]
+    rows = sorted(_ROWS, key=lambda r: (r["file"], r["order"]))   # stable: a test's rows as recorded
     w = terminalreporter.write_line
     w("")
     w("Reliability table (what each fault did to a pipeline run against the stand-in)")

@@ -20,9 +20,11 @@ def reliability_row(request):
 
     def record(fault: str, runs: int = 1, survived: bool = True, leaked: int = 0,
                writes_before_refusal: int | None = None, note: str = "") -> None:
-        # on the test's reports: under pytest-xdist they reach the controller, which prints the table
+        # on the test's reports: under pytest-xdist they reach the controller, which prints the table in
+        # a serial run's order: files by name, a file's tests as collected (xdist keeps that order in a file)
         request.node.user_properties.append(("reliability_row", {
             "fault": fault, "runs": runs, "survived": survived, "leaked": leaked,
-            "writes_before_refusal": writes_before_refusal, "note": note, "test": request.node.name}))
+            "writes_before_refusal": writes_before_refusal, "note": note, "test": request.node.name,
+            "file": request.node.nodeid.split("::")[0], "order": request.session.items.index(request.node)}))
 
     return record

@@ -105,17 +105,27 @@ _SHARED_SCOPES = {
     "tests/services/test_local_executor.py": "sqlite_stack",
     "tests/services/test_trigger_form.py": "sqlite_stack",
 }
-# Long files with no module fixture, whose tests each run their own DAG (unique dag_id, function-scoped
-# harness, the stand-in reset): one scope per test, so their real pipeline runs spread over the workers.
-_PER_TEST_SCOPES = ("tests/reliability/test_faults", "tests/reliability/test_bad_input.py")
-# The longest scopes first, so that none of them starts last while the other workers sit idle
-# (`--no-loadscope-reorder` keeps this order; measured with --durations, see README "Tests").
+# Long files with no module fixture, whose tests each make their own resources (function-scoped harness or
+# `arm` fixture, the stand-in reset, a unique dag_id): one scope per test, so they spread over the workers.
+_PER_TEST_SCOPES = ("tests/reliability/test_faults", "tests/reliability/test_bad_input.py",
+                    "tests/pipeline/test_waits.py")
+# The longest scopes first, so that none of them starts last while the other workers sit idle; within a
+# rank, collection order (`--no-loadscope-reorder` keeps it). Seconds from a -n 3 run on a loaded 2-core
+# machine (--durations=0, setup + call + teardown): test_faults.py 1473 (15 tests, none over 115),
+# test_faults_roll.py 887 (backfill 279, two nights killed 234), test_waits.py 459 (one test 241: two
+# wall-clock Retry-After waits), e2e/test_pipeline_end_to_end.py 407 (module fixture), bench smoke 335,
+# services 454 (celery 235, the sqlite stack's two files 218), e2e/test_roll_two_nights.py 153.
 _LONG_FIRST = (
-    "tests/reliability/test_faults.py",
-    "tests/e2e/",
+    "tests/e2e/test_pipeline_end_to_end.py",
+    "tests/benchmarks/",
+    "tests/reliability/test_faults_roll.py",
+    "tests/pipeline/test_waits.py::test_an_exception_from_azure_cores_retry_machinery_is_not_a_crash",
     "tests/services/",
+    "tests/e2e/",
+    "tests/reliability/test_faults.py",
+    "tests/pipeline/test_waits.py",
     "tests/reliability/",
-    "tests/cli/test_az_route.py",
+    "tests/pipeline/test_summary.py",
 )
 
 
@@ -140,8 +150,7 @@ def pytest_collection_modifyitems(config, items):
         return   # serial run: collection order as it always was
 
     def rank(item) -> int:
-        path = item.nodeid.split("::")[0]
-        return next((i for i, prefix in enumerate(_LONG_FIRST) if path.startswith(prefix)), len(_LONG_FIRST))
+        return next((i for i, prefix in enumerate(_LONG_FIRST) if item.nodeid.startswith(prefix)), len(_LONG_FIRST))
 
     items.sort(key=rank)   # stable: within a rank, collection order; the workers' order is the controller's
 

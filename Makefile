@@ -7,6 +7,10 @@ STATE_DIR ?= .standin
 PORT ?= 8443
 DEMO_TIME_SCALE ?= 60
 PYTEST_ARGS ?=
+# `make test` runs the test files on this many pytest-xdist workers (each its own Airflow DB copy and
+# stand-in); TEST_WORKERS=0 runs them serially in one process
+TEST_WORKERS ?= 3
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN := sqlite:///$(CURDIR)/.airflow/airflow.db
@@ -34,7 +38,7 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	@touch $@
 
 test: venv db
-	$(PY) -m pytest $(PYTEST_ARGS) tests
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) tests
 
 demo: venv db
 	$(PY) -m include.demo --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE)
@@ -50,7 +54,7 @@ airflow: venv db
 		--api-port $(API_PORT)
 
 reliability: venv db
-	$(PY) -m pytest -m reliability -p no:cacheprovider $(PYTEST_ARGS) tests/reliability
+	$(PY) -m pytest -m reliability -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) tests/reliability
 
 # benchmarks against the stand-in (not part of `make test`): prints one table, writes
 # benchmarks/results/<date>-<machine>.{json,md,png}; BENCH_ARGS="--only poll_cost,parse" or "--quick"

@@ -327,23 +327,31 @@ async def _first_event(trigger):
     return None
 
 
-def _wait_across_triggerer_restart(trigger, in_flight, polls, stop_after: float = 0.8, down: float = 0.3,
-                                   timeout: float = 60.0) -> dict:
+def _wait_across_triggerer_restart(trigger, in_flight, polls, resume, stop_after: float = 0.8, down: float = 0.3,
+                                   first_poll_within: float = 60.0, timeout: float = 60.0) -> dict:
     """Run the trigger, stop the triggerer mid-wait (cancel), start it again (rebuild from serialize()), finish.
 
     `polls()`: requests the stand-in logged since the trigger started; `in_flight()`: the resource is still
-    being worked on (both checked when the triggerer stops, so the stop is really mid-wait).
+    being worked on (both checked when the triggerer stops, so the stop is really mid-wait). The resource is
+    made on a real-time stand-in clock (scale 1), so however slowly a loaded machine starts the trigger, its
+    first poll finds it in flight; the triggerer stops after that poll (and at least `stop_after` seconds);
+    `resume()` then sets the wait's own time scale before the triggerer starts again.
     """
 
     async def main() -> dict:
         first = asyncio.ensure_future(_first_event(trigger))
         await asyncio.sleep(stop_after)
+        started = time.monotonic()
+        while not first.done() and await asyncio.to_thread(polls) < 1:
+            assert time.monotonic() - started < first_poll_within, \
+                f"the trigger had not polled {first_poll_within:.0f} s after it started"
+            await asyncio.sleep(0.1)
         assert not first.done(), f"the wait ended before the triggerer stopped: {first.result()}"
-        assert await asyncio.to_thread(polls) >= 1, "the trigger had not polled yet when the triggerer stopped"
         assert await asyncio.to_thread(in_flight), "the resource was no longer in flight when the triggerer stopped"
         first.cancel()  # the triggerer stops: its trigger coroutines are cancelled
         with contextlib.suppress(asyncio.CancelledError):
             await first
+        await asyncio.to_thread(resume)
         await asyncio.sleep(down)
         again = _rebuilt(trigger)
         assert again.deadline == trigger.deadline, "the restarted trigger got a fresh timeout"
@@ -379,36 +387,38 @@ def test_triggerer_restarted_during_each_wait(standin, monkeypatch, reliability_
     pool_id = "pool-triggerer"
     events: dict[str, dict] = {}
 
-    def wait(label: str, waiter: str, args: dict, in_flight, conn_id: str = "azure_default") -> None:
+    def wait(label: str, waiter: str, args: dict, in_flight, scale: float, conn_id: str = "azure_default") -> None:
         trigger = AzureBaseWaiterTrigger(waiter_name=waiter, waiter_args=args, conn_id=conn_id, poll_interval=0.5,
                                          timeout_seconds=120, return_value=label)
         mark = control.requests()["last_id"]
         try:
             events[label] = _wait_across_triggerer_restart(
-                trigger, in_flight, lambda: control.requests(since=mark)["total"])
+                trigger, in_flight, lambda: control.requests(since=mark)["total"], lambda: control.set_scale(scale))
         except (AssertionError, TimeoutError) as err:  # recorded in the row, asserted at the end
             events[label] = {"status": "broken", "message": f"{type(err).__name__}: {err}"}
 
-    # Time scales chosen so that each wait lasts ~2 s of wall time.
-    control.set_scale(70)
+    # Each resource is made on a real-time clock (scale 1: minutes of Azure time stay minutes) so the
+    # triggerer's stop lands mid-wait on a loaded machine too; each wait's own scale, set at the restart,
+    # makes the rest of it last ~2 s of wall time.
+    control.set_scale(1)
     compute.snapshots.begin_create_or_update(rg, "snap-triggerer", {"location": loc, "properties": {
         "creationData": {"createOption": "Copy", "sourceResourceId": os_disk}}}, polling=False)
     wait("snapshot copy", "arm_provisioning", {"resource_ids": [snap_id]},
-         lambda: compute.snapshots.get(rg, "snap-triggerer").provisioning_state == "Creating")
+         lambda: compute.snapshots.get(rg, "snap-triggerer").provisioning_state == "Creating", scale=70)
 
-    control.set_scale(35)
+    control.set_scale(1)
     compute.images.begin_create_or_update(rg, "img-triggerer", {
         "location": loc, "properties": {"hyperVGeneration": "V2", "storageProfile": {"osDisk": {
             "osType": "Linux", "osState": "Generalized", "snapshot": {"id": snap_id}}}}}, polling=False)
     wait("managed image", "arm_provisioning", {"resource_ids": [image_id]},
-         lambda: compute.images.get(rg, "img-triggerer").provisioning_state == "Creating")
+         lambda: compute.images.get(rg, "img-triggerer").provisioning_state == "Creating", scale=35)
 
     control.set_scale(3000)
     compute.galleries.begin_create_or_update(rg, "galtriggerer", {"location": loc}).result()
     compute.gallery_images.begin_create_or_update(rg, "galtriggerer", "def-triggerer", {"location": loc, "properties": {
         "osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
         "identifier": {"publisher": "contoso", "offer": "triggerer", "sku": "gen2"}}}).result()
-    control.set_scale(250)
+    control.set_scale(1)
     compute.gallery_image_versions.begin_create_or_update(rg, "galtriggerer", "def-triggerer", "1.0.0", {
         "location": loc, "properties": {"storageProfile": {"source": {"id": image_id}}, "publishingProfile": {
             "targetRegions": [{"name": "westeurope"}, {"name": "northeurope"}]}}}, polling=False)
@@ -418,9 +428,9 @@ def test_triggerer_restarted_during_each_wait(standin, monkeypatch, reliability_
                                                expand="ReplicationStatus")
         return any(s.state != "Completed" for s in v.replication_status.summary)
 
-    wait("replication", "gallery_replication", {"version_id": version_id}, replicating)
+    wait("replication", "gallery_replication", {"version_id": version_id}, replicating, scale=250)
 
-    control.set_scale(170)
+    control.set_scale(1)
     batch.create_pool(bm.BatchPoolCreateOptions(
         id=pool_id, vm_size="Standard_D2s_v3", target_dedicated_nodes=2,
         virtual_machine_configuration=bm.VirtualMachineConfiguration(
@@ -433,16 +443,16 @@ def test_triggerer_restarted_during_each_wait(standin, monkeypatch, reliability_
         return not counts or (counts.dedicated.idle or 0) < 2
 
     wait("pool allocation", "batch_pool_steady", {"pool_id": pool_id, "target_dedicated": 2}, allocating,
-         conn_id="azure_batch_default")
+         scale=170, conn_id="azure_batch_default")
 
-    control.set_scale(15)
+    control.set_scale(1)
     compute.images.begin_delete(rg, "img-triggerer", polling=False)
     compute.snapshots.begin_delete(rg, "snap-triggerer", polling=False)
 
     def deleting() -> bool:
         return any(s.name == "snap-triggerer" for s in compute.snapshots.list_by_resource_group(rg))
 
-    wait("teardown deletion", "arm_deleted", {"resource_ids": [image_id, snap_id]}, deleting)
+    wait("teardown deletion", "arm_deleted", {"resource_ids": [image_id, snap_id]}, deleting, scale=15)
     control.set_scale(3000)
 
     left = (len(list(compute.snapshots.list_by_resource_group(rg))) - before["snapshots"]

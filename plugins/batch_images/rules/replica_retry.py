@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from batch_images.rules.ids import region_key
+from .ids import region_key
 
 
 def pool_region(pool: Mapping[str, Any]) -> str | None:

@@ -174,3 +174,38 @@ def test_retry_writes_converge_on_the_configured_regions_and_the_settled_waiter(
                "regions": [{"region": "West Europe", "state": "Completed"}, {"region": "North Europe",
                                                                              "state": "Replicating"}]}
     assert evaluate_region_settled(readded)[0] == "success"  # another writer's full list added it back
+
+
+class _SecondPool(BatchPoolOperator):
+    """create_pool[1] with the state of create_pool[0] given (outside a DAG run the task SDK cannot read it)."""
+
+    retrier_state = "scheduled"
+
+    def task_state(self, context, map_index):
+        return self.retrier_state
+
+
+@pytest.mark.parametrize("retrier_state", ["scheduled", "failed"])
+def test_second_pool_of_a_failed_region_reschedules_or_fails_with_the_retrier(standin, two_regions, retrier_state):
+    """North Europe Failed, create_pool[1] sees it: while create_pool[0] (its retrier) has not run, it reschedules
+    itself (no try spent) without writing; once create_pool[0] failed, it fails naming the region and Azure's message."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    from batch_images.operators._arm import ArmOperationFailed
+
+    plan, image_id, _ = two_regions("northeurope", "northeurope")
+    standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
+                              message="Simulated replication failure")
+    version_id = publish(plan, image_id)
+    mark = standin.control.requests()["last_id"]
+    op = in_dag(lambda: _SecondPool(task_id="create_pool", pool_spec=plan["pools"][1], image_version_id=version_id,
+                                    plan=plan, poll_interval=POLL))
+    op.retrier_state = retrier_state
+    expected = AirflowRescheduleException if retrier_state == "scheduled" else ArmOperationFailed
+    with pytest.raises(expected) as err:
+        run_operator(op, {**context_for(), "ti": IndexedTI(1)})
+    if retrier_state == "failed":
+        assert "North Europe" in str(err.value) and "Simulated replication failure" in str(err.value)
+        assert "create_pool[0]" in str(err.value) and "gave up" in str(err.value)
+    writes = [r for r in standin.control.requests(since=mark, items=True)["items"] if r["write"]]
+    assert writes == [], writes  # neither removed the region nor made a pool

@@ -9,7 +9,7 @@ DEMO_TIME_SCALE ?= 60
 PYTEST_ARGS ?=
 # `make test` runs the test files on this many pytest-xdist workers (each its own Airflow DB copy and
 # stand-in); TEST_WORKERS=0 runs them serially in one process
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow

@@ -31,8 +31,10 @@ from pathlib import Path
 from benchmarks.common import StandIn
 
 WORKER_TITLE = "airflow worker -- LocalExecutor:"
-# the task runner's line after it parsed the DAG file (the LocalExecutor's task processes log to the scheduler's log)
-_PARSED = re.compile(r"Worker startup parse complete .*?dag_file_parse_ms=(\d+).*?ti_id=(\S+)")
+# the task runner's line after it parsed the DAG file (the LocalExecutor's task processes log to the scheduler's log):
+# its parse time, and which task instance (each try has its own id) is which task
+_PARSED = re.compile(r"Worker startup parse complete .*")
+_FIELD = re.compile(r"\b(dag_file_parse_ms|map_index|task_id|ti_id)=(\S+)")
 SAMPLE_SECONDS = 0.05
 RUN_TIMEOUT = 1800.0
 
@@ -112,7 +114,9 @@ class ProcSampler:
             now = time.time()
             if now >= next_scan:  # the process trees change rarely (a task process, a trigger runner restart)
                 kids = _children()
-                workers = [p for p in descendants(self.scheduler_pid, kids) if p != self.scheduler_pid]
+                # the LocalExecutor's workers are the scheduler's children; not their task processes, which are
+                # forked with the worker's title and keep it until the task runner sets its own
+                workers = kids.get(self.scheduler_pid, [])
                 trig = descendants(self.triggerer_pid, kids)
                 next_scan = now + 1.0
             for pid in workers:
@@ -216,27 +220,39 @@ class ServicesStack:
             wall = time.monotonic() - start
             time.sleep(2 * SAMPLE_SECONDS)
         tis = _task_instances(api, dag_id, run_id)
-        parse: dict[str, float] = {}
+        parse: dict[str, float] = {}       # ti id -> DAG parse seconds, every execution
+        ids: dict[str, set] = {}            # "task[i]" -> ti ids of every try
         with open(stack.log_dir / "scheduler.log", "rb") as fh:
             fh.seek(log_from)
             for m in _PARSED.finditer(fh.read().decode(errors="replace")):
-                parse[m.group(2)] = parse.get(m.group(2), 0.0) + int(m.group(1)) / 1000
+                f = dict(_FIELD.findall(m.group(0)))
+                if "ti_id" not in f:
+                    continue
+                parse[f["ti_id"]] = parse.get(f["ti_id"], 0.0) + int(f.get("dag_file_parse_ms", 0)) / 1000
+                ids.setdefault(_name(f.get("task_id", ""), int(f.get("map_index", -1))), set()).add(f["ti_id"])
         if run["state"] != "success":
             bad = {(t["task_id"], t["map_index"]): t["state"] for t in tis if t["state"] != "success"}
             raise RuntimeError(f"{dag_id} run {run_id} ended {run['state']}: {bad}; logs in {stack.log_dir}")
         out = ServicesRun(dag_id, run, tis, trigger_to_end=wall, triggerer_peak=sampler.triggerer_peak,
                           triggerer_idle=idle)
         for ti in tis:
-            name = ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else "")
-            slot, executions = sampler.slot_seconds(ti["id"])
-            # a deferral makes the executor run the task instance again (same id); the polled states show it too
-            deferred = executions > 1 or "deferred" in seen.get((ti["task_id"], ti["map_index"]), set())
+            name = _name(ti["task_id"], ti["map_index"])
+            tries = ti.get("try_number") or 1
+            every = ids.get(name, set()) | {ti["id"]}
+            slot = sum(sampler.slot_seconds(i)[0] for i in every)
+            executions = sum(sampler.slot_seconds(i)[1] for i in every)
+            # each try runs once, and once more after each deferral; the polled states show a deferral too
+            deferred = executions > tries or "deferred" in seen.get((ti["task_id"], ti["map_index"]), set())
             out.slots[name] = {"slot": slot, "executions": executions, "deferred": deferred,
-                               "parse": parse.get(ti["id"], 0.0), "tries": ti.get("try_number") or 1}
+                               "parse": sum(parse.get(i, 0.0) for i in every), "tries": tries}
         starts = [_ts(t["start_date"]) for t in tis if t.get("start_date")]
         ends = [_ts(t["end_date"]) for t in tis if t.get("end_date")]
         out.dag_seconds = (max(ends) - min(starts)) if starts and ends else None
         return out
+
+
+def _name(task_id: str, map_index: int) -> str:
+    return task_id + (f"[{map_index}]" if map_index >= 0 else "")
 
 
 def _wait_for_dag(api, dag_id: str, stack, timeout: float = 300) -> None:

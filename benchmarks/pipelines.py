@@ -207,7 +207,7 @@ def run_pipeline(standin: StandIn, workdir: Path, label: str, *, pools: int = 1,
 
 
 def run_services(standin: StandIn, workdir: Path, *, fleet_pools: int, nodes: int = 2,
-                 scale: float = 60.0) -> dict[str, dict]:
+                 scale: float = 60.0, only: tuple[str, ...] = ()) -> dict[str, dict]:
     """The one-pool run (deferrable and synchronous) and the fleet run under the real services (benchmarks/services.py):
     label -> the figures :func:`run_pipeline` gives, plus the triggerer's memory and the stack's start-up."""
     from benchmarks.services import ServicesStack
@@ -215,6 +215,7 @@ def run_services(standin: StandIn, workdir: Path, *, fleet_pools: int, nodes: in
     stamp = int(time.time() * 1000) % 10 ** 9
     runs = {"svc_one": dict(pools=1, sync=False), f"svc_fleet_{fleet_pools}": dict(pools=fleet_pools, sync=False),
             "svc_one_sync": dict(pools=1, sync=True)}
+    runs = {k: v for k, v in runs.items() if not only or k in only}
     pipes = workdir / "pipelines-services"
     for label, spec in runs.items():
         spec["dag_id"] = f"bench_{label}_{stamp}"

@@ -63,8 +63,11 @@ def markdown(benches: list[Bench], meta: dict) -> str:
     m = meta["machine"]
     lines = [f"# Benchmarks {meta['date']}", "",
              f"Machine: {m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}, Python {m['python']}; "
-             f"1-min load at start {m['load_1min_at_start']:.1f} (shared machine: figures are noisy, compare the "
-             "ratios measured side by side). `make bench` ran in "
+             f"1-min load average at start {m['load_1min_at_start']:.1f}"
+             + (f", after each benchmark {', '.join(f'{v:.1f}' for v in meta['load_1min'].values())}"
+                if meta.get("load_1min") else "")
+             + " (a shared machine: absolute figures are noisy, compare the ratios measured side by side). "
+             f"`make bench{' BENCH_ARGS=--services' if meta.get('services') else ''}` ran in "
              f"{meta['seconds']:.0f} s against the local stand-in.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     last = None
@@ -103,7 +106,8 @@ def chart(benches: list[Bench], path: Path, title: str) -> Path | None:
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(13, 3.6 * nrows), squeeze=False)
     for ax, b in zip(axes.flat, panels):
-        figs = [r for r in b.rows if r.ours is not None][:9]
+        # the rows with a target first (stable: in the table's order), then the others, nine at most
+        figs = sorted((r for r in b.rows if r.ours is not None), key=lambda r: not r.target or r.target == "-")[:9]
         labels = [r.metric for r in figs]
         ys = range(len(figs))
         ours = [max(r.ours, 1e-6) for r in figs]

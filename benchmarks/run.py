@@ -1,9 +1,11 @@
 """`make bench`: run the benchmarks against the local stand-in, print one table, write JSON/Markdown/PNG.
 
-    python -m benchmarks.run [--quick] [--only poll_cost,parse,...] [--out benchmarks/results] [--no-write]
+    python -m benchmarks.run [--quick] [--services] [--only poll_cost,parse,...] [--out benchmarks/results] [--no-write]
 
 Outputs ``<out>/<date>-<machine>.json``, ``.md`` and ``.png`` (``--no-write``: print only). ``--quick`` runs
 the smallest size of each benchmark (the smoke test's mode); its figures are not the published ones.
+``--services`` adds the real-services rows of the worker-slot, fleet and overhead benchmarks (benchmarks/services.py:
+scheduler, triggerer, dag-processor and api-server started twice, three runs; 10-25 minutes on 2 cores).
 Benchmarks run in the issue's priority order; one that fails is reported as failed and the rest go on.
 """
 from __future__ import annotations
@@ -69,6 +71,8 @@ def _benchmarks(quick: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smallest size of each benchmark (smoke test)")
+    ap.add_argument("--services", action="store_true",
+                    help="also run the pipelines under the real Airflow services (slow: 10-25 minutes)")
     ap.add_argument("--only", default="", help="comma-separated benchmark keys: " + ", ".join(ORDER))
     ap.add_argument("--out", type=Path, default=RESULTS_DIR, help="results directory")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
@@ -78,12 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     table = _benchmarks(args.quick)
+    if args.services:
+        from benchmarks import pipelines
+
+        pipelines.SERVICES["enabled"] = True
     wanted = [k for k in (args.only.split(",") if args.only else ORDER) if k]
     unknown = [k for k in wanted if k not in ORDER]
     if unknown:
         ap.error(f"unknown benchmark(s) {unknown}; known: {', '.join(ORDER)}")
     meta = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "started": datetime.now(timezone.utc).isoformat(),
-            "machine": machine(), "quick": args.quick}
+            "machine": machine(), "quick": args.quick, "services": args.services}
     benches: list[Bench] = []
     start = time.monotonic()
     with StandIn() as standin:
@@ -100,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             for b in got if isinstance(got, list) else [got]:
                 b.seconds = round(time.monotonic() - t0, 1)
                 benches.append(b)
-            print(f"[bench] {key} done in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+            meta.setdefault("load_1min", {})[key] = round(os.getloadavg()[0], 2)
+            print(f"[bench] {key} done in {time.monotonic() - t0:.0f} s (1-min load {os.getloadavg()[0]:.1f})",
+                  file=sys.stderr, flush=True)
     meta["seconds"] = round(time.monotonic() - start, 1)
 
     print(report.text_table(benches))
@@ -108,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         stem = f"{meta['date']}-{meta['machine']['short']}" + ("-quick" if args.quick else "")
         png = report.chart(benches, args.out / f"{stem}.png", f"make bench {meta['date']} on {meta['machine']['short']}")
         meta["chart"] = png.name if png else None
-        write_json(args.out / f"{stem}.json", {"meta": meta, "benchmarks": [b.as_dict() for b in benches]})
+        runs = {}
+        if "benchmarks.pipelines" in sys.modules:  # the pipeline runs behind the rows (task slots, requests, ...)
+            runs = {k: v for k, v in sys.modules["benchmarks.pipelines"]._RUNS.items()}
+        write_json(args.out / f"{stem}.json", {"meta": meta, "benchmarks": [b.as_dict() for b in benches],
+                                               "runs": runs})
         (args.out / f"{stem}.md").write_text(report.markdown(benches, meta))
         print(f"\nwrote {args.out / stem}.{{json,md" + (",png}" if png else "}"))
     return 1 if any(b.error for b in benches) else 0

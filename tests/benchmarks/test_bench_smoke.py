@@ -40,4 +40,7 @@ def test_quick_bench_writes_table_json_markdown_and_chart(tmp_path, capsys):
         assert b["title"] in printed and f"## {b['title']}" in md
     missed = [r for b in benches.values() for r in b["rows"] if r["status"] == "MISSED"]
     assert all(f"**MISSED" in md for _ in missed[:1])
-    assert "not measured" in printed  # the real-services figures say so instead of inventing one
+    # without --services the real-services rows say so (and how to get them) instead of inventing a figure
+    absent = [r for b in benches.values() for r in b["rows"] if r["metric"].startswith("real services")]
+    assert {r["status"] for r in absent} == {"not measured"} and all("--services" in r["note"] for r in absent)
+    assert "not measured" in printed

@@ -72,6 +72,21 @@ def test_smoke_task_runs_to_completion_on_an_idle_node(standin, pool):
     assert err.value.status_code == 404 and err.value.error.code == "JobNotFound"
 
 
+
+def test_a_job_made_again_with_a_deleted_jobs_id_runs_its_own_tasks(standin, pool):
+    """A smoke test retried after its earlier try deleted the job: the new job's tasks exist and run (the deleted
+    job's tasks of the same ids are gone with it, they do not shadow the new ones)."""
+    client = standin.batch()
+    for attempt in range(2):
+        client.create_job(bm.BatchJobCreateOptions(id="again", pool_info=bm.BatchPoolInfo(pool_id=pool)))
+        client.create_tasks("again", [bm.BatchTaskCreateOptions(id=f"smoke-{i}", command_line="/bin/true")
+                                      for i in range(2)])
+        for i in range(2):
+            assert _wait_task(client, "again", f"smoke-{i}").execution_info.exit_code == 0, attempt
+        counts = client.get_job_task_counts("again").task_counts
+        assert (counts.completed, counts.succeeded) == (2, 2), attempt
+        client.begin_delete_job("again", polling_interval=POLL).result()
+
 def test_a_running_task_shows_on_its_node(standin, pool):
     client = standin.batch()
     with slow(standin):

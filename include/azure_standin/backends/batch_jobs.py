@@ -455,7 +455,9 @@ def _validate_task(ctx, account: str, job: dict, body: Any) -> dict:
     if not body.get("commandLine"):
         raise MissingRequiredProperty("commandLine")
     _job_open(job)
-    if ctx.store.get_raw(TASK, _k(account, job["id"], task_id)) is not None:
+    # get, not get_raw: a task of an earlier, deleted job of the same id is dropped here (the store removes a
+    # document past its delete_at when it is read), as Azure deletes a job's tasks with the job
+    if ctx.store.get(TASK, _k(account, job["id"], task_id)) is not None:
         raise TaskExists("The specified task already exists.")
     return body
 

@@ -33,7 +33,7 @@ from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, Ret
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
-from batch_images.operators.preflight import PoolSpecsOperator, PreflightOperator
+from batch_images.operators.preflight import DryRunGateOperator, PoolSpecsOperator, PreflightOperator
 from batch_images.operators.roll import (
     DiscardCanariesOperator,
     PlanRollOperator,
@@ -45,6 +45,7 @@ from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.operators.summary import RunSummaryOperator
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
+from batch_images.rules.run_options import param_schemas
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.sensors.pool import BatchPoolSteadySensor
 
@@ -69,11 +70,22 @@ DOC = """
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
 from VM `{vm}`, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
-* **Params**: `rebuild` counts deliberate rebuilds of the same logical date (the `N` of the version);
-  a retry or a clear-and-rerun reuses the run's version and resources instead of making new ones.
+* **Params** (the trigger form; README, "Running the pipeline"): `rebuild` counts deliberate rebuilds of the same
+  logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
+  `version` an explicit Major.Minor.Patch; `target_regions` / `pools` subsets; `strategy`; `canary_only`;
+  `allow_downgrade`; `dry_run` (preflight and the plan only, nothing written).
 * Temporary snapshots and the managed image are deleted by the `delete_temporary_resources` teardown,
   also when a later step fails.
 """
+
+
+def run_params(cfg: PipelineConfig) -> dict[str, Param]:
+    """The trigger form's Params (schemas from rules/run_options.py; regions and pools from the config)."""
+    out = {}
+    for name, schema in param_schemas(cfg.all_regions(), [p.pool_id_prefix for p in cfg.pools]).items():
+        schema = dict(schema)
+        out[name] = Param(schema.pop("default"), description=schema.pop("description"), **schema)
+    return out
 
 
 def build_dag(cfg: PipelineConfig) -> DAG:
@@ -92,19 +104,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             "retry_delay": retry_delay(),
             "retry_exponential_backoff": True,
         },
-        params={
-            "rebuild": Param(0, type="integer", minimum=0, maximum=2147483647,
-                             title="Rebuild number",
-                             description="N in the version YYYY.MMDD.N: raise it to build a new version "
-                                         "for a date that already has one."),
-            "allow_downgrade": Param(False, type="boolean", title="Allow downgrade",
-                                     description="Roll pools even when this run's version is older than the one "
-                                                 "serving them (a backfill never rolls back otherwise)."),
-            "strategy": Param(None, type=["null", "string"], enum=[None, "blue_green", "in_place"],
-                              title="Roll strategy",
-                              description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
-                                          "work while it is re-imaged (see the README)."),
-        },
+        # The trigger form: one Param per run option, grouped by section (rules/run_options.py holds the schemas
+        # and validates them again in preflight, for the REST API and --conf).
+        params=run_params(cfg),
         doc_md=DOC.format(
             dag_id=cfg.dag_id, description=cfg.description, definition=cfg.image_definition.name,
             gallery=cfg.gallery.name, vm=cfg.source_vm.name,
@@ -115,12 +117,16 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         preflight = PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="{{ params.rebuild }}",
                                       arm_conn_id=cfg.arm_conn_id)
         plan = preflight.output
+        # A dry run (params.dry_run) stops here: every later task is skipped, the teardowns write nothing.
+        gate = DryRunGateOperator(task_id="dry_run_gate", plan=plan)
         # Leftovers of earlier runs that crashed (snapshots, managed images, smoke-test jobs, canary pools older than
         # 6 h whose run is over; never a pool in use): removed before this run makes new ones (operators/sweep.py).
         sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
+        gate >> sweep
         waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
+        gate >> snapshots
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
                                             operations=XComArg(snapshots, key="operations"),
                                             created_at=XComArg(snapshots, key="created_at"),
@@ -133,6 +139,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                               snapshots=snapshots.output, arm_conn_id=cfg.arm_conn_id, **waits)
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
+        gate >> specs
         # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
         rolls = PlanRollOperator.partial(
             task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",

@@ -337,8 +337,8 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         """The regions this task waits for (None: every target region): the gallery's own region and the regions of
         the plan's Batch accounts, so pools start allocating without waiting for regions no pool uses."""
         plan = self.typed_plan
-        regions = [plan.gallery.location] + [p.account_location or p.batch_account_location for p in plan.pools
-                                             if p.account_location or p.batch_account_location]
+        regions = [plan.gallery.location] + [p.account_location or p.batch_account_location
+                                             for p in plan.rolled_pools() if p.account_location or p.batch_account_location]
         return list(dict.fromkeys(region_key(r) for r in regions))
 
     def replicated(self, context: Any, version_id: str) -> Any:
@@ -448,6 +448,10 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     def replicated(self, context: Any, version_id: str) -> Any:
         from batch_images.rules import roll
 
+        if self.typed_plan.options.canary_only:
+            self.log.info("Canary only: image version %s is replicated everywhere and stays excluded from latest (not "
+                          "promoted)", self.typed_plan.version)
+            return None
         actions = [r.get("roll_action") for r in (self.rolls or []) if isinstance(r, Mapping)]
         if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):
             self.log.info("Every logical pool runs a newer version than %s: the version stays excluded from latest",

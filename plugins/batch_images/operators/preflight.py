@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
@@ -45,7 +46,8 @@ from batch_images.pool_facts import iso_duration
 from batch_images.rules import preflight as checks
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, build_plan
+from batch_images.rules import run_options
+from batch_images.rules.plan import Plan, build_plan, describe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,19 +61,39 @@ class PreflightOperator(BaseOperator):
     :param arm_conn_id: Azure (ARM) connection; default: the config's ``arm_conn_id``. (templated)
     :param node_agent_sku_id: override of the node agent SKU; default: the config's, else derived from
         Batch's supported images. (templated)
-    :return: the plan (``Plan.to_dict()``, see docs/architecture.md); XCom ``pools`` holds the per-pool specs.
+    :param options: the run's options (``rules/run_options.py``: version, target_regions, pools, strategy,
+        canary_only, allow_downgrade, dry_run); default: the run's params (the trigger form or ``--conf``), which are
+        validated again here. ``rebuild`` above wins over ``options["rebuild"]``. (templated)
+    :return: the plan (``Plan.to_dict()``, see docs/architecture.md, with ``options``); XCom ``pools`` holds the
+        per-pool specs. With ``dry_run`` the plan is also logged as text (every name, id, replica count, timeout
+        and, read from Batch, each logical pool's roll decision).
     """
 
-    template_fields: Sequence[str] = ("pipeline", "rebuild", "arm_conn_id", "node_agent_sku_id")
+    template_fields: Sequence[str] = ("pipeline", "rebuild", "arm_conn_id", "node_agent_sku_id", "options")
     ui_color = "#c8e6c9"
 
     def __init__(self, *, pipeline: dict, rebuild: int | str = 0, arm_conn_id: str | None = None,
-                 node_agent_sku_id: str | None = None, **kwargs) -> None:
+                 node_agent_sku_id: str | None = None, options: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
         self.rebuild = rebuild
         self.arm_conn_id = arm_conn_id
         self.node_agent_sku_id = node_agent_sku_id
+        self.options = options
+
+    def _options(self, cfg: PipelineConfig, context: Context) -> run_options.RunOptions:
+        """The run's params validated again (the REST API and ``--conf`` can pass what the form refuses)."""
+        params = context.get("params") or {}
+        raw = dict(self.options) if self.options is not None else {k: params[k] for k in params}
+        raw["rebuild"] = self.rebuild
+        declared = set(getattr(self.dag, "params", None) or {}) if self.has_dag() else set()
+        try:
+            return run_options.parse_run_options(raw, regions=cfg.all_regions(),
+                                                 pools=[p.pool_id_prefix for p in cfg.pools], known=declared)
+        except InvalidInput as err:
+            self.log.error("Preflight: %s", err)
+            raise AirflowFailException(f"Preflight: a param of this run is not valid; nothing was changed in Azure.\n"
+                                       f"  1. {err}") from None
 
     def _config(self) -> PipelineConfig:
         try:
@@ -114,7 +136,8 @@ class PreflightOperator(BaseOperator):
         dag_run = context.get("dag_run")
         run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or "manual"
         logical = self._logical_date(context)
-        version = checks.check_version(self.rebuild, logical, found)
+        options = self._options(cfg, context)
+        version = options.version or checks.check_version(self.rebuild, logical, found)
         arm_conn_id = self.arm_conn_id or cfg.arm_conn_id
         arm = ArmComputeHook(azure_conn_id=arm_conn_id)
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,
@@ -131,6 +154,10 @@ class PreflightOperator(BaseOperator):
         security = checks.check_security_and_definition(cfg, source, definition, found)
         checks.check_batch_provider(cfg.gallery.subscription_id, self._batch_registration(arm, cfg), found)
         account_regions, extra_regions = checks.check_pools(cfg, [self._read_pool(arm, p) for p in cfg.pools], found)
+        for err in run_options.check_coverage(options, gallery_region=cfg.gallery.location, pool_regions=[
+                (p.pool_id_prefix, account_regions.get(p.batch_account_id) or p.batch_account_location)
+                for p in cfg.pools]):
+            found.add_error(err)
 
         publish_cfg = _with_target_regions(cfg, extra_regions)
         replica_plan = None
@@ -150,12 +177,43 @@ class PreflightOperator(BaseOperator):
             arm_conn_id=arm_conn_id, source=source.to_source(), location=source.location or cfg.gallery.location,
             agent=agent, account_regions=account_regions, replica_plan=replica_plan,
             pool_ids=pool_ids, security=security, today=datetime.now(timezone.utc).date(), duration=iso_duration,
-            notes=notes)
+            notes=notes, options=options)
         self._log_notes(notes)
+        if options.dry_run:
+            plan = plan.model_copy(update={"roll_decisions": self._roll_decisions(plan)})
+            self.log.info("DRY RUN - nothing will be written; every later task is skipped.\n%s", describe(plan))
         out = plan.to_dict()
         context["ti"].xcom_push(key="pools", value=out["pools"])
         self.log.info("Preflight passed: version %s, %d pool(s): %s", version, len(plan.pools),
                       ", ".join(p.pool_id for p in plan.pools))
+        return out
+
+    def _roll_decisions(self, plan: Plan) -> dict[str, str]:
+        """Logical pool -> what plan_roll would decide (rules/roll.py), from one pool list per Batch connection."""
+        from batch_images.hooks.batch import BatchPoolHook
+        from batch_images.rules import roll
+
+        out: dict[str, str] = {}
+        listings: dict[str, list] = {}
+        for p in plan.pools:
+            if p.batch_conn_id not in listings:
+                hook = BatchPoolHook(p.batch_conn_id)
+                try:
+                    listings[p.batch_conn_id] = hook.list_pool_listing()
+                finally:
+                    hook.close_sync()
+            serving = roll.serving_pool(roll.physical_pools(listings[p.batch_conn_id], p.logical_pool or ""))
+            action = roll.decide(plan.version, serving, plan.options.allow_downgrade)
+            strategy = "blue_green" if plan.options.canary_only else roll.effective_strategy(
+                p.roll.strategy, plan.options.strategy)
+            where = f" {serving.pool_id} on {serving.version}" if serving else ""
+            then = {roll.FIRST: f"first: {p.pool_id} becomes its first serving pool",
+                    roll.ROLL: f"roll{where} -> {p.pool_id} ({strategy})",
+                    roll.CURRENT: f"current: already served by{where}",
+                    roll.SKIP_DOWNGRADE: f"skip_downgrade: served by{where}, newer than {plan.version}"}[action]
+            if plan.options.canary_only and action in (roll.FIRST, roll.ROLL):
+                then += "; canary only: the canary stays, nothing moves"
+            out[p.logical_pool or p.pool_id] = then
         return out
 
     def _log_notes(self, notes: checks.Findings | list[tuple[str, str]]) -> None:
@@ -265,11 +323,28 @@ def _with_target_regions(cfg: PipelineConfig, extra_regions: list[str]) -> Pipel
 
 
 def pool_specs(plan: Any) -> list[dict]:
-    """The per-pool specs of a plan (what XCom ``pools`` holds); AirflowFailException when it is not a plan."""
+    """The specs of the pools the run rolls (``plan.rolled_pools()``: the ``pools`` param's, all when empty), each
+    with the run's ``canary_only``; AirflowFailException when it is not a plan."""
     try:
-        return Plan.from_dict(plan).to_dict()["pools"]
+        return [p.to_dict() for p in Plan.from_dict(plan).rolled_pools()]
     except InvalidInput as err:
         raise AirflowFailException(str(err)) from None
+
+
+def is_real_run(plan: Any) -> bool:
+    """False for a dry run (``plan.options.dry_run``): the gate then skips every later task but the teardowns."""
+    return not Plan.from_dict(plan).options.dry_run
+
+
+class DryRunGateOperator(ShortCircuitOperator):
+    """``dry_run_gate``: after preflight, skip every later task of a dry run (the teardowns too run, and see the
+    dry run in the plan: they write nothing). A real run passes straight through.
+
+    :param plan: the preflight plan. (templated, through ``op_args``)
+    """
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(python_callable=is_real_run, op_args=[plan], ignore_downstream_trigger_rules=True, **kwargs)
 
 
 class PoolSpecsOperator(BaseOperator):

@@ -81,8 +81,9 @@ class PreflightOperator(BaseOperator):
         self.node_agent_sku_id = node_agent_sku_id
         self.options = options
 
-    def _options(self, cfg: PipelineConfig, context: Context) -> run_options.RunOptions:
-        """The run's params validated again (the REST API and ``--conf`` can pass what the form refuses)."""
+    def _options(self, cfg: PipelineConfig, context: Context, found: checks.Findings) -> run_options.RunOptions:
+        """The run's params validated again (the REST API and ``--conf`` can pass what the form refuses); a bad one
+        is a problem in ``found`` (reported with the others, before any write) and the defaults stand in."""
         params = context.get("params") or {}
         raw = dict(self.options) if self.options is not None else {k: params[k] for k in params}
         raw["rebuild"] = self.rebuild
@@ -91,9 +92,8 @@ class PreflightOperator(BaseOperator):
             return run_options.parse_run_options(raw, regions=cfg.all_regions(),
                                                  pools=[p.pool_id_prefix for p in cfg.pools], known=declared)
         except InvalidInput as err:
-            self.log.error("Preflight: %s", err)
-            raise AirflowFailException(f"Preflight: a param of this run is not valid; nothing was changed in Azure.\n"
-                                       f"  1. {err}") from None
+            found.add_error(err)
+            return run_options.RunOptions()
 
     def _config(self) -> PipelineConfig:
         try:
@@ -136,8 +136,8 @@ class PreflightOperator(BaseOperator):
         dag_run = context.get("dag_run")
         run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or "manual"
         logical = self._logical_date(context)
-        options = self._options(cfg, context)
-        version = options.version or checks.check_version(self.rebuild, logical, found)
+        options = self._options(cfg, context, found)
+        version = options.version or checks.check_version(options.rebuild, logical, found)
         arm_conn_id = self.arm_conn_id or cfg.arm_conn_id
         arm = ArmComputeHook(azure_conn_id=arm_conn_id)
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,

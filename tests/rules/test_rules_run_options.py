@@ -188,3 +188,54 @@ def test_param_schemas_refuse_what_the_rules_refuse():
         assert schema["section"] in ("Version", "Where", "How") and schema["description"] and schema["title"]
     assert schemas["target_regions"]["examples"] == list(REGIONS)
     assert schemas["target_regions"]["items"]["enum"] == list(REGIONS)
+
+
+# -- the plan records the options -------------------------------------------------------------------------------
+
+
+def plan_with(options: dict):
+    from batch_images.rules.plan import Plan
+
+    pool = {"batch_conn_id": "c", "batch_account_id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Batch/"
+            "batchAccounts/acct", "batch_account_location": "westeurope", "pool_id": "", "vm_size": "Standard_D2s_v3",
+            "target_dedicated_nodes": 2, "target_low_priority_nodes": 0, "resize_timeout": "PT15M",
+            "node_agent_sku_id": "batch.node.ubuntu 22.04", "allocation_timeout": 900.0,
+            "smoke_test": {"command_line": "true", "timeout_minutes": 10}}
+    return Plan.from_dict({
+        "dag_id": "d", "run_id": "r", "version": "7.0.1", "location": "westeurope", "work_resource_group": "rg",
+        "work_subscription_id": "s",
+        "source": {"vm_id": "/vm", "vm_name": "vm", "os_disk_id": "/disk", "os_type": "Linux",
+                   "hyper_v_generation": "V2"},
+        "gallery": {"subscription_id": "s", "resource_group": "rg", "name": "gal", "location": "westeurope",
+                    "id": "/g"},
+        "image_definition": {"name": "def", "os_type": "Linux", "hyper_v_generation": "V2", "publisher": "p",
+                             "offer": "o", "sku": "k", "id": "/g/images/def"},
+        "version_id": "/g/images/def/versions/7.0.1", "image_name": "img-def-7-0-1", "image_id": "/img",
+        "snapshot_names": {"os": "snap-vm-os-7-0-1"},
+        "target_regions": [{"name": "westeurope", "regional_replica_count": 2}],
+        "timeouts": {"replication": 1800.0},
+        "pools": [{**pool, "logical_pool": "alpha", "pool_id": "alpha-7-0-1"},
+                  {**pool, "logical_pool": "beta", "pool_id": "beta-7-0-1", "smoke_test": None}],
+        "options": options, "roll_decisions": {"alpha": "first: alpha-7-0-1 becomes its first serving pool"},
+    })
+
+
+def test_plan_rolled_pools_follow_the_pools_option_and_carry_canary_only():
+    assert [p.pool_id for p in plan_with({}).rolled_pools()] == ["alpha-7-0-1", "beta-7-0-1"]
+    only = plan_with({"pools": ["beta"], "canary_only": True}).rolled_pools()
+    assert [(p.pool_id, p.canary_only) for p in only] == [("beta-7-0-1", True)]
+    assert plan_with({}).options == RunOptions()  # a plan without options (older preflight): a full run
+
+
+def test_describe_names_every_id_count_and_timeout():
+    from batch_images.rules.plan import describe
+
+    text = describe(plan_with({"dry_run": True, "pools": ["alpha"], "version": "7.0.1"}))
+    for fragment in ("mode dry_run", "7.0.1  /g/images/def/versions/7.0.1", "snap-vm-os-7-0-1",
+                     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/snap-vm-os-7-0-1",
+                     "img-def-7-0-1  /img", "westeurope       2 replica(s)", "replication 1800 s (30 min)",
+                     "alpha -> alpha-7-0-1  account acct (westeurope)", "2 dedicated + 0 low-priority node(s)",
+                     "resizeTimeout PT15M", "allocation wait 900 s (15 min)", "drain timeout 120 min (then keep)",
+                     "smoke test 'true'", "timeout 10 min", "decision: first: alpha-7-0-1",
+                     "beta -> beta-7-0-1", "decision: not rolled (not in params.pools)", "pools alpha"):
+        assert fragment in text, fragment

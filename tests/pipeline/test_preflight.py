@@ -263,7 +263,7 @@ REFUSALS = [
      "letters, digits"),
     ("pool-id-too-long", _long_prefix, "pipeline.pools[0].pool_id_prefix", "ppppp", "Batch allows 64",
      "shorten the prefix"),
-    ("version-out-of-range", _version_out_of_range, "rebuild", "2147483648", "0..2147483647", "pass 0"),
+    ("version-out-of-range", _version_out_of_range, "params.rebuild", "2147483648", "0..2147483647", "rebuild 0"),
     ("negative-rebuild", _negative_rebuild, "params.rebuild", "-1", "whole number", "rebuild 0"),
     ("batch-not-registered", _not_registered, "gallery.subscription_id", "2b8c7d6e", "NotRegistered",
      "az provider register --namespace Microsoft.Batch"),

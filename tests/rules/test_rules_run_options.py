@@ -41,7 +41,7 @@ def test_rebuild_good(value, expected):
 @pytest.mark.parametrize("value", [-1, naming.INT32_MAX + 1, 1.5, True, "two", [1]])
 def test_rebuild_bad(value):
     err = refused("rebuild", rebuild=value)
-    assert "2147483647" in err.reason and "pass 0 for the first build" in err.fix
+    assert "2147483647" in err.reason and "rebuild 0 for the first build" in err.fix
 
 
 @pytest.mark.parametrize("value", ["0.0.0", "1.2.3", "2026.1201.0", "2147483647.2147483647.2147483647"])

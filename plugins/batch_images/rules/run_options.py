@@ -159,7 +159,7 @@ def parse_run_options(raw: Mapping[str, Any] | None, *, regions: Sequence[str], 
         raise _fail(unknown[0], raw[unknown[0]], "not a param of this DAG",
                     f"use one of {', '.join(allowed)} (misspelt?)")
     rebuild = _int("rebuild", 0 if raw.get("rebuild") is None else raw["rebuild"],
-                   "pass 0 for the first build of a date, 1 for the next, ...")
+                   "trigger the DAG with rebuild 0 for the first build of a date, 1 for the next, ...")
     version = raw.get("version")
     if isinstance(version, str) and not version.strip():
         version = None  # a cleared form field

@@ -172,7 +172,7 @@ def test_param_schemas_refuse_what_the_rules_refuse():
     assert set(schemas) == set(run_options.FIELDS)
     cases = {
         "rebuild": ([0, naming.INT32_MAX], [-1, naming.INT32_MAX + 1, "1"]),
-        "version": ([None, "1.2.3", "2147483647.0.0"], ["1.2", "2147483648.0.0", "01.2.3", "1.2.3 "]),
+        "version": ([None, "", "1.2.3", "2147483647.0.0"], ["1.2", "2147483648.0.0", "01.2.3", "1.2.3 "]),
         "target_regions": ([None, [], ["northeurope"]], [["eastus"], ["westeurope", "westeurope"], "westeurope"]),
         "pools": ([None, ["render"]], [["gpu"]]),
         "strategy": ([None, "in_place"], ["rolling"]),

@@ -65,7 +65,8 @@ def uint_pattern(maximum: int) -> str:
 
 
 _PART = uint_pattern(naming.INT32_MAX)
-VERSION_PATTERN = rf"^{_PART}\.{_PART}\.{_PART}$"
+# empty allowed: the form sends "" for a field typed in and cleared again (parse_run_options reads it as unset)
+VERSION_PATTERN = rf"^(?:{_PART}\.{_PART}\.{_PART})?$"
 
 
 class RunOptions(BaseModel):

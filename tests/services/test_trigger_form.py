@@ -1,10 +1,13 @@
 """The pipeline's trigger form in the Airflow 3 UI, in a real browser (Debian's headless Chromium through
 Selenium and chromedriver), against the SQLite + LocalExecutor services of tests/services/conftest.py.
 
-A user logs in with the simple auth manager's form, opens the DAG, clicks Trigger, and fills the
-``rebuild`` field of the form that the DAG's params generate: a negative number is refused by the form
+A user logs in with the simple auth manager's form, opens the DAG, clicks Trigger, opens the form's "Version"
+section (the params are grouped in sections: Version, Where, How) and fills the ``rebuild`` field of the form that the DAG's params generate: a negative number is refused by the form
 (Airflow 3.3's number field puts back the param's ``minimum``, 0, when the field is left, so -1 is never
 submitted, and no run is made); 2 is accepted and the run starts with conf ``{"rebuild": 2}``.
+The second test walks the whole form: the three sections, a target region and a pool picked in the multi-selects,
+an invalid version (the form sends it, the REST API answers 400 naming the param, the form shows it, no run is made),
+then a dry run (conf with the picked subsets; preflight and the plan only, zero writes in the stand-in's request log).
 Screenshots of each step go to .artifacts/trigger-form/ (git-ignored).
 """
 from __future__ import annotations
@@ -102,6 +105,7 @@ def test_trigger_form_refuses_a_negative_rebuild_and_starts_a_run_with_the_fille
 
     # the trigger form: the DAG's params as fields (a number input named element_<param>)
     trigger.click()
+    _section(browser, "Version")  # the params are grouped in sections (Param section=); rebuild is in "Version"
     field = _wait(browser, ec.visibility_of_element_located((By.NAME, "element_rebuild")))
     title = browser.find_element(By.XPATH, "//*[contains(text(), 'Trigger Dag')]")
     submit = browser.find_elements(By.XPATH, "//button[normalize-space()='Trigger']")[-1]  # the form's own
@@ -149,7 +153,8 @@ def _open_form(browser, stack):
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     _wait(browser, ec.element_to_be_clickable(
         (By.XPATH, "//button[normalize-space()='Trigger' or @aria-label='Trigger Dag']"))).click()
-    _wait(browser, ec.presence_of_element_located((By.NAME, "element_rebuild")))
+    _section(browser, "Version")
+    _wait(browser, ec.visibility_of_element_located((By.NAME, "element_rebuild")))
     return browser.find_elements(By.XPATH, "//button[normalize-space()='Trigger']")[-1]
 
 
@@ -192,38 +197,49 @@ def test_trigger_form_sections_multiselects_bad_version_and_a_dry_run(sqlite_sta
             api.patch(f"/api/v2/dags/{DAG_ID}/dagRuns/{r['dag_run_id']}", {"state": "failed"})
     runs_before = {r["dag_run_id"] for r in _runs(api)}
     submit = _open_form(browser, sqlite_stack)
-    for title in ("Version", "Where", "How"):
+    # one section open at a time (the form's accordion): open each, read its fields
+    sections = {"Version": ("Rebuild number", "Version (Major.Minor.Patch)"),
+                "Where": ("Target regions", "Logical pools to roll"),
+                "How": ("Roll strategy", "Canary only", "Allow downgrade", "Dry run")}
+    for i, (title, labels) in enumerate(sections.items()):
         _section(browser, title)
-    page = browser.find_element(By.TAG_NAME, "body").text
-    for text in ("Version (Major.Minor.Patch)", "Target regions", "Logical pools to roll", "Canary only", "Dry run",
-                 "Roll strategy", "Allow downgrade"):
-        assert text in page, text
-    _shot(browser, "08-sections")
+        time.sleep(1)  # the accordion's animation
+        _shot(browser, f"08{'abc'[i]}-section-{title.lower()}")
+        page = browser.find_element(By.TAG_NAME, "body").text
+        for text in labels:
+            assert text in page, (title, text, page[-1500:])
 
+    _section(browser, "Where")
+    time.sleep(1)
     _pick(browser, "target_regions", "westeurope")
     _pick(browser, "pools", "ubuntu2204")
     _shot(browser, "09-multiselects")
 
+    _section(browser, "Version")
+    time.sleep(1)
     version = browser.find_element(By.NAME, "element_version")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", version)
     _set_field(version, "2026.1201")
     _shot(browser, "10-invalid-version-typed")
     submit.click()
-    _wait(browser, lambda d: "version" in d.find_element(By.TAG_NAME, "body").text
-          and ("Invalid" in d.find_element(By.TAG_NAME, "body").text
-               or "does not match" in d.find_element(By.TAG_NAME, "body").text), timeout=30)
+    _wait(browser, lambda d: "Invalid input for param version" in d.find_element(By.TAG_NAME, "body").text
+          or "does not match" in d.find_element(By.TAG_NAME, "body").text, timeout=30)
     _shot(browser, "11-invalid-version-refused")
     time.sleep(2)
     assert {r["dag_run_id"] for r in _runs(api)} == runs_before
 
     _set_field(version, "")
-    switch = browser.find_element(By.ID, "element_dry_run")
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", switch)
-    switch.click()
+    _section(browser, "How")
+    time.sleep(1)
+    switch = browser.find_element(By.NAME, "element_dry_run")  # the switch's hidden checkbox; a user clicks its label
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].closest('label').click()",
+                           switch)
+    _wait(browser, lambda d: switch.is_selected(), timeout=10)
     _shot(browser, "12-dry-run-on")
     mark = services_standin.control.requests()["last_id"]
-    submit = browser.find_elements(By.XPATH, "//button[normalize-space()='Trigger']")[-1]
-    submit.click()
+    # the error toast of the refused trigger may still cover the button: click it the way the toast cannot stop
+    submit = browser.find_element(By.CSS_SELECTOR, "[data-testid=trigger-dag-submit]")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click()", submit)
     new = _new_runs(api, runs_before)
     _shot(browser, "13-dry-run-triggered")
     assert len(new) == 1, new

@@ -239,7 +239,8 @@ def param_schemas(regions: Sequence[str], pools: Sequence[str]) -> dict[str, dic
                                   "their serving pool."),
         "strategy": dict(default=None, type=["null", "string"], enum=[None, *STRATEGIES], section=how_sec,
                          title="Roll strategy",
-                         values_display={"blue_green": "blue_green: a new pool, work moved",
+                         values_display={"null": "as configured (each pool's roll.strategy)",
+                                         "blue_green": "blue_green: a new pool, work moved",
                                          "in_place": "in_place: re-image the serving pool (downtime)"},
                          description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
                                      "work while it is re-imaged (see the README)."),

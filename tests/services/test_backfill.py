@@ -58,8 +58,14 @@ def wait_runs(api, want: int, timeout: float = RUN_TIMEOUT) -> list[dict]:
 
 
 def backfill(stack: AirflowStack, *extra: str) -> None:
+    """`airflow backfill create --dag-id DAG_ID EXTRA...` as a user types it, next to the running services."""
+    env = stack.env()
+    # SQLite takes one writer at a time; the CLI inserts its runs while the scheduler writes too: give it a busy
+    # timeout of 60 s instead of pysqlite's 5 (a server database needs none).
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] += "?timeout=60"
     out = subprocess.run([sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", DAG_ID, *extra],
-                         cwd=ROOT, env=stack.env(), capture_output=True, text=True, timeout=300)
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 

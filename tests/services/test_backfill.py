@@ -1,7 +1,7 @@
 """`airflow backfill create` over the pipeline, under the real services (scheduler, triggerer, dag-processor,
 api-server; include/services/stack.py), after a newer version serves.
 
-The pipeline is demo.yaml's, scheduled ``@daily`` (a backfill needs a periodic schedule), with ``keep_versions: 6`` so
+Metadata DB PostgreSQL (the CLI and the scheduler write at once). The pipeline is demo.yaml's, scheduled ``@daily`` (a backfill needs a periodic schedule), with ``keep_versions: 6`` so
 that retention keeps every version the test makes. Unpausing it makes the scheduler run the latest interval: that
 version serves. Then a backfill over three earlier dates, ``--max-active-runs 1`` (a backfill's own limit; the DAG's
 ``max_active_runs`` does not apply to it): three versions published in date order, one run at a time, the serving
@@ -22,7 +22,7 @@ import pytest
 from _services import ROOT, SERVICES_TIME_SCALE, wait_for_dag
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
-from include.services.stack import AirflowStack
+from include.services.stack import AirflowStack, PostgresServer
 
 pytestmark = pytest.mark.services
 
@@ -35,6 +35,7 @@ RUN_TIMEOUT = 900
 def pipeline_dir(directory):
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
     cfg.update(dag_id=DAG_ID, schedule="@daily", keep_versions=6)
+    cfg["pools"][0].update(target_dedicated_nodes=1, smoke_test=None)  # the backfill is about versions: a small pool
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "backfill.yaml").write_text(json.dumps({"pipelines": [cfg]}, indent=2, default=str))
     return directory, cfg
@@ -59,13 +60,8 @@ def wait_runs(api, want: int, timeout: float = RUN_TIMEOUT) -> list[dict]:
 
 def backfill(stack: AirflowStack, *extra: str) -> None:
     """`airflow backfill create --dag-id DAG_ID EXTRA...` as a user types it, next to the running services."""
-    env = stack.env()
-    # SQLite takes one writer at a time; the CLI inserts its runs while the scheduler writes too: give it a busy
-    # timeout of 60 s instead of pysqlite's 5 (a server database needs none).
-    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:"):
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] += "?timeout=60"
     out = subprocess.run([sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", DAG_ID, *extra],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                         cwd=ROOT, env=stack.env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
@@ -76,7 +72,10 @@ def when(run: dict, key: str) -> datetime:
 def test_backfill_publishes_one_version_per_date_in_order_and_rolls_nothing_back(services_standin, tmp_path):
     standin = services_standin
     pipelines, cfg = pipeline_dir(tmp_path / "pipelines")
-    stack = AirflowStack(home=tmp_path / "home", standin=standin.endpoints,
+    # PostgreSQL, not SQLite: `airflow backfill create` inserts its runs while the scheduler writes, and SQLite
+    # answers "database is locked" at once to a reader upgrading to a writer (no busy timeout helps).
+    pg = PostgresServer().start()
+    stack = AirflowStack(home=tmp_path / "home", standin=standin.endpoints, sql_alchemy_conn=pg.url,
                          extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(pipelines)})
     figures = {}
     try:
@@ -139,6 +138,7 @@ def test_backfill_publishes_one_version_per_date_in_order_and_rolls_nothing_back
         assert batch.get_pool(serving_id).etag == before.etag
     finally:
         stack.stop()
+        pg.stop()
         figures["time_scale"] = SERVICES_TIME_SCALE
         out = ROOT / ".artifacts" / "backfill.json"
         out.parent.mkdir(exist_ok=True)

@@ -65,6 +65,17 @@ def backfill(stack: AirflowStack, *extra: str) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
+def wait_backfills_done(api, timeout: float = 180) -> None:
+    """Until every backfill of the DAG has ``completed_at`` (the scheduler sets it after its last run ended; a new
+    backfill is refused with AlreadyRunningBackfill until then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(b.get("completed_at") for b in api.get("/api/v2/backfills", dag_id=DAG_ID)["backfills"]):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"a backfill of {DAG_ID} is still not completed after {timeout:.0f} s")
+
+
 def when(run: dict, key: str) -> datetime:
     return datetime.fromisoformat(run[key].replace("Z", "+00:00"))
 
@@ -124,6 +135,7 @@ def test_backfill_publishes_one_version_per_date_in_order_and_rolls_nothing_back
         assert [p.id for p in batch.list_pools()] == [serving_id]
 
         # 3. a date that has a version, with rebuild 1: a new version for that date
+        wait_backfills_done(api)
         start = time.monotonic()
         backfill(stack, "--from-date", "2026-11-21", "--to-date", "2026-11-21", "--max-active-runs", "1",
                  "--reprocess-behavior", "completed", "--dag-run-conf", json.dumps({"rebuild": 1}))

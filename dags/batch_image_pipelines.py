@@ -39,7 +39,7 @@ from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, Ret
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
-from batch_images.operators.preflight import PoolSpecsOperator, PreflightOperator
+from batch_images.operators.preflight import DryRunGateOperator, PoolSpecsOperator, PreflightOperator
 from batch_images.operators.roll import (
     DiscardCanariesOperator,
     PlanRollOperator,
@@ -52,6 +52,7 @@ from batch_images.operators.summary import RunSummaryOperator
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.rules.config import PipelineConfig, load_pipelines
 from batch_images.schedules import pipeline_schedule
+from batch_images.rules.run_options import param_schemas
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.sensors.pool import BatchPoolSteadySensor
 
@@ -76,11 +77,22 @@ DOC = """
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
 from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
-* **Params**: `rebuild` counts deliberate rebuilds of the same logical date (the `N` of the version);
-  a retry or a clear-and-rerun reuses the run's version and resources instead of making new ones.
+* **Params** (the trigger form; README, "Running the pipeline"): `rebuild` counts deliberate rebuilds of the same
+  logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
+  `version` an explicit Major.Minor.Patch; `target_regions` / `pools` subsets; `strategy`; `canary_only`;
+  `allow_downgrade`; `dry_run` (preflight and the plan only, nothing written).
 * Temporary snapshots and the managed image are deleted by the `delete_temporary_resources` teardown,
   also when a later step fails.
 """
+
+
+def run_params(cfg: PipelineConfig) -> dict[str, Param]:
+    """The trigger form's Params (schemas from rules/run_options.py; regions and pools from the config)."""
+    out = {}
+    for name, schema in param_schemas(cfg.all_regions(), [p.pool_id_prefix for p in cfg.pools]).items():
+        schema = dict(schema)
+        out[name] = Param(schema.pop("default"), description=schema.pop("description"), **schema)
+    return out
 
 
 def base_image_params(cfg: PipelineConfig) -> dict:
@@ -90,7 +102,8 @@ def base_image_params(cfg: PipelineConfig) -> dict:
         return {}
     b = cfg.base_image
     return {"base_image_version": Param(
-        None, type=["null", "string"], pattern=r"^[0-9]+(\.[0-9]+){2,3}$", title="Base image version",
+        None, type=["null", "string"], pattern=r"^[0-9]+(\.[0-9]+){2,3}$", section="Version",
+        title="Base image version",
         description=f"An exact version of {b.publisher}:{b.offer}:{b.sku} to build from instead of "
                     f"{b.version!r} (az vm image list --all -p {b.publisher} -f {b.offer} -s {b.sku}); checked in "
                     "the marketplace before anything is created. Empty: the triggering Asset event's version, else "
@@ -114,20 +127,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             "retry_delay": retry_delay(),
             "retry_exponential_backoff": True,
         },
-        params={
-            "rebuild": Param(0, type="integer", minimum=0, maximum=2147483647,
-                             title="Rebuild number",
-                             description="N in the version YYYY.MMDD.N: raise it to build a new version "
-                                         "for a date that already has one."),
-            "allow_downgrade": Param(False, type="boolean", title="Allow downgrade",
-                                     description="Roll pools even when this run's version is older than the one "
-                                                 "serving them (a backfill never rolls back otherwise)."),
-            **base_image_params(cfg),
-            "strategy": Param(None, type=["null", "string"], enum=[None, "blue_green", "in_place"],
-                              title="Roll strategy",
-                              description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
-                                          "work while it is re-imaged (see the README)."),
-        },
+        # The trigger form: one Param per run option, grouped by section (rules/run_options.py holds the schemas
+        # and validates them again in preflight, for the REST API and --conf); base_image pipelines add one.
+        params={**run_params(cfg), **base_image_params(cfg)},
         doc_md=DOC.format(
             dag_id=cfg.dag_id, description=cfg.description, definition=cfg.image_definition.name,
             gallery=cfg.gallery.name,
@@ -139,9 +141,12 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         preflight = PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="{{ params.rebuild }}",
                                       arm_conn_id=cfg.arm_conn_id)
         plan = preflight.output
+        # A dry run (params.dry_run) stops here: every later task is skipped, the teardowns write nothing.
+        dry_run_gate = DryRunGateOperator(task_id="dry_run_gate", plan=plan)
         # Leftovers of earlier runs that crashed (snapshots, managed images, smoke-test jobs, canary pools older than
         # 6 h whose run is over; never a pool in use): removed before this run makes new ones (operators/sweep.py).
         sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
+        dry_run_gate >> sweep
         waits = {"poll_interval": cfg.poll_interval_seconds}
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
@@ -154,9 +159,11 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             build_vm = BuildVmOperator(task_id="prepare_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id, **waits)
             generalized = GeneralizeBuildVmOperator(task_id="generalize_build_vm", plan=plan,
                                                     arm_conn_id=cfg.arm_conn_id, **waits)
-            build_vm >> generalized >> snapshots
+            dry_run_gate >> build_vm >> generalized >> snapshots
             build_teardown = DeleteBuildVmOperator(task_id="delete_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                                    **waits)
+        else:
+            dry_run_gate >> snapshots
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
                                             operations=XComArg(snapshots, key="operations"),
                                             created_at=XComArg(snapshots, key="created_at"),
@@ -169,6 +176,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
                                               snapshots=snapshots.output, arm_conn_id=cfg.arm_conn_id, **waits)
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
+        dry_run_gate >> specs
         # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
         rolls = PlanRollOperator.partial(
             task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",

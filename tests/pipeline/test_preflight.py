@@ -263,7 +263,7 @@ REFUSALS = [
      "letters, digits"),
     ("pool-id-too-long", _long_prefix, "pipeline.pools[0].pool_id_prefix", "ppppp", "Batch allows 64",
      "shorten the prefix"),
-    ("version-out-of-range", _version_out_of_range, "rebuild", "2147483648", "0..2147483647", "pass 0"),
+    ("version-out-of-range", _version_out_of_range, "params.rebuild", "2147483648", "0..2147483647", "rebuild 0"),
     ("negative-rebuild", _negative_rebuild, "params.rebuild", "-1", "whole number", "rebuild 0"),
     ("batch-not-registered", _not_registered, "gallery.subscription_id", "2b8c7d6e", "NotRegistered",
      "az provider register --namespace Microsoft.Batch"),
@@ -321,3 +321,51 @@ def test_missing_batch_connection_is_named(conns, monkeypatch):
     assert "Preflight found 1 problem(s)" in message
     assert "pools[0].batch_conn_id: 'azure_batch_nosuch'" in message and "no such Airflow connection" in message
     assert_no_writes(conns)
+
+
+# --- the run's options (the trigger form / --conf), validated again here -------------------------------------
+
+
+@pytest.mark.parametrize("options, field, value, fix", [
+    ({"version": "1.2"}, "params.version", "'1.2'", "Major.Minor.Patch"),
+    ({"version": "2147483648.0.0"}, "params.version", "'2147483648.0.0'", "at most 2147483647"),
+    ({"version": "2026.1201.0", "rebuild": 1}, "params.version", "'2026.1201.0'", "set rebuild to 0"),
+    ({"target_regions": ["eastus"]}, "params.target_regions", "['eastus']", "pick from westeurope, northeurope"),
+    ({"pools": ["gpu"]}, "params.pools", "['gpu']", "pick from ubuntu2204"),
+    ({"strategy": "rolling"}, "params.strategy", "'rolling'", "blue_green, in_place"),
+    ({"dry_run": "yes"}, "params.dry_run", "'yes'", "dry_run: true"),
+    ({"rebuid": 1}, "params.rebuid", "1", "rebuild"),
+], ids=["version-two-parts", "version-over-32-bits", "version-and-rebuild", "region-not-configured",
+        "pool-unknown", "strategy-unknown", "dry-run-not-bool", "unknown-param"])
+def test_preflight_refuses_bad_run_options(conns, options, field, value, fix):
+    """What the form's schema refuses, preflight refuses too (the REST API and --conf can pass anything)."""
+    conns.control.clear_requests()
+    rebuild = options.pop("rebuild", 0)
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(pipeline_dict(conns.endpoints), rebuild=rebuild, options=options))
+    text = str(info.value)
+    assert "nothing was changed in Azure" in text and f"{field}: {value} is not valid" in text, text
+    assert f"Fix: " in text and fix in text, text
+    assert_no_writes(conns)
+
+
+def test_preflight_refuses_regions_without_the_gallery_region(conns):
+    conns.control.clear_requests()
+    with pytest.raises(AirflowFailException) as info:
+        run(preflight(pipeline_dict(conns.endpoints), options={"target_regions": ["northeurope"]}))
+    text = str(info.value)
+    assert "params.target_regions: ['northeurope'] is not valid: the gallery's own region westeurope" in text, text
+    assert "pool ubuntu2204's Batch account is in westeurope" in text and "add westeurope" in text
+    assert_no_writes(conns)
+
+
+def test_preflight_plans_the_options(conns):
+    plan, _ = run(preflight(pipeline_dict(conns.endpoints), options={
+        "version": "7.0.1", "target_regions": ["westeurope"], "canary_only": True, "dry_run": True}))
+    assert plan["version"] == "7.0.1" and plan["version_id"].endswith("/versions/7.0.1")
+    assert plan["pools"][0]["pool_id"] == "ubuntu2204-7-0-1"
+    assert [r["name"] for r in plan["target_regions"]] == ["westeurope"]
+    assert set(plan["replica_sizing"]["per_region"]) == {"westeurope"}
+    assert plan["options"]["canary_only"] is True and plan["options"]["dry_run"] is True
+    assert plan["roll_decisions"] == {"ubuntu2204": "first: ubuntu2204-7-0-1 becomes its first serving pool; canary "
+                                                    "only: the canary stays, nothing moves"}

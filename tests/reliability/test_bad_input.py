@@ -304,6 +304,40 @@ def test_rebuild_beyond_32_bits_is_refused_by_the_trigger_form(standin, tmp_path
                     writes_before_refusal=measured["write_attempts"], note="Param schema maximum; no run created")
 
 
+# The trigger form's other fields: the Param schema (rules/run_options.py param_schemas) refuses each before a run
+# exists, whatever sends it (the form, the REST API, --conf). Preflight refuses the same values again
+# (tests/pipeline/test_preflight.py test_preflight_refuses_bad_run_options) for a caller that bypasses the schema.
+FORM_CASES = [
+    # id, conf, the param Airflow names
+    ("version-two-parts", {"version": "2026.1201"}, "version"),
+    ("version-over-32-bits", {"version": "2026.2147483648.0"}, "version"),
+    ("version-leading-zero", {"version": "2026.0101.0"}, "version"),
+    ("target-region-not-configured", {"target_regions": ["eastus"]}, "target_regions"),
+    ("pool-unknown", {"pools": ["gpu"]}, "pools"),
+    ("strategy-unknown", {"strategy": "rolling"}, "strategy"),
+    ("canary-only-not-a-bool", {"canary_only": "yes"}, "canary_only"),
+    ("dry-run-not-a-bool", {"dry_run": 1}, "dry_run"),
+]
+
+
+@pytest.mark.parametrize("case_id, conf, param", FORM_CASES, ids=[c[0] for c in FORM_CASES])
+def test_bad_trigger_form_values_are_refused_before_a_run(standin, tmp_path, reliability_row, case_id, conf, param):
+    cfg = base_pipeline(standin.endpoints)
+    write_pipeline(tmp_path / "pipelines", cfg)
+    standin.control.clear_requests()
+    log_path = tmp_path / "dags-test.log"
+    rc = _dags_test_cli([cfg["dag_id"], LOGICAL_DATE, "--conf", json.dumps(conf)], connection_env(standin.endpoints),
+                        tmp_path / "pipelines", log_path)
+    measured = write_counts(standin)
+    log = log_path.read_text(errors="replace")
+    assert rc != 0
+    assert f"Invalid input for param {param}: " in log, log[-3000:]
+    assert read_run(cfg["dag_id"], LOGICAL_DATE)[0] == {}  # no run exists
+    assert measured == {"writes": 0, "write_attempts": 0, "total": 0}, measured
+    reliability_row(f"bad input (trigger form): {case_id}", runs=1, survived=True, leaked=measured["writes"],
+                    writes_before_refusal=measured["write_attempts"], note=f"Param schema of {param}; no run created")
+
+
 # --- preflight-level cases: a real DAG run ------------------------------------------------------------------------
 
 
@@ -329,6 +363,7 @@ class PreflightCase:
     value: str
     reason: str
     fix: str
+    conf: dict | None = None   # the run's params (--conf): what no single field's schema can refuse
 
 
 def _negative_vm(kind: str):
@@ -353,6 +388,15 @@ def _config_os_windows(standin, cfg, env):
 
 def _agent_mismatch(standin, cfg, env):
     cfg["node_agent_sku_id"] = "batch.node.windows amd64"
+
+
+def _nothing(standin, cfg, env):
+    pass
+
+
+def _gallery_in_northeurope(standin, cfg, env):
+    # the gallery in northeurope, the Batch account (westeurope) elsewhere: a subset can keep one and drop the other
+    cfg["gallery"]["location"] = "northeurope"
 
 
 def _shared_key(standin, cfg, env):
@@ -412,6 +456,15 @@ PREFLIGHT_CASES = [
                   "VM extensions installed (CustomScript)", "az vm extension delete"),
     PreflightCase("third-party-base-image-with-plan", _negative_vm("thirdparty_plan"), "source_vm_id",
                   "vm-thirdparty-plan", "purchase plan", "first-party image"),
+    # the trigger form: values valid field by field, refused together or against Azure's facts
+    PreflightCase("version-with-rebuild", _nothing, "params.version", "'2026.1201.0'", "exclude each other",
+                  "set rebuild to 0", conf={"version": "2026.1201.0", "rebuild": 1}),
+    PreflightCase("regions-without-gallery-region", _nothing, "params.target_regions", "['northeurope']",
+                  "the gallery's own region westeurope is not selected", "add westeurope",
+                  conf={"target_regions": ["northeurope"]}),
+    PreflightCase("regions-without-rolled-pool-account-region", _gallery_in_northeurope, "params.target_regions",
+                  "['northeurope']", "pool ubuntu2204's Batch account is in westeurope", "add westeurope",
+                  conf={"target_regions": ["northeurope"]}),
 ]
 
 
@@ -424,7 +477,7 @@ def test_bad_input_is_refused_by_preflight_in_a_real_run(standin, tmp_path, reli
     write_pipeline(tmp_path / "pipelines", cfg)
     standin.control.clear_requests()  # setup writes (an existing definition) are not the pipeline's
     result = run_dag_test(cfg["dag_id"], LOGICAL_DATE, tmp_path / "dags-test.log", env=env,
-                          pipelines_dir=tmp_path / "pipelines")
+                          pipelines_dir=tmp_path / "pipelines", conf=case.conf)
     measured = write_counts(standin)
 
     states = {t["task"]: t["state"] for t in result.tasks}

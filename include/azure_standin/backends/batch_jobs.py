@@ -153,6 +153,9 @@ def add_job(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dic
         raise JobScheduleWithSameIdExists(
             "A job schedule with the specified job id exists. Job and job schedule cannot have the same id.")
     _active_quota(ctx, account, acct)
+    # A deleted job's tasks go with it: a new job of the same id starts empty. Listing collects the task documents
+    # whose deletion time passed (the store deletes lazily), which would otherwise answer TaskExists to the new job.
+    ctx.store.list(TASK, prefix=_k(account, job_id) + "/")
     return _new_job(ctx, account, body, job_id, ctx.clock.now())
 
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowSkipException
+
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours, iso_end_of_life
 from batch_images.operators.image import planned_image_id
 from batch_images.operators.snapshot import planned_snapshots
@@ -63,6 +65,9 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
         return sorted(unique.values(), key=lambda r: (0 if "/images/" in r.lower() else 1, r.lower()))
 
     def execute(self, context: Any) -> dict:
+        plan = self._plan()
+        if plan is not None and plan.options.dry_run:
+            raise AirflowSkipException("Dry run: no snapshot or managed image was made, nothing to delete")
         targets = self.targets()
         for rid in targets:
             arm_id = ids.parse_arm_id(rid, "resource_ids")
@@ -154,6 +159,8 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
 
     def execute(self, context: Any) -> dict:
         plan = Plan.from_dict(self.plan)
+        if plan.options.canary_only:
+            raise AirflowSkipException("Canary only: nothing was promoted or rolled, so no version is retired")
         keep = self.keep_versions if self.keep_versions is not None else plan.keep_versions
         days = self.end_of_life_days if self.end_of_life_days is not None else plan.end_of_life_days
         references = self.references(plan)

@@ -447,6 +447,10 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     def replicated(self, context: Any, version_id: str) -> Any:
         from batch_images.rules import roll
 
+        if self.typed_plan.options.canary_only:
+            self.log.info("Canary only: image version %s is replicated everywhere and stays excluded from latest (not "
+                          "promoted)", self.typed_plan.version)
+            return None
         actions = [r.get("roll_action") for r in (self.rolls or []) if isinstance(r, Mapping)]
         if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):
             self.log.info("Every logical pool runs a newer version than %s: the version stays excluded from latest",

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
@@ -50,7 +51,8 @@ from batch_images.pool_facts import iso_duration
 from batch_images.rules import preflight as checks
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, build_plan
+from batch_images.rules import run_options
+from batch_images.rules.plan import Plan, build_plan, describe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,19 +66,39 @@ class PreflightOperator(BaseOperator):
     :param arm_conn_id: Azure (ARM) connection; default: the config's ``arm_conn_id``. (templated)
     :param node_agent_sku_id: override of the node agent SKU; default: the config's, else derived from
         Batch's supported images. (templated)
-    :return: the plan (``Plan.to_dict()``, see docs/architecture.md); XCom ``pools`` holds the per-pool specs.
+    :param options: the run's options (``rules/run_options.py``: version, target_regions, pools, strategy,
+        canary_only, allow_downgrade, dry_run); default: the run's params (the trigger form or ``--conf``), which are
+        validated again here. ``rebuild`` above wins over ``options["rebuild"]``. (templated)
+    :return: the plan (``Plan.to_dict()``, see docs/architecture.md, with ``options``); XCom ``pools`` holds the
+        per-pool specs. With ``dry_run`` the plan is also logged as text (every name, id, replica count, timeout
+        and, read from Batch, each logical pool's roll decision).
     """
 
-    template_fields: Sequence[str] = ("pipeline", "rebuild", "arm_conn_id", "node_agent_sku_id")
+    template_fields: Sequence[str] = ("pipeline", "rebuild", "arm_conn_id", "node_agent_sku_id", "options")
     ui_color = "#c8e6c9"
 
     def __init__(self, *, pipeline: dict, rebuild: int | str = 0, arm_conn_id: str | None = None,
-                 node_agent_sku_id: str | None = None, **kwargs) -> None:
+                 node_agent_sku_id: str | None = None, options: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
         self.rebuild = rebuild
         self.arm_conn_id = arm_conn_id
         self.node_agent_sku_id = node_agent_sku_id
+        self.options = options
+
+    def _options(self, cfg: PipelineConfig, context: Context, found: checks.Findings) -> run_options.RunOptions:
+        """The run's params validated again (the REST API and ``--conf`` can pass what the form refuses); a bad one
+        is a problem in ``found`` (reported with the others, before any write) and the defaults stand in."""
+        params = context.get("params") or {}
+        raw = dict(self.options) if self.options is not None else {k: params[k] for k in params}
+        raw["rebuild"] = self.rebuild
+        declared = set(getattr(self.dag, "params", None) or {}) if self.has_dag() else set()
+        try:
+            return run_options.parse_run_options(raw, regions=cfg.all_regions(),
+                                                 pools=[p.pool_id_prefix for p in cfg.pools], known=declared)
+        except InvalidInput as err:
+            found.add_error(err)
+            return run_options.RunOptions()
 
     def _config(self) -> PipelineConfig:
         try:
@@ -119,7 +141,8 @@ class PreflightOperator(BaseOperator):
         dag_run = context.get("dag_run")
         run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or "manual"
         logical = self._logical_date(context)
-        version = checks.check_version(self.rebuild, logical, found)
+        options = self._options(cfg, context, found)
+        version = options.version or checks.check_version(options.rebuild, logical, found)
         arm_conn_id = self.arm_conn_id or cfg.arm_conn_id
         arm = ArmComputeHook(azure_conn_id=arm_conn_id)
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,
@@ -127,7 +150,8 @@ class PreflightOperator(BaseOperator):
 
         build = None
         if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
-            source, build, version = self._base_image_source(arm, cfg, version, context, found)
+            source, build, version = self._base_image_source(arm, cfg, version, context, found,
+                                                                   explicit_version=bool(options.version))
         else:
             source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
         agent = None
@@ -140,6 +164,10 @@ class PreflightOperator(BaseOperator):
         security = checks.check_security_and_definition(cfg, source, definition, found)
         checks.check_batch_provider(cfg.gallery.subscription_id, self._batch_registration(arm, cfg), found)
         account_regions, extra_regions = checks.check_pools(cfg, [self._read_pool(arm, p) for p in cfg.pools], found)
+        for err in run_options.check_coverage(options, gallery_region=cfg.gallery.location, pool_regions=[
+                (p.pool_id_prefix, account_regions.get(p.batch_account_id) or p.batch_account_location)
+                for p in cfg.pools]):
+            found.add_error(err)
 
         publish_cfg = _with_target_regions(cfg, extra_regions)
         replica_plan = None
@@ -160,12 +188,43 @@ class PreflightOperator(BaseOperator):
             arm_conn_id=arm_conn_id, source=source.to_source(), location=source.location or cfg.gallery.location,
             agent=agent, account_regions=account_regions, replica_plan=replica_plan,
             pool_ids=pool_ids, security=security, today=datetime.now(timezone.utc).date(), duration=iso_duration,
-            notes=notes, build=build)
+            notes=notes, build=build, options=options)
         self._log_notes(notes)
+        if options.dry_run:
+            plan = plan.model_copy(update={"roll_decisions": self._roll_decisions(plan)})
+            self.log.info("DRY RUN - nothing will be written; every later task is skipped.\n%s", describe(plan))
         out = plan.to_dict()
         context["ti"].xcom_push(key="pools", value=out["pools"])
         self.log.info("Preflight passed: version %s, %d pool(s): %s", version, len(plan.pools),
                       ", ".join(p.pool_id for p in plan.pools))
+        return out
+
+    def _roll_decisions(self, plan: Plan) -> dict[str, str]:
+        """Logical pool -> what plan_roll would decide (rules/roll.py), from one pool list per Batch connection."""
+        from batch_images.hooks.batch import BatchPoolHook
+        from batch_images.rules import roll
+
+        out: dict[str, str] = {}
+        listings: dict[str, list] = {}
+        for p in plan.pools:
+            if p.batch_conn_id not in listings:
+                hook = BatchPoolHook(p.batch_conn_id)
+                try:
+                    listings[p.batch_conn_id] = hook.list_pool_listing()
+                finally:
+                    hook.close_sync()
+            serving = roll.serving_pool(roll.physical_pools(listings[p.batch_conn_id], p.logical_pool or ""))
+            action = roll.decide(plan.version, serving, plan.options.allow_downgrade)
+            strategy = "blue_green" if plan.options.canary_only else roll.effective_strategy(
+                p.roll.strategy, plan.options.strategy)
+            where = f" {serving.pool_id} on {serving.version}" if serving else ""
+            then = {roll.FIRST: f"first: {p.pool_id} becomes its first serving pool",
+                    roll.ROLL: f"roll{where} -> {p.pool_id} ({strategy})",
+                    roll.CURRENT: f"current: already served by{where}",
+                    roll.SKIP_DOWNGRADE: f"skip_downgrade: served by{where}, newer than {plan.version}"}[action]
+            if plan.options.canary_only and action in (roll.FIRST, roll.ROLL):
+                then += "; canary only: the canary stays, nothing moves"
+            out[p.logical_pool or p.pool_id] = then
         return out
 
     def _log_notes(self, notes: checks.Findings | list[tuple[str, str]]) -> None:
@@ -236,11 +295,13 @@ class PreflightOperator(BaseOperator):
         return agent
 
     def _base_image_source(self, arm, cfg: PipelineConfig, version: str | None, context: Context,
-                           found: checks.Findings) -> tuple[checks.SourceFacts | None, Any, str | None]:
+                           found: checks.Findings, explicit_version: bool = False,
+                           ) -> tuple[checks.SourceFacts | None, Any, str | None]:
         """The exact base version (trigger form's base_image_version > the triggering Asset event's extra
         ``version`` > base_image.version; ``latest`` resolved with ``$orderby=name desc&$top=1``), the base checked,
         the custom-data file read; ``(the build VM as the source, the plan's build, the version name)``: a date whose
-        version was built from another base gets the next free ``N`` (``naming.version_for_base``)."""
+        version was built from another base gets the next free ``N`` (``naming.version_for_base``; not for an explicit
+        ``params.version``)."""
         from batch_images.hooks.credentials import PROJECT_ROOT
         from batch_images.rules import naming
 
@@ -271,7 +332,7 @@ class PreflightOperator(BaseOperator):
         facts = checks.BaseImageFacts(field=field, requested=wanted, source=why, detail=detail,
                                       version=exact if image is not None else None, image=image)
         self.log.info("Base image version: %s (%s)", exact, detail)
-        if version is not None and image is not None:
+        if version is not None and image is not None and not explicit_version:  # params.version is kept as given
             existing = {v.get("name"): (v.get("tags") or {}).get(naming.TAG_BASE_VERSION)
                         for v in self._versions_if_any(arm, cfg)}
             built = naming.version_for_base(version, existing, exact)
@@ -345,11 +406,28 @@ def _with_target_regions(cfg: PipelineConfig, extra_regions: list[str]) -> Pipel
 
 
 def pool_specs(plan: Any) -> list[dict]:
-    """The per-pool specs of a plan (what XCom ``pools`` holds); AirflowFailException when it is not a plan."""
+    """The specs of the pools the run rolls (``plan.rolled_pools()``: the ``pools`` param's, all when empty), each
+    with the run's ``canary_only``; AirflowFailException when it is not a plan."""
     try:
-        return Plan.from_dict(plan).to_dict()["pools"]
+        return [p.to_dict() for p in Plan.from_dict(plan).rolled_pools()]
     except InvalidInput as err:
         raise AirflowFailException(str(err)) from None
+
+
+def is_real_run(plan: Any) -> bool:
+    """False for a dry run (``plan.options.dry_run``): the gate then skips every later task but the teardowns."""
+    return not Plan.from_dict(plan).options.dry_run
+
+
+class DryRunGateOperator(ShortCircuitOperator):
+    """``dry_run_gate``: after preflight, skip every later task of a dry run (the teardowns too run, and see the
+    dry run in the plan: they write nothing). A real run passes straight through.
+
+    :param plan: the preflight plan. (templated, through ``op_args``)
+    """
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(python_callable=is_real_run, op_args=[plan], ignore_downstream_trigger_rules=True, **kwargs)
 
 
 class PoolSpecsOperator(BaseOperator):

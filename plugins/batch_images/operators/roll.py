@@ -96,6 +96,8 @@ class PlanRollOperator(ArmWaitingOperator):
         pools = roll.physical_pools(hook.list_pool_listing(), spec.logical_pool)
         serving = roll.serving_pool(pools)
         action = roll.decide(version, serving, _truthy(self.allow_downgrade))
+        if spec.canary_only:
+            strategy = "blue_green"  # a canary is a new pool; in_place has none
         out = {**spec.to_dict(), "logical_pool": spec.logical_pool, "roll_action": action, "strategy": strategy,
                "serving_pool_id": serving.pool_id if serving else None,
                "serving_version": serving.version if serving else None, "version": version,
@@ -113,6 +115,11 @@ class PlanRollOperator(ArmWaitingOperator):
         if action == roll.CURRENT:
             self.log.info("Logical pool %s is already served by %s on %s", spec.logical_pool, serving.pool_id, version)
             out["pool_id"] = serving.pool_id
+            return out
+        if spec.canary_only:
+            self.log.info("Logical pool %s: canary only - %s is made and smoke-tested beside the serving %s (%s), "
+                          "which is left untouched (no lease, no roll)", spec.logical_pool, spec.pool_id,
+                          serving.pool_id, serving.version)
             return out
         self.take_lease(hook, serving, run_id, spec.roll.drain_timeout_minutes)
         if strategy == "in_place":
@@ -161,7 +168,7 @@ if _Approval is not None:
 
         def execute(self, context: Any) -> Any:
             r = self.roll if isinstance(self.roll, Mapping) else {}
-            if not r.get("require_approval") or r.get("roll_action") not in (roll.ROLL,):
+            if not r.get("require_approval") or r.get("roll_action") not in (roll.ROLL,) or r.get("canary_only"):
                 self.log.info("Logical pool %s: no approval needed (require_approval %s, roll %s)",
                               r.get("logical_pool"), r.get("require_approval"), r.get("roll_action"))
                 return {"chosen_options": [self.APPROVE], "params_input": {}, "auto": True}
@@ -217,6 +224,12 @@ class DiscardCanariesOperator(BaseOperator):
             self.log.info("No plan (preflight did not finish): no pool was made")
             return {}
         plan = Plan.from_dict(self.plan)
+        if plan.options.dry_run or plan.options.canary_only:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException("Dry run: nothing was made" if plan.options.dry_run else
+                                       "Canary only: this run's canary pools are kept (role canary) for you to try; a "
+                                       "later run of the same version adopts them, else the sweep removes them")
         run_id = context["run_id"]
         done: dict[str, str] = {}
         for conn_id in dict.fromkeys(p.batch_conn_id for p in plan.pools):
@@ -328,6 +341,10 @@ class RollPoolOperator(ArmWaitingOperator):
         if action == roll.SKIP_DOWNGRADE:
             self.log.info("Logical pool %s not rolled: a newer version (%s) serves it", r.get("logical_pool"),
                           r.get("serving_version"))
+            return None
+        if r.get("canary_only"):
+            self.log.info("Logical pool %s not rolled (canary only): %s stays canary, %s keeps serving",
+                          r.get("logical_pool"), r.get("pool_id"), r.get("serving_pool_id") or "no pool")
             return None
         hook = self.batch_hook()
         if action == roll.ROLL and r.get("strategy") == "in_place":

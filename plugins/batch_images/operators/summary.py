@@ -17,6 +17,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from batch_images.rules import ids
+from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import Plan, describe
 
 
 def _text(value: Any) -> Any:
@@ -35,11 +37,19 @@ def _as_list(value: Any) -> list:
 
 def format_summary(s: Mapping[str, Any]) -> str:
     """The summary as text (stages, resources, replication per region, pools, leftovers); pure, no Azure."""
-    lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}", ""]
+    lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}"]
+    mode = s.get("mode")
+    if mode == "dry_run":
+        lines += ["", "DRY RUN: preflight and the plan only; nothing was written to Azure, every other task skipped.",
+                  s.get("plan_text") or ""]
+    elif mode == "canary_only":
+        lines += ["", "CANARY ONLY: the version is published excluded from latest (not promoted); the canary pool(s) "
+                      "below stay in role canary for you to try; no pool was rolled, the serving pools are untouched. A "
+                      "later normal run of the same version adopts the canary; else the sweep removes it after 6 h."]
     lineage = s.get("lineage")
     if lineage:  # a base_image pipeline: the exact marketplace base the version was built from, and why that one
-        lines += [f"Built from base image {lineage['urn']} ({lineage['why']}), build VM {lineage['build_vm']}", ""]
-    lines.append("Stages:")
+        lines += ["", f"Built from base image {lineage['urn']} ({lineage['why']}), build VM {lineage['build_vm']}"]
+    lines += ["", "Stages:"]
     for r in s.get("stages") or []:
         secs = "" if r.get("seconds") is None else f"{r['seconds']:7.1f} s"
         lines.append(f"  {r['task']:<34} {r['state']:<10} {secs}")
@@ -125,6 +135,13 @@ class RunSummaryOperator(BaseOperator):
                 "source": build.get("base_version_source"), "why": build.get("base_version_detail"),
                 "build_vm": build.get("vm_name")}
         if plan is not None:
+            try:
+                typed = Plan.from_dict(plan)
+                summary["mode"], summary["options"] = typed.options.mode, typed.options.to_dict()
+                if typed.options.dry_run:
+                    summary["plan_text"] = describe(typed)
+            except InvalidInput as err:  # report, don't fail the summary
+                errors.append(str(err))
             self._azure(plan, summary, errors)
         for conn_id, pool_id in pools:
             summary["pools"].append(self.pool_state(conn_id, pool_id, errors))

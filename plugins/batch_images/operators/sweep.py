@@ -88,6 +88,8 @@ class SweepLeftoversOperator(BaseOperator):
         self._now = datetime.now(timezone.utc)
         self._min = self._min_age()
         self._current = context.get("run_id")
+        # A canary of this run's version (a canary_only run left it) is what this run adopts: never swept by it.
+        self._adopt = {(p.logical_pool, plan.version) for p in plan.rolled_pools()}
         self.removed: list[dict] = []
         self.kept: list[dict] = []
         not_ours = self._sweep_arm(plan)
@@ -209,6 +211,9 @@ class SweepLeftoversOperator(BaseOperator):
             item = retention.Leftover(kind="canary pool", id=pool.id, dag_id=md.get(naming.TAG_DAG_ID),
                                       run_id=md.get(naming.TAG_RUN_ID), created=_aware(pool.creation_time),
                                       ours=md.get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY, needs_run_state=True)
+            if (md.get(naming.TAG_LOGICAL_POOL), md.get(naming.TAG_IMAGE_VERSION)) in self._adopt:
+                self._settle(item, "a canary of this run's version: this run adopts it")
+                continue
             self._sweep_one(item, lambda pid=pool.id: self._delete_unused_pool(hook, pid))
 
     @staticmethod

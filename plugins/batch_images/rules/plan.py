@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from . import naming, sizing
 from . import security as security_rules
 from .errors import InvalidInput
+from .ids import region_key
+from .run_options import RunOptions
 
 PLAN_FIX = "run the PreflightOperator of the same pipeline and pass its output as plan"
 
@@ -194,6 +196,7 @@ class PoolSpec(_Model):
     roll: Roll = Roll()
     smoke_test: SmokeTest | None = None
     require_approval: bool = False
+    canary_only: bool = False  # the run's canary_only option (set by pool_specs from plan.options)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "pool_spec") -> PoolSpec:
@@ -237,6 +240,8 @@ class Plan(_Model):
     image_path: Literal["managed_image", "snapshots"] = "managed_image"
     security: SecurityDecision | None = None
     build: BuildVm | None = None
+    options: RunOptions = RunOptions()  # the run's validated params (rules/run_options.py)
+    roll_decisions: dict[str, str] = {}  # dry run: logical pool -> what the roll would do (read by preflight)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "plan") -> Plan:
@@ -277,6 +282,11 @@ class Plan(_Model):
         """``timeouts[key]`` in seconds, or ``default`` when the plan has none (or 0)."""
         return float(self.timeouts.get(key) or default)
 
+    def rolled_pools(self) -> list[PoolSpec]:
+        """The pools this run rolls (``options.pools``; all when empty), with the run's ``canary_only``."""
+        return [p.model_copy(update={"canary_only": self.options.canary_only}) for p in self.pools
+                if self.options.rolls(p.logical_pool)]
+
 
 # -- building the plan (preflight) ------------------------------------------------------------------------------
 
@@ -285,7 +295,8 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                arm_conn_id: str, source: Source, location: str, agent: str, account_regions: Mapping[str, str],
                replica_plan: Mapping[str, sizing.ReplicaSizing], pool_ids: Sequence[str],
                security: Mapping[str, Any] | None, today: date, duration: Callable[[timedelta], str],
-               notes: list[tuple[str, str]] | None = None, build: BuildVm | None = None) -> Plan:
+               notes: list[tuple[str, str]] | None = None, build: BuildVm | None = None,
+               options: RunOptions | None = None) -> Plan:
     """The plan of a run whose checks passed.
 
     :param cfg: the ``PipelineConfig``; ``publish_cfg`` the same with the Batch accounts' regions that the config
@@ -298,11 +309,17 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
     :param duration: timedelta -> ISO 8601 duration text (the pools' ``resize_timeout`` wire format).
     :param notes: when given, ``("info" | "warning", text)`` lines worth logging are appended.
     :param build: the build VM of a base_image pipeline (``source`` is then that VM as it will be).
+    :param options: the run's validated params; its ``target_regions`` subset keeps only those configured regions
+        (a region preflight added for a Batch account the config left out always stays).
     """
     notes = notes if notes is not None else []
+    options = options or RunOptions()
     g, d = cfg.gallery, cfg.image_definition
     tags = naming.resource_tags(dag_id, run_id, version)
-    target_regions = publish_cfg.publishing_target_regions(account_regions)
+    configured = {region_key(r) for r in cfg.all_regions()}
+    target_regions = [r for r in publish_cfg.publishing_target_regions(account_regions)
+                      if options.keeps_region(r["name"]) or region_key(r["name"]) not in configured]
+    replica_plan = {r: s for r, s in replica_plan.items() if options.keeps_region(r) or region_key(r) not in configured}
     rule = sizing.parse_replica_rule(cfg.replica_rule)
     notes.append(("info", f"Replica sizing rule {rule.value} ({rule.source}):"))
     for region, s in replica_plan.items():
@@ -370,6 +387,72 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                   "replication": replication.total_seconds(), "allocation": allocation.total_seconds(),
                   **({"build": build.timeout_seconds} if build is not None else {})},
         image_path=(security or {}).get("image_path") or security_rules.PATH_MANAGED_IMAGE,
-        security=SecurityDecision(**security) if security is not None else None,
+        security=SecurityDecision(**security) if security is not None else None, options=options,
         build=build,
     )
+
+
+# -- the plan as text (dry run) ---------------------------------------------------------------------------------
+
+
+def _minutes(seconds: float | None) -> str:
+    return "?" if not seconds else f"{seconds:.0f} s ({seconds / 60:.0f} min)"
+
+
+def describe(plan: Plan) -> str:
+    """Every name, id, replica count and timeout a real run of ``plan`` would use, as text (what a dry run prints),
+    with ``plan.roll_decisions``: per logical pool what the roll would do, as far as preflight could read it
+    (``rules/roll.py``: first / roll / current / skip_downgrade; "not read" when missing)."""
+    decisions = plan.roll_decisions
+    o = plan.options
+    out = [f"Plan of {plan.dag_id} run {plan.run_id} (mode {o.mode}):",
+           f"  image version    {plan.version}  {plan.version_id}",
+           f"                   excludeFromLatest true until promoted; endOfLifeDate {plan.end_of_life_date or 'none'}",
+           f"  source VM        {plan.source.vm_id}",
+           f"  work group       {plan.work_resource_group} (subscription {plan.work_subscription_id}), "
+           f"region {plan.location}"]
+    for role, name in plan.snapshot_names.items():
+        out.append(f"  snapshot {role:<8}{name}  /subscriptions/{plan.work_subscription_id}/resourceGroups/"
+                   f"{plan.work_resource_group}/providers/Microsoft.Compute/snapshots/{name}")
+    if plan.uses_snapshots:
+        out.append("  managed image    none: the version is made from the snapshots (Trusted Launch source)")
+    else:
+        out.append(f"  managed image    {plan.image_name}  {plan.image_id}")
+    if plan.build is not None:
+        b = plan.build
+        out.append(f"  build VM         {b.vm_name}  {b.vm_id} ({b.vm_size}, {b.location}), from "
+                   f"{b.base.publisher}:{b.base.offer}:{b.base.sku}:{b.base.version} ({b.base_version_detail}); "
+                   f"deleted once its disks are snapshotted")
+    out.append(f"  gallery          {plan.gallery.id} ({plan.gallery.location})")
+    out.append(f"  image definition {plan.image_definition.id}")
+    sizing_plan = plan.replica_sizing.per_region if plan.replica_sizing else {}
+    out.append("  target regions:")
+    for r in plan.target_regions:
+        why = sizing_plan.get(r.name)
+        out.append(f"    {r.name:<16} {r.regional_replica_count} replica(s), "
+                   f"{r.storage_account_type or plan.storage_account_type or 'default storage'}"
+                   + (f" - {why.explanation}" if why and why.explanation else ""))
+    out.append("  timeouts:        " + ", ".join(f"{k} {_minutes(v)}" for k, v in plan.timeouts.items()))
+    out.append(f"  node agent       {plan.node_agent_sku_id}; keep {plan.keep_versions} version(s)")
+    out.append("  pools:")
+    for p in plan.pools:
+        rolled = o.rolls(p.logical_pool)
+        r = p.roll
+        strategy = "blue_green (canary only)" if o.canary_only else (o.strategy or r.strategy)
+        out.append(f"    {p.logical_pool} -> {p.pool_id}  account {p.batch_account_id.rsplit('/', 1)[-1]} "
+                   f"({p.batch_account_location or p.account_location})")
+        out.append(f"      vm size {p.vm_size}, {p.target_dedicated_nodes} dedicated + {p.target_low_priority_nodes} "
+                   f"low-priority node(s), resizeTimeout {p.resize_timeout}, allocation wait "
+                   f"{_minutes(p.allocation_timeout)}")
+        out.append(f"      roll {strategy}, active jobs {r.active_jobs}, drain timeout {r.drain_timeout_minutes} min "
+                   f"(then {r.on_drain_timeout}); approval {'required' if p.require_approval else 'no'}")
+        if p.smoke_test:
+            out.append(f"      smoke test {p.smoke_test.command_line!r}, {p.smoke_test.tasks or 'one per node'} "
+                       f"task(s), timeout {p.smoke_test.timeout_minutes} min")
+        decision = decisions.get(p.logical_pool or "", "not read") if rolled else "not rolled (not in params.pools)"
+        out.append(f"      decision: {decision}")
+    flags = [k for k in ("canary_only", "allow_downgrade", "dry_run") if getattr(o, k)]
+    out.append(f"  options          rebuild {o.rebuild}, version {o.version or 'from the logical date'}, regions "
+               f"{', '.join(o.target_regions) or 'all'}, pools {', '.join(o.pools) or 'all'}, strategy "
+               f"{o.strategy or 'configured'}" + (f", {', '.join(flags)}" if flags else ""))
+    return "\n".join(out)

@@ -1,0 +1,180 @@
+"""The trigger form's options through the real DAG (`airflow dags test --conf`, include/pipeline_runner.py) against
+the stand-in, checked through the SDKs and the stand-in's request log.
+
+One pipeline, two logical pools in one Batch account (``alpha`` with a smoke test, ``beta``), target regions
+westeurope (the gallery's and the account's) and northeurope. Four runs in order, each on its own logical date:
+
+1. ``dry_run``: preflight and the plan only - every name, id, replica count and timeout printed, zero writes in the
+   request log, every other task skipped (the teardowns too write nothing), run_summary says DRY RUN.
+2. ``version`` 2026.1125.7, ``pools`` [alpha], ``target_regions`` [westeurope]: exactly that version, replicated to
+   westeurope only, only alpha gets a pool (beta none).
+3. ``canary_only`` (pools [alpha]): version 2026.1126.0 published excluded from latest, the canary alpha-2026-1126-0
+   made, steady and smoke-tested and left in role canary; the serving pool not touched at all (same ETag, metadata).
+4. a normal run of the same version (``version`` 2026.1126.0): adopts that canary (still run 3's pool) and rolls
+   alpha to it; the version is promoted and the old pool deleted.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from batch_images.rules import naming
+from batch_images.rules.config import load_pipelines
+from include.pipeline_runner import ROOT, connection_env, run_dag_test, write_pipeline
+
+DATES = {"dry": "2026-11-24T00:00:00+00:00", "subset": "2026-11-25T00:00:00+00:00",
+         "canary": "2026-11-26T00:00:00+00:00", "adopt": "2026-11-27T00:00:00+00:00"}
+V_SUBSET, V_CANARY = "2026.1125.7", "2026.1126.0"
+
+
+def pipeline(ep: dict, dag_id: str) -> dict:
+    cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
+    demo = ep["demo"]
+    cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
+               target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
+    cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
+    base = cfg["pools"][0]
+    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
+                target_dedicated_nodes=2, require_approval=False)
+    cfg["pools"] = [{**base, "pool_id_prefix": "alpha"}, {**base, "pool_id_prefix": "beta", "smoke_test": None}]
+    return cfg
+
+
+def pool_facts(batch, pool_id: str) -> dict | None:
+    """What a run must not change about a serving pool it does not roll."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        p = batch.get_pool(pool_id)
+    except ResourceNotFoundError:
+        return None
+    return {"etag": p.etag, "last_modified": str(p.last_modified), "state": str(p.state),
+            "image": p.virtual_machine_configuration.image_reference.virtual_machine_image_id,
+            "target": p.target_dedicated_nodes, "metadata": {m.name: m.value for m in p.metadata or []}}
+
+
+def writes(standin, since: int) -> list[dict]:
+    items = standin.control.requests(since=since, items=True)["items"]
+    return [r for r in items if r["family"] in ("arm", "batch") and r["write"]]
+
+
+@pytest.fixture(scope="module")
+def runs(standin_session, tmp_path_factory):
+    s = standin_session
+    if s.proc is None or s.proc.poll() is not None:
+        s.start()
+    s.reset()
+    ep = s.endpoints
+    tmp = tmp_path_factory.mktemp("options")
+    dag_id = f"options_{uuid.uuid4().hex[:8]}"
+    cfg = pipeline(ep, dag_id)
+    write_pipeline(tmp / "pipelines", cfg)
+    env = connection_env(ep)
+    batch = s.batch()
+    out = {"cfg": cfg, "dag_id": dag_id, "standin": s, "batch": batch}
+
+    def run(name: str, conf: dict):
+        mark = s.control.requests()["last_id"]
+        result = run_dag_test(dag_id, DATES[name], tmp / f"{name}.log", env=env, pipelines_dir=tmp / "pipelines",
+                              conf=conf)
+        result.writes = writes(s, mark)
+        result.total = len([r for r in s.control.requests(since=mark, items=True)["items"]
+                            if r["family"] in ("arm", "batch")])
+        out[name] = result
+        return result
+
+    run("dry", {"dry_run": True})
+    run("subset", {"version": V_SUBSET, "pools": ["alpha"], "target_regions": ["westeurope"]})
+    serving = naming.pool_id("alpha", V_SUBSET)
+    out["pools_after_subset"] = {p.id for p in batch.list_pools()}
+    out["serving_before"] = pool_facts(batch, serving)
+    run("canary", {"canary_only": True, "pools": ["alpha"]})
+    out["serving_after_canary"] = pool_facts(batch, serving)
+    out["canary_pool"] = pool_facts(batch, naming.pool_id("alpha", V_CANARY))
+    out["canary_version_excluded"] = version(s, cfg, V_CANARY).publishing_profile.exclude_from_latest
+    run("adopt", {"version": V_CANARY, "pools": ["alpha"]})
+    return out
+
+
+def version(standin, cfg: dict, name: str):
+    g, d = cfg["gallery"], cfg["image_definition"]
+    return standin.compute().gallery_image_versions.get(g["resource_group"], g["name"], d["name"], name)
+
+
+def states(result) -> dict:
+    return {t["task"]: t["state"] for t in result.tasks}
+
+
+def test_dry_run_writes_nothing_and_prints_the_plan(runs):
+    r = runs["dry"]
+    assert r.exit_code == 0 and r.state == "success", r.log[-4000:]
+    assert r.writes == [], [(w["method"], w["path"]) for w in r.writes]
+    assert r.total > 0  # preflight did read Azure and Batch: the zero is measured
+    st = states(r)
+    assert st.pop("preflight") == "success" and st.pop("dry_run_gate") == "success"
+    assert st.pop("run_summary") == "success"
+    assert set(st.values()) == {"skipped"}, st  # everything else, the teardowns included
+    plan = r.xcoms["preflight:return_value"]
+    assert plan["options"]["dry_run"] is True and plan["version"] == "2026.1124.0"
+    log = r.log
+    assert "DRY RUN - nothing will be written" in log
+    for text in [plan["version_id"], plan["image_id"], *plan["snapshot_names"].values(), "alpha-2026-1124-0",
+                 "beta-2026-1124-0", "westeurope", "northeurope", "1 replica(s)", "vm size Standard_D2s_v3",
+                 "2 dedicated + 0 low-priority node(s)", "resizeTimeout PT15M", "drain timeout 120 min",
+                 "timeout 10 min", "replication ", "decision: first: alpha-2026-1124-0 becomes its first serving pool"]:
+        assert text in log, text
+    summary = r.xcoms["run_summary:return_value"]
+    assert summary["mode"] == "dry_run" and "alpha-2026-1124-0" in summary["plan_text"]
+
+
+def test_version_override_regions_and_pools_subset(runs):
+    r = runs["subset"]
+    assert r.exit_code == 0 and r.state == "success", r.log[-4000:]
+    plan = r.xcoms["preflight:return_value"]
+    assert plan["version"] == V_SUBSET and plan["version_id"].endswith(f"/versions/{V_SUBSET}")
+    v = version(runs["standin"], runs["cfg"], V_SUBSET)
+    assert [t.name.replace(" ", "").lower() for t in v.publishing_profile.target_regions] == ["westeurope"]
+    assert v.publishing_profile.exclude_from_latest is False  # promoted
+    # only alpha rolled: one mapped roll, one pool, no beta pool at all
+    assert [t for t in states(r) if t.startswith("roll_pool")] == ["roll_pool[0]"]
+    pools = runs["pools_after_subset"]
+    assert naming.pool_id("alpha", V_SUBSET) in pools
+    assert not [p for p in pools if p.startswith("beta-")], pools
+    # the version's PUT named exactly that version, and no other version was created
+    puts = [w for w in r.writes if "/versions/" in w["path"] and w["method"] == "PUT"]
+    assert puts and all(w["path"].endswith(f"/versions/{V_SUBSET}") for w in puts)
+
+
+def test_canary_only_keeps_the_canary_and_leaves_the_serving_pool_untouched(runs):
+    r = runs["canary"]
+    assert r.exit_code == 0 and r.state == "success", r.log[-4000:]
+    assert runs["serving_before"] is not None
+    assert runs["serving_after_canary"] == runs["serving_before"]  # same ETag: not one write to it
+    serving = naming.pool_id("alpha", V_SUBSET)
+    assert not [w for w in r.writes if f"/pools/{serving}" in w["path"]], r.writes
+    canary = runs["canary_pool"]
+    assert canary is not None and canary["metadata"][naming.TAG_ROLE] == naming.ROLE_CANARY
+    assert canary["metadata"][naming.TAG_IMAGE_VERSION] == V_CANARY and canary["state"].lower().endswith("active")
+    assert runs["canary_version_excluded"] is True
+    st = states(r)
+    assert st["smoke_test[0]"] == "success" and st["wait_for_pool_steady[0]"] == "success"
+    assert st["promote_image_version"] == "success" and r.xcoms.get("promote_image_version:return_value") is None
+    assert st["discard_canaries"] == "skipped" and st["retire_old_versions"] == "skipped"
+    assert r.xcoms.get("roll_pool[0]:return_value") is None
+    assert runs["canary"].xcoms["run_summary:return_value"]["mode"] == "canary_only"
+    assert "CANARY ONLY" in r.log
+
+
+def test_a_later_normal_run_of_the_same_version_adopts_the_canary(runs):
+    r = runs["adopt"]
+    assert r.exit_code == 0 and r.state == "success", r.log[-4000:]
+    canary_id = naming.pool_id("alpha", V_CANARY)
+    pools = {p.id: p for p in runs["batch"].list_pools()}
+    assert canary_id in pools and naming.pool_id("alpha", V_SUBSET) not in pools
+    md = {m.name: m.value for m in pools[canary_id].metadata}
+    assert md[naming.TAG_ROLE] == naming.ROLE_SERVING
+    assert md[naming.TAG_RUN_ID] == runs["canary"].run["run_id"]  # run 3's pool, adopted, not made again
+    assert not [w for w in r.writes if w["method"] == "POST" and w["path"].rstrip("/").endswith("/pools")]
+    assert version(runs["standin"], runs["cfg"], V_CANARY).publishing_profile.exclude_from_latest is False
+    assert "a canary of this run's version: this run adopts it" in r.log

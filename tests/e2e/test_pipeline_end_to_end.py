@@ -39,7 +39,7 @@ DURABLE_CREATES = ("arm:Galleries_CreateOrUpdate", "arm:GalleryImages_CreateOrUp
                    "arm:GalleryImageVersions_CreateOrUpdate", "batch:Pool_Add")
 DURABLE_CHANGES = ("arm:GalleryImageVersions_Delete", "arm:GalleryImages_Delete", "arm:Galleries_Delete",
                    "batch:Pool_Delete", "batch:Pool_Resize", "batch:Pool_Patch", "batch:Pool_UpdateProperties")
-ALL_TASKS = {"preflight", "sweep_leftovers", "pool_specs", "snapshot_disks", "wait_for_snapshots",
+ALL_TASKS = {"preflight", "dry_run_gate", "sweep_leftovers", "pool_specs", "snapshot_disks", "wait_for_snapshots",
              "create_managed_image", "publish_image_version", "plan_roll[0]", "create_pool[0]",
              "wait_for_pool_steady[0]", "smoke_test[0]", "promote_image_version", "roll_pool[0]",
              "retire_old_versions", "delete_temporary_resources", "discard_canaries", "run_summary"}

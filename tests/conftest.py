@@ -48,6 +48,13 @@ def _own_airflow_home(worker: str) -> None:
     os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
     os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(home / "logs")
+    # One Fernet key for the worker and every `airflow dags test` child: a fresh AIRFLOW_HOME has no airflow.cfg
+    # holding one, and Airflow encrypts the kwargs of an AssetWatcher's trigger (the base-image watcher) in the DB,
+    # which the next child must decrypt (cryptography.fernet.InvalidToken otherwise).
+    if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+        from cryptography.fernet import Fernet
+
+        os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):

@@ -93,6 +93,8 @@ class PreflightOperator(BaseOperator):
         raw = dict(self.options) if self.options is not None else {k: params[k] for k in params}
         raw["rebuild"] = self.rebuild
         declared = set(getattr(self.dag, "params", None) or {}) if self.has_dag() else set()
+        if cfg.base_image is not None:  # read by _base_image_source (the form's field of base_image pipelines)
+            declared.add("base_image_version")
         try:
             return run_options.parse_run_options(raw, regions=cfg.all_regions(),
                                                  pools=[p.pool_id_prefix for p in cfg.pools], known=declared)

@@ -11,14 +11,14 @@ pool, every node on version 2, metadata roles right, the roll lease released, th
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timezone
 
 import pytest
 from azure.batch import models as bm
 
 from batch_images.rules import naming
-from include.pipeline_runner import ROOT, connection_env, run_dag_test, write_pipeline
+from tests.e2e._fresh_pipeline import fresh_pipeline
+from include.pipeline_runner import ROOT, run_dag_test
 from batch_images.rules.config import load_pipelines
 
 NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
@@ -47,16 +47,7 @@ def meta(pool) -> dict:
 
 @pytest.fixture(scope="module")
 def two_nights(standin_session, tmp_path_factory):
-    s = standin_session
-    if s.proc is None or s.proc.poll() is not None:
-        s.start()
-    s.reset()
-    ep = s.endpoints
-    tmp = tmp_path_factory.mktemp("roll")
-    dag_id = f"roll_{uuid.uuid4().hex[:8]}"
-    cfg = pipeline(ep, dag_id)
-    write_pipeline(tmp / "pipelines", cfg)
-    env = connection_env(ep)
+    s, ep, tmp, dag_id, cfg, env = fresh_pipeline(standin_session, tmp_path_factory, "roll", pipeline)
     out = {"cfg": cfg, "dag_id": dag_id}
     out["night1"] = run_dag_test(dag_id, NIGHT1, tmp / "night1.log", env=env, pipelines_dir=tmp / "pipelines")
     batch = s.batch()

@@ -15,13 +15,13 @@ westeurope (the gallery's and the account's) and northeurope. Four runs in order
 """
 from __future__ import annotations
 
-import uuid
 
 import pytest
 
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
-from include.pipeline_runner import ROOT, connection_env, run_dag_test, write_pipeline
+from tests.e2e._fresh_pipeline import fresh_pipeline
+from include.pipeline_runner import ROOT, run_dag_test
 
 DATES = {"dry": "2026-11-24T00:00:00+00:00", "subset": "2026-11-25T00:00:00+00:00",
          "canary": "2026-11-26T00:00:00+00:00", "adopt": "2026-11-27T00:00:00+00:00"}
@@ -61,16 +61,7 @@ def writes(standin, since: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def runs(standin_session, tmp_path_factory):
-    s = standin_session
-    if s.proc is None or s.proc.poll() is not None:
-        s.start()
-    s.reset()
-    ep = s.endpoints
-    tmp = tmp_path_factory.mktemp("options")
-    dag_id = f"options_{uuid.uuid4().hex[:8]}"
-    cfg = pipeline(ep, dag_id)
-    write_pipeline(tmp / "pipelines", cfg)
-    env = connection_env(ep)
+    s, ep, tmp, dag_id, cfg, env = fresh_pipeline(standin_session, tmp_path_factory, "options", pipeline)
     batch = s.batch()
     out = {"cfg": cfg, "dag_id": dag_id, "standin": s, "batch": batch}
 

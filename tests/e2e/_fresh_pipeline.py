@@ -20,3 +20,21 @@ def fresh_pipeline(standin_session, tmp_path_factory, prefix: str, make_cfg: Cal
     cfg = make_cfg(ep, dag_id)
     write_pipeline(tmp / "pipelines", cfg)
     return s, ep, tmp, dag_id, cfg, connection_env(ep)
+
+
+def demo_pipeline(ep: dict, dag_id: str) -> tuple[dict, dict]:
+    """include/pipelines/demo.yaml's pipeline on this stand-in (poll every second, West + North Europe) and its first
+    pool pointed at the seeded account with 2 dedicated nodes and no approval: ``(config, that pool)``; the caller
+    sets ``config["pools"]``."""
+    from batch_images.rules.config import load_pipelines
+    from include.pipeline_runner import ROOT
+
+    cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
+    demo = ep["demo"]
+    cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
+               target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
+    cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
+    base = cfg["pools"][0]
+    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
+                target_dedicated_nodes=2, require_approval=False)
+    return cfg, base

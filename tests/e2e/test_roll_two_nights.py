@@ -17,9 +17,8 @@ import pytest
 from azure.batch import models as bm
 
 from batch_images.rules import naming
-from tests.e2e._fresh_pipeline import fresh_pipeline
-from include.pipeline_runner import ROOT, run_dag_test
-from batch_images.rules.config import load_pipelines
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from include.pipeline_runner import run_dag_test
 
 NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
 V1, V2 = "2026.1125.0", "2026.1126.0"
@@ -27,14 +26,8 @@ LONG_TASK_REAL_SECONDS = 25  # the drained task runs this long (real time) after
 
 
 def pipeline(ep: dict, dag_id: str) -> dict:
-    cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
-    demo = ep["demo"]
-    cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
-               target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
-    cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
-    base = cfg["pools"][0]
-    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
-                target_dedicated_nodes=2, target_low_priority_nodes=0, smoke_test=None, require_approval=False)
+    cfg, base = demo_pipeline(ep, dag_id)
+    base.update(target_low_priority_nodes=0, smoke_test=None)
     drain = {**base, "pool_id_prefix": "drainpool", "roll": {"active_jobs": "drain"}}
     move = {**base, "pool_id_prefix": "movepool", "roll": {"active_jobs": "move"}}
     cfg["pools"] = [drain, move]

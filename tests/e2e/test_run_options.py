@@ -19,9 +19,8 @@ from __future__ import annotations
 import pytest
 
 from batch_images.rules import naming
-from batch_images.rules.config import load_pipelines
-from tests.e2e._fresh_pipeline import fresh_pipeline
-from include.pipeline_runner import ROOT, run_dag_test
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from include.pipeline_runner import run_dag_test
 
 DATES = {"dry": "2026-11-24T00:00:00+00:00", "subset": "2026-11-25T00:00:00+00:00",
          "canary": "2026-11-26T00:00:00+00:00", "adopt": "2026-11-27T00:00:00+00:00"}
@@ -29,14 +28,7 @@ V_SUBSET, V_CANARY = "2026.1125.7", "2026.1126.0"
 
 
 def pipeline(ep: dict, dag_id: str) -> dict:
-    cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
-    demo = ep["demo"]
-    cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
-               target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
-    cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
-    base = cfg["pools"][0]
-    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
-                target_dedicated_nodes=2, require_approval=False)
+    cfg, base = demo_pipeline(ep, dag_id)
     cfg["pools"] = [{**base, "pool_id_prefix": "alpha"}, {**base, "pool_id_prefix": "beta", "smoke_test": None}]
     return cfg
 

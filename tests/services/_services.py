@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,9 @@ REBUILD = 1
 VERSION = f"2026.1125.{REBUILD}"
 RUN_TIMEOUT = 600  # seconds; a run takes 1-3 minutes on a loaded 2-core machine
 DEFERRED_BY_WORKER = "Pausing task as DEFERRED"
+# triggers/base.py: every in-worker wait ends with this line; the probe before deferring is one with 1 poll
+WAITED_IN_WORKER = re.compile(r"Waited \d+\.\d+ s in the worker for \S+ \((\d+) polls?\)")
+PROBE_ANSWERED = "The first probe found"
 FIRED_IN_TRIGGERER = "Trigger fired event"
 
 
@@ -123,13 +127,23 @@ def assert_run_and_azure_state(result: TriggeredRun, standin, before: list[str])
     assert run["conf"] == {"rebuild": REBUILD}
     assert run["run_type"] == "manual"
 
-    # every wait deferred to the triggerer, and the triggerer (not the worker) fired its event
+    # No wait held its worker slot: each looked once in the worker (one poll) and either had its answer then
+    # (already done: no deferral, no second execution) or deferred, and the triggerer (not the worker) fired
+    # its event. At least one wait of a run really deferred (snapshots copy for simulated minutes).
     assert result.waiting, "the pipeline has no waiting task (no sensor, no wait_* task)"
+    deferred = []
     for ti in result.waiting:
         key = (ti["task_id"], ti["map_index"])
         log = result.logs[key]
-        assert DEFERRED_BY_WORKER in log, f"{key} was never deferred; its log:\n{log[-3000:]}"
+        in_worker = [int(m.group(1)) for m in WAITED_IN_WORKER.finditer(log)]
+        assert in_worker and all(polls == 1 for polls in in_worker), \
+            f"{key} waited in its worker slot (polls per in-worker wait: {in_worker}); its log:\n{log[-3000:]}"
+        if PROBE_ANSWERED in log and DEFERRED_BY_WORKER not in log:
+            continue
+        assert DEFERRED_BY_WORKER in log, f"{key} was neither answered by its first probe nor deferred:\n{log[-3000:]}"
         assert FIRED_IN_TRIGGERER in log, f"{key}: no trigger event from the triggerer in its log:\n{log[-3000:]}"
+        deferred.append(key)
+    assert deferred, "no wait of the run deferred to the triggerer"
 
     # Azure, through the SDKs: the version of rebuild 1 published and replicated, the run's pools steady
     compute, batch = standin.compute(), standin.batch()

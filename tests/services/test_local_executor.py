@@ -6,9 +6,10 @@ parsed by the dag-processor. This file: SQLite + LocalExecutor (what `make airfl
 test_celery_executor.py: PostgreSQL + CeleryExecutor with two workers.
 
 Each test unpauses the pipeline, triggers a run with ``logical_date`` and ``conf`` ({"rebuild": 1}),
-waits for it, and checks: the run and every task succeeded; every waiting task (a sensor, or a task named
-``wait_*``) was deferred - its log, read through the API, holds the worker's "Pausing task as DEFERRED"
-and the triggerer's "Trigger fired event"; and, through the SDKs against the stand-in, the version
+waits for it, and checks: the run and every task succeeded; no waiting task (a sensor, or a task named
+``wait_*``) waited in its worker slot - its log, read through the API, shows one probe in the worker, then
+either the answer ("The first probe found ...") or the worker's "Pausing task as DEFERRED" and the
+triggerer's "Trigger fired event", and at least one wait deferred; and, through the SDKs against the stand-in, the version
 YYYY.MMDD.1 is published and replicated, the run's pools are steady at their target, and no temporary
 snapshot or managed image is left.
 """

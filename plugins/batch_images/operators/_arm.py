@@ -25,7 +25,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images.rules import ids, naming
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import Plan
-from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, default_deferrable, run_waiter_sync
+from batch_images.triggers.base import (AzureBaseWaiterTrigger, budget_deadline, default_deferrable, probe_before_defer,
+                                        run_waiter_sync)
 
 if TYPE_CHECKING:
     from batch_images.hooks.arm import ArmComputeHook
@@ -133,7 +134,10 @@ class ArmWaitingOperator(BaseOperator):
         if deadline is None:
             deadline = budget_deadline(context, timeout, logger=self.log)
         left = max(deadline - time.time(), 0.0)
+        event = None
         if self.deferrable:
+            event = probe_before_defer(waiter_name, waiter_args, conn_id, deadline=deadline, logger=self.log)
+        if self.deferrable and event is None:
             trigger = AzureBaseWaiterTrigger(
                 waiter_name=waiter_name, waiter_args=waiter_args, conn_id=conn_id,
                 poll_interval=self.poll_interval, deadline=deadline, return_key="value",
@@ -143,10 +147,11 @@ class ArmWaitingOperator(BaseOperator):
                           self.poll_interval, int(left), int(timeout))
             self.defer(trigger=trigger, method_name="resume", kwargs={"phase": phase, "extra": extra},
                        timeout=timedelta(seconds=left) + DEFER_GRACE)
-        self.log.info("Waiting in the worker for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
-                      self.poll_interval, int(left), int(timeout))
-        event = run_waiter_sync(waiter_name, waiter_args, conn_id, self.poll_interval,
-                                deadline=deadline, logger=self.log)
+        if event is None:
+            self.log.info("Waiting in the worker for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
+                          self.poll_interval, int(left), int(timeout))
+            event = run_waiter_sync(waiter_name, waiter_args, conn_id, self.poll_interval,
+                                    deadline=deadline, logger=self.log)
         event["value"] = return_value
         return self.after_wait(context, event, phase, extra)
 

@@ -108,8 +108,11 @@ class PoolSmokeTestOperator(BaseOperator):
         args = {"job_id": job_id, "tasks": tasks}
         carried = {"pool_id": pool_id, "job_id": job_id, "tasks": tasks}
         if self.deferrable:
-            from batch_images.triggers.base import AzureBaseWaiterTrigger
+            from batch_images.triggers.base import AzureBaseWaiterTrigger, probe_before_defer
 
+            event = probe_before_defer(WAITER, args, spec.batch_conn_id, deadline=deadline, logger=self.log)
+            if event is not None:
+                return self._finish(hook, event, carried)
             self.log.info("Deferring: waiting for %d smoke-test task(s) of job %s (at most %.0f s)", tasks, job_id,
                           max(deadline - time.time(), 0))
             self.defer(trigger=AzureBaseWaiterTrigger(

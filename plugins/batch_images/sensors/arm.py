@@ -13,7 +13,8 @@ from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images import links
 from batch_images.operators._arm import DEFER_GRACE, ids_of
-from batch_images.triggers.base import AzureBaseWaiterTrigger, budget_deadline, default_deferrable, run_waiter_sync
+from batch_images.triggers.base import (AzureBaseWaiterTrigger, budget_deadline, default_deferrable, probe_before_defer,
+                                        run_waiter_sync)
 from batch_images.triggers.waiters import get_waiter
 
 
@@ -80,6 +81,10 @@ class ArmResourcesSensor(BaseSensorOperator):
             return super().execute(context)  # BaseSensorOperator keeps reschedule mode's own clock
         deadline = budget_deadline(context, timeout, logger=self.log)
         if self.deferrable:
+            event = probe_before_defer("arm_provisioning", args, self.arm_conn_id, deadline=deadline, logger=self.log)
+            if event is not None:
+                event["value"] = resource_ids
+                return self.execute_complete(context, event)
             self.defer(
                 trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
                                                conn_id=self.arm_conn_id, poll_interval=self.poll_interval,

@@ -210,9 +210,15 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "
                       "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated"],
                       spec["target_low_priority"])
-        if self.deferrable:
-            self._defer(spec, deadline, {})
         attempts: dict = {}
+        if self.deferrable:
+            from batch_images.triggers.base import probe_before_defer
+
+            event = probe_before_defer(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"],
+                                       deadline=deadline, logger=self.log)
+            if event is None or not self._handle(context, spec, event, attempts, deadline):
+                self._defer(spec, deadline, attempts)
+            return spec["pool_id"]
         while True:
             from batch_images.triggers.base import run_waiter_sync
 

@@ -130,10 +130,13 @@ async def wait_for(
     hook: Any = None,
     logger: logging.Logger | Any = None,
     client_options: dict | None = None,
+    max_polls: int | None = None,
 ) -> dict:
     """Poll the named waiter until success, failure or the deadline; return the event payload (no return key).
 
     ``hook``: an already built hook to use (and not close); by default one is built and closed here.
+    ``max_polls``: stop after this many polls with status ``"pending"`` when the wait is not over (used by
+    :func:`probe_before_defer`); None polls until success, failure or the deadline.
     """
     # azure-core is imported here, not at module level: DAG files import the operators, which import this
     # module, and DAG parsing must not load the Azure SDK.
@@ -214,6 +217,9 @@ async def wait_for(
                 done = transient(err)
                 if done is not None:
                     return done
+            if max_polls is not None and polls >= max_polls:
+                return payload("pending", f"not done after {polls} poll(s): "
+                               f"{waiter.progress(state) if state else 'no state observed'}")
             now = time.time()
             if deadline is not None:
                 remaining = deadline - now
@@ -296,12 +302,16 @@ def run_waiter_sync(
     deadline: float | None = None,
     logger: Any = None,
     client_options: dict | None = None,
+    max_polls: int | None = None,
 ) -> dict:
     """The same loop as the trigger, run in-process (``deferrable=False``). Returns the event payload.
 
     The connection is read synchronously first (the task's normal way), so the event loop never
-    needs the task supervisor.
+    needs the task supervisor. Ends with one log line, ``Waited <s> s in the worker for <waiter> (<n> polls):
+    <status>``: the seconds this task held its worker slot waiting (the benchmarks read it).
     """
+    logger = logger or log
+    started = time.monotonic()
     waiter = get_waiter(waiter_name)
     hook = make_hook(waiter, conn_id, dict(WAITER_CLIENT_OPTIONS, **(client_options or {})))
     load = getattr(hook, "load_connection", None)
@@ -313,11 +323,41 @@ def run_waiter_sync(
     async def main() -> dict:
         try:
             return await wait_for(waiter_name, args, conn_id=conn_id, poll_interval=poll_interval,
-                                  deadline=deadline, hook=hook, logger=logger)
+                                  deadline=deadline, hook=hook, logger=logger, max_polls=max_polls)
         finally:
             await _close(hook)
 
-    return asyncio.run(main())
+    event = asyncio.run(main())
+    polls = event.get("polls", 0)
+    logger.info("Waited %.3f s in the worker for %s (%d poll%s): %s", time.monotonic() - started, waiter_name,
+                polls, "" if polls == 1 else "s", event.get("status"))
+    return event
+
+
+def probe_before_defer(
+    waiter_name: str,
+    args: dict | None,
+    conn_id: str,
+    *,
+    deadline: float | None = None,
+    logger: Any = None,
+) -> dict | None:
+    """One poll in the worker before a deferrable wait defers: the event payload when the wait is already over
+    (``success`` or ``failure``), None when the task should defer.
+
+    Why: a deferral costs a second execution of the task (process start, DAG parse) even when the resource is
+    already there, and Airflow 3.3's scheduler can fail a task whose trigger fires within a second or two of
+    deferring (apache/airflow#72716, #71580, open when this was written). Looking once first saves the second
+    execution in the common "already done" case and never hands that race a trigger that fires at once. A
+    throttled or failed poll (HTTP 429/5xx, a connection error) is not an answer: the task defers and the
+    trigger's loop handles it. Costs the same one or two requests as one poll of the trigger.
+    """
+    logger = logger or log
+    event = run_waiter_sync(waiter_name, args, conn_id, 0.0, deadline=deadline, logger=logger, max_polls=1)
+    if event.get("status") in ("success", "failure") and event.get("state"):
+        logger.info("The first probe found %s %s: not deferring", waiter_name, event.get("status"))
+        return event
+    return None
 
 
 class AzureBaseWaiterTrigger(BaseTrigger):

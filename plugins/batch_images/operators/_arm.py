@@ -142,6 +142,7 @@ class ArmWaitingOperator(BaseOperator):
                 waiter_name=waiter_name, waiter_args=waiter_args, conn_id=conn_id,
                 poll_interval=self.poll_interval, deadline=deadline, return_key="value",
                 return_value=return_value, resume_kwargs={"phase": phase, "extra": extra},
+                first_poll_delay=self.poll_interval,
             )
             self.log.info("Deferring: waiting for %s (poll every %ss, %ss left of the %ss budget)", waiter_name,
                           self.poll_interval, int(left), int(timeout))

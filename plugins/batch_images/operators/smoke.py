@@ -117,7 +117,8 @@ class PoolSmokeTestOperator(BaseOperator):
                           max(deadline - time.time(), 0))
             self.defer(trigger=AzureBaseWaiterTrigger(
                 waiter_name=WAITER, waiter_args=args, conn_id=spec.batch_conn_id, poll_interval=self.poll_interval,
-                deadline=deadline, return_key="value", return_value=carried, resume_kwargs={"carried": carried}),
+                deadline=deadline, return_key="value", return_value=carried, resume_kwargs={"carried": carried},
+                first_poll_delay=self.poll_interval),
                 method_name="execute_complete", kwargs={"carried": carried},
                 timeout=timedelta(seconds=max(deadline - time.time(), 0) + 600))
         from batch_images.triggers.base import run_waiter_sync

@@ -89,7 +89,7 @@ class ArmResourcesSensor(BaseSensorOperator):
                 trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
                                                conn_id=self.arm_conn_id, poll_interval=self.poll_interval,
                                                deadline=deadline, return_key="value",
-                                               return_value=resource_ids),
+                                               return_value=resource_ids, first_poll_delay=self.poll_interval),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=max(deadline - time.time(), 0.0)) + DEFER_GRACE)
         event = run_waiter_sync("arm_provisioning", args, self.arm_conn_id, self.poll_interval,

@@ -217,7 +217,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
             event = probe_before_defer(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"],
                                        deadline=deadline, logger=self.log)
             if event is None or not self._handle(context, spec, event, attempts, deadline):
-                self._defer(spec, deadline, attempts)
+                self._defer(spec, deadline, attempts, first_poll_delay=self.poll_interval)
             return spec["pool_id"]
         while True:
             from batch_images.triggers.base import run_waiter_sync
@@ -227,7 +227,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
             if self._handle(context, spec, event, attempts, deadline):
                 return spec["pool_id"]
 
-    def _defer(self, spec: dict, deadline: float, attempts: dict) -> None:
+    def _defer(self, spec: dict, deadline: float, attempts: dict, first_poll_delay: float = 0.0) -> None:
         from batch_images.triggers.base import AzureBaseWaiterTrigger
 
         self.defer(
@@ -240,6 +240,7 @@ class BatchPoolSteadySensor(BaseSensorOperator):
                 return_key="pool_id",
                 return_value=spec["pool_id"],
                 resume_kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
+                first_poll_delay=first_poll_delay,
             ),
             method_name="execute_complete",
             kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},

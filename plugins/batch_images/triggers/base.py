@@ -131,12 +131,15 @@ async def wait_for(
     logger: logging.Logger | Any = None,
     client_options: dict | None = None,
     max_polls: int | None = None,
+    first_poll_delay: float = 0.0,
 ) -> dict:
     """Poll the named waiter until success, failure or the deadline; return the event payload (no return key).
 
     ``hook``: an already built hook to use (and not close); by default one is built and closed here.
     ``max_polls``: stop after this many polls with status ``"pending"`` when the wait is not over (used by
     :func:`probe_before_defer`); None polls until success, failure or the deadline.
+    ``first_poll_delay``: seconds to sleep before the first poll (capped by the deadline): a trigger started right
+    after the task's own probe (:func:`probe_before_defer`) need not ask again at once.
     """
     # azure-core is imported here, not at module level: DAG files import the operators, which import this
     # module, and DAG parsing must not load the Azure SDK.
@@ -174,6 +177,9 @@ async def wait_for(
         return None
 
     try:
+        if first_poll_delay > 0:
+            await asyncio.sleep(first_poll_delay if deadline is None
+                                else max(min(first_poll_delay, deadline - time.time()), 0.0))
         while True:
             delay = poll_interval
             floor = 0.0  # Retry-After: never poll sooner than this
@@ -371,6 +377,9 @@ class AzureBaseWaiterTrigger(BaseTrigger):
     :param timeout_seconds: how long to wait from the moment the trigger is first built (at defer).
     :param deadline: absolute epoch-seconds deadline; set by :meth:`serialize` so restarts keep it.
     :param return_key: / :param return_value: put into the event, e.g. the resource ids being waited on.
+    :param first_poll_delay: seconds before the first poll; the deferring task passes its poll interval when it
+        has just probed (:func:`probe_before_defer`), so the trigger does not repeat that read at once - and does
+        not fire within a second of the deferral, the window of apache/airflow#72716.
     :param resume_kwargs: the deferral's ``kwargs``, also carried in the event (key ``resume_kwargs``):
         ``airflow dags test`` (``dag.test()``'s in-line triggers) resumes the task with ``{"event": ...}``
         only, dropping the deferral's kwargs that the triggerer keeps, so multi-step operators read their
@@ -395,6 +404,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         return_value: Any = None,
         client_options: dict | None = None,
         resume_kwargs: dict | None = None,
+        first_poll_delay: float = 0.0,
     ) -> None:
         super().__init__()
         self.waiter_name = waiter_name
@@ -407,6 +417,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         self.return_value = return_value
         self.client_options = dict(client_options or {})
         self.resume_kwargs = resume_kwargs
+        self.first_poll_delay = max(float(first_poll_delay or 0.0), 0.0)
         self._hook: Any = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -423,6 +434,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
                 "return_value": self.return_value,
                 "client_options": self.client_options,
                 "resume_kwargs": self.resume_kwargs,
+                "first_poll_delay": self.first_poll_delay,
             },
         )
 
@@ -435,7 +447,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         try:
             result = await wait_for(self.waiter_name, self.waiter_args, conn_id=self.conn_id,
                                     poll_interval=self.poll_interval, deadline=self.deadline,
-                                    hook=self._hook, logger=self.log)
+                                    hook=self._hook, logger=self.log, first_poll_delay=self.first_poll_delay)
         except Exception as err:  # an unexpected bug must still end the task with a message
             self.log.exception("waiter %s crashed", self.waiter_name)
             result = {"status": "failure", "message": f"waiter {self.waiter_name} crashed: {_describe(err)}",

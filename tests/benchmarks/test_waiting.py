@@ -155,3 +155,29 @@ def test_version_stage_runs_from_its_create_to_the_last_region_not_from_a_later_
     assert stage_seconds([create, promote], regions) == 984.0
     assert stage_seconds([promote], regions) == 984.0    # the create's LRO ended between two reads
     assert stage_seconds([{"start": 10.0, "done_at": 196.0}], []) == 186.0
+
+
+def test_pool_stage_ends_when_the_last_node_first_turns_idle_not_after_the_smoke_test():
+    from benchmarks.pipelines import pool_ready_sim
+    from include.azure_standin.core import timings
+
+    created = 1000.0
+    seg = {"first": 0, "n": 2, "granted": 2, "start": created, "dur": 138.45, "dedicated": True,
+           "start_task": True, "wait": True}
+    sim = {"created": created, "segments": [seg, dict(seg, first=2, start=created + 5000.0)],  # + a later resize
+           "busy": {"0": [[created + 2055.0, created + 2075.0, 0, "smoke-1"]]}}               # the smoke test's task
+    # node 1 appears at the end of the allocation window, then boots (creating, starting, start task)
+    assert abs(pool_ready_sim(sim) - (138.45 + sum(timings.node_boot(1)))) < 1e-6
+    assert pool_ready_sim(dict(sim, segments=[dict(seg, start_task=False)])) < pool_ready_sim(sim)
+
+
+def test_promotion_is_the_versions_update_after_its_create_and_the_smoke_test_its_tasks_on_the_pool():
+    from benchmarks.pipelines import tasks_sim, update_seconds
+
+    create, promote = {"start": 1000.0, "done_at": 1120.0}, {"start": 2500.0, "done_at": 2620.0}
+    regions = [{"start": 1000.0, "duration": 984.0}]
+    assert update_seconds([create, promote], regions) == 120.0
+    assert update_seconds([promote], regions) == 120.0       # the create's LRO ended between two reads
+    assert update_seconds([create], regions) == 0.0
+    busy = {"0": [[3000.0, 3020.0, 0, "smoke-1"]], "1": [[3001.0, 3021.0, 0, "smoke-0"]]}
+    assert tasks_sim({"busy": busy}) == 21.0 and tasks_sim({"busy": {}}) == 0.0

@@ -115,10 +115,15 @@ def stage_seconds(lros: list[dict], regions: list[dict]) -> float:
 
 
 def update_seconds(lros: list[dict], regions: list[dict]) -> float:
-    """Simulated seconds of a resource's updates after its create (a promotion's PATCH of the image version: its
-    own LRO), summed; 0.0 when none was seen. Same arguments as :func:`stage_seconds`."""
+    """Simulated seconds of a resource's first update after its create stage ended (the image version's: the
+    promotion's PATCH, its own LRO); 0.0 when none was seen. An update while the create stage still runs is not on
+    the chain, nor are later ones (the retirement's end-of-life date, which nothing waits for). Same arguments as
+    :func:`stage_seconds`."""
     created = min([lro["start"] for lro in lros] + [r["start"] for r in regions])
-    return sum(lro["done_at"] - lro["start"] for lro in lros if lro["start"] > created + 1e-6)
+    ended = created + stage_seconds(lros, regions)
+    after = [lro for lro in lros if lro["start"] >= ended - 1e-6]
+    first = min(after, key=lambda lro: lro["start"], default=None)
+    return 0.0 if first is None else first["done_at"] - first["start"]
 
 
 GALLERY_STAGE = "gallery + image definition"
@@ -500,7 +505,7 @@ def run_slots(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
                       note=f"not a measurement: D / (D + (S - D) x time scale), D and S the two totals above; "
                            f"measure it: {AZURE_SPEED}")
     azure = _at("real services", SERVICES["azure_scale"])
-    why_azure = why if svc is None else _azure_svc_missing(svc)
+    why_azure = _azure_svc_missing(svc)
     if why_azure:
         _not_run(bench, f"{azure}: slot s while waiting", SLOT_TARGET, why_azure)
     else:
@@ -650,7 +655,7 @@ def run_overhead(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
                                   f"{scale:g}x shorter than Azure's; see the Azure-speed row")
         bench.detail["services_critical_path"] = svc["svc_one"]["critical_path"]
     azure = _at("real services", SERVICES["azure_scale"])
-    why_azure = why if svc is None else _azure_svc_missing(svc)
+    why_azure = _azure_svc_missing(svc)
     if why_azure:
         _not_run(bench, f"{azure}: DAG wall / critical path", "<= 1.15", why_azure)
     else:

@@ -179,5 +179,8 @@ def test_promotion_is_the_versions_update_after_its_create_and_the_smoke_test_it
     assert update_seconds([create, promote], regions) == 120.0
     assert update_seconds([promote], regions) == 120.0       # the create's LRO ended between two reads
     assert update_seconds([create], regions) == 0.0
+    canary = {"start": 1130.0, "done_at": 1250.0}              # excludeFromLatest set while it still replicates
+    retire = {"start": 2700.0, "done_at": 2820.0}              # an end-of-life date later: nothing waits for it
+    assert update_seconds([create, canary, promote, retire], regions) == 120.0
     busy = {"0": [[3000.0, 3020.0, 0, "smoke-1"]], "1": [[3001.0, 3021.0, 0, "smoke-0"]]}
     assert tasks_sim({"busy": busy}) == 21.0 and tasks_sim({"busy": {}}) == 0.0

@@ -67,7 +67,7 @@ def markdown(benches: list[Bench], meta: dict) -> str:
              + (f", after each benchmark {', '.join(f'{v:.1f}' for v in meta['load_1min'].values())}"
                 if meta.get("load_1min") else "")
              + " (a shared machine: absolute figures are noisy, compare the ratios measured side by side). "
-             f"`make bench{' BENCH_ARGS=--services' if meta.get('services') else ''}` ran in "
+             f"`make bench{_bench_args(meta)}` ran in "
              f"{meta['seconds']:.0f} s against the local stand-in.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     last = None
@@ -89,6 +89,15 @@ def markdown(benches: list[Bench], meta: dict) -> str:
     if meta.get("chart"):
         lines += [f"![chart]({meta['chart']})", ""]
     return "\n".join(lines)
+
+
+def _bench_args(meta: dict) -> str:
+    """The BENCH_ARGS of the run, as a user would type them."""
+    args = ["--services"] if meta.get("services") else []
+    if meta.get("azure_speed"):
+        scale = meta.get("azure_scale")
+        args.append("--azure-speed" + (f" --azure-scale {scale:g}" if scale not in (None, 1) else ""))
+    return f" BENCH_ARGS='{' '.join(args)}'" if len(args) > 1 else (f" BENCH_ARGS={args[0]}" if args else "")
 
 
 def chart(benches: list[Bench], path: Path, title: str) -> Path | None:

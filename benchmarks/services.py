@@ -15,6 +15,9 @@ What is sampled while a run goes (from ``/proc``, every :data:`SAMPLE_SECONDS`):
   reported). A task instance's *slot seconds* are the sum, over every execution of it (the first one and each
   resume after a deferral), of the time a worker's title named it. The DAG's own wait time in the triggerer
   is not in it; the worker's process start, DAG parse, connection reads and the API calls of the task are.
+  Each execution is one busy span; with the task's own log (``<AIRFLOW_HOME>/logs/dag_id=.../attempt=<try>.log``,
+  written by the task process, cut at each execution's start) its ``Waited ... in the worker`` lines give the
+  seconds it spent in an in-worker wait loop (benchmarks/waiting.py).
 * **triggerer memory**: the resident set (``VmRSS``) of the ``airflow triggerer`` process and every process
   under it (the trigger runner), summed; the peak of that sum over the run.
 """
@@ -29,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from benchmarks.common import StandIn
+from benchmarks.waiting import execution, split_executions
 
 WORKER_TITLE = "airflow worker -- LocalExecutor:"
 # the task runner's line after it parsed the DAG file (the LocalExecutor's task processes log to the scheduler's log):
@@ -191,8 +195,9 @@ class ServicesStack:
             self.stack.stop()
             self.stack = None
 
-    def run(self, dag_id: str, logical_date: str) -> ServicesRun:
-        """Trigger ``dag_id`` through the REST API v2 and follow it to its end (RuntimeError unless success)."""
+    def run(self, dag_id: str, logical_date: str, timeout: float = RUN_TIMEOUT) -> ServicesRun:
+        """Trigger ``dag_id`` through the REST API v2 and follow it to its end (RuntimeError unless success;
+        TimeoutError when it has not ended after ``timeout`` seconds)."""
         stack = self.stack
         api = stack.client()
         _wait_for_dag(api, dag_id, stack)
@@ -213,8 +218,8 @@ class ServicesStack:
                     seen.setdefault((ti["task_id"], ti["map_index"]), set()).add(ti["state"])
                 if run["state"] in ("success", "failed"):
                     break
-                if time.monotonic() - start > RUN_TIMEOUT:
-                    raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {RUN_TIMEOUT:.0f} s; "
+                if time.monotonic() - start > timeout:
+                    raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f} s; "
                                        f"logs in {stack.log_dir}")
                 time.sleep(1.0)
             wall = time.monotonic() - start
@@ -243,12 +248,33 @@ class ServicesStack:
             executions = sum(sampler.slot_seconds(i)[1] for i in every)
             # each try runs once, and once more after each deferral; the polled states show a deferral too
             deferred = executions > tries or "deferred" in seen.get((ti["task_id"], ti["map_index"]), set())
+            spans = sorted(span for i in every for span in sampler.busy.get(i, []))
+            logs = task_log_executions(stack.home / "logs", dag_id, run_id, ti["task_id"], ti["map_index"], tries)
+            execs = [execution(spans[k][1] - spans[k][0] if k < len(spans) else None, logs[k] if k < len(logs) else "")
+                     for k in range(max(len(spans), len(logs)))]
             out.slots[name] = {"slot": slot, "executions": executions, "deferred": deferred,
-                               "parse": sum(parse.get(i, 0.0) for i in every), "tries": tries}
+                               "parse": sum(parse.get(i, 0.0) for i in every), "tries": tries,
+                               "execs": execs}
         starts = [_ts(t["start_date"]) for t in tis if t.get("start_date")]
         ends = [_ts(t["end_date"]) for t in tis if t.get("end_date")]
         out.dag_seconds = (max(ends) - min(starts)) if starts and ends else None
         return out
+
+
+def task_log_executions(log_root: Path, dag_id: str, run_id: str, task_id: str, map_index: int,
+                        tries: int) -> list[str]:
+    """The log text of each execution of a task instance, every try in order (Airflow 3's local task log
+    files: ``<log_root>/dag_id=<d>/run_id=<r>/task_id=<t>[/map_index=<i>]/attempt=<n>.log``); a missing file
+    adds nothing."""
+    folder = Path(log_root) / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index >= 0:
+        folder = folder / f"map_index={map_index}"
+    out: list[str] = []
+    for attempt in range(1, max(int(tries), 1) + 1):
+        path = folder / f"attempt={attempt}.log"
+        if path.exists():
+            out += split_executions(path.read_text(errors="replace"))
+    return out
 
 
 def _name(task_id: str, map_index: int) -> str:

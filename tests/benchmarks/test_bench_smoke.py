@@ -40,6 +40,13 @@ def test_quick_bench_writes_table_json_markdown_and_chart(tmp_path, capsys):
         assert b["title"] in printed and f"## {b['title']}" in md
     missed = [r for b in benches.values() for r in b["rows"] if r["status"] == "MISSED"]
     assert all(f"**MISSED" in md for _ in missed[:1])
+    # the slot target's figure comes from the task logs' 'Waited' lines: a number, or "not measured" and none
+    slots = {r["metric"]: r for r in benches["worker_slots"]["rows"]}
+    waiting = [r for m, r in slots.items() if m.endswith("slot s while waiting")]
+    assert waiting and all((r["ours"] is None) == (r["status"] == "not measured") for r in waiting), waiting
+    # each row names the time scale it was measured at; the Azure-speed rows are asked for with --azure-speed
+    assert "dags test (3000x): slot s while waiting" in slots
+    assert "--azure-speed" in slots["real services (1x, Azure's durations): slot s while waiting"]["note"]
     # without --services the real-services rows say so (and how to get them) instead of inventing a figure
     absent = [r for b in benches.values() for r in b["rows"] if r["metric"].startswith("real services")]
     assert {r["status"] for r in absent} == {"not measured"} and all("--services" in r["note"] for r in absent)

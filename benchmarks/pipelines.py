@@ -266,50 +266,98 @@ def run_services(standin: StandIn, workdir: Path, *, fleet_pools: int, nodes: in
     """The one-pool run (deferrable and synchronous) and the fleet run under the real services (benchmarks/services.py):
     label -> the figures :func:`run_pipeline` gives, plus the triggerer's memory and the stack's start-up.
 
-    ``azure_scale``: also the one-pool run, deferrable and synchronous, at this stand-in time scale (1: Azure's own
-    durations as the stand-in models them), labels ``svc_azure_one`` and ``svc_azure_one_sync``. The deferrable
-    runs go first, so the services start twice whatever is asked for."""
-    from benchmarks.services import RUN_TIMEOUT, ServicesStack
+    ``azure_scale``: then also the one-pool run, deferrable and synchronous, at this stand-in time scale (1: Azure's own
+    durations as the stand-in models them), labels ``svc_azure_one`` and ``svc_azure_one_sync``: after the demo-scale
+    runs, side by side, each on its own stand-in and its own stack (:func:`run_side_by_side`). The demo-scale runs
+    share ``standin`` and one stack, restarted once for the synchronous run."""
+    from benchmarks.services import ServicesStack
 
     stamp = int(time.time() * 1000) % 10 ** 9
-    runs = {"svc_one": dict(pools=1, sync=False), f"svc_fleet_{fleet_pools}": dict(pools=fleet_pools, sync=False)}
-    if azure_scale is not None:
-        runs["svc_azure_one"] = dict(pools=1, sync=False, scale=azure_scale)
-    runs["svc_one_sync"] = dict(pools=1, sync=True)
-    if azure_scale is not None:
-        runs["svc_azure_one_sync"] = dict(pools=1, sync=True, scale=azure_scale)
+    runs = {"svc_one": dict(pools=1, sync=False), f"svc_fleet_{fleet_pools}": dict(pools=fleet_pools, sync=False),
+            "svc_one_sync": dict(pools=1, sync=True)}
     runs = {k: v for k, v in runs.items() if not only or k in only}
     pipes = workdir / "pipelines-services"
     for label, spec in runs.items():
-        spec["dag_id"] = f"bench_{label}_{stamp}"
-        spec.setdefault("scale", scale)
+        spec.update(dag_id=f"bench_{label}_{stamp}", scale=scale)
         _write_config(standin, pipes, spec["dag_id"], spec["pools"], REGIONS, nodes)
     out: dict[str, dict] = {}
     services = ServicesStack(standin, workdir, pipes)
     try:
         for label, spec in runs.items():
             services.ensure(deferrable=not spec["sync"])
-            run_scale = spec["scale"]
-            print(f"[bench]   real services: {label} (time scale {run_scale:g}x) ...", file=sys.stderr, flush=True)
-            since = _prepare(standin, spec["pools"], nodes, run_scale)
-            try:
-                with SimWatcher(standin.proc.state_dir / "standin.db") as watch:
-                    run = services.run(spec["dag_id"], LOGICAL_DATE,
-                                       timeout=RUN_TIMEOUT + 2 * ONE_POOL_SIM_SECONDS / run_scale)
-            except (RuntimeError, TimeoutError) as err:  # the other runs' figures still count
-                out[label] = {"label": label, "error": str(err)[:1500], "scale": run_scale}
-                print(f"[bench]   {label} failed: {str(err)[:1500]}", file=sys.stderr, flush=True)
-                continue
-            out[label] = {"label": label, "wall": run.trigger_to_end, "dag_seconds": run.dag_seconds,
-                          "slots": run.slots, "triggerer_peak": run.triggerer_peak,
-                          "triggerer_idle": run.triggerer_idle,
-                          **_figures(standin, label, since, watch, run_scale, spec["pools"]),
-                          "scale": run_scale, "pools": spec["pools"], "regions": REGIONS, "nodes": nodes}
+            out[label] = _services_run(standin, services, label, spec, nodes)
     finally:
         services.close()
     for run in out.values():
         run["stack_start_seconds"] = services.start_seconds
+    if azure_scale is not None:
+        pair = {"svc_azure_one": dict(pools=1, sync=False), "svc_azure_one_sync": dict(pools=1, sync=True)}
+        pair = {k: dict(v, dag_id=f"bench_{k}_{stamp}", scale=azure_scale) for k, v in pair.items()
+                if not only or k in only}
+        out.update(run_side_by_side(workdir, pair, nodes))
     return out
+
+
+def run_side_by_side(workdir: Path, runs: dict[str, dict], nodes: int) -> dict[str, dict]:
+    """Each of ``runs`` (label -> ``pools``, ``sync``, ``dag_id``, ``scale``) at the same time, in a thread of its
+    own with its own stand-in process (state dir ``<workdir>/<label>/standin``, its own port, time scale
+    ``scale``) and its own stack (AIRFLOW_HOME ``<workdir>/<label>/services-home``: SQLite DB, api-server port,
+    log folder). Slot seconds stay per run: each stack's sampler reads only its own scheduler's worker
+    processes (benchmarks/services.py), and the task logs are read from its own home. label -> figures, or
+    ``{"error": ...}`` for a run that failed (the other still counts)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(label: str, spec: dict) -> dict:
+        try:
+            with StandIn(time_scale=spec["scale"], workdir=workdir / label) as own:
+                return _own_stack_run(own, workdir / label, label, spec, nodes)
+        except Exception as err:  # e.g. a stack that did not start
+            print(f"[bench]   {label} failed: {str(err)[:1500]}", file=sys.stderr, flush=True)
+            return {"label": label, "error": f"{type(err).__name__}: {str(err)[:1500]}", "scale": spec["scale"]}
+
+    with ThreadPoolExecutor(max_workers=max(len(runs), 1), thread_name_prefix="bench-side-by-side") as pool:
+        futures = {label: pool.submit(one, label, spec) for label, spec in runs.items()}
+        out = {label: f.result() for label, f in futures.items()}
+    for run in out.values():
+        run["side_by_side"] = sorted(runs)
+    return out
+
+
+def _own_stack_run(standin: StandIn, workdir: Path, label: str, spec: dict, nodes: int) -> dict:
+    """One run of :func:`run_side_by_side` on its stand-in: its pipeline config, its stack started, the run."""
+    from benchmarks.services import ServicesStack
+
+    pipes = workdir / "pipelines"
+    _write_config(standin, pipes, spec["dag_id"], spec["pools"], REGIONS, nodes)
+    services = ServicesStack(standin, workdir, pipes)
+    try:
+        services.ensure(deferrable=not spec["sync"])
+        run = _services_run(standin, services, label, spec, nodes)
+    finally:
+        services.close()
+    run["stack_start_seconds"] = services.start_seconds
+    return run
+
+
+def _services_run(standin: StandIn, services, label: str, spec: dict, nodes: int) -> dict:
+    """One triggered run on a started :class:`benchmarks.services.ServicesStack` over ``standin`` (reset first):
+    its figures, or ``{"error": ...}`` when it failed or timed out."""
+    from benchmarks.services import RUN_TIMEOUT
+
+    run_scale = spec["scale"]
+    print(f"[bench]   real services: {label} (time scale {run_scale:g}x) ...", file=sys.stderr, flush=True)
+    since = _prepare(standin, spec["pools"], nodes, run_scale)
+    try:
+        with SimWatcher(standin.proc.state_dir / "standin.db") as watch:
+            run = services.run(spec["dag_id"], LOGICAL_DATE, timeout=RUN_TIMEOUT + 2 * ONE_POOL_SIM_SECONDS / run_scale)
+    except (RuntimeError, TimeoutError) as err:  # the other runs' figures still count
+        print(f"[bench]   {label} failed: {str(err)[:1500]}", file=sys.stderr, flush=True)
+        return {"label": label, "error": str(err)[:1500], "scale": run_scale}
+    print(f"[bench]   {label} done in {run.trigger_to_end:.0f} s", file=sys.stderr, flush=True)
+    return {"label": label, "wall": run.trigger_to_end, "dag_seconds": run.dag_seconds,
+            "slots": run.slots, "triggerer_peak": run.triggerer_peak, "triggerer_idle": run.triggerer_idle,
+            **_figures(standin, label, since, watch, run_scale, spec["pools"]),
+            "scale": run_scale, "pools": spec["pools"], "regions": REGIONS, "nodes": nodes}
 
 
 def _pool_ids(standin: StandIn) -> list[str]:
@@ -419,7 +467,7 @@ def _at(where: str, scale: float) -> str:
 def _azure_svc_missing(svc: dict | None) -> str | None:
     """Why the Azure-speed rows are absent (not asked for, or a run failed); None when both runs ran."""
     if svc is not None and "svc_azure_one" not in svc:
-        return f"not run: {AZURE_SPEED} (two runs of ~35 min each at time scale 1)"
+        return f"not run: {AZURE_SPEED} (two runs side by side, ~35 min at time scale 1)"
     why = _svc_missing(svc, "svc_azure_one", "svc_azure_one_sync")
     return why and why.replace("BENCH_ARGS=--services", "BENCH_ARGS='--services --azure-speed'")
 
@@ -539,6 +587,12 @@ def run_slots(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
     return bench
 
 
+SIDE_BY_SIDE = ("the deferrable and the synchronous run ran side by side (at the same time), each with its own "
+                "stand-in process and its own Airflow stack (AIRFLOW_HOME, SQLite DB, api-server port, log folder): "
+                "each run's slot seconds are its own scheduler's LocalExecutor workers' and its task logs its own; "
+                "the runs are mostly idle waits, so they slow each other little")
+
+
 def azure_durations_note(scale: float) -> str:
     """What the stand-in simulates at time scale ``scale`` for the one-pool run (include/azure_standin/core/timings.py
     with the seeded VM's disks, 30 + 64 GB): the figures behind the Azure-speed rows."""
@@ -558,7 +612,7 @@ def azure_durations_note(scale: float) -> str:
             f"(2 nodes), a Batch task {timings.task_run():.0f} s, deletes {timings.DELETE:.0f} s; every figure is the "
             "stand-in's guess of what Azure users report (timings.py cites no measurement), replication and "
             "allocation weigh most; poll interval 1 s as in the demo-scale runs (a deployment would poll every "
-            "~30 s: up to one interval more per wait)")
+            "~30 s: up to one interval more per wait); " + SIDE_BY_SIDE)
 
 
 def run_fleet(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:

@@ -5,7 +5,9 @@ The stack is include/services/stack.py's: scheduler, triggerer, dag-processor an
 triggered through the REST API v2 (``POST /api/v2/dags/{dag_id}/dagRuns``) and followed there to their end.
 The waits defer to the triggerer (``[operators] default_deferrable`` True, the project's default); the
 synchronous run restarts the same services with ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=False``, which is how
-a user turns deferral off for every waiting operator and sensor of the project.
+a user turns deferral off for every waiting operator and sensor of the project. The Azure-speed pair runs on two
+stacks at once (benchmarks/pipelines.py ``run_side_by_side``), each over its own stand-in in its own home; a
+:class:`ProcSampler` reads only its own stack's scheduler's workers, so the two never mix.
 
 What is sampled while a run goes (from ``/proc``, every :data:`SAMPLE_SECONDS`):
 
@@ -165,7 +167,8 @@ class ServicesRun:
 
 
 class ServicesStack:
-    """The real services over the benchmark's stand-in, one stack at a time (deferrable or synchronous)."""
+    """The real services over one stand-in, one stack at a time (deferrable or synchronous), home
+    ``<workdir>/services-home``."""
 
     def __init__(self, standin: StandIn, workdir: Path, pipelines_dir: Path):
         self.standin, self.workdir, self.pipelines_dir = standin, Path(workdir), pipelines_dir

@@ -18,6 +18,7 @@ from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 
 from batch_images.rules.config import load_pipelines
+from _probes import recorded_probes
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGICAL_DATE = datetime(2026, 11, 25, tzinfo=timezone.utc)
@@ -122,19 +123,27 @@ async def _first_event(trigger):
 
 
 def run_operator(op, context: dict, max_deferrals: int = 20):
-    """execute(); on each deferral run the re-instantiated trigger and resume. Returns (result, deferrals)."""
-    deferrals: list[dict] = []
+    """execute(); on each deferral run the re-instantiated trigger and resume. Returns (result, events): every
+    answer a wait of the operator acted on, in order - from its first probe in the worker when that ended the
+    wait (no deferral), else its trigger's event."""
+    events: list[dict] = []
     call = lambda: op.execute(context)  # noqa: E731
-    for _ in range(max_deferrals):
-        try:
-            return call(), deferrals
-        except TaskDeferred as deferred:
-            event = asyncio.run(_first_event(trigger_from(deferred.trigger.serialize())))
-            deferrals.append(event)
-            kwargs = json.loads(json.dumps(deferred.kwargs or {}))
-            method = getattr(op, deferred.method_name)
-            call = lambda m=method, e=event, k=kwargs: m(context, event=e, **k)  # noqa: E731
-    raise AssertionError(f"still deferring after {max_deferrals} rounds: {deferrals[-1] if deferrals else None}")
+    with recorded_probes() as probes:
+        for _ in range(max_deferrals):
+            try:
+                result = call()
+            except TaskDeferred as deferred:
+                events.extend(answer for _, answer in probes if answer is not None)
+                probes.clear()
+                event = asyncio.run(_first_event(trigger_from(deferred.trigger.serialize())))
+                events.append(event)
+                kwargs = json.loads(json.dumps(deferred.kwargs or {}))
+                method = getattr(op, deferred.method_name)
+                call = lambda m=method, e=event, k=kwargs: m(context, event=e, **k)  # noqa: E731
+                continue
+            events.extend(answer for _, answer in probes if answer is not None)
+            return result, events
+    raise AssertionError(f"still deferring after {max_deferrals} rounds: {events[-1] if events else None}")
 
 
 # --- a gallery image version built with azure-mgmt-compute directly ------------------------------------------

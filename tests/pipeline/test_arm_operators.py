@@ -17,6 +17,7 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
+from _probes import recorded_probes
 from airflow.sdk.exceptions import TaskDeferred
 from batch_images.hooks.arm import ArmComputeHook
 from batch_images.hooks.credentials import PROJECT_ROOT, client_kwargs, credential_from_connection, describe_connection
@@ -410,6 +411,7 @@ def test_run_waiter_sync_is_the_same_loop(arm):
 
 
 def test_snapshot_operator_defers_and_creates_tagged_snapshots(arm):
+    arm.control.set_scale(60)  # the copies take a few seconds of wall time: still Creating at the first probe
     plan = make_plan(arm)
     result, deferrals = run_operator(snapshots_op(plan))
     assert len(deferrals) == 1
@@ -602,9 +604,10 @@ def test_failed_region_is_removed_and_added_back(arm):
     version_id, deferrals = run_operator(gallery_op(plan, image_id))
     # publish waits for West Europe only (the pools' region); North Europe's failure is promotion's to retry
     assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication"]
-    _, deferrals = run_operator(promote_op(plan))
-    assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication", "arm_provisioning",
-                                                          "gallery_replication", "arm_provisioning"]
+    with recorded_probes() as probes:  # every wait probes first, whether it then defers or not
+        run_operator(promote_op(plan))
+    assert [waiter for waiter, _ in probes] == ["gallery_replication", "arm_provisioning",
+                                                "gallery_replication", "arm_provisioning"]
     puts = [r for r in requests_since(arm, since) if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
     assert len(puts) == 4  # create, remove North Europe, add it back, promote
     version = sdk_get(arm.compute(), version_id, expand="ReplicationStatus")

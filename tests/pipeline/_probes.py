@@ -1,0 +1,39 @@
+"""Record what each deferrable wait's first probe (``triggers.base.probe_before_defer``) answered.
+
+A deferrable wait looks once in the worker before it defers; at the tests' time scale a resource is often ready
+by then, so the wait ends without a deferral. Tests that check *what a wait saw* (the failure that made a
+sensor repair a pool, the targets it read) or *which waits ran, in order*, read these records beside the
+deferrals. The real probe runs against the stand-in; this only wraps it to keep its answers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from batch_images.operators import _arm
+from batch_images.sensors import arm as arm_sensor
+from batch_images.triggers import base
+
+# modules that bound the name at import (the others import it from triggers.base inside the method)
+_BOUND = (base, _arm, arm_sensor)
+
+
+@contextmanager
+def recorded_probes() -> Iterator[list[tuple[str, dict | None]]]:
+    """Yield a list that fills with ``(waiter_name, answer)`` per probe, in order; ``answer`` is the event the
+    probe ended the wait with, or None when the task deferred."""
+    records: list[tuple[str, dict | None]] = []
+    real = base.probe_before_defer
+
+    def recording(waiter_name, *args, **kwargs):
+        answer = real(waiter_name, *args, **kwargs)
+        records.append((waiter_name, answer))
+        return answer
+
+    for module in _BOUND:
+        module.probe_before_defer = recording
+    try:
+        yield records
+    finally:
+        for module in _BOUND:
+            module.probe_before_defer = real

@@ -97,6 +97,16 @@ def first_resource(operator: Any, value: Any) -> str | None:
     return None
 
 
+def build_vm(operator: Any, value: Any) -> str | None:
+    """The build VM: prepare_build_vm's ``{"vm_id"}`` or generalize_build_vm's id, else the rendered plan's
+    ``build.vm_id`` (a failed build still links to the VM whose serial log explains it)."""
+    if isinstance(value, Mapping):
+        value = value.get("vm_id")
+    plan = getattr(operator, "plan", None)
+    build = plan.get("build") if isinstance(plan, Mapping) else None
+    return returned_id(operator, value) or (build.get("vm_id") if isinstance(build, Mapping) else None)
+
+
 def pool(operator: Any, value: Any) -> str | None:
     """The Batch pool's ARM id: the account from the rendered ``pool_spec`` / ``roll``, the pool id from the return
     value (a str, or roll_pool's ``{"pool_id"}``), else from the spec."""
@@ -147,3 +157,4 @@ WAITED_LINKS = (AzurePortalLink("resource", first_resource, "resource"),)
 IMAGE_LINKS = (AzurePortalLink("managed image", returned_id, "managed_image"),)
 VERSION_LINKS = (AzurePortalLink("image version", image_version, "image_version"),)
 POOL_LINKS = (AzurePortalLink("Batch pool", pool, "batch_pool"),)
+BUILD_VM_LINKS = (AzurePortalLink("build VM", build_vm, "build_vm"),)

@@ -74,6 +74,12 @@ def test_base_image_pipeline_builds_from_the_resolved_version_and_cleans_up(stan
         ops.index("Snapshots_CreateOrUpdate")
     plan = result.xcoms["preflight:return_value"]
     assert plan["build"]["base"]["version"] == NEWEST and plan["build"]["base_version_source"] == "latest"
+    # The build tasks link to the VM's portal page (the XCom the UI reads); the delete task does not.
+    tenant, vm_id = standin.endpoints["tenant_id"], plan["build"]["vm_id"]
+    for task in ("prepare_build_vm", "generalize_build_vm"):
+        assert result.xcoms.get(f"{task}:_link_azure_portal_build_vm") == \
+            f"https://portal.azure.com/#@{tenant}/resource{vm_id}", task
+    assert "delete_build_vm:_link_azure_portal_build_vm" not in result.xcoms
 
     compute = standin.compute()
     # The version records its lineage; made from the build VM's disks (snapshots of its OS and data disk).

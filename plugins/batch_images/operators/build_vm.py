@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from batch_images import links
 from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
 from batch_images.rules import naming
 from batch_images.rules.plan import BuildVm, Plan
@@ -94,6 +95,7 @@ def build_vm_body(plan: Plan, custom_data: bytes) -> dict:
 class _BuildVmOperator(ArmWaitingOperator):
     template_fields: Sequence[str] = ("plan", "arm_conn_id")
     template_fields_renderers = {"plan": "json"}
+    operator_extra_links = links.BUILD_VM_LINKS  # Azure portal link to the VM (batch_images/links.py)
 
     def __init__(self, *, plan: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -209,6 +211,8 @@ class DeleteBuildVmOperator(_BuildVmOperator):
     :param plan: the preflight plan (a plan without ``build`` is a no-op). (templated)
     :return: the ids deleted.
     """
+
+    operator_extra_links = ()  # the VM it deletes has no portal page afterwards
 
     def execute(self, context: Any) -> list[str]:
         plan = Plan.from_dict(self.plan) if self.plan else None

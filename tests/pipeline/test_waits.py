@@ -412,3 +412,26 @@ def test_the_first_probe_answers_a_failed_resource_without_deferring(arm):
     sensor = ArmResourcesSensor(task_id="wait", resource_ids=[snap], poll_interval=POLL, timeout=60)
     with pytest.raises(AirflowException, match="snap-failed"):
         sensor.execute({})
+
+
+def test_a_trigger_started_after_a_probe_waits_one_interval_before_its_first_poll(arm):
+    """``first_poll_delay``: the deferring task has just read the resource, so its trigger's first read comes one
+    poll interval later (not at once), and the delay survives the trigger's serialisation (a triggerer restart)."""
+    plan = make_plan(arm)
+    snap = new_snapshot(plan, "snap-delay")
+    trigger = AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args={"resource_ids": [snap]},
+                                     poll_interval=0.1, timeout_seconds=60, first_poll_delay=1.0)
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["first_poll_delay"] == 1.0
+    since = last_request_id(arm)
+    started = time.monotonic()
+    event = asyncio.run(_first_event(AzureBaseWaiterTrigger(**kwargs)))
+    assert event["status"] == "success"
+    assert time.monotonic() - started >= 1.0
+    reads = [r for r in requests_since(arm, since) if r["op"] == "Snapshots_Get"]
+    assert len(reads) == 1  # the snapshot (186 s simulated, 62 ms here) was done by then: one read, not two
+
+
+async def _first_event(trigger):
+    async for event in trigger.run():
+        return event.payload

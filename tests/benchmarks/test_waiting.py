@@ -157,6 +157,19 @@ def test_version_stage_runs_from_its_create_to_the_last_region_not_from_a_later_
     assert stage_seconds([{"start": 10.0, "done_at": 196.0}], []) == 186.0
 
 
+def test_the_pools_chain_ends_with_its_own_regions_replica_not_the_last_regions():
+    """create_pool waits for the replica in its Batch account's region (864 s here), not for the last of the
+    version's regions (984 s): the critical path's version stage is the pool region's."""
+    create = {"start": 1000.0, "done_at": 1120.0}
+    regions = [{"key": "westeurope", "start": 1000.0, "duration": 864.0},
+               {"key": "northeurope", "start": 1000.0, "duration": 924.0},
+               {"key": "eastus", "start": 1000.0, "duration": 984.0}]
+    assert stage_seconds([create], regions, "westeurope") == 864.0
+    assert stage_seconds([create], regions, "eastus") == 984.0
+    assert stage_seconds([create], regions) == 984.0
+    assert stage_seconds([create], regions, "brazilsouth") == 984.0  # not a target region: every region counts
+
+
 def test_pool_stage_ends_when_the_last_node_first_turns_idle_not_after_the_smoke_test():
     from benchmarks.pipelines import pool_ready_sim
     from include.azure_standin.core import timings

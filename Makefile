@@ -7,6 +7,8 @@ STATE_DIR ?= .standin
 PORT ?= 8443
 DEMO_TIME_SCALE ?= 60
 PYTEST_ARGS ?=
+# what `make test` runs: a path or node id narrows it (make test TESTS=tests/rules)
+TESTS ?= tests
 # `make test` runs the test files on this many pytest-xdist workers (each its own Airflow DB copy and
 # stand-in); TEST_WORKERS=0 runs them serially in one process
 TEST_WORKERS ?= 4
@@ -38,7 +40,7 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	@touch $@
 
 test: venv db
-	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) tests
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) $(TESTS)
 
 demo: venv db
 	$(PY) -m include.demo --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE)

@@ -533,7 +533,7 @@ def run_slots(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
     dfr = _cached(standin, workdir, "one_pool", scale=scale)
     syn = _cached(standin, workdir, "one_pool_sync", scale=scale, sync=True)
     _slot_rows(bench, _at("dags test", scale), dfr["slots"], syn["slots"], per_task=True,
-               missed_why=f"demo scale: a deferral's fixed cost (defer, resume) against waits {scale:g}x shorter "
+               missed_why=f"at {scale:g}x: a deferral's fixed cost (defer, resume) against waits {scale:g}x shorter "
                           "than Azure's")
     still = [t for t, s in syn["slots"].items() if s["deferrals"]]
 
@@ -545,7 +545,7 @@ def run_slots(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
     else:
         sd, ss = svc["svc_one"], svc["svc_one_sync"]
         d, y = _slot_rows(bench, where, sd["slots"], ss["slots"], per_task=True,
-                          missed_why=f"demo scale: each resume starts a task process and parses the DAG file "
+                          missed_why=f"at {scale:g}x: each resume starts a task process and parses the DAG file "
                                      f"(seconds) while the waits are {scale:g}x shorter than Azure's; see the "
                                      "Azure-speed row")
         swait = waiting_tasks(sd["slots"], ss["slots"])
@@ -720,7 +720,7 @@ def run_overhead(standin: StandIn, workdir: Path, quick: bool = False) -> Bench:
         _not_run(bench, f"{where}: DAG wall / critical path", "<= 1.15", why)
     else:
         _overhead_rows(bench, where, svc["svc_one"],
-                       missed_why=f"demo scale: every task start is a process start + DAG parse and each deferral a "
+                       missed_why=f"at {scale:g}x: every task start is a process start + DAG parse and each deferral a "
                                   f"triggerer pickup and a scheduler round trip (seconds each), against waits "
                                   f"{scale:g}x shorter than Azure's; see the Azure-speed row")
         bench.detail["services_critical_path"] = svc["svc_one"]["critical_path"]

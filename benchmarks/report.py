@@ -111,9 +111,12 @@ def chart(benches: list[Bench], path: Path, title: str) -> Path | None:
     panels = [b for b in benches if not b.error and any(r.ours is not None for r in b.rows)]
     if not panels:
         return None
-    cols = 2
-    nrows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(13, 3.6 * nrows), squeeze=False)
+    import textwrap
+
+    # one column: the figures' names are long (they carry the time scale), and two columns clipped them
+    cols = 1
+    nrows = len(panels)
+    fig, axes = plt.subplots(nrows, cols, figsize=(12, 3.4 * nrows), squeeze=False)
     for ax, b in zip(axes.flat, panels):
         # the rows with a target first (stable: in the table's order), then the others, nine at most
         figs = sorted((r for r in b.rows if r.ours is not None), key=lambda r: not r.target or r.target == "-")[:9]
@@ -134,11 +137,18 @@ def chart(benches: list[Bench], path: Path, title: str) -> Path | None:
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        # room on the right for the value labels (a decade and a half past the longest bar), on a log axis
+        ax.set_xlim(right=max(ours + refs) * 30)
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
-        ax.set_title(f"{b.title}\nvs {b.reference[:70]}" if has_ref else b.title, fontsize=9)
+        ax.set_title("\n".join([b.title, *textwrap.wrap(f"vs {b.reference}", 110)]) if has_ref else b.title,
+                     fontsize=9)
         ax.tick_params(axis="x", labelsize=7)
         if has_ref:
-            ax.legend(fontsize=7, loc="lower right")
+            from matplotlib.patches import Patch
+
+            handles = [Patch(color="#2e86c1", label="ours"), Patch(color="#c0392b", label="ours, target missed"),
+                       Patch(color="#aab7b8", label="reference")]
+            ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the panel
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(title + "  (log scale; red = target missed; label: ours (ratio))", fontsize=10)

@@ -470,8 +470,6 @@ def _retried(*runs: dict) -> list[str]:
 
 SLOT_TARGET = "deferrable <= 2% of sync"
 AZURE_SPEED = "make bench BENCH_ARGS='--services --azure-speed'"
-
-
 AZURE_DURATIONS = "Azure's durations"
 
 

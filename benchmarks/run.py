@@ -9,7 +9,7 @@ the smallest size of each benchmark (the smoke test's mode); its figures are not
 scheduler, triggerer, dag-processor and api-server started twice, three runs; 10-25 minutes on 2 cores).
 ``--azure-speed`` (implies ``--services``) adds the one-pool run, deferrable and synchronous, at stand-in time
 scale 1 (Azure's durations as the stand-in models them) for the worker-slot and overhead targets: two runs of
-~35 minutes side by side, each with its own stand-in and its own Airflow stack, ~40 minutes more in all.
+~32 minutes side by side, each with its own stand-in and its own Airflow stack (48 minutes in all on 2 cores).
 Benchmarks run in the issue's priority order; one that fails is reported as failed and the rest go on.
 """
 from __future__ import annotations
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="also run the pipelines under the real Airflow services (slow: 10-25 minutes)")
     ap.add_argument("--azure-speed", action="store_true",
                     help="also run the one-pool pipeline under the real services at stand-in time scale 1 (Azure's "
-                         "durations), deferrable and synchronous side by side (implies --services; ~40 minutes more)")
+                         "durations), deferrable and synchronous side by side (implies --services; ~32 minutes more)")
     # the Azure-speed runs' time scale: 1 unless a test of the plumbing asks for a fast one
     ap.add_argument("--azure-scale", type=float, default=1.0, help=argparse.SUPPRESS)
     ap.add_argument("--only", default="", help="comma-separated benchmark keys: " + ", ".join(ORDER))

@@ -10,12 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from batch_images.operators import _arm
-from batch_images.sensors import arm as arm_sensor
 from batch_images.triggers import base
-
-# modules that bound the name at import (the others import it from triggers.base inside the method)
-_BOUND = (base, _arm, arm_sensor)
 
 
 @contextmanager
@@ -30,10 +25,8 @@ def recorded_probes() -> Iterator[list[tuple[str, dict | None]]]:
         records.append((waiter_name, answer))
         return answer
 
-    for module in _BOUND:
-        module.probe_before_defer = recording
+    base.probe_before_defer = recording  # every wait calls it through the module (batch_images/waiting.py)
     try:
         yield records
     finally:
-        for module in _BOUND:
-            module.probe_before_defer = real
+        base.probe_before_defer = real

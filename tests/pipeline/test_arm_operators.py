@@ -21,7 +21,8 @@ from _probes import recorded_probes
 from airflow.sdk.exceptions import TaskDeferred
 from batch_images.hooks.arm import ArmComputeHook
 from batch_images.hooks.credentials import PROJECT_ROOT, client_kwargs, credential_from_connection, describe_connection
-from batch_images.operators._arm import ArmOperationFailed
+from batch_images.operators._arm import ResourceConflict
+from batch_images.waiting import AzureWaitFailed
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
 from batch_images.operators.image import ManagedImageOperator
@@ -299,7 +300,7 @@ def test_registry_has_arm_waiters_and_trigger_serialize_round_trip():
     assert {"arm_provisioning", "arm_deleted", "gallery_replication"} <= set(waiter_names())
     trigger = AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args={"resource_ids": ["/x"]},
                                      conn_id="azure_default", poll_interval=7, timeout_seconds=600,
-                                     return_key="snapshots", return_value=[{"id": "/x"}])
+                                     return_value=[{"id": "/x"}])
     classpath, kwargs = trigger.serialize()
     assert classpath == "batch_images.triggers.base.AzureBaseWaiterTrigger"
     assert 590 < kwargs["deadline"] - time.time() <= 600
@@ -335,8 +336,8 @@ def test_trigger_success_failure_and_timeout(arm):
     snap_ids = [s["id"] for s in snaps]
     failure = run_trigger(AzureBaseWaiterTrigger(
         waiter_name="arm_provisioning", waiter_args={"resource_ids": snap_ids}, poll_interval=POLL,
-        timeout_seconds=60, return_key="snapshots", return_value=snaps))
-    assert failure["status"] == "failure" and failure["snapshots"] == snaps
+        timeout_seconds=60, return_value=snaps))
+    assert failure["status"] == "failure" and failure["value"] == snaps
     os_name = plan["snapshot_names"]["os"]
     assert os_name in failure["message"] and "Failed" in failure["message"]
     states = {r["name"]: r["provisioningState"] for r in failure["state"]["resources"]}
@@ -466,7 +467,7 @@ def test_snapshot_of_another_run_is_replaced_and_foreign_one_refused(arm):
     client.snapshots.begin_delete(rg, name, polling_interval=POLL).result()
     client.snapshots.begin_create_or_update(rg, name, {"location": "westeurope", "properties": {"creationData": {
         "createOption": "Copy", "sourceResourceId": plan["source"]["os_disk_id"]}}}, polling_interval=POLL).result()
-    with pytest.raises(ArmOperationFailed, match="not made by this project"):
+    with pytest.raises(ResourceConflict, match="not made by this project"):
         snapshots_op(plan, deferrable=False).execute({})
     assert not sdk_get(client, second[0]["id"]).tags
 
@@ -535,7 +536,7 @@ def test_full_chain_snapshot_image_version_then_cleanup(arm):
 def test_cleanup_from_the_plan_after_a_half_failed_run_and_refuses_foreign(arm):
     plan = make_plan(arm)
     arm.control.add_fault("lro_failed", match={"resource_type": "snapshots", "name_regex": "-data-"})
-    with pytest.raises(ArmOperationFailed, match="data-lun0"):
+    with pytest.raises(AzureWaitFailed, match="data-lun0"):
         run_operator(snapshots_op(plan))
     # upstream failed: no XCom (None), only the plan
     result, _ = run_operator(DeleteTemporaryResourcesOperator(task_id="cleanup", snapshots=None, image_id=None,
@@ -550,7 +551,7 @@ def test_cleanup_from_the_plan_after_a_half_failed_run_and_refuses_foreign(arm):
         polling_interval=POLL).result()
     ours, _ = run_operator(snapshots_op(plan, deferrable=False))
     foreign = ids.snapshot_id(plan["work_subscription_id"], rg, "snap-foreign").id
-    with pytest.raises(ArmOperationFailed, match="snap-foreign"):
+    with pytest.raises(ResourceConflict, match="snap-foreign"):
         DeleteTemporaryResourcesOperator(task_id="c", resource_ids=[foreign, *ours], poll_interval=POLL).execute({})
     assert sdk_get(client, ours[0]["id"]).properties.provisioning_state == "Succeeded"
     with pytest.raises(InvalidInput, match="not a temporary resource"):
@@ -589,7 +590,7 @@ def test_existing_version_from_another_source_is_a_clear_error(arm):
     run_operator(gallery_op(plan, image_id))
     other_image = image_id.replace(plan["image_name"], "img-other")
     since = last_request_id(arm)
-    with pytest.raises(ArmOperationFailed, match="already exists from source") as err:
+    with pytest.raises(ResourceConflict, match="already exists from source") as err:
         gallery_op(plan, other_image).execute({})
     assert "rebuild" in str(err.value)
     assert [r for r in requests_since(arm, since) if r["write"]] == []
@@ -624,7 +625,7 @@ def test_failed_region_gives_up_after_max_retries_naming_region(arm):
     arm.control.add_fault("replication_failed", count=5, match={"region": "northeurope"},
                           message="Simulated replication failure")
     run_operator(gallery_op(plan, image_id, max_region_retries=1, deferrable=False))  # West Europe: fine
-    with pytest.raises(ArmOperationFailed) as err:
+    with pytest.raises(AzureWaitFailed) as err:
         run_operator(promote_op(plan, max_region_retries=1, deferrable=False))
     text = str(err.value)
     assert "North Europe" in text and "Simulated replication failure" in text and "1 remove/re-add" in text

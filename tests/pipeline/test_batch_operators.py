@@ -28,7 +28,8 @@ from _batch_common import (
     run_operator,
     set_connections,
 )
-from batch_images.hooks.batch import BatchPoolHook, iso_duration, parse_duration
+from batch_images.hooks.batch import BatchPoolHook
+from batch_images.pool_facts import iso_duration, parse_duration
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PreflightOperator
 from batch_images.sensors.pool import BatchPoolSteadySensor
@@ -229,7 +230,7 @@ def test_sensor_deferrable_reaches_steady_with_idle_nodes(env, version_id):
     before = env.control.requests()["last_id"]
     result, events = run_operator(sensor(spec), context_for())
     assert result == spec["pool_id"]
-    assert events and events[-1]["status"] == "success" and events[-1]["pool_id"] == spec["pool_id"]
+    assert events and events[-1]["status"] == "success" and events[-1]["value"] == spec["pool_id"]
     (pc,) = [c for c in batch(env).list_pool_node_counts() if c.pool_id == spec["pool_id"]]
     assert pc.dedicated.idle == 4 and pc.dedicated.total == 4
     pool = batch(env).get_pool(spec["pool_id"])
@@ -250,8 +251,7 @@ def test_trigger_serializes_and_runs(env, version_id):
     create(spec, version_id)
     trigger = AzureBaseWaiterTrigger(waiter_name="batch_pool_steady", waiter_args={
         "pool_id": spec["pool_id"], "target_dedicated": 4, "target_low_priority": 0, "max_unhealthy_share": 0.0},
-        conn_id="azure_batch_default", poll_interval=POLL, timeout_seconds=60, return_key="pool_id",
-        return_value=spec["pool_id"])
+        conn_id="azure_batch_default", poll_interval=POLL, timeout_seconds=60, return_value=spec["pool_id"])
     classpath, kwargs = trigger.serialize()
     json.dumps(kwargs)
     again = AzureBaseWaiterTrigger(**kwargs)
@@ -261,7 +261,7 @@ def test_trigger_serializes_and_runs(env, version_id):
             return event.payload
 
     payload = asyncio.run(first())
-    assert payload["status"] == "success" and payload["pool_id"] == spec["pool_id"]
+    assert payload["status"] == "success" and payload["value"] == spec["pool_id"]
     assert payload["state"]["nodes"] == {"idle": 4}
 
 

@@ -191,7 +191,7 @@ def test_second_pool_of_a_failed_region_reschedules_or_fails_with_the_retrier(st
     itself (no try spent) without writing; once create_pool[0] failed, it fails naming the region and Azure's message."""
     from airflow.sdk.exceptions import AirflowRescheduleException
 
-    from batch_images.operators._arm import ArmOperationFailed
+    from batch_images.waiting import AzureWaitFailed
 
     plan, image_id, _ = two_regions("northeurope", "northeurope")
     standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
@@ -201,7 +201,7 @@ def test_second_pool_of_a_failed_region_reschedules_or_fails_with_the_retrier(st
     op = in_dag(lambda: _SecondPool(task_id="create_pool", pool_spec=plan["pools"][1], image_version_id=version_id,
                                     plan=plan, poll_interval=POLL))
     op.retrier_state = retrier_state
-    expected = AirflowRescheduleException if retrier_state == "scheduled" else ArmOperationFailed
+    expected = AirflowRescheduleException if retrier_state == "scheduled" else AzureWaitFailed
     with pytest.raises(expected) as err:
         run_operator(op, {**context_for(), "ti": IndexedTI(1)})
     if retrier_state == "failed":

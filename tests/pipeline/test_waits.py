@@ -357,9 +357,9 @@ def test_adoption_of_a_version_still_creating_converges_after_the_wait(arm):
     arm.control.set_scale(3000)
     event = run_trigger(first.value.trigger)
     with pytest.raises(TaskDeferred) as second:
-        op.resume({}, event=event, **first.value.kwargs)
+        op.resume_wait({}, event=event, **first.value.kwargs)
     assert second.value.kwargs["extra"]["converged"] is True
-    assert op.resume({}, event=run_trigger(second.value.trigger), **second.value.kwargs) == plan["version_id"]
+    assert op.resume_wait({}, event=run_trigger(second.value.trigger), **second.value.kwargs) == plan["version_id"]
     version = sdk_get(arm.compute(), plan["version_id"])
     assert [t.regional_replica_count for t in version.publishing_profile.target_regions] == [2]
 

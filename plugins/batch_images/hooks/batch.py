@@ -46,13 +46,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from airflow.providers.microsoft.azure.hooks.batch import AzureBatchHook
 
 from batch_images.hooks.connection_cache import ConnectionCacheMixin
-from batch_images.pool_facts import (  # the pure helpers; iso_duration is re-exported for existing imports
-    batch_error_code,
-    enum_text,
-    iso_duration,  # noqa: F401
-    node_counts_dict,
-    parse_duration,
-)
+from batch_images.pool_facts import batch_error_code, enum_text, node_counts_dict, parse_duration
 from batch_images.rules import ids
 from batch_images.rules.errors import InvalidInput, shared_key_refused
 
@@ -132,10 +126,6 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
     @staticmethod
     def _shared_key(conn: Any) -> bool:
         return bool(getattr(conn, "login", None) and getattr(conn, "password", None))
-
-    @property
-    def batch_connection(self) -> Connection:
-        return self.load_connection()
 
     @property
     def uses_shared_key(self) -> bool:
@@ -421,12 +411,14 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
                       f" ({node_deallocation_option})" if node_deallocation_option else "")
         self._send("POST", self._path("pools", pool_id, "resize"), options.as_dict())
 
-    def list_nodes(self, pool_id: str, states: Iterable[str] | None = None) -> list[batch_models.BatchNode]:
-        """Nodes of a pool, filtered server-side by state (``state eq 'x' or ...``). For repair and reports
-        only: this pages through nodes, so never call it on every poll."""
+    def list_nodes(self, pool_id: str, states: Iterable[str] | None = None,
+                   select: Iterable[str] | None = None) -> list[batch_models.BatchNode]:
+        """Nodes of a pool, filtered server-side by state (``state eq 'x' or ...``), with only the ``select``-ed
+        properties when given. For repair and reports only: this pages through nodes, so never call it on every
+        poll."""
         wanted = [s.lower() for s in (states or [])]
         flt = " or ".join(f"state eq '{s}'" for s in wanted) or None
-        nodes = list(self.connection.list_nodes(pool_id, filter=flt))
+        nodes = list(self.connection.list_nodes(pool_id, filter=flt, select=list(select) if select else None))
         return [n for n in nodes if not wanted or (enum_text(n.state) or "").lower() in wanted]
 
     def reboot_node(self, pool_id: str, node_id: str, reboot_kind: str = "requeue") -> None:
@@ -452,6 +444,63 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
         self.log.info("Deleting pool %s", pool_id)
         try:
             self._send("DELETE", self._path("pools", pool_id))
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    # -- reads and writes the smoke test, the sweep, retention and repair need (typed SDK models) -------------------
+
+    def list_pools(self, select: Iterable[str] | None = None) -> list[batch_models.BatchPool]:
+        """Every pool of the account (all pages), with only the ``select``-ed properties (Batch's camelCase names)."""
+        return list(self.connection.list_pools(select=list(select) if select else None))
+
+    def list_jobs(self, filter: str | None = None, select: Iterable[str] | None = None) -> list[batch_models.BatchJob]:
+        """Jobs of the account (all pages), filtered server-side by OData ``filter`` (Batch's filterable properties:
+        learn.microsoft.com/rest/api/batchservice/odata-filters-in-batch)."""
+        return list(self.connection.list_jobs(filter=filter, select=list(select) if select else None))
+
+    def list_job_schedules(self, filter: str | None = None,
+                           select: Iterable[str] | None = None) -> list[batch_models.BatchJobSchedule]:
+        """Job schedules of the account (all pages), filtered server-side by OData ``filter``."""
+        return list(self.connection.list_job_schedules(filter=filter, select=list(select) if select else None))
+
+    def get_job(self, job_id: str) -> batch_models.BatchJob | None:
+        """The job, or None when there is none."""
+        try:
+            return self.connection.get_job(job_id)
+        except ResourceNotFoundError:
+            return None
+
+    def create_job(self, options: batch_models.BatchJobCreateOptions) -> None:
+        """``POST /jobs``; a 409 JobExists raises azure-core's ``ResourceExistsError``."""
+        self.connection.create_job(options)
+
+    def add_tasks(self, job_id: str, tasks: list[batch_models.BatchTaskCreateOptions]) -> None:
+        """Add tasks through the SDK's task collection (chunks of 100, its own retries; a TaskExists answer counts as
+        added). Raises the SDK's ``CreateTasksError`` naming the tasks Batch refused."""
+        self.connection.create_tasks(job_id, tasks)
+
+    def list_tasks(self, job_id: str, select: Iterable[str] | None = None) -> list[batch_models.BatchTask]:
+        """Tasks of a job (all pages), with only the ``select``-ed properties."""
+        return list(self.connection.list_tasks(job_id, select=list(select) if select else None))
+
+    def task_file_tail(self, job_id: str, task_id: str, file_path: str, max_bytes: int) -> bytes:
+        """The last ``max_bytes`` of a task's file (``stdout.txt``, ``stderr.txt``): one HEAD for its size, one
+        ranged GET; empty when the file is empty. Raises the SDK's HttpResponseError when the node no longer
+        serves it."""
+        client = self.connection
+        size = int(client.get_task_file_properties(job_id, task_id, file_path).content_length or 0)
+        if not size:
+            return b""
+        start = max(size - max_bytes, 0)
+        return b"".join(client.download_task_file(job_id, task_id, file_path, ocp_range=f"bytes={start}-{size - 1}"))
+
+    def delete_job(self, job_id: str) -> bool:
+        """Start deleting a job (one ``DELETE /jobs/{id}``, not waited for: the SDK's ``begin_delete_job`` would poll
+        in a thread). False when it did not exist."""
+        self.log.info("Deleting job %s", job_id)
+        try:
+            self._send("DELETE", self._path("jobs", job_id))
         except ResourceNotFoundError:
             return False
         return True

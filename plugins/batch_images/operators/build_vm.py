@@ -30,7 +30,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from batch_images import links
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
+from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
+from batch_images.waiting import AzureWaitFailed
 from batch_images.rules import naming
 from batch_images.rules.plan import BuildVm, Plan
 
@@ -177,7 +178,7 @@ class BuildVmOperator(_BuildVmOperator):
                 f"build VM {build.vm_name}: the guest did not power off within build.timeout_minutes "
                 f"({build.timeout_seconds / 60:.0f} min): the custom-data script {build.custom_data_file} did not "
                 f"finish (it must end with deprovision + poweroff). The teardown deletes the VM.{details}")
-        raise ArmOperationFailed(f"build VM {build.vm_name}: {event.get('message')}{details}")
+        raise AzureWaitFailed(f"build VM {build.vm_name}: {event.get('message')}{details}")
 
 
 class GeneralizeBuildVmOperator(_BuildVmOperator):
@@ -223,7 +224,7 @@ class DeleteBuildVmOperator(_BuildVmOperator):
         deleted: list[str] = []
         vm = self.hook.find_resource(build.vm_id)
         if vm is not None and not is_ours(vm):
-            raise ArmOperationFailed(f"VM {build.vm_id} is not tagged {naming.TAG_MANAGED_BY}={naming.MANAGED_BY}: "
+            raise ResourceConflict(f"VM {build.vm_id} is not tagged {naming.TAG_MANAGED_BY}={naming.MANAGED_BY}: "
                                      "not deleting it")
         if vm is not None:
             self.delete_and_wait([build.vm_id])
@@ -241,7 +242,7 @@ class DeleteBuildVmOperator(_BuildVmOperator):
         except ResourceNotFoundError:  # gone with the VM, as it should be
             pass
         else:
-            raise ArmOperationFailed(f"the build VM's NIC {nic_id} is still there after the VM was deleted "
+            raise ResourceConflict(f"the build VM's NIC {nic_id} is still there after the VM was deleted "
                                      "(deleteOption Delete should have removed it); delete it by hand")
         self.log.info("Build VM %s deleted with its NIC and disks: %s", build.vm_name, ", ".join(deleted) or "none")
         return deleted

@@ -8,7 +8,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowSkipException
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, ids_of, is_ours, iso_end_of_life
+from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours, iso_end_of_life
+from batch_images.rules.ids import ids_of
 from batch_images.operators.image import planned_image_id
 from batch_images.operators.snapshot import planned_snapshots
 from batch_images.pool_facts import pool_image_id
@@ -87,7 +88,7 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
             else:
                 present.append(rid)
         if refused:
-            raise ArmOperationFailed(
+            raise ResourceConflict(
                 f"refusing to delete {', '.join(refused)}: not tagged {naming.TAG_MANAGED_BY}={naming.MANAGED_BY} "
                 "(not made by this project). Nothing was deleted. Fix: remove them from the task's inputs")
         for rid in gone:
@@ -152,7 +153,7 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         for conn_id in conn_ids:
             hook = BatchPoolHook(azure_batch_conn_id=conn_id)
             try:
-                found += batch_image_references(hook.connection, conn_id)
+                found += batch_image_references(hook, conn_id)
             finally:
                 hook.close_sync()
         return found
@@ -207,16 +208,16 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         return event.get("value")
 
 
-def batch_image_references(client: Any, account: str) -> list[retention.Reference]:
-    """Every gallery image a Batch account's pools and live job schedules reference (``azure.batch.BatchClient``;
+def batch_image_references(hook: Any, account: str) -> list[retention.Reference]:
+    """Every gallery image a Batch account's pools and live job schedules reference (``hook``: a BatchPoolHook;
     ``account`` names it in the users' descriptions). Raises the SDK's HttpResponseError when a read fails."""
     found = []
-    for pool in client.list_pools(select=["id", "virtualMachineConfiguration"]):
+    for pool in hook.list_pools(select=["id", "virtualMachineConfiguration"]):
         image = pool_image_id(pool)
         if image:
             found.append(retention.Reference(image, f"pool {pool.id} ({account})"))
-    for schedule in client.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
-                                              select=["id", "jobSpecification"]):
+    for schedule in hook.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
+                                            select=["id", "jobSpecification"]):
         auto = getattr(getattr(schedule.job_specification, "pool_info", None), "auto_pool_specification", None)
         image = pool_image_id(getattr(auto, "pool", None))
         if image:

@@ -9,18 +9,14 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from batch_images import links
-from batch_images.operators._arm import (
-    ArmOperationFailed,
-    ArmWaitingOperator,
-    is_ours,
-    iso_end_of_life,
-)
+from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours, iso_end_of_life
 from batch_images.operators.image import split_snapshots
 from batch_images.rules import ids, naming, security, states
 from batch_images.rules.plan import Plan
 from batch_images.rules.preflight import existing_definition_problems
 from batch_images.rules.ids import region_key, same_id
 from batch_images.triggers.waiters.arm import failed_regions
+from batch_images.waiting import AzureWaitFailed
 
 
 def wire_target_regions(plan: Plan) -> list[dict]:
@@ -249,7 +245,7 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         if version is not None:
             source = version_source(version)
             if not same_id(source, image_id):
-                raise ArmOperationFailed(
+                raise ResourceConflict(
                     f"image version {version_id} already exists from source {source}, not {image_id}; Azure does "
                     "not allow changing a version's source (PropertyChangeNotAllowed). Fix: build the next "
                     "version number (rebuild N+1 of the date), or delete that version if it is not in use")
@@ -377,18 +373,18 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
             if not failed:
                 if event.get("status") == "failure" and states.is_failed(state.get("provisioningState")):
                     done = self.discard_failed_version(version_id)
-                    raise ArmOperationFailed(f"image version {version_id}: {event.get('message')}; {done}")
+                    raise AzureWaitFailed(f"image version {version_id}: {event.get('message')}; {done}")
                 self.check_event(event, f"image version {version_id}")
             details = "; ".join(f"{r['region']}: {r.get('details') or 'no details'}" for r in failed)
             plan = self.typed_plan
             home = region_key(plan.gallery.location)
             if any(region_key(r["region"]) == home for r in failed):
                 done = self.discard_failed_version(version_id)
-                raise ArmOperationFailed(
+                raise AzureWaitFailed(
                     f"image version {version_id}: replication failed in the gallery's own region ({details}); that "
                     f"region cannot be removed and re-added: {done}")
             if attempt >= self.max_region_retries:
-                raise ArmOperationFailed(
+                raise AzureWaitFailed(
                     f"image version {version_id}: replication still failed after {attempt} remove/re-add "
                     f"retr{'y' if attempt == 1 else 'ies'} in {details}")
             names = [r["region"] for r in failed]

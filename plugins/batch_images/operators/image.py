@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_images import links
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
+from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
 from batch_images.rules import ids, naming, states
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import Plan
@@ -117,7 +117,7 @@ class ManagedImageOperator(ArmWaitingOperator):
         existing = self.hook.find_resource(image_id)
         if existing is not None:
             if not is_ours(existing):
-                raise ArmOperationFailed(
+                raise ResourceConflict(
                     f"managed image {image_id} already exists and was not made by this project (no tag "
                     f"{naming.TAG_MANAGED_BY}={naming.MANAGED_BY}); refusing to adopt or replace it. Fix: delete "
                     "or rename it")
@@ -125,7 +125,7 @@ class ManagedImageOperator(ArmWaitingOperator):
             same_run = (existing.get("tags") or {}).get(naming.TAG_RUN_ID) == tags[naming.TAG_RUN_ID]
             mismatch = image_matches(existing, os_snapshot, data_snapshots)
             if same_run and mismatch:
-                raise ArmOperationFailed(f"managed image {image_id} of this run already exists but {mismatch}. "
+                raise ResourceConflict(f"managed image {image_id} of this run already exists but {mismatch}. "
                                          "Fix: delete the image and retry")
             if same_run and not states.is_failed(state):
                 self.log.info("Adopting managed image %s (%s) made by an earlier attempt of this run", image_id, state)

@@ -39,7 +39,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator
+from batch_images.operators._arm import ArmWaitingOperator
+from batch_images.waiting import AzureWaitFailed
 from batch_images.rules import replica_retry, states
 from batch_images.rules.ids import region_key
 from batch_images.rules.plan import Plan
@@ -73,7 +74,7 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
     :param plan: the preflight plan (configured ``target_regions``, the pools and their regions, ``gallery``,
         ``timeouts.replication``). (templated)
     :param max_region_retries: remove/re-add retries of a Failed region (default 2).
-    :raises ArmOperationFailed: the region still Failed after the retries (names it and Azure's details), or the
+    :raises AzureWaitFailed: the region still Failed after the retries (names it and Azure's details), or the
         task that retries the region gave up; the version does not exist.
     :raises AirflowSensorTimeout: the replication budget ran out.
     """
@@ -158,7 +159,7 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
         version_id = self.replica_version_id()
         details = failed.get("details") or "no details"
         if region_key(region) == region_key(plan.gallery.location):
-            raise ArmOperationFailed(f"image version {version_id}: replication failed in the gallery's own region "
+            raise AzureWaitFailed(f"image version {version_id}: replication failed in the gallery's own region "
                                      f"{failed.get('region')} ({details}); that region cannot be removed and re-added")
         if not self.is_retrier(context, region):
             retrier = self.retrier_of(region)
@@ -168,7 +169,7 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
             self.log.warning("%s failed again after %s[%s] finished (%s): this task retries it", region,
                              self.task_id, retrier, state)
         if attempt >= self.max_region_retries:
-            raise ArmOperationFailed(
+            raise AzureWaitFailed(
                 f"image version {version_id}: replication in {failed.get('region')} still failed after "
                 f"{_retries(attempt)} ({details}); the pool of this task needs a replica there")
         return self.remove_region(context, region, attempt, details)
@@ -208,7 +209,7 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
         who = f"{self.task_id}[{retrier}]"
         details = failed.get("details") or "no details"
         if state in _GAVE_UP:
-            raise ArmOperationFailed(
+            raise AzureWaitFailed(
                 f"image version {version_id}: replication failed in {failed.get('region')} ({details}); {who}, which "
                 f"retries that region for every pool in it, gave up (state {state}): see its log")
         if state in _NOT_RUNNING:

@@ -14,7 +14,6 @@ replaced only if it is not active.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,8 @@ from batch_images.pool_facts import batch_error_text, enum_text
 from batch_images.rules import naming, roll
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import PoolSpec
-from batch_images.triggers.base import budget_deadline, default_deferrable
+from batch_images.triggers.base import default_deferrable
+from batch_images.waiting import WaitingMixin
 
 if TYPE_CHECKING:
     from batch_images.hooks.batch import BatchPoolHook
@@ -45,7 +45,7 @@ def smoke_job_id(pool_id: str) -> str:
     return job_id if len(job_id) <= 64 else "smoke-" + pool_id[-58:]
 
 
-class PoolSmokeTestOperator(BaseOperator):
+class PoolSmokeTestOperator(WaitingMixin, BaseOperator):
     """Run the pool's smoke test and wait (deferred) until every task exited 0.
 
     :param pool_spec: an entry of the preflight plan's ``pools`` (its ``smoke_test``, ``batch_conn_id``, ``pool_id``).
@@ -102,51 +102,26 @@ class PoolSmokeTestOperator(BaseOperator):
         job_id = self.job_id or smoke_job_id(pool_id)
         hook = self._hook(spec)
         tasks = self._start(hook, context, pool_id, job_id, test.command_line, test.tasks, test.timeout_minutes)
-        timeout = test.timeout_minutes * 60.0
         # A little more than the tasks' own maxWallClockTime, so Batch ends an overrunning task and says so.
-        deadline = budget_deadline(context, timeout + 60 + 2 * self.poll_interval, key=_BUDGET_KEY, logger=self.log)
-        args = {"job_id": job_id, "tasks": tasks}
-        carried = {"pool_id": pool_id, "job_id": job_id, "tasks": tasks}
-        if self.deferrable:
-            from batch_images.triggers.base import AzureBaseWaiterTrigger, probe_before_defer
+        timeout = test.timeout_minutes * 60.0 + 60 + 2 * self.poll_interval
+        return self.wait_for(context, waiter_name=WAITER, waiter_args={"job_id": job_id, "tasks": tasks},
+                             conn_id=spec.batch_conn_id, timeout=timeout, budget_key=_BUDGET_KEY, phase="tasks",
+                             extra={"pool_id": pool_id, "job_id": job_id, "tasks": tasks})
 
-            event = probe_before_defer(WAITER, args, spec.batch_conn_id, deadline=deadline, logger=self.log)
-            if event is not None:
-                return self._finish(hook, event, carried)
-            self.log.info("Deferring: waiting for %d smoke-test task(s) of job %s (at most %.0f s)", tasks, job_id,
-                          max(deadline - time.time(), 0))
-            self.defer(trigger=AzureBaseWaiterTrigger(
-                waiter_name=WAITER, waiter_args=args, conn_id=spec.batch_conn_id, poll_interval=self.poll_interval,
-                deadline=deadline, return_key="value", return_value=carried, resume_kwargs={"carried": carried},
-                first_poll_delay=self.poll_interval),
-                method_name="execute_complete", kwargs={"carried": carried},
-                timeout=timedelta(seconds=max(deadline - time.time(), 0) + 600))
-        from batch_images.triggers.base import run_waiter_sync
-
-        event = run_waiter_sync(WAITER, args, spec.batch_conn_id, self.poll_interval, deadline=deadline,
-                                logger=self.log)
-        return self._finish(hook, event, carried)
-
-    def execute_complete(self, context: Any, event: dict | None = None, carried: dict | None = None) -> dict:
-        event = event or {}
-        carried = carried or (event.get("resume_kwargs") or {}).get("carried") or event.get("value")
-        return self._finish(self._hook(self._spec()), event, carried)
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> dict:
+        return self._finish(self._hook(self._spec()), event, extra)
 
     def _start(self, hook: BatchPoolHook, context: Any, pool_id: str, job_id: str, command_line: str,
                tasks: int | None, timeout_minutes: int) -> int:
         """Create the job and its tasks (or find them from an earlier try); return the number of tasks."""
         from azure.batch import models as bm
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+        from azure.core.exceptions import HttpResponseError
 
-        client = hook.connection
         run_id = self.dag_run_id or context.get("run_id") or ""
-        try:
-            job = client.get_job(job_id)
-        except ResourceNotFoundError:
-            job = None
+        job = hook.get_job(job_id)
         if job is not None and not self._ours_active(job, run_id):
             state = (enum_text(job.state) or "").lower()
-            existing = [t.id for t in client.list_tasks(job_id, select=["id"])]
+            existing = [t.id for t in hook.list_tasks(job_id, select=["id"])]
             if state == "active" and existing:
                 self.log.info("Smoke-test job %s exists from an earlier try with %d task(s): waiting for it", job_id,
                               len(existing))
@@ -159,12 +134,10 @@ class PoolSmokeTestOperator(BaseOperator):
             # This run's job from an earlier try (or a create whose answer was lost): add the tasks it may lack, with
             # the same ids (Batch answers TaskExists for those it has, which azure-batch's create_tasks counts as added).
             self.log.info("Smoke-test job %s exists from an earlier try of this run: adding any task it lacks", job_id)
-        try:
-            pool = client.get_pool(pool_id)
-        except ResourceNotFoundError:
-            raise AirflowFailException(f"Pool {pool_id} does not exist: nothing to smoke-test") from None
-        nodes = [n for n in client.list_nodes(pool_id, select=["id", "state", "affinityId"])
-                 if (enum_text(n.state) or "").lower() in ("idle", "running")]
+        pool = hook.get_pool(pool_id)
+        if pool is None:
+            raise AirflowFailException(f"Pool {pool_id} does not exist: nothing to smoke-test")
+        nodes = hook.list_nodes(pool_id, states=("idle", "running"), select=["id", "state", "affinityId"])
         count = tasks if tasks is not None else len(nodes)
         if count < 1:
             raise AirflowFailException(f"Pool {pool_id} has no idle or running node to run the smoke test on "
@@ -174,7 +147,7 @@ class PoolSmokeTestOperator(BaseOperator):
                     naming.TAG_RUN_ID: run_id, naming.TAG_ROLE: ROLE_SMOKE_TEST}
         try:
             if job is None:
-                self._create_job(client, bm.BatchJobCreateOptions(
+                self._create_job(hook, bm.BatchJobCreateOptions(
                     id=job_id, display_name=f"smoke test of {pool_id}", pool_info=bm.BatchPoolInfo(pool_id=pool_id),
                     metadata=[bm.BatchMetadataItem(name=k, value=v[:512]) for k, v in metadata.items()]), run_id)
             constraints = bm.BatchTaskConstraints(max_wall_clock_time=timedelta(minutes=timeout_minutes),
@@ -184,7 +157,7 @@ class PoolSmokeTestOperator(BaseOperator):
                 id=f"smoke-{i}", command_line=command_line, constraints=constraints,
                 affinity_info=bm.BatchAffinityInfo(affinity_id=nodes[i].affinity_id)
                 if i < len(nodes) and getattr(nodes[i], "affinity_id", None) else None) for i in range(count)]
-            client.create_tasks(job_id, specs)
+            hook.add_tasks(job_id, specs)
         except (HttpResponseError, bm.CreateTasksError) as err:
             if _transient(err):  # Batch may have done it: a retry of the task adopts the job and re-adds the tasks
                 raise AirflowException(f"Could not start the smoke test on pool {pool_id} this try (a transient "
@@ -204,17 +177,17 @@ class PoolSmokeTestOperator(BaseOperator):
         return (enum_text(job.state) or "").lower() == "active" and bool(run_id) and \
             meta.get(naming.TAG_RUN_ID) == run_id[:512] and meta.get(naming.TAG_ROLE) == ROLE_SMOKE_TEST
 
-    def _create_job(self, client: Any, options: Any, run_id: str) -> None:
+    def _create_job(self, hook: BatchPoolHook, options: Any, run_id: str) -> None:
         """Add the job; a 409 JobExists for this run's own job (a retried add whose first answer was lost after
         Batch made it) is success."""
         from azure.core.exceptions import HttpResponseError
 
         try:
-            client.create_job(options)
+            hook.create_job(options)
         except HttpResponseError as err:
             if err.status_code != 409:
                 raise
-            job = client.get_job(options.id)
+            job = hook.get_job(options.id)
             if not self._ours_active(job, run_id):
                 raise
             self.log.info("Smoke-test job %s was already made by this run (a retried add): going on with it",
@@ -226,7 +199,7 @@ class PoolSmokeTestOperator(BaseOperator):
         pool_id, job_id, tasks = carried["pool_id"], carried["job_id"], int(carried["tasks"])
         status = event.get("status")
         if status == "success":
-            nodes = sorted({t.node_info.node_id for t in hook.connection.list_tasks(job_id, select=["id", "nodeInfo"])
+            nodes = sorted({t.node_info.node_id for t in hook.list_tasks(job_id, select=["id", "nodeInfo"])
                             if getattr(t.node_info, "node_id", None)})
             self._delete_job(hook, job_id)
             self.log.info("Smoke test of pool %s passed: %s", pool_id, event.get("message"))
@@ -240,10 +213,9 @@ class PoolSmokeTestOperator(BaseOperator):
         """One block per failed (or, on timeout, unfinished) task: node, exit code / failure, output tail."""
         from batch_images.triggers.waiters.smoke import task_report
 
-        client = hook.connection
         try:
-            listed = [task_report(t) for t in client.list_tasks(job_id, select=["id", "state", "executionInfo",
-                                                                               "nodeInfo"])]
+            listed = [task_report(t) for t in hook.list_tasks(job_id, select=["id", "state", "executionInfo",
+                                                                             "nodeInfo"])]
         except Exception as err:  # noqa: BLE001 - the report must not hide the failure itself
             return f"(could not list the job's tasks: {err})"
         bad = [t for t in listed if t["state"] != "completed" or t["result"] != "success"]
@@ -253,25 +225,21 @@ class PoolSmokeTestOperator(BaseOperator):
             what = (f"exit code {t['exit_code']}" if t["exit_code"] is not None else f"state {t['state']}")
             lines.append(f"  node {node} (task {t['id']}): {what}" + (f" - {t['failure']}" if t["failure"] else ""))
             if t["node_id"]:
-                lines += [f"    {line}" for line in self.output_tail(client, job_id, t["id"])]
+                lines += [f"    {line}" for line in self.output_tail(hook, job_id, t["id"])]
         if len(bad) > MAX_NODES_IN_MESSAGE:
             lines.append(f"  ... and {len(bad) - MAX_NODES_IN_MESSAGE} more")
         if status == "timeout":
             lines.insert(0, "Timed out; tasks not finished or failed:")
         return "\n".join(lines) or "(no failed task found)"
 
-    def output_tail(self, client: Any, job_id: str, task_id: str) -> list[str]:
+    def output_tail(self, hook: BatchPoolHook, job_id: str, task_id: str) -> list[str]:
         """The last lines of the task's stderr.txt and stdout.txt (``file: line``), or why they are not available."""
         from azure.core.exceptions import HttpResponseError
 
         out = []
         for name in OUTPUT_FILES:
             try:
-                size = int(client.get_task_file_properties(job_id, task_id, name).content_length or 0)
-                if not size:
-                    continue
-                start = max(size - OUTPUT_TAIL_BYTES, 0)
-                data = b"".join(client.download_task_file(job_id, task_id, name, ocp_range=f"bytes={start}-{size - 1}"))
+                data = hook.task_file_tail(job_id, task_id, name, OUTPUT_TAIL_BYTES)
             except HttpResponseError as err:
                 out.append(f"{name}: not available ({batch_error_text(err)})")
                 continue
@@ -309,12 +277,10 @@ def _error_text(err: BaseException) -> str:
 def delete_job(hook: BatchPoolHook, job_id: str) -> str | None:
     """Start deleting a Batch job (one ``DELETE /jobs/{id}``, not waited for: the SDK's begin_delete_job would poll in
     a thread). None when it is deleting or already gone, else Batch's error text."""
-    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.core.exceptions import HttpResponseError
 
     try:
-        hook._send("DELETE", hook._path("jobs", job_id))
-    except ResourceNotFoundError:
-        pass
+        hook.delete_job(job_id)
     except HttpResponseError as err:
         return batch_error_text(err)
     return None

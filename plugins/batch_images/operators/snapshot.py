@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from batch_images import links
-from batch_images.operators._arm import ArmOperationFailed, ArmWaitingOperator, is_ours
+from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
 from batch_images.rules import ids, naming, states
 from batch_images.rules.plan import Plan
 from batch_images.rules.ids import same_id
@@ -73,12 +73,12 @@ class SnapshotDisksOperator(ArmWaitingOperator):
             source = ((existing.get("properties") or {}).get("creationData") or {}).get("sourceResourceId")
             state = (existing.get("properties") or {}).get("provisioningState")
             if not is_ours(existing):
-                raise ArmOperationFailed(
+                raise ResourceConflict(
                     f"snapshot {snap['id']} already exists and was not made by this project (no tag "
                     f"{naming.TAG_MANAGED_BY}={naming.MANAGED_BY}); refusing to adopt or replace it. Fix: delete or "
                     "rename it, or point work_resource_group elsewhere")
             if not same_id(source, snap["disk_id"]):
-                raise ArmOperationFailed(
+                raise ResourceConflict(
                     f"snapshot {snap['id']} already exists but copies {source}, not {snap['disk_id']}. Fix: delete "
                     "it (it is a leftover of another pipeline or VM) and retry")
             same_run = (existing.get("tags") or {}).get(naming.TAG_RUN_ID) == tags[naming.TAG_RUN_ID]

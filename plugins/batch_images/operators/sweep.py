@@ -196,15 +196,15 @@ class SweepLeftoversOperator(BaseOperator):
 
         hook = BatchPoolHook(azure_batch_conn_id=conn_id)
         # smoke-test jobs first: a leftover one points at its canary pool, which would count as in use
-        for job in hook._send_list("/jobs", {"$select": "id,state,metadata,creationTime"}):
-            md = {m.get("name"): m.get("value") for m in job.get("metadata") or []}
-            if md.get(naming.TAG_ROLE) != ROLE_SMOKE_TEST or job.get("state") == "deleting":
+        for job in hook.list_jobs(select=["id", "state", "metadata", "creationTime"]):
+            md = pool_metadata(job)
+            if md.get(naming.TAG_ROLE) != ROLE_SMOKE_TEST or (enum_text(job.state) or "").lower() == "deleting":
                 continue
-            item = retention.Leftover(kind="smoke-test job", id=job["id"], dag_id=md.get(naming.TAG_DAG_ID),
-                                      run_id=md.get(naming.TAG_RUN_ID), created=_aware(job.get("creationTime")),
+            item = retention.Leftover(kind="smoke-test job", id=job.id, dag_id=md.get(naming.TAG_DAG_ID),
+                                      run_id=md.get(naming.TAG_RUN_ID), created=_aware(job.creation_time),
                                       ours=md.get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY, needs_run_state=True)
             self._sweep_one(item, lambda jid=item.id: self._delete_job(hook, jid))
-        for pool in hook.connection.list_pools(select=["id", "state", "metadata", "creationTime"]):
+        for pool in hook.list_pools(select=["id", "state", "metadata", "creationTime"]):
             md = pool_metadata(pool)
             if md.get(naming.TAG_ROLE) != naming.ROLE_CANARY or (enum_text(pool.state) or "").lower() == "deleting":
                 continue  # serving / draining pools are the roll's; users' own pools carry no role

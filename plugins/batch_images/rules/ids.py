@@ -11,6 +11,7 @@ the caller's casing. Compare ids with :attr:`ArmId.key`, not with ``==`` on stri
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import InvalidInput
@@ -299,3 +300,24 @@ def validate_resource_name(value: object, field: str, kind: str) -> str:
         raise InvalidInput(field, value, f"a {label} name must end with {rule.last_text}",
                            f"end the name with {rule.last_text}")
     return value
+
+
+def ids_of(values: object, field: str) -> list[str]:
+    """ARM ids from None, a str, a dict with ``"id"``, or a list of those (the shapes XCom carries); each is
+    checked with :func:`parse_arm_id`. Raises InvalidInput naming ``field`` (``field[i]`` for an element)."""
+    if values is None:
+        return []
+    if isinstance(values, (str, Mapping)):
+        values = [values]
+    if not isinstance(values, Sequence):
+        raise InvalidInput(field, values, "expected ARM ids: a string, a dict with 'id', or a list of those",
+                           "pass the upstream operator's output")
+    out: list[str] = []
+    for i, value in enumerate(values):
+        if isinstance(value, Mapping):
+            value = value.get("id")
+        if value is None:
+            continue
+        parse_arm_id(value, f"{field}[{i}]")
+        out.append(value)
+    return out

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import time
-
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 from batch_images import links
-from batch_images.operators._arm import DEFER_GRACE, ids_of
-from batch_images.triggers.base import (AzureBaseWaiterTrigger, budget_deadline, default_deferrable, probe_before_defer,
-                                        run_waiter_sync)
-from batch_images.triggers.waiters import get_waiter
+from batch_images.rules.ids import ids_of
+from batch_images.triggers.base import default_deferrable
+from batch_images.waiting import WaitingMixin
 
 
-class ArmResourcesSensor(BaseSensorOperator):
+class ArmResourcesSensor(WaitingMixin, BaseSensorOperator):
     """Wait until every resource in ``resource_ids`` says provisioningState Succeeded (``arm_provisioning``).
 
     ``resource_ids``: ARM ids, as strings or dicts with ``"id"`` (e.g. the SnapshotDisksOperator's output).
@@ -75,54 +70,12 @@ class ArmResourcesSensor(BaseSensorOperator):
         if not resource_ids:
             self.log.info("No resources to wait for")
             return []
-        timeout = float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
-        args = self._args()
         if self.reschedule and not self.deferrable:
             return super().execute(context)  # BaseSensorOperator keeps reschedule mode's own clock
-        deadline = budget_deadline(context, timeout, logger=self.log)
-        if self.deferrable:
-            event = probe_before_defer("arm_provisioning", args, self.arm_conn_id, deadline=deadline, logger=self.log)
-            if event is not None:
-                event["value"] = resource_ids
-                return self.execute_complete(context, event)
-            self.defer(
-                trigger=AzureBaseWaiterTrigger(waiter_name="arm_provisioning", waiter_args=args,
-                                               conn_id=self.arm_conn_id, poll_interval=self.poll_interval,
-                                               deadline=deadline, return_key="value",
-                                               return_value=resource_ids, first_poll_delay=self.poll_interval),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=max(deadline - time.time(), 0.0)) + DEFER_GRACE)
-        event = run_waiter_sync("arm_provisioning", args, self.arm_conn_id, self.poll_interval,
-                                deadline=deadline, logger=self.log)
-        event["value"] = resource_ids
-        return self.execute_complete(context, event)
+        timeout = float(self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout)
+        return self.wait_for(context, waiter_name="arm_provisioning", waiter_args=self._args(),
+                             conn_id=self.arm_conn_id, timeout=timeout, return_value=resource_ids) or []
 
     def poke(self, context: Any) -> bool:
         """One probe (used with mode="reschedule"): True when all Succeeded, raise on Failed."""
-        waiter = get_waiter("arm_provisioning")
-        event = asyncio.run(self._one_probe(waiter))
-        self.log.info("%s", waiter.progress(event["state"]))
-        if event["status"] == "failure":
-            raise AirflowException(event["message"])
-        return event["status"] == "success"
-
-    async def _one_probe(self, waiter) -> dict:
-        from batch_images.triggers.waiters import make_hook
-
-        hook = make_hook(waiter, self.arm_conn_id)
-        hook.load_connection()
-        try:
-            state = await waiter.probe(hook, **self._args())
-        finally:
-            await hook.close()
-        status, message = waiter.evaluate(state)
-        return {"status": status, "message": message, "state": state}
-
-    def execute_complete(self, context: Any, event: dict | None = None) -> list[str]:
-        event = event or {}
-        if event.get("status") == "success":
-            self.log.info("%s", event.get("message"))
-            return event.get("value") or []
-        if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"timed out: {event.get('message')}")
-        raise AirflowException(event.get("message") or f"waiter ended with {event.get('status')!r}")
+        return self.poke_waiter("arm_provisioning", self._args(), self.arm_conn_id)

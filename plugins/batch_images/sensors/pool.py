@@ -34,8 +34,9 @@ from batch_images.pool_facts import iso_duration, parse_duration
 from batch_images.rules import naming, sizing
 from batch_images.rules.errors import InvalidInput
 from batch_images.sensors.pool_repair import PoolRepair, PoolRepairFailed
-from batch_images.triggers.base import default_deferrable
+from batch_images.triggers.base import budget_deadline, default_deferrable
 from batch_images.triggers.waiters import batch as waiter
+from batch_images.waiting import WaitingMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -48,7 +49,7 @@ class _TimedOut(PoolRepairFailed):
     """The wait's budget ran out (raised as AirflowSensorTimeout after the cleanup)."""
 
 
-class BatchPoolSteadySensor(BaseSensorOperator):
+class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
     """Wait for a Batch pool to be steady at its target with its nodes ready; repair, or clean up and fail.
 
     Give either ``pool_spec`` (one entry of the preflight plan's ``pools``, e.g. mapped over
@@ -181,23 +182,15 @@ class BatchPoolSteadySensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool:
         """One probe (two Batch requests): True when the pool is ready. ``execute`` is the real wait (it
-        defers, repairs and keeps the deadline); this serves callers that poke a sensor directly."""
-        from batch_images.hooks.batch import BatchPoolHook
+        defers, repairs and keeps the deadline); this serves callers that poke a sensor directly.
 
+        :raises AzureWaitFailed: the pool reads as failed (a resize error, too many unhealthy nodes, gone)."""
         spec = self._spec()
-        hook = BatchPoolHook(spec["batch_conn_id"])
-        try:
-            verdict, _reason, message = waiter.classify(waiter.read_pool_state(hook, **self._waiter_args(spec)))
-        finally:
-            hook.close_sync()
-        self.log.info("%s", message)
-        return verdict == "success"
+        return self.poke_waiter(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"])
 
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        from batch_images.triggers.base import budget_deadline
-
         from batch_images.rules import roll
 
         if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
@@ -210,55 +203,20 @@ class BatchPoolSteadySensor(BaseSensorOperator):
         self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "
                       "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated"],
                       spec["target_low_priority"])
-        attempts: dict = {}
-        if self.deferrable:
-            from batch_images.triggers.base import probe_before_defer
+        return self._wait_steady(context, spec, deadline, {})
 
-            event = probe_before_defer(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"],
-                                       deadline=deadline, logger=self.log)
-            if event is None or not self._handle(context, spec, event, attempts, deadline):
-                self._defer(spec, deadline, attempts, first_poll_delay=self.poll_interval)
+    def _wait_steady(self, context: Context, spec: dict, deadline: float, attempts: dict) -> str:
+        """One wait for the pool (deferred or in the worker); :meth:`after_wait` repairs and waits again."""
+        return self.wait_for(context, waiter_name=waiter.WAITER_NAME, waiter_args=self._waiter_args(spec),
+                             conn_id=spec["batch_conn_id"], deadline=deadline, return_value=spec["pool_id"],
+                             phase="steady", extra={"spec": spec, "deadline": deadline, "attempts": attempts})
+
+    def after_wait(self, context: Context, event: dict, phase: str, extra: dict) -> str:
+        spec, deadline = extra["spec"], float(extra["deadline"])
+        attempts = dict(extra.get("attempts") or {})
+        if self._handle(context, spec, event, attempts, deadline):
             return spec["pool_id"]
-        while True:
-            from batch_images.triggers.base import run_waiter_sync
-
-            event = run_waiter_sync(waiter.WAITER_NAME, self._waiter_args(spec), spec["batch_conn_id"],
-                                    poll_interval=self.poll_interval, deadline=deadline, logger=self.log)
-            if self._handle(context, spec, event, attempts, deadline):
-                return spec["pool_id"]
-
-    def _defer(self, spec: dict, deadline: float, attempts: dict, first_poll_delay: float = 0.0) -> None:
-        from batch_images.triggers.base import AzureBaseWaiterTrigger
-
-        self.defer(
-            trigger=AzureBaseWaiterTrigger(
-                waiter_name=waiter.WAITER_NAME,
-                waiter_args=self._waiter_args(spec),
-                conn_id=spec["batch_conn_id"],
-                poll_interval=self.poll_interval,
-                deadline=deadline,
-                return_key="pool_id",
-                return_value=spec["pool_id"],
-                resume_kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
-                first_poll_delay=first_poll_delay,
-            ),
-            method_name="execute_complete",
-            kwargs={"spec": spec, "deadline": deadline, "attempts": attempts},
-            timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60),
-        )
-
-    def execute_complete(self, context: Context, event: dict | None = None, spec: dict | None = None,
-                         deadline: float | None = None, attempts: dict | None = None) -> str:
-        if spec is None:  # `airflow dags test` hands back the event only: take the deferral's kwargs from it
-            carried = (event or {}).get("resume_kwargs") or {}
-            spec, deadline, attempts = carried.get("spec"), carried.get("deadline"), carried.get("attempts")
-        spec = spec or self._spec()
-        attempts = dict(attempts or {})
-        deadline = deadline if deadline is not None else time.time() + spec["timeout"]
-        if self._handle(context, spec, event or {}, attempts, deadline):
-            return spec["pool_id"]
-        self._defer(spec, deadline, attempts)
-        return spec["pool_id"]  # not reached: defer raises
+        return self._wait_steady(context, spec, deadline, attempts)
 
     # -- outcome and repair -----------------------------------------------------------------------------------
 

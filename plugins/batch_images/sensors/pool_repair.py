@@ -172,16 +172,15 @@ class PoolRepair:
             running = (self.hook.pool_node_counts(self.pool_id).get("total") or {}).get("running", 0)
             if running:
                 found.append(f"{running} node(s) running tasks")
-            client = self.hook.connection
             flt = "executionInfo/poolId eq '{}'".format(self.pool_id.replace("'", "''"))
-            jobs = [j for j in client.list_jobs(filter=flt, select=["id", "state", "poolInfo", "executionInfo"])
+            jobs = [j for j in self.hook.list_jobs(filter=flt, select=["id", "state", "poolInfo", "executionInfo"])
                     if (enum_text(j.state) or "").lower() in _LIVE_JOB_STATES
                     and _points_at(j.pool_info, j.execution_info, pool_id)]
             found += [f"job {j.id} ({enum_text(j.state)})" for j in jobs[:_MAX_NODES_IN_MESSAGE]]
             if len(jobs) > _MAX_NODES_IN_MESSAGE:
                 found.append(f"{len(jobs) - _MAX_NODES_IN_MESSAGE} more job(s)")
-            schedules = [s for s in client.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
-                                                              select=["id", "state", "jobSpecification"])
+            schedules = [s for s in self.hook.list_job_schedules(filter="state eq 'active' or state eq 'disabled'",
+                                                                 select=["id", "state", "jobSpecification"])
                          if _points_at(getattr(s.job_specification, "pool_info", None), None, pool_id)]
             found += [f"job schedule {s.id} ({enum_text(s.state)})" for s in schedules[:_MAX_NODES_IN_MESSAGE]]
         except HttpResponseError as err:

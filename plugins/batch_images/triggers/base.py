@@ -34,8 +34,9 @@ Budgets across task retries: :func:`budget_deadline` keeps the first try's deadl
 instance's ``task_state_store`` (Airflow 3.3), so a retry of a task continues the same budget instead
 of starting a fresh one.
 
-Event payload: ``{"status": "success"|"failure"|"timeout", "message", "waiter", "state": last state,
-<return_key>: <return_value>}``.
+Event payload: ``{"status": "success"|"failure"|"timeout", "message", "waiter", "state": last state, "polls",
+"value": <return_value>}``, the same shape :func:`run_waiter_sync` and :func:`probe_before_defer` return (with
+``value`` None); the operators' side of the contract is :mod:`batch_images.waiting`.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ async def wait_for(
     max_polls: int | None = None,
     first_poll_delay: float = 0.0,
 ) -> dict:
-    """Poll the named waiter until success, failure or the deadline; return the event payload (no return key).
+    """Poll the named waiter until success, failure or the deadline; return the event payload (``value`` None).
 
     ``hook``: an already built hook to use (and not close); by default one is built and closed here.
     ``max_polls``: stop after this many polls with status ``"pending"`` when the wait is not over (used by
@@ -164,7 +165,8 @@ async def wait_for(
     polls = 0
 
     def payload(status: str, message: str) -> dict:
-        return {"status": status, "message": message, "waiter": waiter_name, "state": state, "polls": polls}
+        return {"status": status, "message": message, "waiter": waiter_name, "state": state, "polls": polls,
+                "value": None}
 
     def transient(err: BaseException) -> dict | None:
         """Count a transient error; the failure payload once too many came in a row, else None."""
@@ -376,7 +378,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
     :param poll_interval: seconds between polls (Retry-After may make it longer, never shorter).
     :param timeout_seconds: how long to wait from the moment the trigger is first built (at defer).
     :param deadline: absolute epoch-seconds deadline; set by :meth:`serialize` so restarts keep it.
-    :param return_key: / :param return_value: put into the event, e.g. the resource ids being waited on.
+    :param return_value: the event's ``value``, e.g. the resource ids being waited on (plain JSON).
     :param first_poll_delay: seconds before the first poll; the deferring task passes its poll interval when it
         has just probed (:func:`probe_before_defer`), so the trigger does not repeat that read at once - and does
         not fire within a second of the deferral, the window of apache/airflow#72716.
@@ -387,8 +389,7 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         installed Airflow 3.3.2 (task SDK 1.3.2): ``airflow/sdk/definitions/dag.py`` still sets
         ``ti.next_kwargs = {"event": ...} if event else msg.next_kwargs``. Fixed upstream by apache/airflow
         PR 69942 (merged July 2026, "dag.test() dropping defer-time kwargs when trigger yields an event"):
-        remove this, and the fallbacks in ``ArmWaitingOperator.resume`` and
-        ``BatchPoolSteadySensor.execute_complete``, once the pinned Airflow carries it.
+        remove this, and the fallback in ``WaitingMixin.resume_wait``, once the pinned Airflow carries it.
     """
 
     def __init__(
@@ -400,7 +401,6 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout_seconds: float | None = None,
         deadline: float | None = None,
-        return_key: str = "value",
         return_value: Any = None,
         client_options: dict | None = None,
         resume_kwargs: dict | None = None,
@@ -413,7 +413,6 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.timeout_seconds = None if timeout_seconds is None else float(timeout_seconds)
         self.deadline = float(deadline) if deadline is not None else compute_deadline(self.timeout_seconds)
-        self.return_key = return_key
         self.return_value = return_value
         self.client_options = dict(client_options or {})
         self.resume_kwargs = resume_kwargs
@@ -430,16 +429,12 @@ class AzureBaseWaiterTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "timeout_seconds": self.timeout_seconds,
                 "deadline": self.deadline,
-                "return_key": self.return_key,
                 "return_value": self.return_value,
                 "client_options": self.client_options,
                 "resume_kwargs": self.resume_kwargs,
                 "first_poll_delay": self.first_poll_delay,
             },
         )
-
-    def remaining_seconds(self) -> float | None:
-        return None if self.deadline is None else max(self.deadline - time.time(), 0.0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         waiter = get_waiter(self.waiter_name)
@@ -451,10 +446,10 @@ class AzureBaseWaiterTrigger(BaseTrigger):
         except Exception as err:  # an unexpected bug must still end the task with a message
             self.log.exception("waiter %s crashed", self.waiter_name)
             result = {"status": "failure", "message": f"waiter {self.waiter_name} crashed: {_describe(err)}",
-                      "waiter": self.waiter_name, "state": {}}
+                      "waiter": self.waiter_name, "state": {}, "polls": 0}
         finally:
             await self.cleanup()
-        result[self.return_key] = self.return_value
+        result["value"] = self.return_value
         if self.resume_kwargs is not None:
             result["resume_kwargs"] = self.resume_kwargs
         yield TriggerEvent(result)

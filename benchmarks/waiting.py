@@ -6,7 +6,7 @@ deferral, then those of any retry):
 * the seconds of the in-worker wait loop during the **first** execution: the whole wait when the wait is
   synchronous (``deferrable=False``), the single probe a deferrable wait makes before it defers (or that finds
   the wait already over, and so does not defer);
-* **every later execution in full**: a resume (process start, DAG parse, ``execute_complete``) exists only
+* **every later execution in full**: a resume (process start, DAG parse, ``resume_wait``) exists only
   because the task deferred, and a retry only because a resume lost Airflow's defer-exit race.
 
 The first execution's own work (creating the resource, its process start and DAG parse) is the same in both

@@ -439,14 +439,19 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
             )
             self._send("POST", self._path("pools", pool_id, "removenodes"), options.as_dict())
 
-    def delete_pool(self, pool_id: str) -> bool:
-        """Start deleting a pool (``DELETE /pools/{id}``). False if it did not exist."""
-        self.log.info("Deleting pool %s", pool_id)
+    def _start_delete(self, collection: str, item_id: str) -> bool:
+        """One ``DELETE /{collection}/{id}``, not waited for (the SDK's ``begin_delete_*`` would poll in a thread);
+        False when it did not exist."""
+        self.log.info("Deleting %s %s", collection.rstrip("s"), item_id)
         try:
-            self._send("DELETE", self._path("pools", pool_id))
+            self._send("DELETE", self._path(collection, item_id))
         except ResourceNotFoundError:
             return False
         return True
+
+    def delete_pool(self, pool_id: str) -> bool:
+        """Start deleting a pool (``DELETE /pools/{id}``). False if it did not exist."""
+        return self._start_delete("pools", pool_id)
 
     # -- reads and writes the smoke test, the sweep, retention and repair need (typed SDK models) -------------------
 
@@ -496,14 +501,8 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
         return b"".join(client.download_task_file(job_id, task_id, file_path, ocp_range=f"bytes={start}-{size - 1}"))
 
     def delete_job(self, job_id: str) -> bool:
-        """Start deleting a job (one ``DELETE /jobs/{id}``, not waited for: the SDK's ``begin_delete_job`` would poll
-        in a thread). False when it did not exist."""
-        self.log.info("Deleting job %s", job_id)
-        try:
-            self._send("DELETE", self._path("jobs", job_id))
-        except ResourceNotFoundError:
-            return False
-        return True
+        """Start deleting a job (``DELETE /jobs/{id}``). False if it did not exist."""
+        return self._start_delete("jobs", job_id)
 
     # -- the roll: pool metadata, jobs, job schedules (rules/roll.py decides; these only send) ---------------------
 

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import attrs
 from airflow.sdk import BaseOperatorLink
 from airflow.sdk.execution_time.xcom import XCom  # the XCom class the worker configures (backend-aware)
+from batch_images.rules import ids
+from batch_images.rules.errors import InvalidInput
 
 PORTAL = "https://portal.azure.com"
 # The Azure connection of this project (hooks/arm.py): extra tenantId; a Batch connection names it in
@@ -39,10 +41,15 @@ def portal_url(resource_id: str | None, tenant: str | None = None) -> str:
 
 
 def batch_pool_arm_id(batch_account_id: str | None, pool_id: str | None) -> str | None:
-    """The ARM id of a Batch pool: ``<batch account id>/pools/<pool id>`` (what the portal's pool page shows)."""
+    """The ARM id of a Batch pool: ``<batch account id>/pools/<pool id>`` (what the portal's pool page shows); None
+    without both, or when they do not make a valid id."""
     if not batch_account_id or not pool_id:
         return None
-    return f"{batch_account_id.rstrip('/')}/pools/{pool_id}"
+    try:
+        account = ids.parse_arm_id(batch_account_id.rstrip("/"), "batch_account_id", ids.BATCH_ACCOUNT)
+        return ids.batch_pool_id(account.subscription_id, account.resource_group, account.name, pool_id).id
+    except InvalidInput:
+        return None
 
 
 def _conn_extra(conn_id: str) -> dict:

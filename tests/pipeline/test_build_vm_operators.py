@@ -49,6 +49,7 @@ def test_build_vm_retry_adopts_then_generalize_and_delete_leave_nothing(standin,
     codes = [s.code for s in compute.virtual_machines.instance_view(rg, vm_name).statuses]
     assert "OSState/generalized" in codes and "PowerState/deallocated" in codes
 
+    standin.control.clear_requests()
     deleted, _ = run_operator(_op(DeleteBuildVmOperator, plan, "delete_build_vm"), context_for())
     assert vm.id in deleted
     for get in (lambda: compute.virtual_machines.get(rg, vm_name),
@@ -57,6 +58,9 @@ def test_build_vm_retry_adopts_then_generalize_and_delete_leave_nothing(standin,
             get()
     nic = vm.network_profile.network_interfaces[0].id
     assert compute.send_request(HttpRequest("GET", nic, params={"api-version": "2024-05-01"})).status_code == 404
+    # delete_build_vm looked for the VM's own NIC (a wrong id would read 404 too and pass as "gone")
+    looked = [r["path"] for r in standin.control.requests(items=True)["items"] if r["op"] == "NetworkInterfaces_Get"]
+    assert [p.lower() for p in looked][:1] == [nic.lower()], looked
 
 
 def test_a_script_changed_after_preflight_is_refused_before_any_write(standin, plan):

@@ -67,6 +67,9 @@ def test_type_and_keywords_case_insensitive_names_keep_casing():
         (ids.gallery_image_version_id, (SUB, RG, "g1", "def", "2026.1125.0"),
          f"{BASE}/Microsoft.Compute/galleries/g1/images/def/versions/2026.1125.0"),
         (ids.batch_account_id, (SUB, RG, "acct"), f"{BASE}/Microsoft.Batch/batchAccounts/acct"),
+        (ids.batch_pool_id, (SUB, RG, "acct", "pool-2026-1125-0"),
+         f"{BASE}/Microsoft.Batch/batchAccounts/acct/pools/pool-2026-1125-0"),
+        (ids.network_interface_id, (SUB, RG, "vm1-nic"), f"{BASE}/Microsoft.Network/networkInterfaces/vm1-nic"),
     ],
 )
 def test_builders(builder, args, expected):
@@ -85,6 +88,16 @@ def test_builders_refuse_names_that_would_change_the_path(bad_name):
 def test_builder_refuses_non_guid_subscription():
     with pytest.raises(InvalidInput, match="GUID"):
         ids.gallery_id("my-subscription", RG, "gal")
+
+
+def test_provider_path_is_what_arm_serves_a_registration_at_and_refuses_what_would_change_it():
+    assert ids.provider_path(SUB, ids.BATCH_NAMESPACE) == f"/subscriptions/{SUB}/providers/Microsoft.Batch"
+    with pytest.raises(InvalidInput, match="GUID"):
+        ids.provider_path("my-subscription", "Microsoft.Batch")
+    for bad in ("Microsoft.Batch/batchAccounts", "Microsoft.Batch?x=1", "Batch", ""):
+        with pytest.raises(InvalidInput, match="namespace") as info:
+            ids.provider_path(SUB, bad)
+        assert info.value.fix
 
 
 BAD_IDS = [

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 ARM_RETRY_AFTER = 15.0          # what ARM typically says in Retry-After for compute LROs
-BATCH_RETRY_AFTER = 10.0
 SMALL_CREATE = 20.0             # resource groups, galleries, image definitions
 DELETE = 30.0
 

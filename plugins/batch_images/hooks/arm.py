@@ -339,21 +339,19 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
 
     # -- marketplace images and build VMs ------------------------------------------------------------------------
 
-    def list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str, top: int | None = None,
-                                 newest_first: bool = True, subscription_id: str | None = None) -> list[str]:
-        """Marketplace version names of publisher/offer/sku in ``location`` (``virtual_machine_images.list`` with
-        ``$orderby=name desc``); ResourceNotFoundError (404 NotFound) when the image does not exist."""
-        client = self.get_conn(subscription_id)
-        rows = client.virtual_machine_images.list(location, publisher, offer, sku, top=top,
-                                                  orderby="name desc" if newest_first else None)
-        return [r.name for r in rows]
-
-    async def async_list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
-        """Names of every version of a marketplace image (``VirtualMachineImages_List``, one ARM read) from the async
-        client (the base-image watcher, in the triggerer). No ``$top``/``$orderby``: ARM orders names as text
+    def list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str,
+                                 subscription_id: str | None = None) -> list[str]:
+        """Names of every version of a marketplace image publisher/offer/sku in ``location``
+        (``virtual_machine_images.list``, one ARM read). No ``$top``/``$orderby``: ARM orders names as text
         (Azure/azure-rest-api-specs#30142), so the caller picks the newest numerically
         (:func:`batch_images.rules.base_watch.newest_version`). 404 (unknown image or region) raises
         ResourceNotFoundError."""
+        client = self.get_conn(subscription_id)
+        return [r.name for r in client.virtual_machine_images.list(location, publisher, offer, sku)]
+
+    async def async_list_base_image_versions(self, location: str, publisher: str, offer: str, sku: str) -> list[str]:
+        """:meth:`list_base_image_versions` from the async client, in the connection's subscription (the base-image
+        watcher, in the triggerer)."""
         client = await self.get_async_conn()
         images = await client.virtual_machine_images.list(location, publisher, offer, sku)
         return [image.name for image in images or []]
@@ -421,10 +419,6 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
     def get_snapshot(self, snapshot_id: str) -> dict:
         ids.parse_arm_id(snapshot_id, "snapshot_id", ids.SNAPSHOT)
         return self.get_resource(snapshot_id)
-
-    def get_image(self, image_id: str) -> dict:
-        ids.parse_arm_id(image_id, "image_id", ids.IMAGE)
-        return self.get_resource(image_id)
 
     def get_version(self, version_id: str, replication_status: bool = True) -> dict:
         """An image version; with ``$expand=ReplicationStatus`` (per-region state) unless told otherwise."""

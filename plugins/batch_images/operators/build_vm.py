@@ -31,9 +31,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from batch_images import links
 from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
-from batch_images.waiting import AzureWaitFailed
-from batch_images.rules import naming
+from batch_images.rules import ids, naming
 from batch_images.rules.plan import BuildVm, Plan
+from batch_images.waiting import AzureWaitFailed
 
 ADMIN_USERNAME = "azureuser"
 SERIAL_TAIL_LINES = 15
@@ -234,7 +234,7 @@ class DeleteBuildVmOperator(_BuildVmOperator):
         if left:  # made by a create that failed before the VM existed, or detached: ours by their planned names
             self.delete_and_wait(left)
             deleted += left
-        nic_id = build.vm_id.rsplit("/providers/", 1)[0] + f"/providers/Microsoft.Network/networkInterfaces/{build.nic_name}"
+        nic_id = ids.network_interface_id(build.subscription_id, build.resource_group, build.nic_name).id
         from azure.core.exceptions import ResourceNotFoundError
 
         try:

@@ -27,8 +27,9 @@ Checks:
   (exists, at most 64 KB); the build VM is planned (``plan.build``) with the disk ids it will have;
 * for both kinds, the node agent's ``batchSupportEndOfLife``: a warning under 90 days, refused once passed.
 
-This module does the reads (ARM and Batch GETs) and the orchestration only: the checks are
-:mod:`batch_images.rules.preflight` (facts + config -> problems), the plan is
+This module does the reads (ARM and Batch GETs) and the orchestration only; a ``base_image`` pipeline's reads (the
+base version, the marketplace image, the custom-data file) are :mod:`batch_images.operators.preflight_base_image`.
+The checks are :mod:`batch_images.rules.preflight` (facts + config -> problems), the plan is
 :func:`batch_images.rules.plan.build_plan`.
 
 Output: the plan dict (returned, so XCom ``return_value``) and XCom ``pools``: the per-pool specs for
@@ -47,7 +48,9 @@ from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
+from batch_images.operators.preflight_base_image import read_base_image
 from batch_images.pool_facts import iso_duration
+from batch_images.rules import ids
 from batch_images.rules import preflight as checks
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
@@ -93,7 +96,7 @@ class PreflightOperator(BaseOperator):
         raw = dict(self.options) if self.options is not None else {k: params[k] for k in params}
         raw["rebuild"] = self.rebuild
         declared = set(getattr(self.dag, "params", None) or {}) if self.has_dag() else set()
-        if cfg.base_image is not None:  # read by _base_image_source (the form's field of base_image pipelines)
+        if cfg.base_image is not None:  # read by read_base_image (the form's field of base_image pipelines)
             declared.add("base_image_version")
         try:
             return run_options.parse_run_options(raw, regions=cfg.all_regions(),
@@ -152,8 +155,8 @@ class PreflightOperator(BaseOperator):
 
         build = None
         if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
-            source, build, version = self._base_image_source(arm, cfg, version, context, found,
-                                                                   explicit_version=bool(options.version))
+            source, build, version = read_base_image(arm, cfg, version, context, found, self.log,
+                                                     explicit_version=bool(options.version))
         else:
             source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
         agent = None
@@ -296,79 +299,12 @@ class PreflightOperator(BaseOperator):
                 override or source.config_value, found)
         return agent
 
-    def _base_image_source(self, arm, cfg: PipelineConfig, version: str | None, context: Context,
-                           found: checks.Findings, explicit_version: bool = False,
-                           ) -> tuple[checks.SourceFacts | None, Any, str | None]:
-        """The exact base version (trigger form's base_image_version > the triggering Asset event's extra
-        ``version`` > base_image.version; ``latest`` resolved with ``$orderby=name desc&$top=1``), the base checked,
-        the custom-data file read; ``(the build VM as the source, the plan's build, the version name)``: a date whose
-        version was built from another base gets the next free ``N`` (``naming.version_for_base``; not for an explicit
-        ``params.version``)."""
-        from batch_images.hooks.credentials import PROJECT_ROOT
-        from batch_images.rules import naming
-
-        b, location, sub = cfg.base_image, cfg.base_location, cfg.gallery.subscription_id
-        params = context.get("params") or {}
-        param = checks.check_base_version_param(params.get("base_image_version"), found)
-        uri = naming.base_image_asset_uri(location, b.publisher, b.offer, b.sku)
-        events = checks.event_base_versions(context.get("triggering_asset_events"), uri)
-        wanted, why, detail = checks.choose_base_version(param, events, b.version)
-        field = "params.base_image_version" if why == "param" else "base_image"
-        exact = wanted
-        if wanted == "latest":
-            from azure.core.exceptions import ResourceNotFoundError
-
-            from batch_images.rules.base_watch import newest_version
-
-            # Every name, newest picked numerically: ARM's $orderby=name sorts as text, so 8.10 < 8.9
-            # (Azure/azure-rest-api-specs#30142), as the base-image watcher does.
-            try:
-                names = arm.list_base_image_versions(location, b.publisher, b.offer, b.sku, newest_first=False,
-                                                     subscription_id=sub)
-            except ResourceNotFoundError:  # 404 NotFound: the image does not exist (reported below)
-                names = []
-            exact = newest_version(names)
-            detail = f"latest resolved to {exact}" if exact else detail
-        image = arm.find_base_image_version(location, b.publisher, b.offer, b.sku, exact, subscription_id=sub) \
-            if exact else None
-        facts = checks.BaseImageFacts(field=field, requested=wanted, source=why, detail=detail,
-                                      version=exact if image is not None else None, image=image)
-        self.log.info("Base image version: %s (%s)", exact, detail)
-        if version is not None and image is not None and not explicit_version:  # params.version is kept as given
-            existing = {v.get("name"): (v.get("tags") or {}).get(naming.TAG_BASE_VERSION)
-                        for v in self._versions_if_any(arm, cfg)}
-            built = naming.version_for_base(version, existing, exact)
-            if built != version:
-                self.log.info("Version %s exists, built from base version %s; this run builds %s from %s as %s",
-                              version, existing.get(version), exact, exact, built)
-                version = built
-        source = checks.check_base_image(cfg, version, facts, found)
-        path = PROJECT_ROOT / cfg.build.custom_data_file
-        try:
-            data = path.read_bytes() if path.is_file() else None
-        except OSError:
-            data = None
-        custom = checks.check_custom_data(cfg.build.custom_data_file, data, found)
-        if source is None or custom is None or not source.usable:
-            return source, None, version
-        return source, checks.build_vm_plan(cfg, source, facts, custom), version
-
-    @staticmethod
-    def _versions_if_any(arm, cfg: PipelineConfig) -> list[dict]:
-        """The image definition's versions (none when the gallery or the definition does not exist yet)."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return arm.list_versions(cfg.image_definition_id)
-        except ResourceNotFoundError:
-            return []
-
     @staticmethod
     def _batch_registration(arm, cfg: PipelineConfig) -> str | None:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            provider = arm.arm_get(f"/subscriptions/{cfg.gallery.subscription_id}/providers/Microsoft.Batch")
+            provider = arm.arm_get(ids.provider_path(cfg.gallery.subscription_id, ids.BATCH_NAMESPACE))
         except ResourceNotFoundError:
             return None
         return provider.get("registrationState")
@@ -402,8 +338,6 @@ def _with_target_regions(cfg: PipelineConfig, extra_regions: list[str]) -> Pipel
     if not extra_regions:
         return cfg
     regions = tuple(cfg.target_regions) + tuple(TargetRegionConfig(name=r) for r in extra_regions)
-    if hasattr(cfg, "model_copy"):  # the config as a pydantic model
-        return cfg.model_copy(update={"target_regions": type(cfg.target_regions)(regions)})
     return dataclasses.replace(cfg, target_regions=regions)
 
 

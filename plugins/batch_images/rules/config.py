@@ -29,7 +29,6 @@ one of ``source_vm_id`` and ``base_image``.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 import types
@@ -328,11 +327,6 @@ class PoolConfig(_Plain):
     @property
     def allocation_timeout(self) -> timedelta:
         return sizing.timeout_for_allocation(self.vm_count, self.resize_timeout)
-
-    @property
-    def tolerated_unhealthy_nodes(self) -> int:
-        """How many nodes may stay starttaskfailed/unusable after repair: floor(share * nodes)."""
-        return math.floor(self.max_unhealthy_node_share * self.vm_count)
 
     def pool_id(self, version: str) -> str:
         return naming.pool_id(self.pool_id_prefix, version)

@@ -33,7 +33,9 @@ IMAGE = "Microsoft.Compute/images"
 GALLERY = "Microsoft.Compute/galleries"
 GALLERY_IMAGE = "Microsoft.Compute/galleries/images"
 GALLERY_IMAGE_VERSION = "Microsoft.Compute/galleries/images/versions"
+BATCH_NAMESPACE = "Microsoft.Batch"
 BATCH_ACCOUNT = "Microsoft.Batch/batchAccounts"
+BATCH_POOL = "Microsoft.Batch/batchAccounts/pools"
 SUBNET = "Microsoft.Network/virtualNetworks/subnets"
 NETWORK_INTERFACE = "Microsoft.Network/networkInterfaces"
 
@@ -235,6 +237,25 @@ def gallery_image_version_id(
 
 def batch_account_id(subscription_id: str, resource_group: str, name: str) -> ArmId:
     return _build(subscription_id, resource_group, BATCH_ACCOUNT, name)
+
+
+def batch_pool_id(subscription_id: str, resource_group: str, account: str, pool: str) -> ArmId:
+    """A Batch pool as an ARM resource (``.../batchAccounts/{account}/pools/{pool}``: its portal page)."""
+    return _build(subscription_id, resource_group, BATCH_POOL, account, pool)
+
+
+def network_interface_id(subscription_id: str, resource_group: str, name: str) -> ArmId:
+    return _build(subscription_id, resource_group, NETWORK_INTERFACE, name)
+
+
+def provider_path(subscription_id: str, namespace: str) -> str:
+    """``/subscriptions/{sub}/providers/{namespace}``: a resource provider's registration in a subscription (not a
+    resource id). InvalidInput for a subscription that is not a GUID or a namespace that is not ``A.B[.C...]``."""
+    validate_subscription_id(subscription_id, "subscription_id")
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise InvalidInput("namespace", namespace, "not a resource provider namespace",
+                           "use a namespace such as Microsoft.Compute or Microsoft.Batch")
+    return f"/subscriptions/{subscription_id}/providers/{namespace}"
 
 
 # --- naming rules per resource kind ------------------------------------------------------------------------------

@@ -358,7 +358,6 @@ def check_node_agent_end_of_life(agent: str, images: Sequence[Mapping[str, Any]]
 # InvalidParameter, see include/azure_standin/backends/vms.py and learn.microsoft.com "Custom data and cloud-init
 # on Azure Virtual Machines").
 MAX_CUSTOM_DATA_BYTES = 65536
-BASE_VERSION_SOURCES = ("param", "asset event", "config", "latest")
 
 
 def check_base_version_param(value: Any, findings: Findings) -> str | None:

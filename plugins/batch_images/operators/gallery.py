@@ -374,7 +374,8 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     Runs after every logical pool's canary passed (smoke test, approval). The wait is the publish operator's
     (:class:`GalleryImageVersionOperator`) over every region, with its failed-region retry: a region that ends Failed
     is removed and added back up to ``max_region_retries`` times, then the task fails naming the region (and the
-    ``discard_canaries`` teardown deletes this run's canary pools). The version is never deleted here: this run's
+    ``discard_canaries`` teardown deletes this run's canary pools); a region an earlier try left out of targetRegions
+    (it stopped between the remove and the re-add) is added back before the wait. The version is never deleted here: this run's
     pools run on it. When every pool skipped the roll because a newer version serves it (``rolls``: plan_roll's
     outputs, each with ``roll_action``), the version is waited for but stays excluded: a backfill publishes, it does
     not promote. Idempotent: an already promoted version is left as it is.

@@ -607,7 +607,7 @@ def test_failed_region_is_removed_and_added_back(arm):
     assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication"]
     with recorded_probes() as probes:  # every wait probes first, whether it then defers or not
         run_operator(promote_op(plan))
-    assert [waiter for waiter, _ in probes] == ["gallery_replication", "arm_provisioning",
+    assert [waiter for waiter, _ in probes] == ["gallery_replication", "gallery_region_settled",
                                                 "gallery_replication", "arm_provisioning"]
     puts = [r for r in requests_since(arm, since) if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
     assert len(puts) == 4  # create, remove North Europe, add it back, promote
@@ -630,6 +630,37 @@ def test_failed_region_gives_up_after_max_retries_naming_region(arm):
     text = str(err.value)
     assert "North Europe" in text and "Simulated replication failure" in text and "1 remove/re-add" in text
 
+
+def test_promotion_adds_back_a_region_an_interrupted_retry_left_out(arm):
+    """A try of promote_image_version that stopped between removing a Failed region and adding it back left the
+    version without that region: the next try adds it back, waits for its replica, then promotes - the version is
+    never promoted with a configured region missing (create_pool's retrier did this already; now promotion too)."""
+    from batch_images.operators.region_retry import wire_target_regions
+    from batch_images.rules.plan import Plan
+
+    plan = make_plan(arm, regions=(("westeurope", 1), ("northeurope", 2)))
+    _, image_id = build_image(arm, plan)
+    arm.control.add_fault("replication_failed", match={"region": "northeurope"},
+                          message="Simulated replication failure")
+    version_id, _ = run_operator(gallery_op(plan, image_id))
+    # the interrupted try: North Europe ended Failed and was removed, then the try stopped
+    event = run_waiter_sync("gallery_replication", {"version_id": version_id}, "azure_default", POLL, 60)
+    assert event["status"] == "failure" and "North Europe" in event["message"], event
+    ArmComputeHook(azure_conn_id="azure_default").update_version_target_regions(
+        version_id, wire_target_regions(Plan.from_dict(plan))[:1])
+    event = run_waiter_sync("gallery_region_settled", {"version_id": version_id, "regions": ["northeurope"]},
+                            "azure_default", POLL, 60)
+    assert event["status"] == "success", event
+    since = last_request_id(arm)
+    assert run_operator(promote_op(plan))[0] == version_id
+    version = sdk_get(arm.compute(), version_id, expand="ReplicationStatus")
+    assert {(t.name, t.regional_replica_count) for t in version.properties.publishing_profile.target_regions} == {
+        ("West Europe", 1), ("North Europe", 2)}
+    assert {(s.region, s.state) for s in version.properties.replication_status.summary} == {
+        ("West Europe", "Completed"), ("North Europe", "Completed")}
+    assert version.properties.publishing_profile.exclude_from_latest is False
+    puts = [r for r in requests_since(arm, since) if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
+    assert len(puts) == 2  # North Europe added back, then the promotion
 
 def test_sensor_deferrable_and_in_worker(arm):
     plan = make_plan(arm)

@@ -9,26 +9,18 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from batch_images import links
-from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours, iso_end_of_life
+from batch_images.operators._arm import ResourceConflict, is_ours, iso_end_of_life
 from batch_images.operators.image import split_snapshots
+from batch_images.operators.region_retry import (
+    RegionRetryingOperator,
+    version_target_regions,
+    wire_target_regions,
+)
 from batch_images.rules import ids, naming, security, states
 from batch_images.rules.plan import Plan
 from batch_images.rules.preflight import existing_definition_problems
 from batch_images.rules.ids import region_key, same_id
-from batch_images.triggers.waiters.arm import failed_regions
 from batch_images.waiting import AzureWaitFailed
-
-
-def wire_target_regions(plan: Plan) -> list[dict]:
-    """``plan.target_regions`` (snake_case) -> ``publishingProfile.targetRegions`` (ARM wire format)."""
-    out = []
-    for region in plan.target_regions:
-        entry = {"name": region.name, "regionalReplicaCount": int(region.regional_replica_count or 1)}
-        sat = region.storage_account_type or plan.storage_account_type
-        if sat:
-            entry["storageAccountType"] = sat
-        out.append(entry)
-    return out
 
 
 def check_definition(definition: Mapping[str, Any], plan: Plan) -> None:
@@ -122,11 +114,6 @@ def version_source(version: Mapping[str, Any]) -> str | None:
     return storage_source_id(((version.get("properties") or {}).get("storageProfile") or {}))
 
 
-def version_target_regions(version: Mapping[str, Any]) -> list[dict]:
-    """An existing version's ``publishingProfile.targetRegions`` (wire format)."""
-    return list(((version.get("properties") or {}).get("publishingProfile") or {}).get("targetRegions") or [])
-
-
 def unchangeable_differences(version: Mapping[str, Any], plan: Plan) -> list[str]:
     """What the plan asks that an existing version cannot be changed to, one sentence each (empty: none).
 
@@ -179,7 +166,7 @@ def describe_regions(regions: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{t.get('name')} x{t.get('regionalReplicaCount', '?')}" for t in regions) or "none"
 
 
-class GalleryImageVersionOperator(ArmWaitingOperator):
+class GalleryImageVersionOperator(RegionRetryingOperator):
     """Publish the managed image as gallery image version ``plan["version"]``, replicated to the target regions.
 
     For a Trusted Launch source (``plan["image_path"] == "snapshots"``) the version is made from the disk snapshots
@@ -201,8 +188,8 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
        replica in its own Batch account's region (``create_pool``, :mod:`batch_images.operators.replica`, with the
        failed-region retry), and ``promote_image_version`` waits for every region. A region that ends Failed
        among those this task waits for is removed from targetRegions, the update is waited for, and the region is
-       added back (Microsoft's workaround), up to ``max_region_retries`` times; then the task fails naming the
-       region and Azure's details.
+       added back (Microsoft's workaround, :mod:`batch_images.operators.region_retry`, shared with ``create_pool``),
+       up to ``max_region_retries`` times; then the task fails naming the region and Azure's details.
 
     :return: the image version id.
     """
@@ -210,15 +197,13 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
     operator_extra_links = links.VERSION_LINKS  # Azure portal link (batch_images/links.py)
     template_fields: Sequence[str] = ("plan", "image_id", "snapshots", "arm_conn_id")
     template_fields_renderers = {"plan": "json", "snapshots": "json"}
-    timeout_key = "replication"
 
     def __init__(self, *, plan: Any, image_id: str | None, snapshots: Any = None, max_region_retries: int = 2,
                  create_timeout: float = 900.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(max_region_retries=max_region_retries, **kwargs)
         self.plan = plan
         self.image_id = image_id
         self.snapshots = snapshots
-        self.max_region_retries = max_region_retries
         self.create_timeout = create_timeout
 
     # -- steps ----------------------------------------------------------------------------------------------------
@@ -310,6 +295,9 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
         self.delete_and_wait([version_id])
         return "the failed version (created by this run) was deleted; a retry of the task creates it again"
 
+    def home_region_failed(self, version_id: str) -> str:
+        return self.discard_failed_version(version_id)
+
     def log_replica_sizing(self, plan: Plan) -> None:
         sizing = plan.replica_sizing
         per_region = {region_key(k): v for k, v in (sizing.per_region if sizing else {}).items()}
@@ -354,6 +342,9 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                          timeout=self.timeout_seconds(self.typed_plan), phase="replication", return_value=version_id,
                          extra={"attempt": attempt, "version_id": version_id, "converged": converged})
 
+    def wait_replication_again(self, context: Any, version_id: str, attempt: int) -> Any:
+        return self.wait_replication(context, version_id, attempt, converged=True)
+
     # -- after each wait ------------------------------------------------------------------------------------------
 
     def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
@@ -367,42 +358,13 @@ class GalleryImageVersionOperator(ArmWaitingOperator):
                 if not extra.get("converged") and self.converge_regions(version_id, state.get("target_regions") or []):
                     return self.wait_replication(context, version_id, attempt, converged=True)
                 return self.replicated(context, version_id)
-            only = {region_key(r) for r in self.replication_regions() or []}
-            failed = [r for r in failed_regions(state) if not only or region_key(r["region"]) in only] \
-                if event.get("status") == "failure" else []
+            failed = self.failed_in(event, self.replication_regions())
             if not failed:
                 if event.get("status") == "failure" and states.is_failed(state.get("provisioningState")):
                     done = self.discard_failed_version(version_id)
                     raise AzureWaitFailed(f"image version {version_id}: {event.get('message')}; {done}")
-                self.check_event(event, f"image version {version_id}")
-            details = "; ".join(f"{r['region']}: {r.get('details') or 'no details'}" for r in failed)
-            plan = self.typed_plan
-            home = region_key(plan.gallery.location)
-            if any(region_key(r["region"]) == home for r in failed):
-                done = self.discard_failed_version(version_id)
-                raise AzureWaitFailed(
-                    f"image version {version_id}: replication failed in the gallery's own region ({details}); that "
-                    f"region cannot be removed and re-added: {done}")
-            if attempt >= self.max_region_retries:
-                raise AzureWaitFailed(
-                    f"image version {version_id}: replication still failed after {attempt} remove/re-add "
-                    f"retr{'y' if attempt == 1 else 'ies'} in {details}")
-            names = [r["region"] for r in failed]
-            keep = [t for t in wire_target_regions(plan)
-                    if region_key(t["name"]) not in {region_key(n) for n in names}]
-            self.log.warning("Replication failed in %s (%s); removing the region(s) from targetRegions and adding "
-                             "them back (retry %d of %d)", ", ".join(names), details, attempt + 1,
-                             self.max_region_retries)
-            self.hook.update_version_target_regions(version_id, keep)
-            return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": [version_id]},
-                             timeout=self.timeout_seconds(plan), phase="region_removed",
-                             return_value=version_id,
-                             extra={"attempt": attempt, "version_id": version_id, "removed": names})
-        if phase == "region_removed":
-            self.check_event(event, f"removing failed region(s) {extra.get('removed')} from {version_id}")
-            self.log.info("Adding region(s) %s back to %s", ", ".join(extra.get("removed") or []), version_id)
-            self.hook.update_version_target_regions(version_id, wire_target_regions(self.typed_plan))
-            return self.wait_replication(context, version_id, attempt + 1, converged=True)
+                self.check_event(event, f"image version {version_id}")  # raises: not a success
+            return self.retry_failed_regions(context, version_id, failed, attempt)
         return super().after_wait(context, event, phase, extra)
 
 
@@ -413,7 +375,8 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     Runs after every logical pool's canary passed (smoke test, approval). The wait is the publish operator's
     (:class:`GalleryImageVersionOperator`) over every region, with its failed-region retry: a region that ends Failed
     is removed and added back up to ``max_region_retries`` times, then the task fails naming the region (and the
-    ``discard_canaries`` teardown deletes this run's canary pools). The version is never deleted here: this run's
+    ``discard_canaries`` teardown deletes this run's canary pools); a region an earlier try left out of targetRegions
+    (it stopped between the remove and the re-add) is added back before the wait. The version is never deleted here: this run's
     pools run on it. When every pool skipped the roll because a newer version serves it (``rolls``: plan_roll's
     outputs, each with ``roll_action``), the version is waited for but stays excluded: a backfill publishes, it does
     not promote. Idempotent: an already promoted version is left as it is.
@@ -433,8 +396,11 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
 
     def execute(self, context: Any) -> Any:
         plan = self.typed_plan
+        regions = wire_target_regions(plan)
         self.log.info("Waiting for image version %s in every target region: %s", plan.version,
-                      describe_regions(wire_target_regions(plan)))
+                      describe_regions(regions))
+        if self.wait_for_completion:
+            self.finish_interrupted_retry(plan.version_id, [t["name"] for t in regions])
         return self.wait_replication(context, plan.version_id, attempt=0, converged=True)
 
     def discard_failed_version(self, version_id: str) -> str:

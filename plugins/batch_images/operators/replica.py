@@ -12,8 +12,9 @@ Why the wait is part of ``create_pool`` and not a mapped task of its own: in Air
 separate ``wait_for_replica[i] >> create_pool[i]`` would make every pool wait for every region again.
 
 Failed regions (Microsoft's workaround: remove the region from ``targetRegions``, wait for the update, add it back;
-up to ``max_region_retries`` times, then fail naming the region and Azure's details), with several pools per region
-and several regions failing at once:
+up to ``max_region_retries`` times, then fail naming the region and Azure's details; the steps are
+:mod:`batch_images.operators.region_retry`'s, shared with publish/promote), with several pools per region and
+several regions failing at once:
 
 * one task per region retries it: the pool with the lowest index in the plan among the pools in that region
   (:func:`~batch_images.rules.replica_retry.retrier_index`, decided from the plan, the same in every task);
@@ -39,12 +40,12 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
 
-from batch_images.operators._arm import ArmWaitingOperator
-from batch_images.waiting import AzureWaitFailed
-from batch_images.rules import replica_retry, states
+from batch_images.operators.region_retry import RETRY_HERE, RegionRetryingOperator
+from batch_images.rules import replica_retry
 from batch_images.rules.ids import region_key
 from batch_images.rules.plan import Plan
 from batch_images.triggers.base import budget_deadline
+from batch_images.waiting import AzureWaitFailed
 
 # A pool waiting for another task's retry of its region looks at that task's state every this many polls.
 RECHECK_POLLS = 20
@@ -54,17 +55,7 @@ _GAVE_UP = {"failed", "upstream_failed"}
 _DONE = {"success", "skipped"}
 
 
-def _failed_entry(state: Mapping[str, Any], region: str) -> dict | None:
-    """The replicationStatus summary entry of ``region`` when it is Failed."""
-    return next((r for r in state.get("regions") or []
-                 if region_key(r.get("region")) == region_key(region) and states.is_failed(r.get("state"))), None)
-
-
-def _retries(n: int) -> str:
-    return f"{n} remove/re-add retr{'y' if n == 1 else 'ies'}"
-
-
-class ReplicaWaitingOperator(ArmWaitingOperator):
+class ReplicaWaitingOperator(RegionRetryingOperator):
     """Base of an operator that first waits for the image version's replica in one region (its pool's Batch account
     region), retrying that region when it ends Failed, then runs :meth:`replica_ready`.
 
@@ -79,12 +70,11 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
     :raises AirflowSensorTimeout: the replication budget ran out.
     """
 
-    timeout_key = "replication"
+    retry_give_up_hint = "; the pool of this task needs a replica there"
 
     def __init__(self, *, plan: Any = None, max_region_retries: int = 2, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(max_region_retries=max_region_retries, **kwargs)
         self.plan = plan
-        self.max_region_retries = max_region_retries
 
     # -- what subclasses give -------------------------------------------------------------------------------------
 
@@ -114,11 +104,14 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
                                        f"version {version_id}: no replica will ever be there. Fix: add "
                                        f"{{name: {region}}} to target_regions")
         if attempt == 0 and not look_again and self.is_retrier(context, region):
-            self.finish_interrupted_retry(version_id, region)
+            self.finish_interrupted_retry(version_id, [region])
         return self.wait(context, waiter_name="gallery_replication",
                          waiter_args={"version_id": version_id, "regions": [region]},
                          timeout=self.timeout_seconds(plan), phase="replica", return_value=version_id,
                          extra={"attempt": attempt, "region": region})
+
+    def wait_replication_again(self, context: Any, version_id: str, attempt: int) -> Any:
+        return self.wait_for_replica(context, attempt, look_again=True)
 
     def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
         region = extra.get("region") or self.replica_region()
@@ -129,22 +122,11 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
             if event.get("status") == "success":
                 self.log.info("%s", event.get("message"))
                 return self.replica_ready(context)
-            failed = _failed_entry(event.get("state") or {}, region) if event.get("status") == "failure" else None
-            if failed is None:
+            failed = self.failed_in(event, [region])
+            if not failed:
                 self.check_event(event, what)  # raises: timeout, version gone, ...
                 return self.replica_ready(context)
-            return self.region_failed(context, region, failed, attempt)
-        if phase == "region_removed":
-            self.check_event(event, f"removing {region} from {version_id}")
-            version = self.hook.get_version(version_id, replication_status=False)
-            if replica_retry.targets_region(self._targets(version), region):
-                self.log.info("%s is in targetRegions again (another pool's retry wrote the full list): waiting "
-                              "for it", region)
-            else:
-                self.log.info("Adding %s back to %s (retry %d of %d)", region, version_id, attempt + 1,
-                              self.max_region_retries)
-                self._write_targets(version_id, retrying=None)
-            return self.wait_for_replica(context, attempt + 1)
+            return self.retry_failed_regions(context, version_id, failed, attempt)
         if phase == "retrier_wait":
             if event.get("status") == "timeout" and time.time() < float(extra.get("budget_deadline") or 0):
                 return self.wait_for_replica(context, attempt)  # the re-check interval, not the budget, ran out
@@ -154,52 +136,19 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
 
     # -- a Failed region ------------------------------------------------------------------------------------------
 
-    def region_failed(self, context: Any, region: str, failed: Mapping[str, Any], attempt: int) -> Any:
-        plan = self.typed_plan
-        version_id = self.replica_version_id()
-        details = failed.get("details") or "no details"
-        if region_key(region) == region_key(plan.gallery.location):
-            raise AzureWaitFailed(f"image version {version_id}: replication failed in the gallery's own region "
-                                     f"{failed.get('region')} ({details}); that region cannot be removed and re-added")
-        if not self.is_retrier(context, region):
-            retrier = self.retrier_of(region)
-            state = self.task_state(context, retrier)
-            if state not in _DONE:
-                return self.await_retrier(context, region, failed, attempt, retrier, state)
-            self.log.warning("%s failed again after %s[%s] finished (%s): this task retries it", region,
-                             self.task_id, retrier, state)
-        if attempt >= self.max_region_retries:
-            raise AzureWaitFailed(
-                f"image version {version_id}: replication in {failed.get('region')} still failed after "
-                f"{_retries(attempt)} ({details}); the pool of this task needs a replica there")
-        return self.remove_region(context, region, attempt, details)
-
-    def remove_region(self, context: Any, region: str, attempt: int, details: str) -> Any:
-        """Write the configured list without ``region`` (after a fresh read shows it still Failed), then wait until
-        the update is done (``gallery_region_settled``)."""
-        from azure.core.exceptions import HttpResponseError
-
-        version_id = self.replica_version_id()
-        version = self.hook.get_version(version_id, replication_status=True)
-        summary = ((version.get("properties") or {}).get("replicationStatus") or {}).get("summary") or []
-        still = _failed_entry({"regions": summary}, region)
-        if still is not None and replica_retry.targets_region(self._targets(version), region):
-            self.log.warning("Replication failed in %s (%s); removing it from targetRegions and adding it back "
-                             "(retry %d of %d)", region, details, attempt + 1, self.max_region_retries)
-            try:
-                self._write_targets(version_id, retrying=region)
-            except HttpResponseError as err:
-                if err.status_code != 409:
-                    raise
-                # another update in flight (ARM's transient 409): wait for the version again and look anew (the
-                # replication waiter answers once no create/update is in flight); no retry spent
-                self.log.warning("Removing %s was refused for now (409: %s); waiting for the version, then looking "
-                                 "again", region, err.message if hasattr(err, "message") else err)
-                return self.wait_for_replica(context, attempt, look_again=True)
-        return self.wait(context, waiter_name="gallery_region_settled",
-                         waiter_args={"version_id": version_id, "regions": [region]},
-                         timeout=self.timeout_seconds(self.typed_plan), phase="region_removed",
-                         return_value=version_id, extra={"attempt": attempt, "region": region})
+    def defer_to_retrier(self, context: Any, version_id: str, failed: list[dict], attempt: int) -> Any:
+        """This task retries its region when it is the region's retrier, or when the retrier finished and the region
+        failed afterwards; else it waits for the retrier (:meth:`await_retrier`)."""
+        region = self.replica_region()
+        if self.is_retrier(context, region):
+            return RETRY_HERE
+        retrier = self.retrier_of(region)
+        state = self.task_state(context, retrier)
+        if state not in _DONE:
+            return self.await_retrier(context, region, failed[0], attempt, retrier, state)
+        self.log.warning("%s failed again after %s[%s] finished (%s): this task retries it", region, self.task_id,
+                         retrier, state)
+        return RETRY_HERE
 
     def await_retrier(self, context: Any, region: str, failed: Mapping[str, Any], attempt: int, retrier: int,
                       state: str | None) -> Any:
@@ -228,16 +177,6 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
                          timeout=self.timeout_seconds(plan), phase="retrier_wait", return_value=version_id,
                          deadline=min(deadline, recheck) if deadline else recheck,
                          extra={"attempt": attempt, "region": region, "budget_deadline": deadline})
-
-    def finish_interrupted_retry(self, version_id: str, region: str) -> None:
-        """A try of the region's retrier that died between the remove and the re-add left the region out of
-        targetRegions: add it back before waiting (nobody else would)."""
-        version = self.hook.find_resource(version_id)
-        if version is None or replica_retry.targets_region(self._targets(version), region):
-            return
-        self.log.warning("%s is not in the targetRegions of %s (an earlier try stopped between removing and adding "
-                         "it back): adding it back", region, version_id)
-        self._write_targets(version_id, retrying=None)
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
@@ -270,13 +209,3 @@ class ReplicaWaitingOperator(ArmWaitingOperator):
         except Exception:  # noqa: BLE001 - an unreadable state means "wait", never a crash
             self.log.debug("could not read the state of %s[%s]", self.task_id, map_index, exc_info=True)
             return "unknown"
-
-    @staticmethod
-    def _targets(version: Mapping[str, Any]) -> list[dict]:
-        return list(((version.get("properties") or {}).get("publishingProfile") or {}).get("targetRegions") or [])
-
-    def _write_targets(self, version_id: str, retrying: str | None) -> None:
-        from batch_images.operators.gallery import wire_target_regions
-
-        self.hook.update_version_target_regions(
-            version_id, replica_retry.retry_target_regions(wire_target_regions(self.typed_plan), retrying))

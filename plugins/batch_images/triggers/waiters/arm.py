@@ -17,10 +17,10 @@
   own Batch account's region; promotion waits for every region). Reads the version with ``$expand=ReplicationStatus`` and
   gates on the per-region state (a version can say Succeeded while a region still replicates): success
   when every target region is Completed; a Failed region -> failure naming the region(s) and details.
-* ``gallery_region_settled`` - args ``version_id``, ``regions`` (one region: the one being retried). The step
-  between the remove and the re-add of a failed region (``operators/replica.py``): success once no operation is in
-  flight on the version (provisioningState not Creating/Updating) and the region is either out of targetRegions or
-  no longer Failed (another writer added it back); a version that does not exist -> failure.
+* ``gallery_region_settled`` - args ``version_id``, ``regions`` (the ones being retried). The step between the
+  remove and the re-add of failed regions (``operators/region_retry.py``): success once no operation is in flight on
+  the version (provisioningState not Creating/Updating) and no region of ``regions`` is both in targetRegions and
+  Failed (each is out, or another writer added it back); a version that does not exist -> failure.
 
 States are read with :mod:`batch_images.rules.states`: case-insensitively, ``Canceled`` and
 ``Cancelled`` alike, so every spelling Azure uses is terminal at the first poll.
@@ -357,7 +357,7 @@ def evaluate_region_settled(state: dict) -> tuple[str, str]:
     targeted = only & {region_key(t.get("name")) for t in state.get("target_regions") or []}
     if not targeted:
         return "success", f"image version {name}: {', '.join(sorted(only))} out of targetRegions, no update in flight"
-    failed = {region_key(r.get("region")) for r in failed_regions(state)} & only
+    failed = {region_key(r.get("region")) for r in failed_regions(state)} & targeted
     if not failed:
         return "success", f"image version {name}: {', '.join(sorted(only))} no longer Failed: " \
                           f"{progress_replication(state)}"

@@ -178,6 +178,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         dry_run_gate >> specs
         # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
+        # plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's pool_spec.
         rolls = PlanRollOperator.partial(
             task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
             strategy="{{ params.strategy }}").expand(pool_spec=specs).output
@@ -192,13 +193,13 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         steady >> smoke
         gate = smoke
         if any(p.require_approval for p in cfg.pools):
-            gate = RollApprovalOperator.partial(task_id="approve_roll").expand(roll=rolls)
+            gate = RollApprovalOperator.partial(task_id="approve_roll").expand(pool_spec=rolls)
             smoke >> gate
         promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
                                               arm_conn_id=cfg.arm_conn_id, **waits)
         gate >> promote
         roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
-                                             **waits).expand(roll=rolls)
+                                             **waits).expand(pool_spec=rolls)
         promote >> roll_pool
         # Retention once every logical pool rolled: old versions nothing references are deleted, superseded ones get
         # their endOfLifeDate (operators/cleanup.py, rules/retention.py).

@@ -97,7 +97,7 @@ def test_preflight_passes_on_seeded_vm_and_plans(conns, capsys):
     assert pool["pool_id"] == "ubuntu2204-2026-1125-0"
     assert pool["batch_conn_id"] == "azure_batch_default"
     assert pool["batch_account_id"].lower() == demo["batch_account_id"].lower()
-    assert pool["account_location"] == "westeurope"
+    assert "account_location" not in pool  # one spelling: batch_account_location (below)
     assert pool["vm_size"] == "Standard_D2s_v3"
     assert (pool["target_dedicated_nodes"], pool["target_low_priority_nodes"]) == (4, 0)
     assert pool["resize_timeout"] == "PT15M"

@@ -127,7 +127,8 @@ def pool_facts(standin, pool_id: str) -> dict | None:
     return {
         "id": pool.id, "state": _text(pool.state), "allocation_state": _text(pool.allocation_state),
         "image": ref.virtual_machine_image_id or f"{ref.publisher}:{ref.offer}:{ref.sku}:{ref.version}",
-        "target_dedicated": pool.target_dedicated_nodes, "target_low_priority": pool.target_low_priority_nodes,
+        "target_dedicated_nodes": pool.target_dedicated_nodes,
+        "target_low_priority_nodes": pool.target_low_priority_nodes,
         "current_dedicated": pool.current_dedicated_nodes, "etag": pool.etag,
         "last_modified": str(pool.last_modified), "resize_errors": len(pool.resize_errors or []),
         "metadata": {m.name: m.value for m in pool.metadata or []}, "nodes": counts,
@@ -299,7 +300,7 @@ class PipelineHarness:
                 out[p.id] = {"state": _text(p.state), "allocation_state": _text(p.allocation_state),
                              "image": p.virtual_machine_configuration.image_reference.virtual_machine_image_id,
                              "current_dedicated": p.current_dedicated_nodes,
-                             "target_dedicated": p.target_dedicated_nodes,
+                             "target_dedicated_nodes": p.target_dedicated_nodes,
                              "metadata": {m.name: m.value for m in p.metadata or []}, "account": account}
         return out
 

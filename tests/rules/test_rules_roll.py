@@ -10,6 +10,7 @@ import pytest
 
 from batch_images.rules import naming, roll
 from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import PoolSpec, RollDecision, read_pool_spec
 
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=timezone.utc)
 DEF = ("/subscriptions/2b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e/resourceGroups/rg/providers/Microsoft.Compute/galleries/"
@@ -96,17 +97,68 @@ def test_decide_a_serving_pool_with_an_unreadable_version_is_rolled_not_skipped(
     assert roll.decide("2026.1126.0", pool(None)) == roll.ROLL
 
 
-@pytest.mark.parametrize("r,want", [
-    ({}, True),  # no plan_roll upstream: create as before
-    ({"roll_action": roll.FIRST}, True),
-    ({"roll_action": roll.ROLL}, True),  # strategy defaults to blue_green
-    ({"roll_action": roll.ROLL, "strategy": "blue_green"}, True),
-    ({"roll_action": roll.ROLL, "strategy": "in_place"}, False),
-    ({"roll_action": roll.CURRENT, "strategy": "blue_green"}, False),
-    ({"roll_action": roll.SKIP_DOWNGRADE, "strategy": "blue_green"}, False),
+SPEC = {"batch_conn_id": "azure_batch_default", "batch_account_id": "/subscriptions/2b8c7d6e-5f4a-4b3c-8d2e-"
+        "1f0a9b8c7d6e/resourceGroups/rg/providers/Microsoft.Batch/batchAccounts/acct", "batch_account_location":
+        "westeurope", "logical_pool": "ubuntu", "pool_id": "ubuntu-2026-1126-0", "vm_size": "Standard_D2s_v3",
+        "target_dedicated_nodes": 2, "target_low_priority_nodes": 0, "resize_timeout": "PT15M",
+        "node_agent_sku_id": "batch.node.ubuntu 22.04"}
+
+
+def decision(**changes) -> dict:
+    return {**SPEC, "roll_action": roll.ROLL, "strategy": "blue_green", "serving_pool_id": "ubuntu-2026-1125-0",
+            "serving_version": "2026.1125.0", "version": "2026.1126.0", "image_version_id": f"{DEF}/versions/"
+            "2026.1126.0", "account": "acct", **changes}
+
+
+@pytest.mark.parametrize("changes,new_pool,re_images", [
+    ({"roll_action": roll.FIRST, "serving_pool_id": None, "serving_version": None}, True, False),
+    ({}, True, False),  # a blue/green roll (and a canary-only run, which plan_roll makes blue_green)
+    ({"strategy": "in_place"}, False, True),  # the serving pool is re-imaged
+    ({"roll_action": roll.CURRENT, "strategy": "in_place"}, False, False),
+    ({"roll_action": roll.CURRENT}, False, False),
+    ({"roll_action": roll.SKIP_DOWNGRADE}, False, False),
 ])
-def test_makes_new_pool(r, want):
-    assert roll.makes_new_pool(r) is want
+def test_roll_decision_says_whether_the_run_makes_a_new_pool(changes, new_pool, re_images):
+    d = RollDecision.from_dict(decision(**changes))
+    assert (d.makes_new_pool, d.re_images) == (new_pool, re_images)
+    assert read_pool_spec(d.to_dict()) == d  # XCom round trip: the decision is read back, not a bare spec
+
+
+def test_a_plan_pool_spec_without_a_decision_makes_a_new_pool():
+    spec = read_pool_spec(SPEC)
+    assert type(spec) is PoolSpec and spec.makes_new_pool
+    assert RollDecision.read(SPEC) is None and RollDecision.read("ubuntu-2026-1126-0") is None
+
+
+@pytest.mark.parametrize("changes,want", [
+    ({"require_approval": True}, True),
+    ({"require_approval": False}, False),
+    ({"require_approval": True, "canary_only": True}, False),  # a canary is never a roll to approve
+    ({"require_approval": True, "roll_action": roll.FIRST}, False),
+    ({"require_approval": True, "roll_action": roll.CURRENT}, False),
+])
+def test_roll_decision_needs_approval_only_for_a_real_roll(changes, want):
+    assert RollDecision.from_dict(decision(**changes)).needs_approval is want
+
+
+@pytest.mark.parametrize("data,field,reason", [
+    (decision(roll_action="rollback"), "plan_roll.roll_action", "Input should be"),
+    (decision(strategy="canary"), "plan_roll.strategy", "Input should be"),
+    ({k: v for k, v in decision().items() if k != "image_version_id"}, "plan_roll.image_version_id", "missing"),
+    (decision(roll={"strategy": "blue_green", "drain_timeout_minutes": "soon"}), "plan_roll.roll.drain_timeout_minutes",
+     "integer"),
+    (["not", "a", "dict"], "plan_roll", "plan_roll's output"),
+])
+def test_roll_decision_names_the_bad_key(data, field, reason):
+    with pytest.raises(InvalidInput) as info:
+        RollDecision.from_dict(data, "plan_roll")
+    assert info.value.field == field and reason in str(info.value)
+    assert "plan_roll's output" in str(info.value)  # the fix
+
+
+def test_pool_spec_has_one_account_region_field():
+    assert "account_location" not in PoolSpec.model_fields
+    assert read_pool_spec({**SPEC, "account_location": "northeurope"}).batch_account_location == "westeurope"
 
 
 def test_effective_strategy_override_and_bad_value():

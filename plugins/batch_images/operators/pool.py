@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -39,9 +40,9 @@ from batch_images.pool_facts import (
     pool_metadata,
 )
 from batch_images.operators.replica import ReplicaWaitingOperator
-from batch_images.rules import ids, naming, replica_retry, sizing
+from batch_images.rules import ids, naming, sizing
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import PoolSpec
+from batch_images.rules.plan import PoolSpec, RollDecision, read_pool_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -73,13 +74,15 @@ class BatchPoolOperator(ReplicaWaitingOperator):
     """Create a Batch pool on an exact gallery image version (or adopt the one a previous try made), once the version
     is replicated in the pool's Batch account region (when ``plan`` is given).
 
-    :param pool_spec: one entry of the preflight plan's ``pools`` list: ``batch_conn_id``, ``batch_account_id``,
+    :param pool_spec: plan_roll's output (a :class:`~batch_images.rules.plan.RollDecision`: no pool is made when it
+        says the run makes no new one), or one entry of the preflight plan's ``pools`` list (a
+        :class:`~batch_images.rules.plan.PoolSpec`: the pool is made): ``batch_conn_id``, ``batch_account_id``,
         ``pool_id``, ``vm_size``, ``target_dedicated_nodes``, ``target_low_priority_nodes``,
         ``resize_timeout`` (ISO 8601), ``start_task``, ``max_unhealthy_node_share``,
         ``node_agent_sku_id``, ``metadata``. (templated)
     :param image_version_id: the gallery image version id (``.../images/{def}/versions/{x.y.z}``). (templated)
     :param batch_conn_id: overrides ``pool["batch_conn_id"]``. (templated)
-    :param plan: the preflight plan: wait for the replica in ``pool_spec["batch_account_location"]`` first, retrying
+    :param plan: the preflight plan: wait for the replica in the pool spec's ``batch_account_location`` first, retrying
         that region when it ends Failed (:class:`~batch_images.operators.replica.ReplicaWaitingOperator`: ``arm_conn_id``,
         ``poll_interval``, ``deferrable``, ``max_region_retries``; budget ``timeouts.replication``). None: no wait.
         (templated)
@@ -100,14 +103,23 @@ class BatchPoolOperator(ReplicaWaitingOperator):
 
     # -- validation -------------------------------------------------------------------------------------------
 
-    def _spec(self) -> tuple[PoolSpec, timedelta]:
-        """The typed pool spec (``batch_conn_id`` overridden when given; metadata naming the image version) and
-        its resize timeout, floored at 15 minutes. Raises AirflowFailException naming the bad field."""
+    @cached_property
+    def spec(self) -> PoolSpec:
+        """``pool_spec`` read once per execution (a :class:`RollDecision` or a plan :class:`PoolSpec`), with
+        ``batch_conn_id`` overridden when given. Raises AirflowFailException naming the bad field."""
         pool = self.pool_spec
         if isinstance(pool, Mapping) and self.batch_conn_id:
             pool = {**pool, "batch_conn_id": self.batch_conn_id}
         try:
-            spec = PoolSpec.from_dict(pool, "pool_spec")
+            return read_pool_spec(pool, "pool_spec")
+        except InvalidInput as err:
+            raise fail(err) from None
+
+    def _spec(self) -> tuple[PoolSpec, timedelta]:
+        """The typed pool spec (metadata naming the image version) and its resize timeout, floored at 15 minutes.
+        Raises AirflowFailException naming the bad field."""
+        spec = self.spec
+        try:
             naming.validate_pool_id(spec.pool_id, "pool_spec.pool_id")
             ids.parse_arm_id(self.image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
             resize_timeout = resize_timeout_at_least_15(spec.resize_timeout, "pool_spec.resize_timeout", self.log)
@@ -133,7 +145,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         return self.wait_for_replica(context)
 
     def replica_region(self) -> str | None:
-        return replica_retry.pool_region(self.pool_spec) if isinstance(self.pool_spec, Mapping) else None
+        return self.spec.batch_account_location
 
     def replica_version_id(self) -> str:
         return self.image_version_id
@@ -143,13 +155,10 @@ class BatchPoolOperator(ReplicaWaitingOperator):
 
         from batch_images.hooks.batch import BatchPoolHook
 
-        from batch_images.rules import roll
-
-        if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
+        d = self.spec
+        if isinstance(d, RollDecision) and not d.makes_new_pool:
             self.log.info("Logical pool %s: no new pool this run (roll %s, strategy %s, serving pool %s on %s)",
-                          self.pool_spec.get("logical_pool"), self.pool_spec.get("roll_action"),
-                          self.pool_spec.get("strategy"), self.pool_spec.get("serving_pool_id"),
-                          self.pool_spec.get("serving_version"))
+                          d.logical_pool, d.roll_action, d.strategy, d.serving_pool_id, d.serving_version)
             return None
         spec, resize_timeout = self._spec()
         pool_id = spec.pool_id

@@ -5,7 +5,8 @@ The DAG maps these over the plan's pools (one logical pool each):
 * :class:`PlanRollOperator` (``plan_roll``) - reads the logical pool's physical pools from Batch metadata
   (:mod:`batch_images.rules.roll`), decides ``first`` / ``roll`` / ``current`` / ``skip_downgrade`` (never back to
   an older version unless ``allow_downgrade``), takes the roll lease on the serving pool (ETag-conditional metadata
-  update) and returns the pool spec with the decision (what every later task maps over).
+  update) and returns the pool spec with the decision, a :class:`~batch_images.rules.plan.RollDecision` as plain
+  JSON (what every later task maps over, as ``pool_spec``).
 * :class:`RollApprovalOperator` (``approve_roll``) - the standard provider's ``ApprovalOperator`` for pools with
   ``require_approval``; passes through at once for the others.
 * :class:`DiscardCanariesOperator` (``discard_canaries``, a teardown) - deletes the new pools of a roll that stopped
@@ -24,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -34,7 +36,7 @@ from batch_images.operators._arm import ArmWaitingOperator
 from batch_images.operators.pool import version_of
 from batch_images.rules import ids, naming, roll
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, PoolSpec
+from batch_images.rules.plan import Plan, PoolSpec, RollDecision
 
 STEP_TIMEOUT = 3600.0  # seconds for the waits that are not the drain (resize to zero, delete, steady)
 
@@ -56,15 +58,24 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in ("true", "1", "yes"))
 
 
-class PlanRollOperator(ArmWaitingOperator):
+def read_decision(data: Any, field: str = "pool_spec") -> RollDecision:
+    """plan_roll's output as a :class:`RollDecision`; AirflowFailException naming the bad key (no retry helps)."""
+    try:
+        return RollDecision.from_dict(data, field)
+    except InvalidInput as err:
+        raise AirflowFailException(str(err)) from None
+
+
+class PlanRollOperator(BaseOperator):
     """Decide what this run does with one logical pool, and take the roll lease.
 
     :param pool_spec: one entry of the plan's ``pools`` (with ``logical_pool`` and ``roll``). (templated)
     :param image_version_id: the version this run published. (templated)
     :param allow_downgrade: the run's ``allow_downgrade`` param (roll even to an older version). (templated)
     :param strategy: the run's ``strategy`` param (None/empty: the config's). (templated)
-    :return: the pool spec plus ``logical_pool``, ``roll_action``, ``strategy``, ``serving_pool_id``,
-        ``serving_version``, ``version``, ``image_version_id``, ``account`` (plain JSON).
+    :return: ``RollDecision.to_dict()``: the pool spec plus ``roll_action``, ``strategy``, ``serving_pool_id``,
+        ``serving_version``, ``version``, ``image_version_id``, ``account`` (plain JSON; ``pool_id`` the serving
+        pool when the run makes no new one).
     :raises AirflowFailException: bad input (unknown strategy, no logical pool).
     :raises AirflowException: another run holds the lease (retried: it may finish meanwhile).
     """
@@ -98,35 +109,34 @@ class PlanRollOperator(ArmWaitingOperator):
         action = roll.decide(version, serving, _truthy(self.allow_downgrade))
         if spec.canary_only:
             strategy = "blue_green"  # a canary is a new pool; in_place has none
-        out = {**spec.to_dict(), "logical_pool": spec.logical_pool, "roll_action": action, "strategy": strategy,
-               "serving_pool_id": serving.pool_id if serving else None,
-               "serving_version": serving.version if serving else None, "version": version,
-               "image_version_id": self.image_version_id, "account": account_name(spec.batch_account_id)}
+        decision = RollDecision(**dict(spec), roll_action=action, strategy=strategy,
+                                serving_pool_id=serving.pool_id if serving else None,
+                                serving_version=serving.version if serving else None, version=version,
+                                image_version_id=self.image_version_id, account=account_name(spec.batch_account_id))
         if action == roll.SKIP_DOWNGRADE:
             self.log.warning("Logical pool %s: NOT rolled - it is served by %s on version %s, newer than this run's %s "
                              "(a backfill never rolls back; set the allow_downgrade param to roll anyway). The version "
                              "is still published, excluded from latest.", spec.logical_pool, serving.pool_id,
                              serving.version, version)
-            return out
+            return decision.to_dict()
         if action == roll.FIRST:
             self.log.info("Logical pool %s has no serving pool yet: %s becomes its first", spec.logical_pool,
                           spec.pool_id)
-            return out
+            return decision.to_dict()
         if action == roll.CURRENT:
             self.log.info("Logical pool %s is already served by %s on %s", spec.logical_pool, serving.pool_id, version)
-            out["pool_id"] = serving.pool_id
-            return out
+            return decision.model_copy(update={"pool_id": serving.pool_id}).to_dict()
         if spec.canary_only:
             self.log.info("Logical pool %s: canary only - %s is made and smoke-tested beside the serving %s (%s), "
                           "which is left untouched (no lease, no roll)", spec.logical_pool, spec.pool_id,
                           serving.pool_id, serving.version)
-            return out
+            return decision.to_dict()
         self.take_lease(hook, serving, run_id, spec.roll.drain_timeout_minutes)
-        if strategy == "in_place":
-            out["pool_id"] = serving.pool_id  # the same pool id, re-imaged
+        if decision.re_images:
+            decision = decision.model_copy(update={"pool_id": serving.pool_id})  # the same pool id, re-imaged
         self.log.info("Logical pool %s: rolling %s (%s) to %s, strategy %s", spec.logical_pool, serving.pool_id,
                       serving.version, version, strategy)
-        return out
+        return decision.to_dict()
 
     def take_lease(self, hook: Any, serving: roll.PhysicalPool, run_id: str, drain_minutes: int) -> None:
         """Write ``roll-lease`` on the serving pool with If-Match; fail (retried) when another run holds it."""
@@ -157,24 +167,27 @@ except ImportError:  # pragma: no cover - the lock pins apache-airflow-providers
 if _Approval is not None:
     class RollApprovalOperator(_Approval):
         """``ApprovalOperator`` for a logical pool with ``require_approval: true``; a pass-through for the others
-        (and for a run that makes no change to the pool). Rejecting skips the roll (nothing touched)."""
+        (and for a run that makes no change to the pool). Rejecting skips the roll (nothing touched).
 
-        template_fields: Sequence[str] = (*_Approval.template_fields, "roll")
+        :param pool_spec: plan_roll's output for this logical pool (a RollDecision dict). (templated)
+        """
 
-        def __init__(self, *, roll: Any, **kwargs: Any) -> None:
+        template_fields: Sequence[str] = (*_Approval.template_fields, "pool_spec")
+
+        def __init__(self, *, pool_spec: Any, **kwargs: Any) -> None:
             kwargs.setdefault("subject", "Roll a Batch pool to a new image version?")
             super().__init__(**kwargs)
-            self.roll = roll
+            self.pool_spec = pool_spec
 
         def execute(self, context: Any) -> Any:
-            r = self.roll if isinstance(self.roll, Mapping) else {}
-            if not r.get("require_approval") or r.get("roll_action") not in (roll.ROLL,) or r.get("canary_only"):
+            d = read_decision(self.pool_spec)
+            if not d.needs_approval:
                 self.log.info("Logical pool %s: no approval needed (require_approval %s, roll %s)",
-                              r.get("logical_pool"), r.get("require_approval"), r.get("roll_action"))
+                              d.logical_pool, d.require_approval, d.roll_action)
                 return {"chosen_options": [self.APPROVE], "params_input": {}, "auto": True}
-            self.body = (f"Logical pool **{r.get('logical_pool')}** in account {r.get('account')}: move work from "
-                         f"{r.get('serving_pool_id')} ({r.get('serving_version')}) to {r.get('pool_id')} "
-                         f"({r.get('version')}), strategy {r.get('strategy')}.")
+            self.body = (f"Logical pool **{d.logical_pool}** in account {d.account}: move work from "
+                         f"{d.serving_pool_id} ({d.serving_version}) to {d.pool_id} ({d.version}), strategy "
+                         f"{d.strategy}.")
             return super().execute(context)
 
         def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -185,8 +198,9 @@ if _Approval is not None:
 
             result = super().execute_complete(context, event)
             if self.REJECT in (result or {}).get("chosen_options", []):
-                raise AirflowSkipException(f"Roll of logical pool {self.roll.get('logical_pool')} rejected: promotion "
-                                           "and the move skipped; the serving pool is left as it is")
+                raise AirflowSkipException(f"Roll of logical pool {read_decision(self.pool_spec).logical_pool} "
+                                           "rejected: promotion and the move skipped; the serving pool is left as it "
+                                           "is")
             return result
 else:  # pragma: no cover
     RollApprovalOperator = None  # type: ignore[assignment,misc]
@@ -284,24 +298,25 @@ class RollPoolOperator(ArmWaitingOperator):
     Then every node of the serving pool must report the new version in ``virtualMachineInfo.imageReference``, and the
     roll is published as an Asset event on the outlet ``batch-pool://<account>/<logical pool>``.
 
-    :param roll: plan_roll's output for this logical pool. (templated)
+    :param pool_spec: plan_roll's output for this logical pool (a RollDecision dict). (templated)
     :return: ``{"logical_pool", "pool_id", "version", "account", "moved_schedules", "moved_jobs",
         "deleted_pools"}`` or None when the pool was not rolled.
     """
 
     operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
-    template_fields: Sequence[str] = ("roll",)
+    template_fields: Sequence[str] = ("pool_spec",)
     ui_color = "#cfe8ff"
 
-    def __init__(self, *, roll: Any, **kwargs: Any) -> None:
+    def __init__(self, *, pool_spec: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.roll = roll
+        self.pool_spec = pool_spec
 
     # -- helpers --------------------------------------------------------------------------------------------------
 
-    @property
-    def spec(self) -> PoolSpec:
-        return PoolSpec.from_dict(self.roll, "roll")
+    @cached_property
+    def spec(self) -> RollDecision:
+        """``pool_spec`` read once per execution (a resumed deferral is a new one)."""
+        return read_decision(self.pool_spec)
 
     def batch_hook(self):
         from batch_images.hooks.batch import BatchPoolHook
@@ -336,24 +351,23 @@ class RollPoolOperator(ArmWaitingOperator):
     # -- execute --------------------------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> Any:
-        r = dict(self.roll or {})
-        action = r.get("roll_action")
-        if action == roll.SKIP_DOWNGRADE:
-            self.log.info("Logical pool %s not rolled: a newer version (%s) serves it", r.get("logical_pool"),
-                          r.get("serving_version"))
+        d = self.spec
+        if d.roll_action == roll.SKIP_DOWNGRADE:
+            self.log.info("Logical pool %s not rolled: a newer version (%s) serves it", d.logical_pool,
+                          d.serving_version)
             return None
-        if r.get("canary_only"):
+        if d.canary_only:
             self.log.info("Logical pool %s not rolled (canary only): %s stays canary, %s keeps serving",
-                          r.get("logical_pool"), r.get("pool_id"), r.get("serving_pool_id") or "no pool")
+                          d.logical_pool, d.pool_id, d.serving_pool_id or "no pool")
             return None
         hook = self.batch_hook()
-        if action == roll.ROLL and r.get("strategy") == "in_place":
-            return self.in_place_start(context, hook, r)
-        return self.blue_green(context, hook, r)
+        if d.re_images:
+            return self.in_place_start(context, hook)
+        return self.blue_green(context, hook)
 
     # -- blue/green -----------------------------------------------------------------------------------------------
 
-    def blue_green(self, context: Any, hook: Any, r: dict) -> Any:
+    def blue_green(self, context: Any, hook: Any) -> Any:
         spec = self.spec
         new_id = spec.pool_id
         pools = roll.physical_pools(hook.list_pool_listing(), spec.logical_pool)
@@ -362,7 +376,7 @@ class RollPoolOperator(ArmWaitingOperator):
                                    "since create_pool?); clear create_pool to make it again")
         old = [p for p in pools if p.pool_id != new_id and p.role in (naming.ROLE_SERVING, naming.ROLE_DRAINING)]
         old_ids = [p.pool_id for p in old]
-        moved_schedules = self.move_schedules(hook, old_ids, new_id, r)
+        moved_schedules = self.move_schedules(hook, old_ids, new_id)
         moved_jobs, drained_jobs = self.handle_active_jobs(hook, old_ids, new_id, spec.roll.active_jobs)
         now = roll.iso(_now())
         # New pool serving first: a crash in between leaves two serving pools, and the newest wins (rules/roll.py).
@@ -387,9 +401,10 @@ class RollPoolOperator(ArmWaitingOperator):
     def _draining_since(hook: Any, pool_id: str) -> str | None:
         return ((hook.pool_listing(pool_id) or {}).get("metadata") or {}).get(naming.TAG_DRAINING_SINCE)
 
-    def move_schedules(self, hook: Any, old_ids: Sequence[str], new_id: str, r: dict) -> list[str]:
+    def move_schedules(self, hook: Any, old_ids: Sequence[str], new_id: str) -> list[str]:
         """Repoint job schedules from the old pools to ``new_id``; auto-pool schedules of this logical pool get the
         new version. Returns the schedule ids changed (already pointing at the new pool: left alone)."""
+        d = self.spec
         moved = []
         old_lower = {p.lower() for p in old_ids}
         for sched in hook.list_job_schedules_json():
@@ -404,20 +419,20 @@ class RollPoolOperator(ArmWaitingOperator):
             auto = info.get("autoPoolSpecification") or {}
             pool = dict(auto.get("pool") or {})
             md = {m.get("name"): m.get("value") for m in pool.get("metadata") or []}
-            if md.get(naming.TAG_LOGICAL_POOL) != r.get("logical_pool"):
+            if md.get(naming.TAG_LOGICAL_POOL) != d.logical_pool:
                 continue
             vmc = dict(pool.get("virtualMachineConfiguration") or {})
             ref = dict(vmc.get("imageReference") or {})
-            if ids.same_id(ref.get("virtualMachineImageId"), r["image_version_id"]):
+            if ids.same_id(ref.get("virtualMachineImageId"), d.image_version_id):
                 continue
-            ref["virtualMachineImageId"] = r["image_version_id"]
+            ref["virtualMachineImageId"] = d.image_version_id
             vmc["imageReference"] = ref
             pool["virtualMachineConfiguration"] = vmc
             pool["metadata"] = [{"name": k, "value": v} for k, v in
-                                roll.metadata_update(md, {naming.TAG_IMAGE_VERSION: r["version"]}).items()]
+                                roll.metadata_update(md, {naming.TAG_IMAGE_VERSION: d.version}).items()]
             spec["poolInfo"] = {**info, "autoPoolSpecification": {**auto, "pool": pool}}
             hook.set_schedule_job_specification(sched["id"], spec, sched.get("eTag"))
-            self.log.info("Job schedule %s: auto pool image -> %s", sched["id"], r["image_version_id"])
+            self.log.info("Job schedule %s: auto pool image -> %s", sched["id"], d.image_version_id)
             moved.append(sched["id"])
         return moved
 
@@ -501,7 +516,7 @@ class RollPoolOperator(ArmWaitingOperator):
         if current is None:
             state["deleted"] = [*state["deleted"], pool_id]
             return self.next_old(context, hook, state)
-        if current["target_dedicated"] + current["target_low_priority"] > 0:
+        if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0:
             if (current.get("allocation_state") or "").lower() == "steady":
                 hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
         return self.bwait(context, "batch_pool_empty", {"pool_id": pool_id}, "emptied", state)
@@ -527,13 +542,14 @@ class RollPoolOperator(ArmWaitingOperator):
 
     # -- in place -------------------------------------------------------------------------------------------------
 
-    def in_place_start(self, context: Any, hook: Any, r: dict) -> Any:
-        pool_id = r["pool_id"]
+    def in_place_start(self, context: Any, hook: Any) -> Any:
+        d = self.spec
+        pool_id = d.pool_id
         current = hook.pool_listing(pool_id)
         if current is None:
-            raise AirflowFailException(f"pool {pool_id} (serving logical pool {r.get('logical_pool')}) is gone")
-        if ids.same_id(current.get("image_id"), r["image_version_id"]):
-            self.log.info("Pool %s already on %s: growing it back if needed", pool_id, r["image_version_id"])
+            raise AirflowFailException(f"pool {pool_id} (serving logical pool {d.logical_pool}) is gone")
+        if ids.same_id(current.get("image_id"), d.image_version_id):
+            self.log.info("Pool %s already on %s: growing it back if needed", pool_id, d.image_version_id)
             return self.in_place_grow(context, hook, {"new": pool_id, "old": [], "deleted": [], "drained_jobs": [],
                                                        "moved_schedules": [], "moved_jobs": [], "current": pool_id})
         # Stop new work: disable the pool's jobs with "wait" (running tasks finish), then empty the pool.
@@ -545,7 +561,7 @@ class RollPoolOperator(ArmWaitingOperator):
                  "moved_jobs": [], "paused_jobs": [j["id"] for j in jobs], "current": pool_id}
         self.log.info("In-place roll of %s: jobs %s paused; running tasks finish, then the pool empties (downtime "
                       "starts)", pool_id, ", ".join(state["paused_jobs"]) or "(none)")
-        if current["target_dedicated"] + current["target_low_priority"] > 0 and \
+        if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0 and \
                 (current.get("allocation_state") or "").lower() == "steady":
             hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
         return self.bwait(context, "batch_pool_empty", {"pool_id": pool_id}, "inplace_emptied", state)
@@ -554,7 +570,7 @@ class RollPoolOperator(ArmWaitingOperator):
         spec = self.spec
         pool_id = state["current"]
         current = hook.pool_listing(pool_id) or {}
-        if current.get("target_dedicated", 0) + current.get("target_low_priority", 0) == 0 and \
+        if current.get("target_dedicated_nodes", 0) + current.get("target_low_priority_nodes", 0) == 0 and \
                 (current.get("allocation_state") or "").lower() == "steady":
             hook.resize_pool(pool_id, spec.target_dedicated_nodes, spec.target_low_priority_nodes,
                              spec.resize_timeout)
@@ -566,13 +582,12 @@ class RollPoolOperator(ArmWaitingOperator):
                            "max_unhealthy_share": spec.max_unhealthy_node_share}, "inplace_steady", state)
 
     def in_place_continue(self, context: Any, hook: Any, phase: str, event: dict, state: dict) -> Any:
-        r = dict(self.roll)
+        d = self.spec
         pool_id = state["current"]
         if phase == "inplace_emptied":
             self.check_event(event, f"emptying pool {pool_id}")
-            hook.patch_pool_image(pool_id, r["image_version_id"], self.spec.node_agent_sku_id,
-                                  self.spec.security_profile)
-            self.set_metadata(hook, pool_id, {naming.TAG_IMAGE_VERSION: r["version"],
+            hook.patch_pool_image(pool_id, d.image_version_id, d.node_agent_sku_id, d.security_profile)
+            self.set_metadata(hook, pool_id, {naming.TAG_IMAGE_VERSION: d.version,
                                               naming.TAG_RUN_ID: context["run_id"]})
             return self.in_place_grow(context, hook, state)
         if phase == "inplace_steady":
@@ -589,11 +604,11 @@ class RollPoolOperator(ArmWaitingOperator):
     # -- verify ---------------------------------------------------------------------------------------------------
 
     def verify(self, context: Any, hook: Any, state: dict) -> dict:
-        r = dict(self.roll)
+        d = self.spec
         pool_id = state["new"]
-        if r.get("roll_action") in (roll.FIRST, roll.CURRENT) or state.get("old") == []:
+        if d.roll_action in (roll.FIRST, roll.CURRENT) or state.get("old") == []:
             # a first pool (or a finished roll) becomes / stays serving
-            pools = roll.physical_pools(hook.list_pool_listing(), r["logical_pool"])
+            pools = roll.physical_pools(hook.list_pool_listing(), d.logical_pool)
             self.set_metadata(hook, pool_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
                                               naming.TAG_SERVING_SINCE: self._keep(pools, pool_id,
                                                                                    naming.TAG_SERVING_SINCE)
@@ -603,14 +618,14 @@ class RollPoolOperator(ArmWaitingOperator):
                   "exact_version": getattr(getattr(getattr(n, "virtual_machine_info", None), "image_reference", None),
                                            "exact_version", None)}
                  for n in hook.list_nodes(pool_id)]
-        off = roll.nodes_off_version(nodes, r["image_version_id"])
+        off = roll.nodes_off_version(nodes, d.image_version_id)
         if off:
             raise AirflowException(f"pool {pool_id}: node(s) {', '.join(off)} do not report image "
-                                   f"{r['image_version_id']} in virtualMachineInfo.imageReference")
-        self.log.info("Pool %s serves logical pool %s: all %d node(s) on %s", pool_id, r["logical_pool"], len(nodes),
-                      r["version"])
-        result = {"logical_pool": r["logical_pool"], "pool_id": pool_id, "version": r["version"],
-                  "account": r.get("account"), "moved_schedules": state.get("moved_schedules") or [],
+                                   f"{d.image_version_id} in virtualMachineInfo.imageReference")
+        self.log.info("Pool %s serves logical pool %s: all %d node(s) on %s", pool_id, d.logical_pool, len(nodes),
+                      d.version)
+        result = {"logical_pool": d.logical_pool, "pool_id": pool_id, "version": d.version,
+                  "account": d.account, "moved_schedules": state.get("moved_schedules") or [],
                   "moved_jobs": state.get("moved_jobs") or [], "deleted_pools": state.get("deleted") or [],
                   "nodes": len(nodes)}
         self.publish_asset_event(context, result)

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from batch_images.pool_facts import batch_error_text, enum_text
-from batch_images.rules import naming, roll
+from batch_images.rules import naming
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import PoolSpec
+from batch_images.rules.plan import PoolSpec, RollDecision, read_pool_spec
 from batch_images.triggers.base import default_deferrable
 from batch_images.waiting import WaitingMixin
 
@@ -75,7 +75,7 @@ class PoolSmokeTestOperator(WaitingMixin, BaseOperator):
 
     def _spec(self) -> PoolSpec:
         try:
-            return PoolSpec.from_dict(self.pool_spec)
+            return read_pool_spec(self.pool_spec)  # plan_roll's output (a RollDecision) or a plan pool spec
         except InvalidInput as err:
             raise AirflowFailException(str(err)) from None
 
@@ -87,13 +87,13 @@ class PoolSmokeTestOperator(WaitingMixin, BaseOperator):
     # -- start ----------------------------------------------------------------------------------------------------
 
     def execute(self, context: Any) -> dict:
-        if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
-            # plan_roll's output: in_place, already current or a skipped downgrade make no new pool to test
-            pool_id = self.pool_id or self.pool_spec.get("pool_id")
-            self.log.info("Pool %s: this run makes no new pool (roll %s, strategy %s); no smoke test", pool_id,
-                          self.pool_spec.get("roll_action"), self.pool_spec.get("strategy"))
-            return {"pool_id": pool_id, "skipped": "this run makes no new pool"}
         spec = self._spec()
+        if isinstance(spec, RollDecision) and not spec.makes_new_pool:
+            # plan_roll's output: in_place, already current or a skipped downgrade make no new pool to test
+            pool_id = self.pool_id or spec.pool_id
+            self.log.info("Pool %s: this run makes no new pool (roll %s, strategy %s); no smoke test", pool_id,
+                          spec.roll_action, spec.strategy)
+            return {"pool_id": pool_id, "skipped": "this run makes no new pool"}
         pool_id = self.pool_id or spec.pool_id
         if spec.smoke_test is None:
             self.log.info("Pool %s: no smoke test configured", pool_id)

@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator
 
 from batch_images.rules import ids
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, describe
+from batch_images.rules.plan import Plan, RollDecision, describe
 
 
 def _text(value: Any) -> Any:
@@ -119,13 +119,15 @@ class RunSummaryOperator(BaseOperator):
             "image version": pull(task_ids="publish_image_version"),
             "pools": [],
         }
-        specs = [s for s in _as_list(pull(task_ids="plan_roll")) if isinstance(s, Mapping)]
         rolled = {r.get("logical_pool"): r for r in _as_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
         pools = []  # (batch_conn_id, pool id): the serving pool after the roll, else the run's new pool
-        for spec in specs:
-            pool_id = (rolled.get(spec.get("logical_pool")) or {}).get("pool_id") or spec.get("pool_id")
-            if pool_id:
-                pools.append((spec.get("batch_conn_id"), pool_id))
+        for i, value in enumerate(_as_list(pull(task_ids="plan_roll"))):
+            try:
+                d = RollDecision.from_dict(value, f"plan_roll[{i}]")
+            except InvalidInput as err:  # report, don't fail the summary
+                errors.append(str(err))
+                continue
+            pools.append((d.batch_conn_id, (rolled.get(d.logical_pool) or {}).get("pool_id") or d.pool_id))
         summary["resources"]["pools"] = [p for _, p in pools]
         build = (plan or {}).get("build")
         if isinstance(build, Mapping):

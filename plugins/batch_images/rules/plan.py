@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import naming, sizing
+from . import roll as roll_rules
 from . import security as security_rules
+from .config import RollConfig, SmokeTestConfig
 from .errors import InvalidInput
 from .ids import region_key
 from .run_options import RunOptions
@@ -152,34 +154,21 @@ class SecurityDecision(_Model):
     pool_security_profile: dict | None = None
 
 
-class Roll(_Model):
-    """``pools[].roll`` of the config: how the logical pool moves to a new version (defaults as in the config)."""
-
-    strategy: Literal["blue_green", "in_place"] = "blue_green"
-    active_jobs: Literal["drain", "move"] = "drain"
-    drain_timeout_minutes: int = 120
-    on_drain_timeout: Literal["keep", "requeue"] = "keep"
-
-
-class SmokeTest(_Model):
-    """``pools[].smoke_test`` of the config: ``tasks`` None = one task per node; ``timeout_minutes`` for all tasks."""
-
-    command_line: str
-    tasks: int | None = None
-    timeout_minutes: int = 10
-
-
 class PoolSpec(_Model):
-    """One pool of the run (an entry of ``plan["pools"]``; what ``create_pool`` / ``wait_for_pool_steady`` map over).
+    """One pool of the run (an entry of ``plan["pools"]``; what ``plan_roll`` maps over).
 
     ``pool_id`` is the physical pool this run creates (``<logical_pool>-<version dashed>``); ``logical_pool`` the
-    configured ``pool_id_prefix``, unique per Batch account. ``batch_account_location`` and ``account_location``
-    are the same region (the config's, or looked up by preflight; ``account_location`` is the older name).
+    configured ``pool_id_prefix``, unique per Batch account. ``batch_account_location``: the account's region (the
+    config's, or looked up by preflight). ``roll`` and ``smoke_test`` are the config's own models
+    (:class:`~batch_images.rules.config.RollConfig`, :class:`~batch_images.rules.config.SmokeTestConfig`: their
+    defaults are declared there only).
     """
+
+    from_dict_reason: ClassVar[str] = "expected one entry of the preflight plan's pools list (a dict)"
+    from_dict_fix: ClassVar[str] = "pass an entry of the preflight plan's pools list unchanged"
 
     batch_conn_id: str
     batch_account_id: str
-    account_location: str | None = None
     batch_account_location: str | None = None
     logical_pool: str | None = None
     pool_id: str
@@ -193,21 +182,85 @@ class PoolSpec(_Model):
     metadata: dict[str, str] = {}
     allocation_timeout: float | None = None
     security_profile: dict | None = None
-    roll: Roll = Roll()
-    smoke_test: SmokeTest | None = None
+    roll: RollConfig = RollConfig()
+    smoke_test: SmokeTestConfig | None = None
     require_approval: bool = False
     canary_only: bool = False  # the run's canary_only option (set by pool_specs from plan.options)
 
     @classmethod
-    def from_dict(cls, data: Any, field: str = "pool_spec") -> PoolSpec:
+    def from_dict(cls, data: Any, field: str = "pool_spec") -> Self:
         """Read one pool spec; InvalidInput naming ``<field>.<key>`` when a key is missing or ill-typed."""
-        fix = "pass an entry of the preflight plan's pools list unchanged"
+        if isinstance(data, cls):
+            return data
         if not isinstance(data, Mapping):
-            raise InvalidInput(field, data, "expected one entry of the preflight plan's pools list (a dict)", fix)
+            raise InvalidInput(field, data, cls.from_dict_reason, cls.from_dict_fix)
         try:
             return cls.model_validate(dict(data))
         except ValidationError as err:
-            raise invalid_from(err, field, fix) from None
+            raise invalid_from(err, field, cls.from_dict_fix) from None
+
+    @property
+    def makes_new_pool(self) -> bool:
+        """Does this run create (and canary) ``pool_id``? Always for a plan pool spec (no plan_roll decision);
+        :class:`RollDecision` says when not."""
+        return True
+
+
+class RollDecision(PoolSpec):
+    """plan_roll's output for one logical pool: the pool spec plus what this run does with it (what create_pool,
+    wait_for_pool_steady, smoke_test, approve_roll and roll_pool map over, as ``pool_spec``).
+
+    ``pool_id`` is the pool this run acts on: the new pool (first, blue_green roll, canary), or the serving pool
+    (``current``, and an ``in_place`` roll, which re-images it). ``roll_action``: :data:`~batch_images.rules.roll.FIRST`
+    / ``ROLL`` / ``CURRENT`` / ``SKIP_DOWNGRADE``; ``strategy`` the effective one (the run's param, else the config's;
+    ``blue_green`` for a canary-only run); ``serving_pool_id`` / ``serving_version`` the pool serving before the run
+    (None: none); ``version`` / ``image_version_id`` what this run published; ``account`` the Batch account's name.
+    """
+
+    from_dict_reason: ClassVar[str] = "expected plan_roll's output for one logical pool (a dict)"
+    from_dict_fix: ClassVar[str] = "pass plan_roll's output (mapped per pool) unchanged"
+
+    logical_pool: str
+    roll_action: Literal[roll_rules.ACTIONS]
+    strategy: Literal[roll_rules.STRATEGIES]
+    serving_pool_id: str | None = None
+    serving_version: str | None = None
+    version: str
+    image_version_id: str
+    account: str
+
+    @classmethod
+    def read(cls, data: Any, field: str = "pool_spec") -> RollDecision | None:
+        """plan_roll's output as a RollDecision; None when ``data`` carries no decision (a plan pool spec, a pool
+        id, explicit values). InvalidInput when it carries one that does not read."""
+        if isinstance(data, RollDecision):
+            return data
+        if isinstance(data, Mapping) and "roll_action" in data:
+            return cls.from_dict(data, field)
+        return None
+
+    @property
+    def makes_new_pool(self) -> bool:
+        """Yes for a first pool and a blue/green roll (a canary-only run is one); no for in_place (the serving pool
+        is re-imaged), a pool already on this version and a skipped downgrade."""
+        return self.roll_action == roll_rules.FIRST or (self.roll_action == roll_rules.ROLL
+                                                         and self.strategy == "blue_green")
+
+    @property
+    def re_images(self) -> bool:
+        """An in_place roll: the serving pool (``pool_id``) is emptied, re-imaged and grown back."""
+        return self.roll_action == roll_rules.ROLL and self.strategy == "in_place"
+
+    @property
+    def needs_approval(self) -> bool:
+        """approve_roll asks a human: ``require_approval`` and a real roll (not a canary-only run)."""
+        return self.require_approval and self.roll_action == roll_rules.ROLL and not self.canary_only
+
+
+def read_pool_spec(data: Any, field: str = "pool_spec") -> PoolSpec:
+    """A mapped pool task's ``pool_spec``: plan_roll's output (a :class:`RollDecision`) or a plan entry (a
+    :class:`PoolSpec`, which acts as "this run makes a new pool"). InvalidInput naming ``<field>.<key>``."""
+    return RollDecision.read(data, field) or PoolSpec.from_dict(data, field)
 
 
 class Plan(_Model):
@@ -340,19 +393,17 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                                      "minutes; the pool gets 15 minutes"))
         alloc = sizing.timeout_for_allocation(pool.vm_count, resize)
         allocation = max(allocation, alloc)
-        # not `location`: that is the source VM's region (the snapshots' and the image's), used below
-        account_location = account_regions.get(pool.batch_account_id) or pool.batch_account_location
         pools.append(PoolSpec(
             batch_conn_id=pool.batch_conn_id, batch_account_id=pool.batch_account_id,
-            account_location=account_location, batch_account_location=account_location,
+            # not `location`: that is the source VM's region (the snapshots' and the image's), used below
+            batch_account_location=account_regions.get(pool.batch_account_id) or pool.batch_account_location,
             logical_pool=pool.pool_id_prefix,
             pool_id=pool_ids[i], vm_size=pool.vm_size, target_dedicated_nodes=pool.target_dedicated_nodes,
             target_low_priority_nodes=pool.target_low_priority_nodes, resize_timeout=duration(resize),
             start_task=pool.start_task.to_dict() if pool.start_task else None,
             max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent, metadata=dict(tags),
             allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None,
-            roll=Roll(**pool.roll.to_dict()),
-            smoke_test=SmokeTest(**pool.smoke_test.to_dict()) if pool.smoke_test else None,
+            roll=pool.roll, smoke_test=pool.smoke_test,
             require_approval=pool.require_approval))
 
     size_gb = float((source.os_disk_size_gb or 0) + sum(dd.size_gb or 0 for dd in source.data_disks)) or 1.0
@@ -440,7 +491,7 @@ def describe(plan: Plan) -> str:
         r = p.roll
         strategy = "blue_green (canary only)" if o.canary_only else (o.strategy or r.strategy)
         out.append(f"    {p.logical_pool} -> {p.pool_id}  account {p.batch_account_id.rsplit('/', 1)[-1]} "
-                   f"({p.batch_account_location or p.account_location})")
+                   f"({p.batch_account_location})")
         out.append(f"      vm size {p.vm_size}, {p.target_dedicated_nodes} dedicated + {p.target_low_priority_nodes} "
                    f"low-priority node(s), resizeTimeout {p.resize_timeout}, allocation wait "
                    f"{_minutes(p.allocation_timeout)}")

@@ -24,8 +24,8 @@ from .ids import region_key
 
 
 def pool_region(pool: Mapping[str, Any]) -> str | None:
-    """The Batch account's region of a plan pool (``batch_account_location``, or the older ``account_location``)."""
-    return pool.get("batch_account_location") or pool.get("account_location") or None
+    """The Batch account's region of a plan pool (its ``batch_account_location``; None when unknown)."""
+    return pool.get("batch_account_location") or None
 
 
 def retrier_index(pool_regions: Sequence[str | None], region: str) -> int | None:

@@ -13,6 +13,7 @@ from Batch alone (names in :mod:`batch_images.rules.naming`):
   roll the same logical pool at once. An Airflow pool would not do: a deferred task holds no pool slot.
 
 The functions here take plain dicts (``{"id", "state", "metadata": {...}, "etag"}``) as the hook lists them.
+plan_roll's decision itself is typed: :class:`batch_images.rules.plan.RollDecision`.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from . import naming
+from .config import ROLL_STRATEGIES as STRATEGIES
 
-# What a run does with one logical pool (plan_roll's decision).
+# What a run does with one logical pool (plan_roll's decision, RollDecision.roll_action).
 FIRST = "first"  # no serving pool yet: the new pool becomes the first one
 ROLL = "roll"  # the serving pool runs an older version: roll it
 CURRENT = "current"  # the serving pool already runs this version (a rerun after a finished roll)
 SKIP_DOWNGRADE = "skip_downgrade"  # the serving pool runs a newer version and allow_downgrade is off
-
-STRATEGIES = ("blue_green", "in_place")
+ACTIONS = (FIRST, ROLL, CURRENT, SKIP_DOWNGRADE)
 
 
 @dataclass(frozen=True)
@@ -87,16 +88,6 @@ def decide(new_version: str, serving: PhysicalPool | None, allow_downgrade: bool
     if new_key < have_key and not allow_downgrade:
         return SKIP_DOWNGRADE
     return ROLL
-
-
-def makes_new_pool(roll: Mapping[str, Any]) -> bool:
-    """Does this run create (and canary) a new physical pool for the logical pool? ``roll`` is plan_roll's output:
-    yes for a first pool and a blue/green roll; no for in_place (the serving pool is re-imaged), a pool already on
-    this version, a skipped downgrade. A pool spec without ``roll_action`` (no plan_roll upstream) creates one."""
-    action = roll.get("roll_action")
-    if action is None or action == FIRST:
-        return True
-    return action == ROLL and roll.get("strategy", "blue_green") == "blue_green"
 
 
 def run_canaries(listing: Iterable[Mapping[str, Any]], dag_id: str | None, run_id: str | None) -> list[str]:

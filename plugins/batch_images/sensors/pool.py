@@ -22,7 +22,7 @@ task state store, a retry continues it, a clear starts a new one).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -191,13 +191,16 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        from batch_images.rules import roll
+        from batch_images.rules.plan import RollDecision
 
-        if isinstance(self.pool_spec, Mapping) and not roll.makes_new_pool(self.pool_spec):
+        try:  # plan_roll's output; None for a plan pool spec, a pool id or explicit values (a new pool)
+            decision = RollDecision.read(self.pool_spec)
+        except InvalidInput as err:
+            raise AirflowFailException(str(err)) from None
+        if decision is not None and not decision.makes_new_pool:
             self.log.info("Pool %s: this run makes no new pool (roll %s, strategy %s); nothing to wait for",
-                          self.pool_spec.get("pool_id"), self.pool_spec.get("roll_action"),
-                          self.pool_spec.get("strategy"))
-            return self.pool_spec.get("pool_id")
+                          decision.pool_id, decision.roll_action, decision.strategy)
+            return decision.pool_id
         spec = self._spec()
         deadline = budget_deadline(context, spec["timeout"], key=_DEADLINE_KEY, logger=self.log)
         self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "

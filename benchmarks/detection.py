@@ -42,7 +42,7 @@ def ready_wall_time(standin: StandIn, pool_id: str) -> float:
 def _wait(pool_id: str, nodes: int, poll_interval: float) -> dict:
     from batch_images.triggers.base import run_waiter_sync
 
-    return run_waiter_sync("batch_pool_steady", {"pool_id": pool_id, "target_dedicated": nodes},
+    return run_waiter_sync("batch_pool_steady", {"pool_id": pool_id, "target_dedicated_nodes": nodes},
                            "azure_batch_default", poll_interval=poll_interval, timeout=300)
 
 

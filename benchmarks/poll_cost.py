@@ -85,11 +85,11 @@ def run(standin: StandIn, sizes: tuple[int, ...] = (100, 1000, 10_000), polls: i
 
         ours_meter, theirs_meter = WireMeter(), WireMeter()
         hook = BatchPoolHook("azure_batch_default", client_options=ours_meter.client_options)
-        state = read_pool_state(hook, pool_id, target_dedicated=n)  # warm-up: token, TLS session
+        state = read_pool_state(hook, pool_id, target_dedicated_nodes=n)  # warm-up: token, TLS session
         status, _reason, message = classify(state)
         if status != "success":
             raise RuntimeError(f"pool {pool_id} is not steady for our waiter: {message}")
-        ours = measure(lambda: read_pool_state(hook, pool_id, target_dedicated=n), standin, ours_meter, polls)
+        ours = measure(lambda: read_pool_state(hook, pool_id, target_dedicated_nodes=n), standin, ours_meter, polls)
 
         provider = provider_cls("azure_batch_default", client_options=theirs_meter.client_options)
         provider.connection.get_pool(pool_id)  # warm-up: token, TLS session (not counted below)

@@ -117,8 +117,8 @@ def test_duration_helpers():
 
 
 def _state(**kw):
-    base = {"pool_id": "p", "found": True, "state": "active", "allocation_state": "steady", "target_dedicated": 4,
-            "target_low_priority": 0, "max_unhealthy_share": 0.0, "current_dedicated": 4, "current_low_priority": 0,
+    base = {"pool_id": "p", "found": True, "state": "active", "allocation_state": "steady", "target_dedicated_nodes": 4,
+            "target_low_priority_nodes": 0, "max_unhealthy_node_share": 0.0, "current_dedicated_nodes": 4, "current_low_priority_nodes": 0,
             "resize_errors": [], "nodes": {"idle": 4}}
     base.update(kw)
     return base
@@ -128,7 +128,7 @@ def test_waiter_is_registered_and_evaluates():
     w = get_waiter("batch_pool_steady")
     assert w.hook == "batch"
     assert w.evaluate(_state())[0] == "success"
-    s = _state(allocation_state="resizing", current_dedicated=3,
+    s = _state(allocation_state="resizing", current_dedicated_nodes=3,
                nodes={"idle": 2, "starting": 1, "waitingforstarttask": 1})
     assert w.evaluate(s)[0] == "retry"
     assert w.progress(s) == "allocation resizing; 3/4 dedicated; idle 2, starting 1, waitingforstarttask 1"
@@ -137,7 +137,7 @@ def test_waiter_is_registered_and_evaluates():
 
 
 def test_waiter_fails_fast_with_reasons():
-    quota = _state(current_dedicated=2, resize_errors=[{
+    quota = _state(current_dedicated_nodes=2, resize_errors=[{
         "code": "AccountVMSeriesCoreQuotaReached", "message": "8 more cores needed, 48 of 50 in use",
         "values": {"CoreQuota": "50"}}])
     status, reason, message = steady.classify(quota)
@@ -150,9 +150,9 @@ def test_waiter_fails_fast_with_reasons():
     assert (status, reason) == ("failure", steady.UNHEALTHY_NODES)
     assert "2 of 4 nodes are unhealthy (starttaskfailed 1, unusable 1); at most 0 tolerated" in message
     # a tolerated share: 1 of 4 nodes may stay unhealthy
-    ok = _state(max_unhealthy_share=0.25, nodes={"idle": 3, "starttaskfailed": 1})
+    ok = _state(max_unhealthy_node_share=0.25, nodes={"idle": 3, "starttaskfailed": 1})
     assert steady.classify(ok)[0] == "success"
-    assert steady.classify(_state(current_dedicated=3, nodes={"idle": 3}))[1] == steady.SIZE_MISMATCH
+    assert steady.classify(_state(current_dedicated_nodes=3, nodes={"idle": 3}))[1] == steady.SIZE_MISMATCH
     assert steady.classify({"pool_id": "p", "found": False})[1] == steady.POOL_MISSING
 
 
@@ -250,7 +250,7 @@ def test_trigger_serializes_and_runs(env, version_id):
     spec = pool_spec(env)
     create(spec, version_id)
     trigger = AzureBaseWaiterTrigger(waiter_name="batch_pool_steady", waiter_args={
-        "pool_id": spec["pool_id"], "target_dedicated": 4, "target_low_priority": 0, "max_unhealthy_share": 0.0},
+        "pool_id": spec["pool_id"], "target_dedicated_nodes": 4, "target_low_priority_nodes": 0, "max_unhealthy_node_share": 0.0},
         conn_id="azure_batch_default", poll_interval=POLL, timeout_seconds=60, return_value=spec["pool_id"])
     classpath, kwargs = trigger.serialize()
     json.dumps(kwargs)
@@ -377,7 +377,7 @@ def test_sensor_times_out_and_cleans_up(env, version_id):
 def test_waiter_sync_runner(env, version_id):
     spec = pool_spec(env)
     create(spec, version_id)
-    result = run_waiter_sync("batch_pool_steady", {"pool_id": spec["pool_id"], "target_dedicated": 4},
+    result = run_waiter_sync("batch_pool_steady", {"pool_id": spec["pool_id"], "target_dedicated_nodes": 4},
                              "azure_batch_default", poll_interval=POLL, timeout=60)
     assert result["status"] == "success"
 
@@ -387,7 +387,7 @@ def test_sensor_given_only_a_pool_id_uses_the_pools_targets(env, version_id):
     create(spec, version_id)
     op = in_dag(lambda: BatchPoolSteadySensor(task_id="wait_for_pool", pool_spec=spec["pool_id"], poll_interval=POLL))
     result, events = run_operator(op, context_for())
-    assert result == spec["pool_id"] and events[-1]["state"]["target_dedicated"] == 4
+    assert result == spec["pool_id"] and events[-1]["state"]["target_dedicated_nodes"] == 4
 
 
 # --- the real Airflow path: dag.test() with mapped tasks and the triggerer inline --------------------------------

@@ -55,7 +55,7 @@ def test_node_states_decide_readiness(nodes, verdict):
 
 
 def test_preempted_spot_nodes_are_tolerated_and_named():
-    state = _state(target_dedicated=0, current_dedicated=0, target_low_priority=6, current_low_priority=6,
+    state = _state(target_dedicated_nodes=0, current_dedicated_nodes=0, target_low_priority_nodes=6, current_low_priority_nodes=6,
                    nodes={"idle": 5, "preempted": 1})
     status, reason, message = steady.classify(state)
     assert (status, reason) == ("success", steady.STEADY)
@@ -65,7 +65,7 @@ def test_preempted_spot_nodes_are_tolerated_and_named():
     gone = dict(state, nodes={"preempted": 6})
     assert steady.classify(gone)[0] == "retry"
     # dedicated nodes that cannot be had still fail as before (a resize error), preempted Spot nodes or not
-    quota = dict(state, target_dedicated=2, resize_errors=[{"code": "AccountCoreQuotaReached", "message": "m"}])
+    quota = dict(state, target_dedicated_nodes=2, resize_errors=[{"code": "AccountCoreQuotaReached", "message": "m"}])
     assert steady.classify(quota)[:2] == ("failure", steady.QUOTA)
 
 
@@ -114,7 +114,7 @@ def test_sensor_reports_a_pool_busy_on_every_node_as_ready(env, version_id):
 
 def _repair(env, spec) -> PoolRepair:
     return PoolRepair(BatchPoolHook(spec["batch_conn_id"]), pool_id=spec["pool_id"],
-                      target_dedicated=spec["target_dedicated_nodes"], target_low_priority=0,
+                      target_dedicated_nodes=spec["target_dedicated_nodes"], target_low_priority_nodes=0,
                       resize_timeout=spec["resize_timeout"])
 
 
@@ -167,8 +167,8 @@ def test_repair_never_shrinks_a_busy_pool(env, version_id):
     spec = pool_spec(env)
     _ready(env, spec, version_id)
     ids = _busy(env, spec["pool_id"])
-    small = PoolRepair(BatchPoolHook(spec["batch_conn_id"]), pool_id=spec["pool_id"], target_dedicated=2,
-                       target_low_priority=0, resize_timeout=spec["resize_timeout"])
+    small = PoolRepair(BatchPoolHook(spec["batch_conn_id"]), pool_id=spec["pool_id"], target_dedicated_nodes=2,
+                       target_low_priority_nodes=0, resize_timeout=spec["resize_timeout"])
     with pytest.raises(PoolRepairFailed) as info:
         small.attempt(steady.SIZE_MISMATCH, "steady at 4, target 2", {}, {})
     assert "not shrinking it" in str(info.value) and "4 node(s) running tasks" in str(info.value)

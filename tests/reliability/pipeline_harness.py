@@ -129,7 +129,7 @@ def pool_facts(standin, pool_id: str) -> dict | None:
         "image": ref.virtual_machine_image_id or f"{ref.publisher}:{ref.offer}:{ref.sku}:{ref.version}",
         "target_dedicated_nodes": pool.target_dedicated_nodes,
         "target_low_priority_nodes": pool.target_low_priority_nodes,
-        "current_dedicated": pool.current_dedicated_nodes, "etag": pool.etag,
+        "current_dedicated_nodes": pool.current_dedicated_nodes, "etag": pool.etag,
         "last_modified": str(pool.last_modified), "resize_errors": len(pool.resize_errors or []),
         "metadata": {m.name: m.value for m in pool.metadata or []}, "nodes": counts,
     }
@@ -299,7 +299,7 @@ class PipelineHarness:
             for p in self.standin.batch(account).list_pools():
                 out[p.id] = {"state": _text(p.state), "allocation_state": _text(p.allocation_state),
                              "image": p.virtual_machine_configuration.image_reference.virtual_machine_image_id,
-                             "current_dedicated": p.current_dedicated_nodes,
+                             "current_dedicated_nodes": p.current_dedicated_nodes,
                              "target_dedicated_nodes": p.target_dedicated_nodes,
                              "metadata": {m.name: m.value for m in p.metadata or []}, "account": account}
         return out

@@ -442,7 +442,7 @@ def test_triggerer_restarted_during_each_wait(standin, monkeypatch, reliability_
         counts = next((c for c in batch.list_pool_node_counts() if c.pool_id == pool_id), None)
         return not counts or (counts.dedicated.idle or 0) < 2
 
-    wait("pool allocation", "batch_pool_steady", {"pool_id": pool_id, "target_dedicated": 2}, allocating,
+    wait("pool allocation", "batch_pool_steady", {"pool_id": pool_id, "target_dedicated_nodes": 2}, allocating,
          scale=170, conn_id="azure_batch_default")
 
     control.set_scale(1)

@@ -314,7 +314,7 @@ def test_approval_rejected_leaves_the_serving_pool(roll_harness, standin, reliab
     assert pools_added(h) == 1, "the canary pool was never made"
     assert gone, f"canary {canary} left after the rejection: {pool_ids(standin)}"
     # the serving pool: same image, nodes, role; its job still on it; no lease left blocking the next run
-    for key in ("image", "target_dedicated_nodes", "current_dedicated", "state", "allocation_state"):
+    for key in ("image", "target_dedicated_nodes", "current_dedicated_nodes", "state", "allocation_state"):
         assert after[key] == before[key], (key, before, after)
     assert after["metadata"][naming.TAG_ROLE] == naming.ROLE_SERVING
     assert naming.TAG_LEASE not in after["metadata"], f"a rejected roll left its lease: {after['metadata']}"

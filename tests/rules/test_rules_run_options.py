@@ -203,7 +203,7 @@ def plan_with(options: dict):
             "smoke_test": {"command_line": "true", "timeout_minutes": 10}}
     return Plan.from_dict({
         "dag_id": "d", "run_id": "r", "version": "7.0.1", "location": "westeurope", "work_resource_group": "rg",
-        "work_subscription_id": "s",
+        "work_subscription_id": "00000000-0000-0000-0000-000000000001",
         "source": {"vm_id": "/vm", "vm_name": "vm", "os_disk_id": "/disk", "os_type": "Linux",
                    "hyper_v_generation": "V2"},
         "gallery": {"subscription_id": "s", "resource_group": "rg", "name": "gal", "location": "westeurope",
@@ -232,7 +232,7 @@ def test_describe_names_every_id_count_and_timeout():
 
     text = describe(plan_with({"dry_run": True, "pools": ["alpha"], "version": "7.0.1"}))
     for fragment in ("mode dry_run", "7.0.1  /g/images/def/versions/7.0.1", "snap-vm-os-7-0-1",
-                     "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/snapshots/snap-vm-os-7-0-1",
+                     "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/snapshots/snap-vm-os-7-0-1",
                      "img-def-7-0-1  /img", "westeurope       2 replica(s)", "replication 1800 s (30 min)",
                      "alpha -> alpha-7-0-1  account acct (westeurope)", "2 dedicated + 0 low-priority node(s)",
                      "resizeTimeout PT15M", "allocation wait 900 s (15 min)", "drain timeout 120 min (then keep)",

@@ -508,7 +508,7 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
 
     def list_pool_listing(self) -> list[dict]:
         """Every pool of the account as ``{"id", "state", "allocation_state", "etag", "metadata": {name: value},
-        "image_id", "current_dedicated", "current_low_priority", "target_dedicated_nodes",
+        "image_id", "current_dedicated_nodes", "current_low_priority_nodes", "target_dedicated_nodes",
         "target_low_priority_nodes"}``
         (one paged ``GET /pools`` with ``$select``; what :mod:`batch_images.rules.roll` reads)."""
         select = ["id", "state", "allocationState", "eTag", "metadata", "virtualMachineConfiguration",
@@ -610,7 +610,7 @@ def pool_listing(pool: Any) -> dict:
 
     return {"id": pool.id, "state": enum_text(pool.state), "allocation_state": enum_text(pool.allocation_state),
             "etag": pool.etag, "metadata": pool_metadata(pool), "image_id": pool_image_id(pool),
-            "current_dedicated": pool.current_dedicated_nodes or 0,
-            "current_low_priority": pool.current_low_priority_nodes or 0,
+            "current_dedicated_nodes": pool.current_dedicated_nodes or 0,
+            "current_low_priority_nodes": pool.current_low_priority_nodes or 0,
             "target_dedicated_nodes": pool.target_dedicated_nodes or 0,
             "target_low_priority_nodes": pool.target_low_priority_nodes or 0}

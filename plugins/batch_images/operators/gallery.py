@@ -17,7 +17,8 @@ from batch_images.operators.region_retry import (
     wire_target_regions,
 )
 from batch_images.rules import ids, naming, security, states
-from batch_images.rules.plan import Plan
+from batch_images.rules.errors import InvalidInput
+from batch_images.rules.plan import Plan, RollDecision
 from batch_images.rules.preflight import existing_definition_problems
 from batch_images.rules.ids import region_key, same_id
 from batch_images.waiting import AzureWaitFailed
@@ -413,7 +414,10 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
             self.log.info("Canary only: image version %s is replicated everywhere and stays excluded from latest (not "
                           "promoted)", self.typed_plan.version)
             return None
-        actions = [r.get("roll_action") for r in (self.rolls or []) if isinstance(r, Mapping)]
+        try:
+            actions = [RollDecision.from_dict(r, f"rolls[{i}]").roll_action for i, r in enumerate(self.rolls or [])]
+        except InvalidInput as err:
+            raise AirflowFailException(str(err)) from None
         if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):
             self.log.info("Every logical pool runs a newer version than %s: the version stays excluded from latest",
                           self.typed_plan.version)

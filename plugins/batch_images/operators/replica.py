@@ -182,7 +182,7 @@ class ReplicaWaitingOperator(RegionRetryingOperator):
 
     def retrier_of(self, region: str) -> int | None:
         plan = self.typed_plan
-        return replica_retry.retrier_index([replica_retry.pool_region(p.to_dict()) for p in plan.pools], region)
+        return replica_retry.retrier_index([p.batch_account_location for p in plan.pools], region)
 
     def is_retrier(self, context: Any, region: str) -> bool:
         """This task instance retries ``region`` (also when its map index is unknown, as outside a DAG run)."""

@@ -251,7 +251,7 @@ class DiscardCanariesOperator(BaseOperator):
             try:
                 listing = hook.list_pool_listing()
                 for pool_id in roll.run_canaries(listing, self.dag_id, run_id):
-                    done[pool_id] = PoolRepair(hook, pool_id=pool_id, target_dedicated=0, target_low_priority=0,
+                    done[pool_id] = PoolRepair(hook, pool_id=pool_id, target_dedicated_nodes=0, target_low_priority_nodes=0,
                                                log=self.log).cleanup(self.dag_id, run_id)
                     self.log.warning("Canary pool %s of this run never became serving: %s", pool_id, done[pool_id])
                 self.release_leases(hook, listing, run_id)
@@ -577,9 +577,9 @@ class RollPoolOperator(ArmWaitingOperator):
         from batch_images.triggers.waiters import batch as steady
 
         return self.bwait(context, steady.WAITER_NAME,
-                          {"pool_id": pool_id, "target_dedicated": spec.target_dedicated_nodes,
-                           "target_low_priority": spec.target_low_priority_nodes,
-                           "max_unhealthy_share": spec.max_unhealthy_node_share}, "inplace_steady", state)
+                          {"pool_id": pool_id, "target_dedicated_nodes": spec.target_dedicated_nodes,
+                           "target_low_priority_nodes": spec.target_low_priority_nodes,
+                           "max_unhealthy_node_share": spec.max_unhealthy_node_share}, "inplace_steady", state)
 
     def in_place_continue(self, context: Any, hook: Any, phase: str, event: dict, state: dict) -> Any:
         d = self.spec

@@ -229,7 +229,7 @@ class SweepLeftoversOperator(BaseOperator):
         from batch_images.pool_facts import batch_error_text
         from batch_images.sensors.pool_repair import PoolRepair
 
-        users = PoolRepair(hook, pool_id=pool_id, target_dedicated=0, target_low_priority=0).users()
+        users = PoolRepair(hook, pool_id=pool_id, target_dedicated_nodes=0, target_low_priority_nodes=0).users()
         if users:
             return f"in use: {'; '.join(users)}"
         try:

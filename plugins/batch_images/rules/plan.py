@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import naming, sizing
+from . import ids, naming, sizing
 from . import roll as roll_rules
 from . import security as security_rules
 from .config import RollConfig, SmokeTestConfig
@@ -463,8 +463,8 @@ def describe(plan: Plan) -> str:
            f"  work group       {plan.work_resource_group} (subscription {plan.work_subscription_id}), "
            f"region {plan.location}"]
     for role, name in plan.snapshot_names.items():
-        out.append(f"  snapshot {role:<8}{name}  /subscriptions/{plan.work_subscription_id}/resourceGroups/"
-                   f"{plan.work_resource_group}/providers/Microsoft.Compute/snapshots/{name}")
+        out.append(f"  snapshot {role:<8}{name}  "
+                   f"{ids.snapshot_id(plan.work_subscription_id, plan.work_resource_group, name).id}")
     if plan.uses_snapshots:
         out.append("  managed image    none: the version is made from the snapshots (Trusted Launch source)")
     else:

@@ -23,11 +23,6 @@ from . import states
 from .ids import region_key
 
 
-def pool_region(pool: Mapping[str, Any]) -> str | None:
-    """The Batch account's region of a plan pool (its ``batch_account_location``; None when unknown)."""
-    return pool.get("batch_account_location") or None
-
-
 def retrier_index(pool_regions: Sequence[str | None], region: str) -> int | None:
     """Index (in the plan's ``pools``, = the map index of the mapped pool tasks) of the pool that retries ``region``:
     the first pool whose account is in that region; None when no pool is."""

@@ -112,7 +112,7 @@ def version_facts(version: Mapping[str, Any]) -> VersionFacts:
 
 
 def _definition_of(version_id: str) -> str:
-    return version_id.rsplit("/versions/", 1)[0]
+    return ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION).parent.id
 
 
 def users_by_version(versions: Sequence[VersionFacts], references: Iterable[Reference]) -> dict[str, list[str]]:

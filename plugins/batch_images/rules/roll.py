@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from . import naming
+from . import ids, naming
 from .config import ROLL_STRATEGIES as STRATEGIES
 
 # What a run does with one logical pool (plan_roll's decision, RollDecision.roll_action).
@@ -181,13 +181,13 @@ def nodes_off_version(nodes: Iterable[Mapping[str, Any]], version_id: str) -> li
 
     :param nodes: ``{"id", "image_id", "exact_version"}`` per node.
     """
-    want = version_id.rstrip("/").lower()
-    want_version = want.rsplit("/", 1)[-1]
+    version = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+    want, want_version, definition = version.key, version.name.lower(), version.parent.key
     bad = []
     for node in nodes:
         image = (node.get("image_id") or "").rstrip("/").lower()
         exact = (node.get("exact_version") or "").lower()
-        if image == want or (exact == want_version and want.startswith(image + "/versions/")):
+        if image == want or (exact == want_version and image == definition):
             continue
         bad.append(str(node.get("id")))
     return bad

@@ -141,11 +141,11 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
             spec = {
                 "pool_id": naming.validate_pool_id(pick(self.pool_id, "pool_id"), "pool_id"),
                 "batch_conn_id": pick(self.batch_conn_id, "batch_conn_id", "azure_batch_default"),
-                "target_dedicated": pick(self.target_dedicated_nodes, "target_dedicated_nodes", None),
-                "target_low_priority": pick(self.target_low_priority_nodes, "target_low_priority_nodes", None),
-                "max_unhealthy_share": float(pick(self.max_unhealthy_node_share, "max_unhealthy_node_share", 0.0)),
+                "target_dedicated_nodes": pick(self.target_dedicated_nodes, "target_dedicated_nodes", None),
+                "target_low_priority_nodes": pick(self.target_low_priority_nodes, "target_low_priority_nodes", None),
+                "max_unhealthy_node_share": float(pick(self.max_unhealthy_node_share, "max_unhealthy_node_share", 0.0)),
             }
-            if spec["target_dedicated"] is None and spec["target_low_priority"] is None:
+            if spec["target_dedicated_nodes"] is None and spec["target_low_priority_nodes"] is None:
                 # Only a pool id: the targets are what the pool was created with.
                 from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker
 
@@ -156,13 +156,13 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
                 self.log.warning("No target size given for pool %s: using the pool's own targets (%s dedicated, %s "
                                  "low-priority). Pass pool_spec=<the plan's pool spec> to wait for the planned size.",
                                  spec["pool_id"], existing.target_dedicated_nodes, existing.target_low_priority_nodes)
-                spec["target_dedicated"] = existing.target_dedicated_nodes or 0
-                spec["target_low_priority"] = existing.target_low_priority_nodes or 0
-            spec["target_dedicated"] = int(spec["target_dedicated"] or 0)
-            spec["target_low_priority"] = int(spec["target_low_priority"] or 0)
+                spec["target_dedicated_nodes"] = existing.target_dedicated_nodes or 0
+                spec["target_low_priority_nodes"] = existing.target_low_priority_nodes or 0
+            spec["target_dedicated_nodes"] = int(spec["target_dedicated_nodes"] or 0)
+            spec["target_low_priority_nodes"] = int(spec["target_low_priority_nodes"] or 0)
             resize = pick(self.resize_timeout, "resize_timeout", None)
             resize_td = parse_duration(resize) if resize is not None else sizing.resize_timeout_for(
-                spec["target_dedicated"] + spec["target_low_priority"])
+                spec["target_dedicated_nodes"] + spec["target_low_priority_nodes"])
             resize_td = sizing.at_least_resize_floor(resize_td)
             spec["resize_timeout"] = iso_duration(resize_td)
         except InvalidInput as err:
@@ -173,12 +173,12 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
             spec["timeout"] = float(pool["allocation_timeout"])
         else:
             spec["timeout"] = sizing.timeout_for_allocation(
-                spec["target_dedicated"] + spec["target_low_priority"], resize_td).total_seconds()
+                spec["target_dedicated_nodes"] + spec["target_low_priority_nodes"], resize_td).total_seconds()
         return spec
 
     def _waiter_args(self, spec: dict) -> dict:
-        return {"pool_id": spec["pool_id"], "target_dedicated": spec["target_dedicated"],
-                "target_low_priority": spec["target_low_priority"], "max_unhealthy_share": spec["max_unhealthy_share"]}
+        return {"pool_id": spec["pool_id"], "target_dedicated_nodes": spec["target_dedicated_nodes"],
+                "target_low_priority_nodes": spec["target_low_priority_nodes"], "max_unhealthy_node_share": spec["max_unhealthy_node_share"]}
 
     def poke(self, context: Context) -> bool:
         """One probe (two Batch requests): True when the pool is ready. ``execute`` is the real wait (it
@@ -204,8 +204,8 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
         spec = self._spec()
         deadline = budget_deadline(context, spec["timeout"], key=_DEADLINE_KEY, logger=self.log)
         self.log.info("Waiting up to %.0f s for Batch pool %s to be steady with %s dedicated + %s low-priority "
-                      "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated"],
-                      spec["target_low_priority"])
+                      "idle nodes", spec["timeout"], spec["pool_id"], spec["target_dedicated_nodes"],
+                      spec["target_low_priority_nodes"])
         return self._wait_steady(context, spec, deadline, {})
 
     def _wait_steady(self, context: Context, spec: dict, deadline: float, attempts: dict) -> str:
@@ -233,8 +233,8 @@ class BatchPoolSteadySensor(WaitingMixin, BaseSensorOperator):
         from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
 
         hook = BatchPoolHook(spec["batch_conn_id"])
-        repair = PoolRepair(hook, pool_id=spec["pool_id"], target_dedicated=spec["target_dedicated"],
-                            target_low_priority=spec["target_low_priority"], resize_timeout=spec["resize_timeout"],
+        repair = PoolRepair(hook, pool_id=spec["pool_id"], target_dedicated_nodes=spec["target_dedicated_nodes"],
+                            target_low_priority_nodes=spec["target_low_priority_nodes"], resize_timeout=spec["resize_timeout"],
                             max_allocation_retries=self.max_allocation_retries,
                             max_node_repairs=self.max_node_repairs, log=self.log)
         try:

@@ -49,13 +49,13 @@ class PoolRepair:
     again), or raises :class:`PoolRepairFailed`.
     """
 
-    def __init__(self, hook: BatchPoolHook, *, pool_id: str, target_dedicated: int, target_low_priority: int,
+    def __init__(self, hook: BatchPoolHook, *, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int,
                  resize_timeout: timedelta | str | None = None, max_allocation_retries: int = 1,
                  max_node_repairs: int = 2, max_resizes: int = 3, log=None) -> None:
         self.hook = hook
         self.pool_id = pool_id
-        self.target_dedicated = int(target_dedicated)
-        self.target_low_priority = int(target_low_priority)
+        self.target_dedicated_nodes = int(target_dedicated_nodes)
+        self.target_low_priority_nodes = int(target_low_priority_nodes)
         self.resize_timeout = resize_timeout
         self.max_allocation_retries = max_allocation_retries
         self.max_node_repairs = max_node_repairs
@@ -91,19 +91,19 @@ class PoolRepair:
 
         pool = self.hook.get_pool(self.pool_id)
         shrinks = pool is not None and (
-            (pool.current_dedicated_nodes or 0) > self.target_dedicated
-            or (pool.current_low_priority_nodes or 0) > self.target_low_priority)
+            (pool.current_dedicated_nodes or 0) > self.target_dedicated_nodes
+            or (pool.current_low_priority_nodes or 0) > self.target_low_priority_nodes)
         if shrinks:
             users = self.users()
             if users:  # a resize down requeues the tasks of the nodes it removes
                 raise PoolRepairFailed(
                     f"Batch pool {self.pool_id} has {pool.current_dedicated_nodes} dedicated + "
                     f"{pool.current_low_priority_nodes} low-priority nodes, more than the target "
-                    f"{self.target_dedicated} + {self.target_low_priority}, and is in use ({'; '.join(users)}): not "
+                    f"{self.target_dedicated_nodes} + {self.target_low_priority_nodes}, and is in use ({'; '.join(users)}): not "
                     "shrinking it, which would requeue users' tasks. Fix: resize it yourself when its work allows, "
                     "or raise the pipeline's node counts to the pool's size.")
         try:
-            self.hook.resize_pool(self.pool_id, self.target_dedicated, self.target_low_priority, self.resize_timeout)
+            self.hook.resize_pool(self.pool_id, self.target_dedicated_nodes, self.target_low_priority_nodes, self.resize_timeout)
         except HttpResponseError as err:
             raise PoolRepairFailed(f"Batch pool {self.pool_id}: the resize to the target failed: "
                                    f"{batch_error_text(err)}") from None

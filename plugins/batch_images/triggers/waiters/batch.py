@@ -1,20 +1,20 @@
 """Waiter ``batch_pool_steady``: a Batch pool is steady at its target size with its nodes ready.
 
-Args: ``pool_id``, ``target_dedicated``, ``target_low_priority``, ``max_unhealthy_share``.
+Args: ``pool_id``, ``target_dedicated_nodes``, ``target_low_priority_nodes``, ``max_unhealthy_node_share``.
 
 One poll = ``GET /pools/{id}`` + ``GET /nodecounts`` filtered to the pool: two requests whatever the
 pool size (nodes are never listed here).
 
 * success - ``allocationState`` steady, current dedicated / low-priority == target, no node still on its
   way (creating, starting, waitingforstarttask, rebooting, ...), at least one node ready, and at most
-  ``floor(max_unhealthy_share * target nodes)`` unhealthy ones. Each Batch node state has one verdict in
+  ``floor(max_unhealthy_node_share * target nodes)`` unhealthy ones. Each Batch node state has one verdict in
   :data:`batch_images.pool_facts.NODE_STATE_VERDICTS`: ``idle`` and ``running`` are ready (a pool busy with
   users' tasks is a ready pool), ``preempted`` Spot/low-priority nodes, ``offline`` and deallocated nodes
   are tolerated and named in the message.
 * failure, fast and with the reason in the message:
   - ``resizeErrors``: quota (``...QuotaReached``, Batch's message with its numbers), ``AllocationTimedout``,
     any other code;
-  - starttaskfailed + unusable nodes above what ``max_unhealthy_share`` tolerates (counts listed);
+  - starttaskfailed + unusable nodes above what ``max_unhealthy_node_share`` tolerates (counts listed);
   - steady at a size other than the target without a resize error (a stopped or shrunk resize);
   - the pool is gone or being deleted.
 * retry otherwise. Progress line: ``allocation resizing; 3/4 dedicated; idle 2, starting 1, waitingforstarttask 1``.
@@ -53,13 +53,13 @@ def is_quota_error(code: str | None) -> bool:
     return bool(code) and "quota" in code.lower()  # type: ignore[union-attr]
 
 
-def _args(pool_id: str, target_dedicated: int = 0, target_low_priority: int = 0,
-          max_unhealthy_share: float = 0.0) -> dict:
+def _args(pool_id: str, target_dedicated_nodes: int = 0, target_low_priority_nodes: int = 0,
+          max_unhealthy_node_share: float = 0.0) -> dict:
     return {
         "pool_id": pool_id,
-        "target_dedicated": int(target_dedicated or 0),
-        "target_low_priority": int(target_low_priority or 0),
-        "max_unhealthy_share": float(max_unhealthy_share or 0.0),
+        "target_dedicated_nodes": int(target_dedicated_nodes or 0),
+        "target_low_priority_nodes": int(target_low_priority_nodes or 0),
+        "max_unhealthy_node_share": float(max_unhealthy_node_share or 0.0),
     }
 
 
@@ -75,27 +75,27 @@ def build_state(args: dict, pool: Any, counts: dict | None) -> dict:
     return state
 
 
-async def probe(hook, pool_id: str, target_dedicated: int = 0, target_low_priority: int = 0,
-                max_unhealthy_share: float = 0.0) -> dict:
+async def probe(hook, pool_id: str, target_dedicated_nodes: int = 0, target_low_priority_nodes: int = 0,
+                max_unhealthy_node_share: float = 0.0) -> dict:
     """Async probe (triggerer): the pool and its node counts through the hook's async client."""
-    args = _args(pool_id, target_dedicated, target_low_priority, max_unhealthy_share)
+    args = _args(pool_id, target_dedicated_nodes, target_low_priority_nodes, max_unhealthy_node_share)
     pool = await hook.async_get_pool(pool_id)
     counts = await hook.async_pool_node_counts(pool_id) if pool is not None else None
     return build_state(args, pool, counts)
 
 
-def read_pool_state(hook, pool_id: str, target_dedicated: int = 0, target_low_priority: int = 0,
-                    max_unhealthy_share: float = 0.0) -> dict:
+def read_pool_state(hook, pool_id: str, target_dedicated_nodes: int = 0, target_low_priority_nodes: int = 0,
+                    max_unhealthy_node_share: float = 0.0) -> dict:
     """Sync twin of :func:`probe` (operators, repair, tests)."""
-    args = _args(pool_id, target_dedicated, target_low_priority, max_unhealthy_share)
+    args = _args(pool_id, target_dedicated_nodes, target_low_priority_nodes, max_unhealthy_node_share)
     pool = hook.get_pool(pool_id)
     counts = hook.pool_node_counts(pool_id) if pool is not None else None
     return build_state(args, pool, counts)
 
 
 def tolerated_unhealthy(state: dict) -> int:
-    total = state.get("target_dedicated", 0) + state.get("target_low_priority", 0)
-    return math.floor(float(state.get("max_unhealthy_share") or 0.0) * total + 1e-9)
+    total = state.get("target_dedicated_nodes", 0) + state.get("target_low_priority_nodes", 0)
+    return math.floor(float(state.get("max_unhealthy_node_share") or 0.0) * total + 1e-9)
 
 
 def _nodes_text(nodes: dict) -> str:
@@ -114,9 +114,9 @@ def progress(state: dict) -> str:
     if not state.get("found"):
         return f"pool {state.get('pool_id')} not found"
     parts = [f"allocation {state.get('allocation_state')}",
-             f"{state.get('current_dedicated', 0)}/{state.get('target_dedicated', 0)} dedicated"]
-    if state.get("target_low_priority") or state.get("current_low_priority"):
-        parts.append(f"{state.get('current_low_priority', 0)}/{state.get('target_low_priority', 0)} low-priority")
+             f"{state.get('current_dedicated_nodes', 0)}/{state.get('target_dedicated_nodes', 0)} dedicated"]
+    if state.get("target_low_priority_nodes") or state.get("current_low_priority_nodes"):
+        parts.append(f"{state.get('current_low_priority_nodes', 0)}/{state.get('target_low_priority_nodes', 0)} low-priority")
     parts.append(_nodes_text(state.get("nodes") or {}))
     return "; ".join(parts)
 
@@ -133,9 +133,9 @@ def classify(state: dict) -> tuple[str, str, str]:
     if errors:
         codes = [e.get("code") or "" for e in errors]
         text = "; ".join(format_resize_error(e) for e in errors)
-        where = f"Batch pool {pool_id} stopped allocating at {state.get('current_dedicated', 0)}/" \
-                f"{state.get('target_dedicated', 0)} dedicated, {state.get('current_low_priority', 0)}/" \
-                f"{state.get('target_low_priority', 0)} low-priority nodes"
+        where = f"Batch pool {pool_id} stopped allocating at {state.get('current_dedicated_nodes', 0)}/" \
+                f"{state.get('target_dedicated_nodes', 0)} dedicated, {state.get('current_low_priority_nodes', 0)}/" \
+                f"{state.get('target_low_priority_nodes', 0)} low-priority nodes"
         if any(is_quota_error(c) for c in codes):
             return ("failure", QUOTA,
                     f"{where}: the Batch account's quota is exhausted - {text}. Fix: request a higher core quota for "
@@ -152,24 +152,24 @@ def classify(state: dict) -> tuple[str, str, str]:
     unhealthy = verdicts[UNHEALTHY]
     n_unhealthy = sum(unhealthy.values())
     allowed = tolerated_unhealthy(state)
-    target_total = state.get("target_dedicated", 0) + state.get("target_low_priority", 0)
+    target_total = state.get("target_dedicated_nodes", 0) + state.get("target_low_priority_nodes", 0)
     if n_unhealthy > allowed:
         detail = ", ".join(f"{s} {n}" for s, n in unhealthy.items())
         return ("failure", UNHEALTHY_NODES,
                 f"Batch pool {pool_id}: {n_unhealthy} of {target_total} nodes are unhealthy ({detail}); at most "
-                f"{allowed} tolerated (max_unhealthy_node_share {state.get('max_unhealthy_share')}). "
+                f"{allowed} tolerated (max_unhealthy_node_share {state.get('max_unhealthy_node_share')}). "
                 f"All nodes: {_nodes_text(nodes)}.")
 
     allocation = (state.get("allocation_state") or "").lower()
     if allocation != "steady":
         return "retry", IN_PROGRESS, progress(state)
-    sized = (state.get("current_dedicated", 0) == state.get("target_dedicated", 0)
-             and state.get("current_low_priority", 0) == state.get("target_low_priority", 0))
+    sized = (state.get("current_dedicated_nodes", 0) == state.get("target_dedicated_nodes", 0)
+             and state.get("current_low_priority_nodes", 0) == state.get("target_low_priority_nodes", 0))
     if not sized:
         return ("failure", SIZE_MISMATCH,
-                f"Batch pool {pool_id} is steady at {state.get('current_dedicated', 0)} dedicated + "
-                f"{state.get('current_low_priority', 0)} low-priority nodes, not the target "
-                f"{state.get('target_dedicated', 0)} + {state.get('target_low_priority', 0)}, and reports no resize "
+                f"Batch pool {pool_id} is steady at {state.get('current_dedicated_nodes', 0)} dedicated + "
+                f"{state.get('current_low_priority_nodes', 0)} low-priority nodes, not the target "
+                f"{state.get('target_dedicated_nodes', 0)} + {state.get('target_low_priority_nodes', 0)}, and reports no resize "
                 "error (the resize was stopped or nodes were removed). Fix: resize the pool to its target.")
     # Ready: nothing still on its way (NODE_STATE_VERDICTS), every node of the target counted, and not every node
     # preempted (then the pool has no capacity at all yet). Running tasks are users' work: a busy pool is ready.

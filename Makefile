@@ -12,6 +12,8 @@ TESTS ?= tests
 # `make test` runs the test files on this many pytest-xdist workers (each its own Airflow DB copy and
 # stand-in); TEST_WORKERS=0 runs them serially in one process
 TEST_WORKERS ?= 4
+# `make test-fast`'s default is 2 workers, unless TEST_WORKERS is given (environment or command line)
+FAST_TEST_WORKERS := $(if $(filter file,$(origin TEST_WORKERS)),2,$(TEST_WORKERS))
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-n 0,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 export AIRFLOW_HOME := $(CURDIR)/.airflow
@@ -25,7 +27,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/executio
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv db test demo standin airflow reliability bench benchmark clean
+.PHONY: venv db test test-fast demo standin airflow reliability bench benchmark clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
@@ -41,6 +43,12 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 
 test: venv db
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) $(TESTS)
+
+# `make test` without the tests marked slow (pytest.ini); TESTS and PYTEST_ARGS as for `make test` (a -m of your own
+# in PYTEST_ARGS replaces "not slow": pytest keeps the last -m)
+test-fast: TEST_WORKERS = $(FAST_TEST_WORKERS)
+test-fast: venv db
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS) $(TESTS)
 
 demo: venv db
 	$(PY) -m include.demo --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE)

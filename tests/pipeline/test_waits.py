@@ -20,10 +20,9 @@ from batch_images.rules import ids
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.triggers import base
 from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync, wait_for
-from test_arm_operators import (  # noqa: F401 - `arm` is a fixture
+from _arm_common import (
     GALLERY,
     POLL,
-    arm,
     build_image,
     gallery_op,
     promote_op,

@@ -12,7 +12,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.pool_facts import enum_text
 from batch_images.rules import naming
-from tests.pipeline._batch_common import DAG_ID, RUN_ID, FakeTI, build_image_version, context_for, in_dag, plan_for, run_operator
+from tests.pipeline._batch_common import (
+    DAG_ID, RUN_ID, FakeTI, build_image_version, context_for, in_dag, plan_for, run_operator,
+)
 
 CRASHED = "manual__2026-11-20T03:00:00+00:00"   # Airflow says: failed
 LIVE = "manual__2026-11-24T03:00:00+00:00"      # Airflow says: running (a long replication, an approval...)

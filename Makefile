@@ -25,7 +25,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/executio
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv db test demo standin airflow reliability bench benchmark clean
+.PHONY: venv db test test-fast demo standin airflow reliability bench benchmark clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
@@ -41,6 +41,11 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 
 test: venv db
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS) $(TESTS)
+
+# `make test` without the tests marked slow (pytest.ini); TESTS, PYTEST_ARGS and TEST_WORKERS as for `make test` (4
+# workers finished it sooner than 2 on a 2-core machine; a -m of your own in PYTEST_ARGS replaces "not slow")
+test-fast: venv db
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS) $(TESTS)
 
 demo: venv db
 	$(PY) -m include.demo --state-dir $(STATE_DIR) --port $(PORT) --time-scale $(DEMO_TIME_SCALE)

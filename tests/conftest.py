@@ -152,7 +152,16 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedFixtureFileScheduling(config, log)
 
 
+# The `slow` tier (pytest.ini; `make test-fast` leaves it out): these folders whole. A single slow test elsewhere
+# carries @pytest.mark.slow in its module.
+_SLOW_PATHS = ("tests/services/", "tests/reliability/", "tests/e2e/", "tests/cli/", "tests/benchmarks/")
+
+
+@pytest.hookimpl(tryfirst=True)   # before pytest's own -m deselection
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(_SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return   # serial run: collection order as it always was
 

@@ -17,7 +17,11 @@ from pathlib import Path
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import TaskDeferred
 
+from batch_images.operators.pool import BatchPoolOperator
+from batch_images.operators.preflight import PreflightOperator
+from batch_images.rules import ids
 from batch_images.rules.config import load_pipelines
+from batch_images.sensors.pool import BatchPoolSteadySensor
 from _probes import recorded_probes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,3 +215,89 @@ def create_definition(standin, definition: str, os_state: str = "Generalized") -
     demo = standin.endpoints["demo"]
     return (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
             f"Microsoft.Compute/galleries/{GALLERY}/images/{definition}")
+
+
+# --- the Batch pool operator and steady sensor, as the pool tests build them ------------------------------------
+
+POLL = 0.05
+
+
+def pool_spec(env, **overrides) -> dict:
+    """The plan's pool entry, as PreflightOperator makes it (run against the stand-in)."""
+    cfg = pipeline_dict(env.endpoints)
+    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg))
+    plan = op.execute(context_for())
+    spec = dict(plan["pools"][0])
+    spec.update(overrides)
+    return spec
+
+
+def create(spec: dict, version_id: str, context=None) -> str:
+    op = in_dag(lambda: BatchPoolOperator(task_id="create_pool", pool_spec=spec, image_version_id=version_id))
+    return op.execute(context or context_for())
+
+
+def sensor(spec: dict, **kwargs) -> BatchPoolSteadySensor:
+    kwargs.setdefault("poll_interval", POLL)
+    return in_dag(lambda: BatchPoolSteadySensor(task_id="wait_for_pool", pool_spec=spec, **kwargs))
+
+
+def _state(**kw):
+    base = {"pool_id": "p", "found": True, "state": "active", "allocation_state": "steady", "target_dedicated_nodes": 4,
+            "target_low_priority_nodes": 0, "max_unhealthy_node_share": 0.0, "current_dedicated_nodes": 4, "current_low_priority_nodes": 0,
+            "resize_errors": [], "nodes": {"idle": 4}}
+    base.update(kw)
+    return base
+
+
+# --- plans ------------------------------------------------------------------------------------------------------
+
+
+def plan_for(standin, version: str, keep_versions: int, end_of_life_days: int | None = 30) -> dict:
+    """The plan fields retention reads (the rest as preflight would write them for the seeded fixture)."""
+    demo = standin.endpoints["demo"]
+    sub, rg = demo["subscription_id"], demo["resource_group"]
+    return {
+        "dag_id": DAG_ID, "run_id": RUN_ID, "version": version, "location": demo["location"],
+        "work_resource_group": rg, "work_subscription_id": sub,
+        "source": {"vm_id": demo["source_vm_id"], "vm_name": demo["source_vm_name"], "os_disk_id": "unused",
+                   "os_type": "Linux", "hyper_v_generation": "V2"},
+        "gallery": {"subscription_id": sub, "resource_group": rg, "name": GALLERY, "location": demo["location"],
+                    "id": ids.gallery_id(sub, rg, GALLERY).id},
+        "image_definition": {"name": DEFINITION, "os_type": "Linux", "hyper_v_generation": "V2", "publisher": "contoso",
+                             "offer": "batch", "sku": "2204", "id": ids.gallery_image_id(sub, rg, GALLERY, DEFINITION).id},
+        "version_id": ids.gallery_image_version_id(sub, rg, GALLERY, DEFINITION, version).id,
+        "target_regions": [{"name": demo["location"], "regional_replica_count": 1}],
+        "keep_versions": keep_versions, "end_of_life_days": end_of_life_days,
+        "pools": [{"batch_conn_id": "azure_batch_default", "batch_account_id": demo["batch_account_id"],
+                   "pool_id": "unused", "vm_size": "Standard_D2s_v3", "target_dedicated_nodes": 1,
+                   "target_low_priority_nodes": 0, "resize_timeout": "PT15M",
+                   "node_agent_sku_id": "batch.node.ubuntu 22.04"}],
+    }
+
+
+def base_pipeline(ep: dict, **overrides) -> dict:
+    """include/pipelines/base-ubuntu2204.yaml's pipeline, pointed at this stand-in's fixture."""
+    cfg = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
+    demo = ep["demo"]
+    cfg["gallery"]["subscription_id"] = demo["subscription_id"]
+    cfg["gallery"]["resource_group"] = demo["resource_group"]
+    cfg["pools"][0]["batch_account_id"] = demo["batch_account_id"]
+    for key, value in overrides.items():
+        section, _, name = key.partition("__")
+        if name:
+            cfg[section] = {**cfg[section], name: value}
+        else:
+            cfg[key] = value
+    return cfg
+
+
+def preflight_plan(pipeline: dict, params: dict | None = None, events: dict | None = None):
+    """PreflightOperator's plan for ``pipeline`` (rebuild "0"), with the trigger form's ``params`` and the
+    triggering Asset ``events`` (``{uri: [event with .extra]}``) in the context."""
+    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="0"))
+    context = context_for()
+    context["params"] = params or {}
+    if events is not None:
+        context["triggering_asset_events"] = events
+    return op.execute(context)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from batch_images.rules import base_watch
 from batch_images.triggers.base_image_watch import BaseImageVersionTrigger
-from test_arm_operators import arm, last_request_id, requests_since  # noqa: F401 - `arm` is a fixture
+from _arm_common import last_request_id, requests_since
 
 ROOT = Path(__file__).resolve().parents[2]
 JAMMY = ("canonical", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2")

@@ -19,56 +19,28 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from _batch_common import (
     DAG_ID,
+    POLL,
     RUN_ID,
     VERSION,
+    _state,
     build_image_version,
     context_for,
+    create,
     in_dag,
     pipeline_dict,
+    pool_spec,
     run_operator,
+    sensor,
     set_connections,
 )
 from batch_images.hooks.batch import BatchPoolHook
 from batch_images.pool_facts import iso_duration, parse_duration
-from batch_images.operators.pool import BatchPoolOperator
-from batch_images.operators.preflight import PreflightOperator
 from batch_images.sensors.pool import BatchPoolSteadySensor
 from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync
 from batch_images.triggers.waiters import get_waiter
 from batch_images.triggers.waiters import batch as steady
 
-POLL = 0.05
-
-
-@pytest.fixture
-def env(standin, monkeypatch):
-    set_connections(monkeypatch, standin.endpoints)
-    return standin
-
-
-@pytest.fixture
-def version_id(env):
-    return build_image_version(env)
-
-
-def pool_spec(env, **overrides) -> dict:
-    """The plan's pool entry, as PreflightOperator makes it (run against the stand-in)."""
-    cfg = pipeline_dict(env.endpoints)
-    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg))
-    plan = op.execute(context_for())
-    spec = dict(plan["pools"][0])
-    spec.update(overrides)
-    return spec
-
-
-def create(spec: dict, version_id: str, context=None) -> str:
-    op = in_dag(lambda: BatchPoolOperator(task_id="create_pool", pool_spec=spec, image_version_id=version_id))
-    return op.execute(context or context_for())
-
-
-def sensor(spec: dict, **kwargs) -> BatchPoolSteadySensor:
-    kwargs.setdefault("poll_interval", POLL)
-    return in_dag(lambda: BatchPoolSteadySensor(task_id="wait_for_pool", pool_spec=spec, **kwargs))
+# fixtures (env, version_id) are in conftest.py; the pool operator and sensor helpers in _batch_common.py
 
 
 def batch(env):
@@ -114,14 +86,6 @@ def test_duration_helpers():
 
 
 # --- waiter (pure) ---------------------------------------------------------------------------------------------
-
-
-def _state(**kw):
-    base = {"pool_id": "p", "found": True, "state": "active", "allocation_state": "steady", "target_dedicated_nodes": 4,
-            "target_low_priority_nodes": 0, "max_unhealthy_node_share": 0.0, "current_dedicated_nodes": 4, "current_low_priority_nodes": 0,
-            "resize_errors": [], "nodes": {"idle": 4}}
-    base.update(kw)
-    return base
 
 
 def test_waiter_is_registered_and_evaluates():

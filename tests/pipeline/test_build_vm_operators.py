@@ -9,8 +9,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
 from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
-from tests.pipeline._batch_common import context_for, in_dag, run_operator, set_connections
-from tests.pipeline.test_preflight_base_image import base_pipeline, run as preflight
+from tests.pipeline._batch_common import (
+    base_pipeline, context_for, in_dag, preflight_plan as preflight, run_operator, set_connections,
+)
 
 
 @pytest.fixture

@@ -13,12 +13,11 @@ from azure.batch import models as bm
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
-from _batch_common import RUN_ID, context_for
+from _batch_common import RUN_ID, _state, context_for, create, in_dag, pool_spec, run_operator, sensor
 from batch_images import pool_facts
 from batch_images.hooks.batch import BatchPoolHook
 from batch_images.sensors.pool_repair import PoolRepair, PoolRepairFailed
 from batch_images.triggers.waiters import batch as steady
-from test_batch_operators import _state, create, env, pool_spec, run_operator, sensor, version_id  # noqa: F401
 
 LONG = "/bin/bash -c 'sleep 3600000'"   # 1000 simulated hours: outlives any test
 
@@ -228,7 +227,6 @@ def test_timeout_budget_spans_task_retries_and_raises_sensor_timeout(env, versio
 
 
 def test_deferrable_defaults_from_airflow_config(monkeypatch):
-    from test_batch_operators import in_dag
     from batch_images.sensors.pool import BatchPoolSteadySensor
 
     monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")

@@ -28,12 +28,6 @@ from _batch_common import (
 from batch_images.operators.preflight import PreflightOperator
 
 
-@pytest.fixture
-def conns(standin, monkeypatch):
-    set_connections(monkeypatch, standin.endpoints)
-    return standin
-
-
 def preflight(pipeline: dict, **kwargs) -> PreflightOperator:
     return in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline, **kwargs))
 

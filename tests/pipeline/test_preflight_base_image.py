@@ -6,42 +6,9 @@ from __future__ import annotations
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from _batch_common import ROOT, context_for, in_dag, pipeline_dict, set_connections
-from batch_images.operators.preflight import PreflightOperator
-from batch_images.rules.config import load_pipelines
+from _batch_common import ROOT, base_pipeline, pipeline_dict, preflight_plan as run
 
 JAMMY_URI = "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
-
-
-def base_pipeline(ep: dict, **overrides) -> dict:
-    """include/pipelines/base-ubuntu2204.yaml's pipeline, pointed at this stand-in's fixture."""
-    cfg = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
-    demo = ep["demo"]
-    cfg["gallery"]["subscription_id"] = demo["subscription_id"]
-    cfg["gallery"]["resource_group"] = demo["resource_group"]
-    cfg["pools"][0]["batch_account_id"] = demo["batch_account_id"]
-    for key, value in overrides.items():
-        section, _, name = key.partition("__")
-        if name:
-            cfg[section] = {**cfg[section], name: value}
-        else:
-            cfg[key] = value
-    return cfg
-
-
-@pytest.fixture
-def conns(standin, monkeypatch):
-    set_connections(monkeypatch, standin.endpoints)
-    return standin
-
-
-def run(pipeline: dict, params: dict | None = None, events: dict | None = None):
-    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline, rebuild="0"))
-    context = context_for()
-    context["params"] = params or {}
-    if events is not None:
-        context["triggering_asset_events"] = events
-    return op.execute(context)
 
 
 def refused(standin, pipeline: dict, **kwargs) -> str:

@@ -8,14 +8,8 @@ import pytest
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from _batch_common import DEFINITION, GALLERY, context_for, create_definition, in_dag, pipeline_dict, set_connections
+from _batch_common import DEFINITION, GALLERY, context_for, create_definition, in_dag, pipeline_dict
 from batch_images.operators.preflight import PreflightOperator
-
-
-@pytest.fixture
-def conns(standin, monkeypatch):
-    set_connections(monkeypatch, standin.endpoints)
-    return standin
 
 
 def run_preflight(pipeline: dict) -> dict:

@@ -9,17 +9,11 @@ import pytest
 from azure.batch import models as bm
 
 from batch_images.operators.cleanup import RetireOldVersionsOperator
-from batch_images.rules import ids, naming
-from tests.pipeline._batch_common import DAG_ID, DEFINITION, GALLERY, RUN_ID, context_for, run_operator, set_connections
+from batch_images.rules import naming
+from tests.pipeline._batch_common import DAG_ID, DEFINITION, GALLERY, context_for, plan_for, run_operator
 
 POLL = 0.05
 OURS = {naming.TAG_MANAGED_BY: naming.MANAGED_BY, naming.TAG_DAG_ID: DAG_ID}
-
-
-@pytest.fixture
-def conns(standin, monkeypatch):
-    set_connections(monkeypatch, standin.endpoints)
-    return standin
 
 
 def publish_versions(standin, names: list[str], ours: bool = True, safety: dict | None = None) -> dict[str, str]:
@@ -52,29 +46,6 @@ def publish_versions(standin, names: list[str], ours: bool = True, safety: dict 
         ).result().id
     compute.close()
     return out
-
-
-def plan_for(standin, version: str, keep_versions: int, end_of_life_days: int | None = 30) -> dict:
-    """The plan fields retention reads (the rest as preflight would write them for the seeded fixture)."""
-    demo = standin.endpoints["demo"]
-    sub, rg = demo["subscription_id"], demo["resource_group"]
-    return {
-        "dag_id": DAG_ID, "run_id": RUN_ID, "version": version, "location": demo["location"],
-        "work_resource_group": rg, "work_subscription_id": sub,
-        "source": {"vm_id": demo["source_vm_id"], "vm_name": demo["source_vm_name"], "os_disk_id": "unused",
-                   "os_type": "Linux", "hyper_v_generation": "V2"},
-        "gallery": {"subscription_id": sub, "resource_group": rg, "name": GALLERY, "location": demo["location"],
-                    "id": ids.gallery_id(sub, rg, GALLERY).id},
-        "image_definition": {"name": DEFINITION, "os_type": "Linux", "hyper_v_generation": "V2", "publisher": "contoso",
-                             "offer": "batch", "sku": "2204", "id": ids.gallery_image_id(sub, rg, GALLERY, DEFINITION).id},
-        "version_id": ids.gallery_image_version_id(sub, rg, GALLERY, DEFINITION, version).id,
-        "target_regions": [{"name": demo["location"], "regional_replica_count": 1}],
-        "keep_versions": keep_versions, "end_of_life_days": end_of_life_days,
-        "pools": [{"batch_conn_id": "azure_batch_default", "batch_account_id": demo["batch_account_id"],
-                   "pool_id": "unused", "vm_size": "Standard_D2s_v3", "target_dedicated_nodes": 1,
-                   "target_low_priority_nodes": 0, "resize_timeout": "PT15M",
-                   "node_agent_sku_id": "batch.node.ubuntu 22.04"}],
-    }
 
 
 def users_pool(standin, pool_id: str, version_id: str, nodes: int = 0) -> None:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from batch_images.operators.summary import format_summary
-from tests.pipeline.test_links import run_demo
+from tests.pipeline._demo_run import run_demo
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from batch_images.operators.sweep import SweepLeftoversOperator
 from batch_images.pool_facts import enum_text
 from batch_images.rules import naming
-from tests.pipeline._batch_common import DAG_ID, RUN_ID, FakeTI, build_image_version, context_for, in_dag, run_operator
-from tests.pipeline.test_retention import conns, plan_for  # noqa: F401 - conns is a fixture
+from tests.pipeline._batch_common import (
+    DAG_ID, RUN_ID, FakeTI, build_image_version, context_for, in_dag, plan_for, run_operator,
+)
 
 CRASHED = "manual__2026-11-20T03:00:00+00:00"   # Airflow says: failed
 LIVE = "manual__2026-11-24T03:00:00+00:00"      # Airflow says: running (a long replication, an approval...)
@@ -69,7 +70,7 @@ def exists(fn) -> bool:
     return True
 
 
-def test_sweep_removes_a_crashed_runs_leftovers_and_keeps_everything_else(conns, standin):  # noqa: F811
+def test_sweep_removes_a_crashed_runs_leftovers_and_keeps_everything_else(conns, standin):
     demo = standin.endpoints["demo"]
     rg = demo["resource_group"]
     version_id = build_image_version(standin)   # also leaves an untagged snapshot and image in the resource group
@@ -134,7 +135,7 @@ def test_sweep_removes_a_crashed_runs_leftovers_and_keeps_everything_else(conns,
     batch.close()
 
 
-def test_sweep_without_airflow_state_keeps_canary_pools_and_refuses_a_bad_min_age(conns, standin):  # noqa: F811
+def test_sweep_without_airflow_state_keeps_canary_pools_and_refuses_a_bad_min_age(conns, standin):
     version_id = build_image_version(standin)
     batch = standin.batch()
     pool(batch, "ubuntu2204-crashed", version_id, CRASHED, naming.ROLE_CANARY)
@@ -152,7 +153,7 @@ def test_sweep_without_airflow_state_keeps_canary_pools_and_refuses_a_bad_min_ag
     batch.close()
 
 
-def test_sweep_removes_a_crashed_runs_build_vm_with_its_nic_and_disks(conns, standin):  # noqa: F811
+def test_sweep_removes_a_crashed_runs_build_vm_with_its_nic_and_disks(conns, standin):
     """A base_image run that crashed before its teardown left its build VM: a later run's sweep deletes it (and,
     through deleteOption Delete, its NIC and disks); a younger build VM stays."""
     import base64
@@ -161,7 +162,7 @@ def test_sweep_removes_a_crashed_runs_build_vm_with_its_nic_and_disks(conns, sta
 
     from batch_images.operators.build_vm import build_vm_body
     from batch_images.rules.plan import Plan
-    from tests.pipeline.test_preflight_base_image import base_pipeline, run as preflight
+    from tests.pipeline._batch_common import base_pipeline, preflight_plan as preflight
 
     rg = standin.endpoints["demo"]["resource_group"]
     plan = preflight(base_pipeline(standin.endpoints))

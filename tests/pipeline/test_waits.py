@@ -20,10 +20,9 @@ from batch_images.rules import ids
 from batch_images.sensors.arm import ArmResourcesSensor
 from batch_images.triggers import base
 from batch_images.triggers.base import AzureBaseWaiterTrigger, run_waiter_sync, wait_for
-from test_arm_operators import (  # noqa: F401 - `arm` is a fixture
+from _arm_common import (
     GALLERY,
     POLL,
-    arm,
     build_image,
     gallery_op,
     promote_op,
@@ -72,6 +71,7 @@ ODD_RETRY_AFTER = [
 ]
 
 
+@pytest.mark.slow   # a wall-clock Retry-After wait: about 2 minutes
 def test_hook_clients_wait_out_a_list_retry_after_and_waiter_clients_leave_it_to_the_loop(arm):
     """azure-core's own parser raises ValueError("Invalid HTTP date") on `81,120`. The hooks' clients read
     Retry-After with our parser (hooks/retry.py), so with the SDK's retries on, a read outside a wait (sync and
@@ -133,6 +133,7 @@ def test_wait_outlasts_odd_retry_after_with_fallback_and_cap(arm, monkeypatch, h
     assert all(g >= 0.19 for g in gaps), gaps
 
 
+@pytest.mark.slow   # two wall-clock Retry-After waits: about 4 minutes
 def test_an_exception_from_azure_cores_retry_machinery_is_not_a_crash(arm):
     """With the SDK's retries switched back on in the waiter's client, a list Retry-After is retried inside
     the client (hooks/retry.py) and nothing escapes the poll: the trigger does not end 'crashed'."""
@@ -338,6 +339,7 @@ def test_adopted_version_is_updated_to_the_plans_regions_and_replicas(arm):
     assert [r for r in requests_since(arm, since) if r["write"]] == []
 
 
+@pytest.mark.slow   # about 1 minute
 def test_adoption_of_a_version_still_creating_converges_after_the_wait(arm):
     """A retry finds the version still Creating: it is not updated mid-operation; once replication is done
     the task updates it to the plan's replica count and waits again."""

@@ -30,8 +30,8 @@ def test_refused_when_both_pools_do_not_fit():
 
 def test_old_pool_nodes_still_to_come_count():
     # 10 of the old pool's 50 nodes hold an address: 40 more are coming, plus the new pool's 50
-    assert check_subnet_capacity(0, SUBNET, "10.0.0.0/25", 10, 50, 50, old_pool_current_nodes=10) is not None
-    assert check_subnet_capacity(0, SUBNET, "10.0.0.0/24", 10, 50, 50, old_pool_current_nodes=10) is None
+    assert check_subnet_capacity(0, SUBNET, "10.0.0.0/26", 10, 50, 50, old_pool_current_nodes=10) is not None
+    assert check_subnet_capacity(0, SUBNET, "10.0.0.0/25", 10, 50, 50, old_pool_current_nodes=10) is None
 
 
 @pytest.mark.parametrize("in_use", [0, 3])

@@ -38,8 +38,25 @@ def compute_client(ep: dict, aio: bool = False, **kwargs):
         from azure.mgmt.compute.aio import ComputeManagementClient
     else:
         from azure.mgmt.compute import ComputeManagementClient
-    return ComputeManagementClient(credential(ep, aio), ep["subscription_id"], base_url=ep["arm"],
-                                   connection_verify=ep["ca_bundle"], **kwargs)
+    return _arm_client(ComputeManagementClient, ep, aio, **kwargs)
+
+
+def _arm_client(cls, ep: dict, aio: bool = False, **kwargs):
+    """An azure-mgmt-* client class pointed at the stand-in's ARM endpoint."""
+    return cls(credential(ep, aio), ep["subscription_id"], base_url=ep["arm"], connection_verify=ep["ca_bundle"],
+               **kwargs)
+
+
+def network_client(ep: dict, **kwargs):
+    """azure-mgmt-network's NetworkManagementClient on the stand-in (virtual networks and subnets)."""
+    from azure.mgmt.network import NetworkManagementClient
+    return _arm_client(NetworkManagementClient, ep, **kwargs)
+
+
+def batch_management_client(ep: dict, **kwargs):
+    """azure-mgmt-batch's BatchManagementClient on the stand-in (Batch accounts and pools on ARM)."""
+    from azure.mgmt.batch import BatchManagementClient
+    return _arm_client(BatchManagementClient, ep, **kwargs)
 
 
 def batch_client(ep: dict, account: str | None = None, aio: bool = False, shared_key: bool = False, **kwargs):

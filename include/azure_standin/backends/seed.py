@@ -19,11 +19,16 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 - Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys), and
   `batchimagesne` (northeurope, same settings): pools in two regions, each waiting for its own region's replica.
 - Microsoft.Batch registered in the subscription.
+- Virtual networks (backends/network.py) for pools in a subnet: `vnet-batch` (westeurope, 10.0.0.0/16) with subnet
+  `pools` (10.0.0.0/24: 256 - 5 reserved = 251 addresses, room for two demo pools side by side) and subnet `tiny`
+  (10.0.1.0/29: 8 - 5 = 3 addresses, too small for two pools), and `vnet-northeurope` (northeurope, 10.1.0.0/16)
+  with subnet `pools` (10.1.0.0/24): a subnet in another region than `batchimages`.
 """
 from __future__ import annotations
 
 from .batch_accounts import put_batch_account_doc
 from .marketplace import publish_version
+from .network import put_vnet_doc
 from .resources import put_resource_group, set_provider_registration
 from .vms import put_vm_doc
 
@@ -35,6 +40,8 @@ LOCATION_NE = "northeurope"
 SOURCE_VM = "vm-prepared-ubuntu2204"
 TRUSTED_LAUNCH_VM = "vm-prepared-ubuntu2204-tl"
 GEN1_VM = "vm-prepared-ubuntu2204-gen1"
+VNET = "vnet-batch"
+VNET_NE = "vnet-northeurope"
 
 UBUNTU_2204 = {
     "publisher": "canonical",
@@ -105,6 +112,10 @@ def seed_demo(ctx) -> dict:
     acct = put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT, location=LOCATION)
     acct_ne = put_batch_account_doc(ctx, sub, RESOURCE_GROUP, BATCH_ACCOUNT_NE, location=LOCATION_NE)
     set_provider_registration(ctx, sub, "Microsoft.Batch", "Registered")
+    vnet = put_vnet_doc(ctx, sub, RESOURCE_GROUP, VNET, location=LOCATION, address_prefixes=["10.0.0.0/16"],
+                        subnets={"pools": "10.0.0.0/24", "tiny": "10.0.1.0/29"})
+    vnet_ne = put_vnet_doc(ctx, sub, RESOURCE_GROUP, VNET_NE, location=LOCATION_NE, address_prefixes=["10.1.0.0/16"],
+                           subnets={"pools": "10.1.0.0/24"})
 
     return {
         "subscription_id": sub,
@@ -119,6 +130,10 @@ def seed_demo(ctx) -> dict:
         "batch_account_ne": BATCH_ACCOUNT_NE,
         "batch_account_ne_id": acct_ne["id"],
         "batch_account_ne_location": LOCATION_NE,
+        "vnet_id": vnet["id"],
+        "subnet_id": f"{vnet['id']}/subnets/pools",
+        "tiny_subnet_id": f"{vnet['id']}/subnets/tiny",
+        "subnet_ne_id": f"{vnet_ne['id']}/subnets/pools",
         "negative_vms": {
             "with_extension": with_ext["id"],
             "unmanaged_disks": unmanaged["id"],

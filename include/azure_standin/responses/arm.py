@@ -1,7 +1,8 @@
-"""ARM wire format for Microsoft.Compute (VMs, disks, snapshots, images, galleries), resource groups,
-resource providers and Microsoft.Batch accounts. Thin: the rules live in the backends (resources.py, vms.py,
-disks.py, images.py, gallery.py, batch_accounts.py); the tracked resource types are one table, `ARM_TYPES`, served
-by one set of generic get / put / delete / list handlers.
+"""ARM wire format for Microsoft.Compute (VMs, disks, snapshots, images, galleries), Microsoft.Network (NICs, virtual
+networks, subnets), resource groups, resource providers and Microsoft.Batch accounts. Thin: the rules live in the
+backends (resources.py, vms.py, disks.py, images.py, gallery.py, network.py, batch_accounts.py); the tracked
+resource types are one table, `ARM_TYPES`, served by one set of generic get / put / delete / list handlers (Batch pools
+on the management plane answer differently: responses/batch_arm.py).
 
 Status codes follow what azure-mgmt-compute 39 accepts (checked in its generated operations):
 - Snapshots PUT: 202 (new) / 200 (update); Images, Galleries, GalleryImages, GalleryImageVersions PUT:
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backends import batch_accounts, disks, images, marketplace, resources, vms
+from ..backends import batch_accounts, disks, images, marketplace, network, resources, vms
 from ..backends import gallery as g
 from ..backends.arm_common import parse_id
 from ..core.errors import ResourceNotFound
@@ -67,7 +68,9 @@ def _list(rows: list[dict]) -> Response:
 
 def _created(ctx, req: ApiRequest, kind: str, result: tuple[dict, bool], *, new_status: int = 201) -> Response:
     body, created = result
-    resp = arm_lro.begin_create(ctx, req, kind, body, location=body["location"], created=created)
+    # A child resource without a location of its own (a subnet) keeps its parent's in _sim.location.
+    location = body.get("location") or (body.get("_sim") or {}).get("location")
+    resp = arm_lro.begin_create(ctx, req, kind, body, location=location, created=created)
     if created and new_status != 201:
         resp.status_code = new_status
     return _int_retry_after(resp)
@@ -284,13 +287,19 @@ class ArmType:
 
 
 _COMPUTE = "/providers/Microsoft.Compute"
+_NETWORK = "/providers/Microsoft.Network"
 
 ARM_TYPES: list[ArmType] = [
     ArmType("VirtualMachines", _COMPUTE + "/virtualMachines/{vm}", "vm", vms.get_vm, vms.list_vms,
             list_op="List", list_all_op="ListAll", expand=True, put=vms.create_vm, delete=vms.prepare_delete_vm),
     # NICs only as far as a VM needs them: made by its networkInterfaceConfigurations, deleted with it (vms.py).
-    ArmType("NetworkInterfaces", "/providers/Microsoft.Network/networkInterfaces/{name}", "network_interface",
+    ArmType("NetworkInterfaces", _NETWORK + "/networkInterfaces/{name}", "network_interface",
             vms.get_nic, vms.list_nics, list_op="List", list_all_op="ListAll"),
+    ArmType("VirtualNetworks", _NETWORK + "/virtualNetworks/{vnet}", "virtual_network", network.get_vnet,
+            network.list_vnets, list_op="List", list_all_op="ListAll", put=network.create_vnet,
+            delete=network.prepare_delete_vnet),
+    ArmType("Subnets", _NETWORK + "/virtualNetworks/{vnet}/subnets/{subnet}", "subnet", network.get_subnet_doc,
+            network.list_subnets, list_op="List", put=network.create_subnet, delete=network.prepare_delete_subnet),
     ArmType("VirtualMachineExtensions", _COMPUTE + "/virtualMachines/{vm}/extensions/{ext}", "vm_extension",
             vms.get_vm_extension, vms.list_vm_extensions, list_op="List"),
     ArmType("Disks", _COMPUTE + "/disks/{name}", "disk", disks.get_disk, disks.list_disks, list_all_op="List",

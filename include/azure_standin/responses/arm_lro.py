@@ -56,6 +56,12 @@ def begin_delete(ctx, req: ApiRequest, kind: str, key: str, *, location: str, du
     body.setdefault("_sim", {})["delete_at"] = ctx.clock.now() + duration
     body.setdefault("properties", {})["provisioningState"] = "Deleting"
     ctx.store.put(kind, key, body)
+    return accept_delete(ctx, req, kind, key, location=location)
+
+
+def accept_delete(ctx, req: ApiRequest, kind: str, key: str, *, location: str):
+    """Answer a DELETE whose document the backend already set going (it disappears from the store when done): 202
+    with Location and Azure-AsyncOperation, polled until the document is gone."""
     op_id = _new_operation(ctx, kind, key, "delete", location)
     async_url, result_url = _op_urls(ctx, req, location, op_id)
     return json_response(None, 202, {

@@ -327,6 +327,18 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         except ResourceNotFoundError:
             return None
 
+    # Microsoft.Network api-version of the subnet read (any recent one serves addressPrefix and ipConfigurations).
+    SUBNET_API_VERSION = "2024-05-01"
+
+    def get_subnet(self, subnet_id: str) -> dict | None:
+        """The subnet `subnet_id` (a full .../virtualNetworks/<vnet>/subnets/<name> id) as Subnets_Get returns it:
+        {"id", "name", "properties": {"addressPrefix" (or "addressPrefixes"), "ipConfigurations": [{"id"}] (absent
+        when none), "provisioningState", ...}}; None when it does not exist. Other errors raise HttpResponseError."""
+        try:
+            return self.arm_get(subnet_id, api_version=self.SUBNET_API_VERSION)
+        except ResourceNotFoundError:
+            return None
+
     def get_vm(self, vm_id: str, instance_view: bool = True) -> dict:
         """The VM, with its instance view (power state, statuses) unless ``instance_view`` is False."""
         ids.parse_arm_id(vm_id, "vm_id", ids.VIRTUAL_MACHINE)

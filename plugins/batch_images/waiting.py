@@ -74,8 +74,7 @@ class WaitingMixin:
         extra = dict(extra or {})
         if deadline is None:
             deadline = waits.budget_deadline(context, timeout, key=budget_key, logger=self.log)
-        left = None if deadline is None else max(deadline - time.time(), 0.0)
-        budget = f"{'no' if left is None else int(left)} s left"
+        budget = "no deadline" if deadline is None else f"{max(deadline - time.time(), 0.0):.0f} s left"
         event = None
         if self.deferrable:
             event = waits.probe_before_defer(waiter_name, waiter_args, conn_id, deadline=deadline, logger=self.log)

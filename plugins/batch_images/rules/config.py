@@ -352,7 +352,7 @@ class PoolConfig(_Plain):
                                        if given[0] != "adopt_pool_id" else f"remove {key}: the adopted pool's own "
                                        "settings are used")
         elif self.vm_size is None:
-            raise InvalidInput("vm_size", None, "the pool has no VM size", "add vm_size (e.g. Standard_D2s_v3), or "
+            raise InvalidInput("vm_size", None, "required without template, template_file or adopt_pool_id: the pool has no VM size", "add vm_size (e.g. Standard_D2s_v3), or "
                                "describe the pool with template / template_file / adopt_pool_id")
         if self.template is not None:
             pool_template.check_template(self.template, "template")

@@ -229,12 +229,15 @@ def template_from_short_fields(cfg: Any, resize_timeout: timedelta | None = None
     }
     task = cfg.start_task
     if task is not None:
-        body["startTask"] = {
-            "commandLine": task.command_line, "waitForSuccess": task.wait_for_success,
-            "maxTaskRetryCount": task.max_task_retry_count,
-            "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin" if task.elevated else "nonadmin"}},
-        }
+        body["startTask"] = start_task_body(task.command_line, task.wait_for_success, task.max_task_retry_count,
+                                            task.elevated)
     return body
+
+
+def start_task_body(command_line: str, wait_for_success: bool, max_task_retry_count: int, elevated: bool) -> dict:
+    """The short fields' ``start_task`` as Batch's ``startTask`` (run as the pool's auto-user, admin when elevated)."""
+    return {"commandLine": command_line, "waitForSuccess": wait_for_success, "maxTaskRetryCount": max_task_retry_count,
+            "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin" if elevated else "nonadmin"}}}
 
 
 def template_from_pool(get_json: Mapping[str, Any]) -> dict:

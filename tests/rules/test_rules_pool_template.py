@@ -90,9 +90,11 @@ def test_a_template_pool_parses_round_trips_and_sizes_its_canary():
 
 def test_template_file_is_read_at_parse(tmp_path, monkeypatch):
     monkeypatch.setattr(cfg, "PROJECT_ROOT", tmp_path)
-    (tmp_path / "pool.json").write_text('{"vmSize": "Standard_D2s_v3", "taskSlotsPerNode": 4}')
+    (tmp_path / "pool.json").write_text('{"vmSize": "Standard_D2s_v3", "taskSlotsPerNode": 4, '
+                                        '"targetDedicatedNodes": 3}')
     pool = cfg.parse_pipeline(_with_pool(template_file="pool.json"), "p").pools[0]
-    assert pool.pool_template == {"vmSize": "Standard_D2s_v3", "taskSlotsPerNode": 4}
+    assert pool.pool_template == {"vmSize": "Standard_D2s_v3", "taskSlotsPerNode": 4, "targetDedicatedNodes": 3}
+    assert pool.vm_count == 3
     (tmp_path / "bad.json").write_text('{"vmSize": "Standard_D2s_v3", "id": "x"}')
     with pytest.raises(InvalidInput) as info:
         cfg.parse_pipeline(_with_pool(template_file="bad.json"), "p")

@@ -318,9 +318,11 @@ def test_sensor_leaves_a_pool_it_did_not_create(env, version_id):
     env.control.add_fault("resize_error", count=-1, code="AllocationTimedout", message="injected")
     spec = pool_spec(env)
     client = batch(env)
-    client.create_pool(BatchPoolHook.build_pool_options(
-        pool_id=spec["pool_id"], vm_size=spec["vm_size"], image_version_id=version_id,
-        node_agent_sku_id=spec["node_agent_sku_id"], target_dedicated_nodes=4))
+    client.create_pool(bm.BatchPoolCreateOptions(
+        id=spec["pool_id"], vm_size=spec["vm_size"], target_dedicated_nodes=4,
+        virtual_machine_configuration=bm.VirtualMachineConfiguration(
+            image_reference=bm.BatchVmImageReference(virtual_machine_image_id=version_id),
+            node_agent_sku_id=spec["node_agent_sku_id"])))  # by hand, as a user would
     with pytest.raises(AirflowFailException) as info:
         run_operator(sensor(spec), context_for())
     assert "left in place: this run did not create it" in str(info.value)

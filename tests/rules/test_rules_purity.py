@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 RULES = Path(__file__).resolve().parents[2] / "plugins" / "batch_images" / "rules"
-ALLOWED_THIRD_PARTY = {"yaml", "pydantic", "annotated_types"}
+ALLOWED_THIRD_PARTY = {"yaml", "pydantic", "annotated_types", "jsonschema"}  # jsonschema: pool templates (Airflow depends on it)
 
 
 def test_rules_import_only_stdlib_yaml_and_pydantic():

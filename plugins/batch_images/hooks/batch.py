@@ -59,19 +59,6 @@ DEFAULT_CREDENTIAL_CONN_ID = "azure_default"
 BATCH_API_VERSION = "2025-06-01"  # what azure-batch 15.1.0 sends
 
 
-def _security_profile(profile: Mapping[str, Any] | None) -> batch_models.SecurityProfile | None:
-    """The SDK model of a wire-format pool ``securityProfile`` (None stays None)."""
-    if not profile:
-        return None
-    uefi = profile.get("uefiSettings")
-    return batch_models.SecurityProfile(
-        security_type=profile.get("securityType"),
-        encryption_at_host=profile.get("encryptionAtHost"),
-        uefi_settings=batch_models.BatchUefiSettings(secure_boot_enabled=uefi.get("secureBootEnabled"),
-                                                     vtpm_enabled=uefi.get("vTpmEnabled")) if uefi else None,
-    )
-
-
 class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
     """Azure Batch hook for gallery-image pools: Entra ID auth, pinned image versions, cheap polling.
 
@@ -230,78 +217,31 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
 
     # -- pools: create, read --------------------------------------------------------------------------------
 
-    @staticmethod
-    def build_pool_options(
-        *,
-        pool_id: str,
-        vm_size: str,
-        image_version_id: str,
-        node_agent_sku_id: str,
-        target_dedicated_nodes: int = 0,
-        target_low_priority_nodes: int = 0,
-        resize_timeout: timedelta | str = timedelta(minutes=15),
-        start_task: Mapping[str, Any] | None = None,
-        metadata: Mapping[str, str] | None = None,
-        display_name: str | None = None,
-        security_profile: Mapping[str, Any] | None = None,
-    ) -> batch_models.BatchPoolCreateOptions:
-        """Pool create options with ``virtualMachineImageId`` pinned to ``image_version_id``.
+    def create_pool_from_body(self, body: Mapping[str, Any]) -> bool:
+        """``POST /pools`` with ``body`` as it is (Batch's camelCase JSON, rules/pool_template.pool_body), so
+        properties the SDK's model lacks pass through. True when created; False when a pool with that id exists
+        (``PoolExists``).
 
-        ``image_version_id`` must be a gallery image *version* id (``.../images/{def}/versions/{x.y.z}``):
-        an image definition id would float to the latest version. ``start_task`` is the config's
-        ``{command_line, wait_for_success, max_task_retry_count, elevated}``. ``security_profile`` is the plan's
-        Batch wire-format ``{securityType: trustedLaunch, uefiSettings: {secureBootEnabled, vTpmEnabled}}`` (set
-        for images of Trusted Launch sources: such an image makes only Trusted Launch VMs), or None.
+        Any other error (``PoolBeingDeleted``, ``PoolQuotaReached``, a 400) is raised as azure-core's exception; use
+        :func:`~batch_images.pool_facts.batch_error_code` / :func:`~batch_images.pool_facts.batch_error_text` to read it.
         """
-        ids.parse_arm_id(image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
-        task = None
-        if start_task:
-            elevated = start_task.get("elevated", True)
-            task = batch_models.BatchStartTask(
-                command_line=start_task["command_line"],
-                wait_for_success=start_task.get("wait_for_success", True),
-                max_task_retry_count=start_task.get("max_task_retry_count", 1),
-                user_identity=batch_models.UserIdentity(
-                    auto_user=batch_models.AutoUserSpecification(
-                        scope=batch_models.AutoUserScope.POOL,
-                        elevation_level=batch_models.ElevationLevel.ADMIN if elevated
-                        else batch_models.ElevationLevel.NON_ADMIN,
-                    )
-                ),
-            )
-        return batch_models.BatchPoolCreateOptions(
-            id=pool_id,
-            display_name=display_name,
-            vm_size=vm_size,
-            virtual_machine_configuration=batch_models.VirtualMachineConfiguration(
-                image_reference=batch_models.BatchVmImageReference(virtual_machine_image_id=image_version_id),
-                node_agent_sku_id=node_agent_sku_id,
-                security_profile=_security_profile(security_profile),
-            ),
-            target_dedicated_nodes=target_dedicated_nodes,
-            target_low_priority_nodes=target_low_priority_nodes,
-            resize_timeout=parse_duration(resize_timeout),
-            enable_auto_scale=False,
-            start_task=task,
-            metadata=[batch_models.BatchMetadataItem(name=k, value=str(v)) for k, v in (metadata or {}).items()],
-        )
-
-    def create_gallery_pool(self, options: batch_models.BatchPoolCreateOptions) -> bool:
-        """``POST /pools``. True when created; False when a pool with that id exists (``PoolExists``).
-
-        Any other error (``PoolBeingDeleted``, ``PoolQuotaReached``, a 400) is raised as the SDK's
-        exception; use :func:`~batch_images.pool_facts.batch_error_code` /
-        :func:`~batch_images.pool_facts.batch_error_text` to read it.
-        """
-        self.log.info("Creating pool %s on image %s", options.id,
-                      options.virtual_machine_configuration.image_reference.virtual_machine_image_id)
+        image = ((body.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+        ids.parse_arm_id(image.get("virtualMachineImageId"), "image_version_id", ids.GALLERY_IMAGE_VERSION)
+        self.log.info("Creating pool %s on image %s", body.get("id"), image.get("virtualMachineImageId"))
         try:
-            self.connection.create_pool(options)
+            self._send("POST", "/pools", body)
         except ResourceExistsError as err:
             if batch_error_code(err) == "PoolExists":
                 return False
             raise
         return True
+
+    def get_pool_json(self, pool_id: str) -> dict | None:
+        """``GET /pools/{id}`` as Batch's JSON (every property, camelCase), or None when there is none."""
+        try:
+            return self._send("GET", self._path("pools", pool_id))
+        except ResourceNotFoundError:
+            return None
 
     def get_pool(self, pool_id: str) -> batch_models.BatchPool | None:
         """The pool, or None if there is none with that id."""

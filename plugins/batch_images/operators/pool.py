@@ -40,7 +40,7 @@ from batch_images.pool_facts import (
     pool_metadata,
 )
 from batch_images.operators.replica import ReplicaWaitingOperator
-from batch_images.rules import ids, naming, sizing
+from batch_images.rules import ids, naming, pool_template, sizing
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.plan import PoolSpec, RollDecision, read_pool_spec
 
@@ -182,21 +182,16 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         if existing is not None:
             return self._adopt(existing, spec, dag_id, run_id)
 
-        options = hook.build_pool_options(
-            pool_id=pool_id,
-            vm_size=spec.vm_size,
-            image_version_id=self.image_version_id,
-            node_agent_sku_id=spec.node_agent_sku_id,
-            target_dedicated_nodes=spec.target_dedicated_nodes,
-            target_low_priority_nodes=spec.target_low_priority_nodes,
-            resize_timeout=resize_timeout,
-            start_task=spec.start_task,
-            metadata=metadata,
-            display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})",
-            security_profile=spec.security_profile,  # Trusted Launch images (preflight's plan)
-        )
+        # The logical pool's template plus the owned fields (rules/pool_template.py); an autoscaled one starts as a
+        # fixed-size canary. Sent as raw JSON so every template property reaches Batch.
+        body = pool_template.pool_body(
+            spec.new_pool_template(), pool_id=pool_id, image_version_id=self.image_version_id,
+            node_agent_sku_id=spec.node_agent_sku_id, security_profile=spec.security_profile, metadata=metadata,
+            canary_nodes=spec.canary_nodes, display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})")
+        if spec.template and not spec.template.get("resizeTimeout") and not pool_template.is_autoscaled(body):
+            body["resizeTimeout"] = pool_template.iso_duration(resize_timeout)
         try:
-            created = hook.create_gallery_pool(options)
+            created = hook.create_pool_from_body(body)
         except HttpResponseError as err:
             code = batch_error_code(err)
             text = batch_error_text(err)

@@ -181,6 +181,7 @@ class PreflightOperator(BaseOperator):
         except InvalidInput as err:
             found.add_error(err)
         pool_ids = checks.check_pool_ids(cfg, version, found)
+        adopted = self._pool_templates(cfg, found)
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \
@@ -193,7 +194,7 @@ class PreflightOperator(BaseOperator):
             arm_conn_id=arm_conn_id, source=source.to_source(), location=source.location or cfg.gallery.location,
             agent=agent, account_regions=account_regions, replica_plan=replica_plan,
             pool_ids=pool_ids, security=security, today=datetime.now(timezone.utc).date(), duration=iso_duration,
-            notes=notes, build=build, options=options)
+            notes=notes, build=build, options=options, adopted=adopted)
         self._log_notes(notes)
         if options.dry_run:
             plan = plan.model_copy(update={"roll_decisions": self._roll_decisions(plan)})
@@ -203,6 +204,49 @@ class PreflightOperator(BaseOperator):
         self.log.info("Preflight passed: version %s, %d pool(s): %s", version, len(plan.pools),
                       ", ".join(p.pool_id for p in plan.pools))
         return out
+
+    def _pool_templates(self, cfg: PipelineConfig, found: checks.Findings) -> dict[int, dict]:
+        """Per logical pool: its serving pool read (GET) and its drift from the template logged; for an
+        ``adopt_pool_id`` pool the template read from the serving pool (the adopted one on the first run), its
+        Batch cross-field rules checked. Returns pool index -> adopted template. Reads only."""
+        from batch_images.hooks.batch import BatchPoolHook
+        from batch_images.rules import pool_template, roll
+
+        adopted: dict[int, dict] = {}
+        listings: dict[str, list] = {}
+        for i, pool in enumerate(cfg.pools):
+            try:
+                hook = BatchPoolHook(pool.batch_conn_id)
+                hook.load_connection()
+            except (AirflowNotFoundException, InvalidInput):
+                continue  # reported by check_pools
+            try:
+                if pool.batch_conn_id not in listings:
+                    listings[pool.batch_conn_id] = hook.list_pool_listing()
+                serving = roll.serving_pool(roll.physical_pools(listings[pool.batch_conn_id], pool.pool_id_prefix))
+                serving_json = hook.get_pool_json(serving.pool_id) if serving is not None else None
+                if pool.adopt_pool_id is not None and serving_json is None:
+                    serving_json = hook.get_pool_json(pool.adopt_pool_id)
+                    if serving_json is None:
+                        found.add(f"pools[{i}].adopt_pool_id", pool.adopt_pool_id, "no pool with this id in the Batch "
+                                  f"account {pool.account_name}", "give the id of an existing pool (az batch pool "
+                                  "list), or describe the pool with template instead")
+                        continue
+            finally:
+                hook.close_sync()
+            template = pool.pool_template
+            if pool.adopt_pool_id is not None:
+                template = pool_template.template_from_pool(serving_json)
+                for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
+                    found.add_error(err)
+                adopted[i] = template
+            elif serving_json is not None:
+                lines = pool_template.drift(template, serving_json)
+                found.notes.append(("warning" if lines else "info", f"Logical pool {pool.pool_id_prefix}: serving pool "
+                                    f"{serving_json.get('id')} " + ("differs from the template (the next roll "
+                                    "replaces it with the template):\n  " + "\n  ".join(lines) if lines
+                                    else "matches the template")))
+        return adopted
 
     def _roll_decisions(self, plan: Plan) -> dict[str, str]:
         """Logical pool -> what plan_roll would decide (rules/roll.py), from one pool list per Batch connection."""
@@ -367,7 +411,9 @@ class DryRunGateOperator(ShortCircuitOperator):
 
 
 class PoolSpecsOperator(BaseOperator):
-    """Return the plan's ``pools`` list as this task's return value, so later tasks can map over it.
+    """Return the plan's ``pools`` list as this task's return value, so later tasks can map over it; first make each
+    ``adopt_pool_id`` pool that no logical pool serves yet its logical pool's serving pool (metadata only:
+    :mod:`batch_images.operators.adopt`), so plan_roll rolls it like any serving pool.
 
     Airflow 3 maps only over ``return_value`` XComs ("cannot map over XCom with custom key 'pools'"), and the
     plan is preflight's return value. Usage::
@@ -388,4 +434,8 @@ class PoolSpecsOperator(BaseOperator):
         self.plan = plan
 
     def execute(self, context: Context) -> list[dict]:
-        return pool_specs(self.plan)
+        specs = pool_specs(self.plan)
+        from batch_images.operators.adopt import adopt_pools  # the Azure SDK loads in the worker, not at DAG parse
+
+        adopt_pools(specs, self.dag_id, context.get("run_id"), self.log)
+        return specs

@@ -45,7 +45,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict,
 from pydantic import ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 
-from . import ids, naming, sizing
+from . import ids, naming, pool_template, sizing
 from .errors import InvalidInput
 from .sizing import ReplicaRule, ReplicaSizing
 
@@ -196,6 +196,25 @@ def _relative_file(value: Any, field: str) -> str:
 
 
 MARKETPLACE_VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+){2,3}")
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # plugins/batch_images/rules/config.py
+
+
+def _plain(value: Any) -> Any:
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def _read_template_file(path: str) -> dict:
+    """A ``template_file`` (relative to the project root) as a dict; InvalidInput naming ``template_file``."""
+    fix = "give a path relative to the project root of a JSON file with the pool's properties"
+    try:
+        data = json.loads((PROJECT_ROOT / path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InvalidInput("template_file", path, f"cannot read the file ({err.strerror or err})", fix) from None
+    except ValueError as err:
+        raise InvalidInput("template_file", path, f"not valid JSON ({err})", "fix the JSON syntax") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("template_file", path, f"expected a JSON object, got {type(data).__name__}", fix)
+    return data
 
 
 # --- the config ----------------------------------------------------------------------------------------------------
@@ -289,7 +308,20 @@ class PoolConfig(_Plain):
         None, description="The Batch account's region (null: looked up at run time)")
     pool_id_prefix: Annotated[str, _rule(_pool_id_prefix)] = Field(
         description="Pool id: <prefix>-<version dashed>, at most 64 characters")
-    vm_size: _text("a VM size", r"^[A-Za-z][A-Za-z0-9_]{0,63}$", fix="use a VM size name such as Standard_D2s_v3")
+    vm_size: _text("a VM size", r"^[A-Za-z][A-Za-z0-9_]{0,63}$", fix="use a VM size name such as Standard_D2s_v3"
+                   ) | None = Field(None, description="Required without template / template_file / adopt_pool_id")
+    template: dict[str, Any] | None = Field(None, description=(
+        "The pool in Batch's REST shape (camelCase, what az batch pool create --json-file takes) without the owned "
+        "fields (id, virtualMachineConfiguration.imageReference / nodeAgentSKUId / securityProfile); shape: "
+        "plugins/batch_images/rules/batch_pool_schema.json. Replaces vm_size, target_*_nodes, "
+        "resize_timeout_minutes and start_task"))
+    template_file: Annotated[str, _rule(_relative_file)] | None = Field(
+        None, description="A JSON file (relative to the project root) holding such a template")
+    adopt_pool_id: _text("a Batch pool id", r"^[A-Za-z0-9_\-]{1,64}$", 64,
+                         "give the id of an existing pool in the Batch account") | None = Field(
+        None, description="An existing pool to adopt: it becomes the first serving pool; each roll copies its spec")
+    canary_nodes: _int(1, fix="give a node count >= 1, or null") | None = Field(None, description=(
+        "Fixed size of an autoscaled pool's canary (null: the smoke test's task count, or 1)"))
     target_dedicated_nodes: _int(0) = 0
     target_low_priority_nodes: _int(0) = 0
     resize_timeout_minutes: _int(5, fix="give at least 5 (Batch's minimum), or null to size it from the node count "
@@ -302,6 +334,49 @@ class PoolConfig(_Plain):
     smoke_test: SmokeTestConfig | None = Field(None, description="null: no smoke test")
     require_approval: Bool = Field(False, description="Wait for a human approval before production pools move")
 
+    @model_validator(mode="after")
+    def _one_pool_source(self) -> PoolConfig:
+        """Exactly one of template / template_file / adopt_pool_id / the short fields; the template checked."""
+        given = [k for k in ("template", "template_file", "adopt_pool_id") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise InvalidInput(given[1], getattr(self, given[1]), f"{given[0]} is set too: a pool has one source",
+                               "keep one of template, template_file and adopt_pool_id")
+        if given:
+            short = {"vm_size": None, "target_dedicated_nodes": 0, "target_low_priority_nodes": 0,
+                     "resize_timeout_minutes": None, "start_task": None}
+            for key, unset in short.items():
+                if getattr(self, key) != unset:
+                    raise InvalidInput(key, _plain(getattr(self, key)), f"{given[0]} describes the whole pool, so "
+                                       "this short field would be ignored",
+                                       f"remove {key} (write it in the template as Batch's camelCase property)"
+                                       if given[0] != "adopt_pool_id" else f"remove {key}: the adopted pool's own "
+                                       "settings are used")
+        elif self.vm_size is None:
+            raise InvalidInput("vm_size", None, "required without template, template_file or adopt_pool_id: the pool has no VM size", "add vm_size (e.g. Standard_D2s_v3), or "
+                               "describe the pool with template / template_file / adopt_pool_id")
+        if self.template is not None:
+            pool_template.check_template(self.template, "template")
+        if self.template_file is not None:
+            pool_template.check_template(_read_template_file(self.template_file), "template_file")
+        return self
+
+    @property
+    def pool_template(self) -> dict | None:
+        """The pool's template (rules/pool_template.py): the config's, its file's, or built from the short fields;
+        None for an adopted pool (its template is read from the pool by preflight)."""
+        if self.template is not None:
+            return dict(self.template)
+        if self.template_file is not None:
+            return _read_template_file(self.template_file)
+        if self.adopt_pool_id is not None:
+            return None
+        return pool_template.template_from_short_fields(self)
+
+    @property
+    def effective_canary_nodes(self) -> int:
+        """``canary_nodes``, else the smoke test's task count, else 1."""
+        return self.canary_nodes or (self.smoke_test.tasks if self.smoke_test and self.smoke_test.tasks else 1)
+
     @property
     def batch_account(self) -> ids.ArmId:
         return ids.parse_arm_id(self.batch_account_id, "batch_account_id", ids.BATCH_ACCOUNT)
@@ -312,7 +387,12 @@ class PoolConfig(_Plain):
 
     @property
     def vm_count(self) -> int:
-        return self.target_dedicated_nodes + self.target_low_priority_nodes
+        """Nodes of a new pool: the short fields' or the template's targets (an autoscaled template: its canary's);
+        an adopted pool's count is known only at run time (canary_nodes, or 0 here)."""
+        if self.template is None and self.template_file is None:
+            return self.target_dedicated_nodes + self.target_low_priority_nodes + (
+                (self.canary_nodes or 0) if self.adopt_pool_id else 0)
+        return sum(pool_template.fixed_targets(self.pool_template, self.effective_canary_nodes))
 
     @property
     def region(self) -> str | None:
@@ -453,7 +533,7 @@ class PipelineConfig(_Plain):
                                    f"pools[{taken[key]}] uses the same prefix on the same Batch account, so their "
                                    "pool ids would collide", "give each pool on an account its own prefix")
             taken[key] = i
-            if pool.smoke_test is not None and pool.vm_count == 0:  # no node would ever run a smoke-test task
+            if pool.smoke_test is not None and pool.vm_count == 0 and pool.adopt_pool_id is None:  # no node would ever run a smoke-test task
                 raise InvalidInput(f"pools[{i}].smoke_test", pool.smoke_test.command_line,
                                    "the pool has no nodes (target_dedicated_nodes and target_low_priority_nodes are 0), "
                                    "so no smoke-test task could run", "give the pool nodes, or set smoke_test: null")

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from . import ids, naming, sizing
+from . import ids, naming, pool_template, sizing
 from . import roll as roll_rules
 from . import security as security_rules
 from .config import RollConfig, SmokeTestConfig
@@ -186,6 +186,11 @@ class PoolSpec(_Model):
     smoke_test: SmokeTestConfig | None = None
     require_approval: bool = False
     canary_only: bool = False  # the run's canary_only option (set by pool_specs from plan.options)
+    # The logical pool's Batch pool body without the owned fields (rules/pool_template.py): the config's template,
+    # its template_file, the adopted pool's spec or the short fields. vm_size / target_* above are derived from it.
+    template: dict = {}
+    adopt_pool_id: str | None = None
+    canary_nodes: int | None = None  # an autoscaled template's canary size (None: not autoscaled)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "pool_spec") -> Self:
@@ -198,6 +203,21 @@ class PoolSpec(_Model):
             return cls.model_validate(dict(data))
         except ValidationError as err:
             raise invalid_from(err, field, cls.from_dict_fix) from None
+
+    def new_pool_template(self) -> dict:
+        """The template a new pool of this logical pool is made from (the short fields' for a plan written before
+        templates existed)."""
+        if self.template:
+            return dict(self.template)
+        body: dict[str, Any] = {"vmSize": self.vm_size, "resizeTimeout": self.resize_timeout,
+                                "targetDedicatedNodes": self.target_dedicated_nodes,
+                                "targetLowPriorityNodes": self.target_low_priority_nodes, "enableAutoScale": False}
+        task = self.start_task
+        if task:
+            body["startTask"] = pool_template.start_task_body(
+                task["command_line"], task.get("wait_for_success", True), task.get("max_task_retry_count", 1),
+                task.get("elevated", True))
+        return body
 
     @property
     def makes_new_pool(self) -> bool:
@@ -349,7 +369,7 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                replica_plan: Mapping[str, sizing.ReplicaSizing], pool_ids: Sequence[str],
                security: Mapping[str, Any] | None, today: date, duration: Callable[[timedelta], str],
                notes: list[tuple[str, str]] | None = None, build: BuildVm | None = None,
-               options: RunOptions | None = None) -> Plan:
+               options: RunOptions | None = None, adopted: Mapping[int, Mapping[str, Any]] | None = None) -> Plan:
     """The plan of a run whose checks passed.
 
     :param cfg: the ``PipelineConfig``; ``publish_cfg`` the same with the Batch accounts' regions that the config
@@ -364,6 +384,8 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
     :param build: the build VM of a base_image pipeline (``source`` is then that VM as it will be).
     :param options: the run's validated params; its ``target_regions`` subset keeps only those configured regions
         (a region preflight added for a Batch account the config left out always stays).
+    :param adopted: pool index -> the template read from that pool's ``adopt_pool_id``
+        (:func:`~batch_images.rules.pool_template.template_from_pool` of its GET).
     """
     notes = notes if notes is not None else []
     options = options or RunOptions()
@@ -387,19 +409,17 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
     pools = []
     allocation = timedelta(0)
     for i, pool in enumerate(cfg.pools):
-        resize = sizing.at_least_resize_floor(pool.resize_timeout)
-        if resize != pool.resize_timeout:
-            notes.append(("warning", f"pools[{i}].resize_timeout_minutes {pool.resize_timeout_minutes} is under 15 "
-                                     "minutes; the pool gets 15 minutes"))
-        alloc = sizing.timeout_for_allocation(pool.vm_count, resize)
+        template, dedicated, low, canary, resize = _pool_template(pool, (adopted or {}).get(i), i, notes)
+        alloc = sizing.timeout_for_allocation(dedicated + low, resize)
         allocation = max(allocation, alloc)
         pools.append(PoolSpec(
             batch_conn_id=pool.batch_conn_id, batch_account_id=pool.batch_account_id,
             # not `location`: that is the source VM's region (the snapshots' and the image's), used below
             batch_account_location=account_regions.get(pool.batch_account_id) or pool.batch_account_location,
             logical_pool=pool.pool_id_prefix,
-            pool_id=pool_ids[i], vm_size=pool.vm_size, target_dedicated_nodes=pool.target_dedicated_nodes,
-            target_low_priority_nodes=pool.target_low_priority_nodes, resize_timeout=duration(resize),
+            pool_id=pool_ids[i], vm_size=str(template.get("vmSize") or ""), target_dedicated_nodes=dedicated,
+            target_low_priority_nodes=low, resize_timeout=duration(resize), template=template,
+            adopt_pool_id=pool.adopt_pool_id, canary_nodes=canary,
             start_task=pool.start_task.to_dict() if pool.start_task else None,
             max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent, metadata=dict(tags),
             allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None,
@@ -441,6 +461,26 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
         security=SecurityDecision(**security) if security is not None else None, options=options,
         build=build,
     )
+
+
+def _pool_template(pool: Any, adopted: Mapping[str, Any] | None, i: int, notes: list[tuple[str, str]]
+                   ) -> tuple[dict, int, int, int | None, timedelta]:
+    """(template, dedicated, low-priority, canary_nodes, resize timeout) of configured pool ``i``: the short fields'
+    template gets the resize timeout floored at 15 minutes (a warning in ``notes``); an autoscaled template's new
+    pools start as canaries of ``canary_nodes`` nodes."""
+    template = dict(adopted) if pool.adopt_pool_id is not None else pool.pool_template
+    auto = pool_template.is_autoscaled(template)
+    canary = pool.effective_canary_nodes if auto else pool.canary_nodes
+    dedicated, low = pool_template.fixed_targets(template, canary)
+    if pool.adopt_pool_id is None and pool.template is None and pool.template_file is None:
+        resize = sizing.at_least_resize_floor(pool.resize_timeout)
+        if resize != pool.resize_timeout:
+            notes.append(("warning", f"pools[{i}].resize_timeout_minutes {pool.resize_timeout_minutes} is under 15 "
+                                     "minutes; the pool gets 15 minutes"))
+        return pool_template.template_from_short_fields(pool, resize), dedicated, low, canary, resize
+    stated = pool_template.parse_iso_duration(template.get("resizeTimeout"))
+    resize = sizing.at_least_resize_floor(stated if stated is not None else sizing.resize_timeout_for(dedicated + low))
+    return template, dedicated, low, canary, resize
 
 
 # -- the plan as text (dry run) ---------------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""Template pools against the stand-in: preflight plans the template, create_pool sends it whole, the SDK reads the
+same pool back (owned fields aside); bad templates are refused with zero writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from _batch_common import build_image_version, context_for, in_dag, pipeline_dict, set_connections
+from batch_images.hooks.batch import BatchPoolHook
+from batch_images.operators.pool import BatchPoolOperator
+from batch_images.operators.preflight import PreflightOperator
+from batch_images.rules import pool_template as pt
+from batch_images.rules.config import parse_pipeline
+from batch_images.rules.errors import InvalidInput
+
+TEMPLATE = {
+    "vmSize": "Standard_D2s_v3",
+    "targetDedicatedNodes": 2,
+    "resizeTimeout": "PT20M",
+    "enableInterNodeCommunication": False,
+    "taskSlotsPerNode": 2,
+    "taskSchedulingPolicy": {"nodeFillType": "pack"},
+    "startTask": {
+        "commandLine": "/bin/bash -c 'echo ready'", "waitForSuccess": True, "maxTaskRetryCount": 2,
+        "resourceFiles": [{"httpUrl": "https://example.com/setup.sh", "filePath": "setup.sh"}],
+        "environmentSettings": [{"name": "STAGE", "value": "test"}],
+        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+    },
+    "userAccounts": [{"name": "runner", "password": "N0t-a-real-one!", "elevationLevel": "nonadmin"}],
+    "mountConfiguration": [{"azureFileShareConfiguration": {
+        "accountName": "sa", "azureFileUrl": "https://sa.file.core.windows.net/share", "accountKey": "k",
+        "relativeMountPath": "share"}}],
+    "virtualMachineConfiguration": {"dataDisks": [{"lun": 0, "diskSizeGB": 16}]},
+    "metadata": [{"name": "team", "value": "platform"}],
+}
+
+
+@pytest.fixture
+def env(standin, monkeypatch):
+    set_connections(monkeypatch, standin.endpoints)
+    return standin
+
+
+def _cfg(env, **pool) -> dict:
+    cfg = pipeline_dict(env.endpoints)
+    p = cfg["pools"][0]
+    for key in ("vm_size", "target_dedicated_nodes", "target_low_priority_nodes", "resize_timeout_minutes",
+                "start_task"):
+        p.pop(key, None)
+    p.update(pool)
+    return cfg
+
+
+def _subnet(env) -> str:
+    demo = env.endpoints["demo"]
+    return (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
+            "Microsoft.Network/virtualNetworks/vnet-batch/subnets/pools")
+
+
+def test_a_template_pool_round_trips_every_property(env):
+    version_id = build_image_version(env)
+    template = {**TEMPLATE, "networkConfiguration": {"subnetId": _subnet(env)}}
+    plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=template))).execute(
+        context_for())
+    spec = plan["pools"][0]
+    assert spec["template"] == template and spec["vm_size"] == "Standard_D2s_v3"
+    assert spec["target_dedicated_nodes"] == 2
+    pool_id = in_dag(lambda: BatchPoolOperator(task_id="create_pool", pool_spec=spec,
+                                               image_version_id=version_id)).execute(context_for())
+    got = BatchPoolHook().get_pool_json(pool_id)
+    assert got["virtualMachineConfiguration"]["imageReference"]["virtualMachineImageId"].lower() == version_id.lower()
+    back = pt.template_from_pool(got)
+    back.pop("displayName", None)  # the pipeline's, when the template has none
+    assert pt.drift(template, got) == []
+    for key, value in template.items():
+        if key != "metadata":
+            assert back.get(key) == value, key
+    assert pt.metadata_dict(got["metadata"])["team"] == "platform"
+    sdk = env.batch().get_pool(pool_id)  # the SDK reads the same pool
+    assert sdk.task_slots_per_node == 2 and sdk.start_task.environment_settings[0].value == "test"
+    assert sdk.mount_configuration[0].azure_file_share_configuration.relative_mount_path == "share"
+
+
+@pytest.mark.parametrize("template, field", [
+    ({**TEMPLATE, "virtualMachineConfiguration": {"nodeAgentSKUId": "batch.node.ubuntu 22.04"}},
+     "template.virtualMachineConfiguration.nodeAgentSKUId"),
+    ({**TEMPLATE, "notAPoolProperty": True}, "template.notAPoolProperty"),
+    ({**TEMPLATE, "enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes = 2;"},
+     "template.targetDedicatedNodes"),
+])
+def test_bad_templates_are_refused_with_zero_writes(env, template, field):
+    env.control.clear_requests()
+    with pytest.raises(InvalidInput) as info:
+        parse_pipeline(_cfg(env, template=template), "pipelines[0]")
+    assert info.value.field == f"pipelines[0].pools[0].{field}"
+    with pytest.raises(AirflowFailException) as failed:  # preflight refuses the same config before any write
+        in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=template))).execute(
+            context_for())
+    assert field in str(failed.value)
+    log = env.control.requests()
+    assert log["writes"] == 0 and log["write_attempts"] == 0, log
+
+
+def test_adopt_pool_id_of_a_missing_pool_is_refused_naming_the_field(env):
+    build_image_version(env)
+    env.control.clear_requests()
+    with pytest.raises(AirflowFailException) as failed:
+        in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, adopt_pool_id="nosuchpool"))).execute(
+            context_for())
+    assert "pools[0].adopt_pool_id" in str(failed.value) and "nosuchpool" in str(failed.value)
+    assert env.control.requests()["writes"] == 0

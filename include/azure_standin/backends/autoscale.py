@@ -80,8 +80,8 @@ class Result:
 
     def results(self) -> str:
         """``$TargetDedicatedNodes=4;$TargetLowPriorityNodes=0;$NodeDeallocationOption=requeue;$x=1``."""
-        parts = [f"$TargetDedicatedNodes={self.target_dedicated}", f"$TargetLowPriorityNodes={self.target_low_priority}",
-                 f"$NodeDeallocationOption={self.deallocation}"]
+        parts = [f"$TargetDedicatedNodes={self.target_dedicated}",
+                 f"$TargetLowPriorityNodes={self.target_low_priority}", f"$NodeDeallocationOption={self.deallocation}"]
         for name in sorted(self.variables, key=str.lower):
             parts.append(f"{name}={_show(self.variables[name])}")
         return ";".join(parts)

@@ -254,6 +254,7 @@ class UnknownProperty(InvalidRequestBody):
             ("PropertyName", name),
             ("Reason", f"The property '{name}' does not exist on type 'Microsoft.Azure.Batch.Protocol.Entities."
                        f"{entity}'. Make sure to only use property values that are defined by the type.")])
+        self.code = "InvalidRequestBody"
 
 
 class AutoScalingFormulaSyntaxError(_BatchCoded):

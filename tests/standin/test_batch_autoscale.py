@@ -8,7 +8,7 @@ import pytest
 from azure.batch import models as bm
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 
-from batch_helpers import error_values, pool_options, wait_pool
+from batch_helpers import error_values, pool_options, slow, wait_pool
 
 PENDING = "$TargetDedicatedNodes = max(0, $PendingTasks.GetSample(1));\n$NodeDeallocationOption = taskcompletion"
 
@@ -49,22 +49,26 @@ def test_the_formula_follows_pending_tasks_every_interval_and_disable_keeps_the_
     client = standin.batch()
     client.create_pool(pool_options("p-fixed", nodes=1, marketplace=True, start_task=False))
     wait_pool(client, "p-fixed")
-    client.enable_pool_auto_scale("p-fixed", bm.BatchPoolEnableAutoScaleOptions(
-        auto_scale_formula=PENDING, auto_scale_evaluation_interval=datetime.timedelta(minutes=5)))
-    pool = client.get_pool("p-fixed")
-    # no task yet: the first evaluation (at enable) asks for 0 nodes
-    assert pool.enable_auto_scale and pool.target_dedicated_nodes == 0
-    assert pool.auto_scale_run.results.startswith(
-        "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion")
-    wait_pool(client, "p-fixed")
+    # at a slow clock, so that no 5-minute evaluation falls between these reads
+    with slow(standin, scale=1.0):
+        client.enable_pool_auto_scale("p-fixed", bm.BatchPoolEnableAutoScaleOptions(
+            auto_scale_formula=PENDING, auto_scale_evaluation_interval=datetime.timedelta(minutes=5)))
+        pool = client.get_pool("p-fixed")
+        # no task yet: the first evaluation (at enable) asks for 0 nodes
+        assert pool.enable_auto_scale and pool.target_dedicated_nodes == 0
+        assert pool.auto_scale_run.results.startswith(
+            "$TargetDedicatedNodes=0;$TargetLowPriorityNodes=0;$NodeDeallocationOption=taskcompletion")
+        standin.control.advance(120)      # the idle node leaves; the next evaluation is due at 5 min
+        pool = client.get_pool("p-fixed")
+        assert pool.allocation_state == "steady" and pool.current_dedicated_nodes == 0
 
-    add_sleeping_tasks(client, "job-auto", "p-fixed", 3)
-    evaluated = client.evaluate_pool_auto_scale("p-fixed", bm.BatchPoolEvaluateAutoScaleOptions(
-        auto_scale_formula="$TargetDedicatedNodes = avg($ActiveTasks.GetSample(TimeInterval_Minute * 5, 70)) * 2"))
-    assert evaluated.error is None and evaluated.results.startswith("$TargetDedicatedNodes=6;")
-    assert client.get_pool("p-fixed").target_dedicated_nodes == 0      # evaluate does not apply
+        add_sleeping_tasks(client, "job-auto", "p-fixed", 3)
+        evaluated = client.evaluate_pool_auto_scale("p-fixed", bm.BatchPoolEvaluateAutoScaleOptions(
+            auto_scale_formula="$TargetDedicatedNodes = avg($ActiveTasks.GetSample(TimeInterval_Minute * 5, 70)) * 2"))
+        assert evaluated.error is None and evaluated.results.startswith("$TargetDedicatedNodes=6;")
+        assert client.get_pool("p-fixed").target_dedicated_nodes == 0      # evaluate does not apply
 
-    standin.control.advance(5 * 60 + 1)
+        standin.control.advance(3 * 60 + 1)
     pool = client.get_pool("p-fixed")
     assert pool.target_dedicated_nodes == 3
     assert pool.auto_scale_run.results.startswith("$TargetDedicatedNodes=3;")
@@ -100,15 +104,17 @@ def test_formula_errors(standin):
 
     # a formula that fails at run time: the pool keeps its target and shows the error
     standin.control.advance(60)
-    client.enable_pool_auto_scale("p-ok", bm.BatchPoolEnableAutoScaleOptions(
-        auto_scale_formula="$TargetDedicatedNodes = 4 / ($CurrentDedicatedNodes * 0)"))
-    pool = client.get_pool("p-ok")
-    assert pool.auto_scale_run.error.code == "AutoScalingFormulaEvaluationError" and pool.target_dedicated_nodes == 0
-    # enableautoscale twice within 30 s: 503 (azure-core retries a 503, so read the raw answer)
-    with pytest.raises(HttpResponseError) as err:
+    with slow(standin, scale=1.0):    # both enables within 30 simulated seconds
         client.enable_pool_auto_scale("p-ok", bm.BatchPoolEnableAutoScaleOptions(
-            auto_scale_formula="$TargetDedicatedNodes = 1"), retry_total=0)
-    assert err.value.status_code == 503 and err.value.error.code == "TooManyEnableAutoScaleRequests"
+            auto_scale_formula="$TargetDedicatedNodes = 4 / ($CurrentDedicatedNodes * 0)"))
+        pool = client.get_pool("p-ok")
+        assert pool.auto_scale_run.error.code == "AutoScalingFormulaEvaluationError"
+        assert pool.target_dedicated_nodes == 0
+        # enableautoscale twice within 30 s: 503 (azure-core retries a 503: retry_total=0 shows the answer)
+        with pytest.raises(HttpResponseError) as err:
+            client.enable_pool_auto_scale("p-ok", bm.BatchPoolEnableAutoScaleOptions(
+                auto_scale_formula="$TargetDedicatedNodes = 1"), retry_total=0)
+        assert err.value.status_code == 503 and err.value.error.code == "TooManyEnableAutoScaleRequests"
     standin.control.advance(60)
     with pytest.raises(HttpResponseError) as err:
         client.enable_pool_auto_scale("p-ok", bm.BatchPoolEnableAutoScaleOptions(auto_scale_formula="$x ="))

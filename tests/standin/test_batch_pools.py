@@ -340,3 +340,180 @@ def test_unpinned_image_floats_so_a_later_scale_out_mixes_versions(standin, imag
                              polling_interval=POLL).result()
     versions = sorted(n.virtual_machine_info.image_reference.exact_version for n in client.list_nodes("p-float"))
     assert versions == ["1.0.0", "1.0.0", "1.1.0", "1.1.0"]
+
+
+# -- the whole pool body ---------------------------------------------------------------------------------------
+
+def _raw(client, method: str, path: str, body: dict | None = None):
+    """A request through the SDK's own pipeline (auth, endpoint) with a raw JSON body."""
+    from azure.core.rest import HttpRequest
+
+    return client.send_request(HttpRequest(method, path, json=body, params={"api-version": "2025-06-01"},
+                                           headers={"content-type": "application/json; odata=minimalmetadata"}))
+
+
+def _subnet(standin, vnet: str = "vnet-batch", name: str = "pools") -> str:
+    sub = standin.endpoints["demo"]["subscription_id"]
+    return (f"/subscriptions/{sub}/resourceGroups/rg-batch-images/providers/Microsoft.Network/virtualNetworks/"
+            f"{vnet}/subnets/{name}")
+
+
+def full_body(standin, pool_id: str) -> dict:
+    """A pool body that sets every property of the 2025-06-01 BatchPoolCreateOptions (and every one of the 12
+    under virtualMachineConfiguration, the 7 of the start task)."""
+    mi = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+          "Microsoft.ManagedIdentity/userAssignedIdentities/pool-id")
+    return {
+        "id": pool_id, "displayName": "Every property", "vmSize": "Standard_D4s_v3",
+        "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
+                               "sku": "22_04-lts-gen2", "version": "latest"},
+            "nodeAgentSKUId": "batch.node.ubuntu 22.04",
+            "windowsConfiguration": {"enableAutomaticUpdates": False},
+            "dataDisks": [{"lun": 0, "caching": "readwrite", "diskSizeGB": 128, "storageAccountType": "premium_lrs"}],
+            "licenseType": "Windows_Server",
+            "containerConfiguration": {"type": "dockerCompatible", "containerImageNames": ["busybox:1.36"],
+                                       "containerRegistries": [{"registryServer": "contoso.azurecr.io",
+                                                                "identityReference": {"resourceId": mi}}]},
+            "diskEncryptionConfiguration": {"targets": ["osdisk", "temporarydisk"]},
+            "nodePlacementConfiguration": {"policy": "zonal"},
+            "extensions": [{"name": "mon", "publisher": "Microsoft.Azure.Monitor", "type": "AzureMonitorLinuxAgent",
+                            "typeHandlerVersion": "1.0", "autoUpgradeMinorVersion": True,
+                            "enableAutomaticUpgrade": True, "settings": {"a": "b"}}],
+            "osDisk": {"ephemeralOSDiskSettings": {"placement": "CacheDisk"}, "caching": "readonly",
+                       "managedDisk": {"storageAccountType": "standard_lrs"}, "diskSizeGB": 64,
+                       "writeAcceleratorEnabled": False},
+            "securityProfile": {"securityType": "trustedLaunch", "encryptionAtHost": True,
+                                "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}},
+            "serviceArtifactReference": {"id": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/"
+                                               "providers/Microsoft.Compute/galleries/g/serviceArtifacts/sa/"
+                                               "vmArtifactsProfiles/p"},
+        },
+        "resizeTimeout": "PT20M", "targetDedicatedNodes": 1, "targetLowPriorityNodes": 1,
+        "enableAutoScale": False, "enableInterNodeCommunication": True,
+        "networkConfiguration": {"subnetId": _subnet(standin), "dynamicVNetAssignmentScope": "none",
+                                 "publicIPAddressConfiguration": {"provision": "nopublicipaddresses"},
+                                 "enableAcceleratedNetworking": True},
+        "startTask": {"commandLine": "/bin/bash -c 'echo ready'",
+                      "containerSettings": {"imageName": "busybox:1.36", "containerRunOptions": "--rm",
+                                            "workingDirectory": "taskWorkingDirectory"},
+                      "resourceFiles": [{"httpUrl": "https://example.blob.core.windows.net/c/setup.sh",
+                                         "filePath": "setup.sh", "fileMode": "0755"}],
+                      "environmentSettings": [{"name": "STAGE", "value": "prod"}],
+                      "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+                      "maxTaskRetryCount": 2, "waitForSuccess": True},
+        "applicationPackageReferences": [{"applicationId": "tool", "version": "1.0"}],
+        "taskSlotsPerNode": 16, "taskSchedulingPolicy": {"nodeFillType": "pack"},
+        "userAccounts": [{"name": "runner", "password": "not-a-secret-1!", "elevationLevel": "nonadmin",
+                          "linuxUserConfiguration": {"uid": 1001, "gid": 1001}}],
+        "metadata": [{"name": "owner", "value": "team-a"}],
+        "mountConfiguration": [{"azureFileShareConfiguration": {
+            "accountName": "acct", "azureFileUrl": "https://acct.file.core.windows.net/share",
+            "accountKey": "a2V5", "relativeMountPath": "share", "mountOptions": "-o vers=3.0"}}],
+        "upgradePolicy": {"mode": "automatic", "automaticOSUpgradePolicy": {"enableAutomaticOSUpgrade": True}},
+    }
+
+
+def _subset(sent, got, path="") -> list[str]:
+    """Where `got` differs from `sent` (every key sent must come back with the same value)."""
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return [path]
+        return [d for k, v in sent.items() for d in _subset(v, got.get(k), f"{path}.{k}")]
+    if isinstance(sent, list):
+        if not isinstance(got, list) or len(got) != len(sent):
+            return [path]
+        return [d for i, (a, b) in enumerate(zip(sent, got)) for d in _subset(a, b, f"{path}[{i}]")]
+    return [] if sent == got else [f"{path}: {sent!r} != {got!r}"]
+
+
+def test_every_pool_property_round_trips_through_a_get(standin):
+    client = standin.batch()
+    body = full_body(standin, "p-every")
+    assert _raw(client, "POST", "/pools", body).status_code == 201
+    got = _raw(client, "GET", "/pools/p-every").json()
+    assert _subset(body, got) == []
+    # and the typed SDK reads it back unchanged
+    pool = client.get_pool("p-every")
+    vmc = pool.virtual_machine_configuration
+    assert vmc.os_disk.ephemeral_os_disk_settings.placement == "CacheDisk"
+    assert vmc.container_configuration.container_image_names == ["busybox:1.36"]
+    assert pool.network_configuration.subnet_id == body["networkConfiguration"]["subnetId"]
+    assert pool.start_task.environment_settings[0].name == "STAGE" and pool.task_slots_per_node == 16
+    assert pool.resize_timeout == datetime.timedelta(minutes=20)
+    # and the SDK's own create of the same body round-trips too
+    opts = bm.BatchPoolCreateOptions({**body, "id": "p-every-sdk"})
+    client.create_pool(opts)
+    again = _raw(client, "GET", "/pools/p-every-sdk").json()
+    assert _subset({**body, "id": "p-every-sdk"}, again) == []
+
+
+def test_an_unknown_pool_property_is_refused(standin):
+    client = standin.batch()
+    body = full_body(standin, "p-unknown")
+    body["identity"] = {"type": "UserAssigned"}      # an ARM-only property: the data plane's model has no identity
+    with pytest.raises(HttpResponseError) as err:
+        _raw(client, "POST", "/pools", body)
+    assert err.value.status_code == 400 and err.value.error.code == "InvalidRequestBody"
+    values = error_values(err.value)
+    assert values["PropertyName"] == "identity" and "does not exist on type" in values["Reason"]
+    assert list(client.list_pools()) == []
+
+
+@pytest.mark.parametrize("vm_size, slots, ok", [
+    ("Standard_D2s_v3", 8, True), ("Standard_D2s_v3", 9, False), ("Standard_D96s_v5", 256, True),
+    ("Standard_D96s_v5", 257, False), ("Standard_D2s_v3", 0, False)])
+def test_task_slots_per_node_limit_is_four_per_vcpu_up_to_256(standin, vm_size, slots, ok):
+    client = standin.batch()
+    opts = pool_options("p-slots", nodes=0, marketplace=True, vm_size=vm_size, task_slots_per_node=slots)
+    if ok:
+        client.create_pool(opts)
+        assert client.get_pool("p-slots").task_slots_per_node == slots
+        return
+    with pytest.raises(HttpResponseError) as err:
+        client.create_pool(opts)
+    assert err.value.status_code == 400 and err.value.error.code == "InvalidPropertyValue"
+    assert error_values(err.value)["PropertyName"] == "taskSlotsPerNode"
+
+
+def _net(subnet_id: str) -> bm.NetworkConfiguration:
+    return bm.NetworkConfiguration(subnet_id=subnet_id)
+
+
+def test_a_malformed_subnet_id_is_refused(standin):
+    client = standin.batch()
+    with pytest.raises(HttpResponseError) as err:
+        client.create_pool(pool_options("p-net", nodes=0, marketplace=True, network_configuration=_net("pools")))
+    assert err.value.status_code == 400
+    assert error_values(err.value)["PropertyName"] == "networkConfiguration.subnetId"
+
+
+def test_the_subnet_must_exist_in_the_account_region(standin):
+    pytest.importorskip("azure_standin.backends.network", reason="the stand-in's Network backend is not there yet")
+    client = standin.batch()
+    client.create_pool(pool_options("p-net", nodes=0, marketplace=True, network_configuration=_net(_subnet(standin))))
+    for sid in (_subnet(standin, "vnet-northeurope"), _subnet(standin, name="missing")):
+        with pytest.raises(HttpResponseError) as err:
+            client.create_pool(pool_options("p-net2", nodes=0, marketplace=True, network_configuration=_net(sid)))
+        assert err.value.status_code == 400 and err.value.error.code == "InvalidPropertyValue"
+        assert error_values(err.value)["PropertyName"] == "networkConfiguration.subnetId"
+
+
+def test_patch_changes_start_task_and_metadata_any_time_but_empty_only_fields_need_an_empty_pool(standin):
+    client = standin.batch()
+    client.create_pool(pool_options("p-patch", nodes=1, marketplace=True))
+    wait_pool(client, "p-patch")
+    client.update_pool("p-patch", bm.BatchPoolUpdateOptions(
+        start_task=bm.BatchStartTask(command_line="/bin/bash -c 'echo v2'"),
+        metadata=[bm.BatchMetadataItem(name="owner", value="team-b")],
+        application_package_references=[bm.BatchApplicationPackageReference(application_id="tool")]))
+    pool = client.get_pool("p-patch")
+    assert pool.start_task.command_line == "/bin/bash -c 'echo v2'" and pool.metadata[0].value == "team-b"
+    assert pool.application_package_references[0].application_id == "tool"
+    for change in ({"display_name": "renamed"}, {"task_slots_per_node": 2}, {"enable_inter_node_communication": True}):
+        with pytest.raises(ResourceExistsError) as err:
+            client.update_pool("p-patch", bm.BatchPoolUpdateOptions(**change))
+        assert err.value.error.code == "OperationInvalidForCurrentState"
+    with pytest.raises(HttpResponseError) as err:
+        _raw(client, "PATCH", "/pools/p-patch", {"enableAutoScale": True})
+    assert err.value.status_code == 400 and err.value.error.code == "InvalidRequestBody"

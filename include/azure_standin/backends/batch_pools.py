@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from typing import Any, Callable
 
 from ..core import timings
 from ..core.errors import (
-    BatchError, EmptyMetadataKey, InternalError, InvalidPropertyValue, MissingRequiredProperty, NodeNotFound,
-    OperationInvalidForCurrentState, PoolBeingDeleted, PoolBeingResized, PoolExists, PoolNotFound, PoolQuotaReached,
+    AutoScaleFormulaTooLong, AutoScalingFormulaSyntaxError, BatchError, EmptyMetadataKey, InternalError,
+    InvalidPropertyValue, MissingRequiredProperty, NodeNotFound, OperationInvalidForCurrentState, PoolBeingDeleted,
+    PoolBeingResized, PoolExists, PoolNotFound, PoolQuotaReached, TooManyEnableAutoScaleRequests, UnknownProperty,
 )
+from . import autoscale
 from . import batch_nodes as nodes
 from .arm_common import T_GALLERY_IMAGE_VERSION, id_is
 from . import supported_images
@@ -49,11 +52,35 @@ STOP_RESIZE = 30.0
 BLOCKED_ALLOCATION = 60.0
 MAX_REMOVE = 100
 
-_CREATE_FIELDS = ("displayName", "vmSize", "virtualMachineConfiguration", "enableInterNodeCommunication",
-                  "networkConfiguration", "startTask", "applicationPackageReferences", "taskSlotsPerNode",
-                  "taskSchedulingPolicy", "userAccounts", "metadata", "mountConfiguration", "upgradePolicy",
-                  "enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval", "identity",
-                  "resourceTags", "targetNodeCommunicationMode")
+# The pool create body: BatchPoolCreateOptions of the 2025-06-01 data plane (azure-batch 15.1 models/_models.py,
+# azure-rest-api-specs specification/batch/Azure.Batch/models.tsp) is a closed model; any other top-level property
+# is refused (errors.UnknownProperty). Stored as sent and returned by GET, except the ones add_pool normalises
+# (id, resizeTimeout, the targets, the defaults below).
+CREATE_PROPERTIES = ("id", "displayName", "vmSize", "virtualMachineConfiguration", "resizeTimeout",
+                     "targetDedicatedNodes", "targetLowPriorityNodes", "enableAutoScale", "autoScaleFormula",
+                     "autoScaleEvaluationInterval", "enableInterNodeCommunication", "networkConfiguration", "startTask",
+                     "applicationPackageReferences", "taskSlotsPerNode", "taskSchedulingPolicy", "userAccounts",
+                     "metadata", "mountConfiguration", "upgradePolicy")
+# Properties of the previous api-version (2024-07-01.20.0 PoolAddParameter / PoolPatchParameter) that 2025-06-01
+# dropped; ARM pools (Microsoft.Batch 2024-07-01) still carry resourceTags and targetNodeCommunicationMode. Kept so
+# that an older client's body and an ARM pool round-trip (accepting them under 2025-06-01 is a leniency).
+LEGACY_PROPERTIES = ("resourceTags", "targetNodeCommunicationMode", "certificateReferences")
+# BatchPoolUpdateOptions (Pool_Patch, 2025-06-01): the properties a PATCH may carry; the docstrings say which of
+# them "can be updated only when the pool is empty" (EMPTY_ONLY); the others may change at any time.
+PATCH_PROPERTIES = ("displayName", "vmSize", "enableInterNodeCommunication", "startTask",
+                    "applicationPackageReferences", "metadata", "virtualMachineConfiguration", "taskSlotsPerNode",
+                    "taskSchedulingPolicy", "networkConfiguration", "userAccounts", "mountConfiguration",
+                    "upgradePolicy")
+EMPTY_ONLY = ("displayName", "vmSize", "enableInterNodeCommunication", "virtualMachineConfiguration",
+              "taskSlotsPerNode", "taskSchedulingPolicy", "networkConfiguration", "userAccounts",
+              "mountConfiguration", "upgradePolicy")
+_CREATE_FIELDS = tuple(f for f in CREATE_PROPERTIES + LEGACY_PROPERTIES
+                       if f not in ("id", "resizeTimeout", "targetDedicatedNodes", "targetLowPriorityNodes"))
+DEFAULT_EVALUATION_INTERVAL = 15 * 60.0     # the spec: "The default value is 15 minutes"
+MIN_EVALUATION_INTERVAL = 5 * 60.0          # "The minimum and maximum value are 5 minutes and 168 hours"
+MAX_EVALUATION_INTERVAL = 168 * 3600.0
+ENABLE_AUTOSCALE_SPACING = 30.0             # "You cannot call this API for the same Pool more than once every 30 s"
+MAX_TASK_SLOTS = 256                        # "the smaller of 4 times the number of cores of the vmSize ... or 256"
 
 
 def register(ctx) -> None:
@@ -69,6 +96,8 @@ def pool_key(account: str, pool_id: str) -> str:
 def advance_pool(ctx, pool: dict) -> dict | None:
     t = ctx.clock.now()
     sim = pool["_sim"]
+    if sim.get("autoscale") and pool.get("state") == "active":
+        _autoscale_tick(ctx, pool, t)
     ep = sim.get("episode")
     errors = None
     if ep is None:
@@ -599,8 +628,114 @@ def _node_target(body: dict, name: str) -> int:
     return v
 
 
+# -- the pool body: known properties and Batch's cross-field rules ----------------------------------------
+
+def _closed(body: dict, known: tuple[str, ...], entity: str) -> None:
+    for name in body:
+        if name not in known:
+            raise UnknownProperty(name, entity)
+
+
+def _check_task_slots(body: dict, vm_size: str | None) -> None:
+    """taskSlotsPerNode: a whole number from 1 to min(4 x the VM size's vCPUs, 256) (BatchPoolCreateOptions
+    docstring; learn.microsoft.com/azure/batch/batch-parallel-node-tasks "the maximum is 4x cores or 256"). The code
+    InvalidPropertyValue is a guess."""
+    v = body.get("taskSlotsPerNode")
+    if v is None:
+        return
+    cores = (vm_size_info(vm_size or "") or (1, ""))[0]
+    limit = min(4 * cores, MAX_TASK_SLOTS)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1 or v > limit:
+        raise InvalidPropertyValue("taskSlotsPerNode", v,
+                                   f"taskSlotsPerNode must be between 1 and {limit} for {vm_size} ({cores} vCPUs: "
+                                   f"the maximum is the smaller of 4 x vCPUs and {MAX_TASK_SLOTS}).")
+
+
+_SUBNET_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/virtualNetworks/"
+                        r"[^/]+/subnets/[^/]+$", re.IGNORECASE)
+
+
+def _check_subnet(ctx, acct: dict, body: dict) -> None:
+    """networkConfiguration.subnetId names an existing subnet in the account's region (Batch's docs, "Create an
+    Azure Batch pool in a virtual network": "The VNet must be in the same subscription and region as the Batch
+    account"). The stand-in's Network backend (backends/network.get_subnet) answers when it is there; without it any
+    well-formed subnet id is accepted. The code InvalidPropertyValue and the wording are guesses."""
+    net = body.get("networkConfiguration")
+    if not isinstance(net, dict) or net.get("subnetId") in (None, ""):
+        return
+    sid = net["subnetId"]
+    if not isinstance(sid, str) or not _SUBNET_ID.match(sid):
+        raise InvalidPropertyValue("networkConfiguration.subnetId", sid,
+                                   "The subnetId must be an ARM subnet id: /subscriptions/{subscription}/resourceGroups/"
+                                   "{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}.")
+    try:
+        from .network import get_subnet
+    except ImportError:
+        return
+    subnet = get_subnet(ctx, sid)
+    if subnet is None:
+        raise InvalidPropertyValue("networkConfiguration.subnetId", sid,
+                                   "The specified subnet does not exist, or the Batch service cannot access it.")
+    where = str(subnet.get("location") or "").replace(" ", "").lower()
+    if where and where != account_location(acct):
+        raise InvalidPropertyValue("networkConfiguration.subnetId", sid,
+                                   f"The subnet's virtual network is in region '{where}' but Batch account "
+                                   f"'{acct.get('name')}' is in '{account_location(acct)}'; the virtual network must be "
+                                   "in the same region as the Batch account.")
+
+
+def _evaluation_interval(value: Any) -> float:
+    """autoScaleEvaluationInterval in seconds: 5 minutes to 168 hours, else 400 InvalidPropertyValue (the spec:
+    "the Batch service rejects the request with an invalid property value error ... 400")."""
+    if value is None:
+        return DEFAULT_EVALUATION_INTERVAL
+    secs = parse_duration(value)
+    if secs is None or not MIN_EVALUATION_INTERVAL <= secs <= MAX_EVALUATION_INTERVAL:
+        raise InvalidPropertyValue("autoScaleEvaluationInterval", value,
+                                   "autoScaleEvaluationInterval must be an ISO 8601 duration from 5 minutes (PT5M) to "
+                                   "168 hours (PT168H).")
+    return secs
+
+
+def _check_formula(formula: Any) -> str:
+    """A formula Batch would accept (it is "checked for validity before the Pool is created"); see autoscale.py."""
+    if not isinstance(formula, str) or not formula.strip():
+        raise MissingRequiredProperty("autoScaleFormula")
+    if len(formula) > autoscale.MAX_FORMULA_LENGTH:
+        raise AutoScaleFormulaTooLong(len(formula))
+    try:
+        autoscale.parse(formula)
+    except autoscale.FormulaSyntaxError as e:
+        raise AutoScalingFormulaSyntaxError(str(e))
+    return formula
+
+
+def _check_autoscale_settings(body: dict) -> float | None:
+    """The spec's rules on enableAutoScale (BatchPoolCreateOptions): with true, autoScaleFormula is required and
+    targetDedicatedNodes / targetLowPriorityNodes "must not be specified"; with false, autoScaleFormula "must not be
+    specified". Returns the evaluation interval in seconds (None without autoscale). The codes for the "must not"
+    rules (InvalidPropertyValue) are guesses; MissingRequiredProperty for the formula is Batch's code for a missing
+    required property."""
+    if not body.get("enableAutoScale"):
+        if body.get("autoScaleFormula") is not None:
+            raise InvalidPropertyValue("autoScaleFormula", None,
+                                       "autoScaleFormula must not be specified when enableAutoScale is false.")
+        return None
+    for name in ("targetDedicatedNodes", "targetLowPriorityNodes"):
+        if body.get(name) is not None:
+            raise InvalidPropertyValue(name, body[name], f"{name} must not be specified when enableAutoScale is "
+                                       "true; the autoscale formula sets the pool's target.")
+    if body.get("autoScaleFormula") in (None, ""):
+        raise MissingRequiredProperty("autoScaleFormula")
+    _check_formula(body["autoScaleFormula"])
+    return _evaluation_interval(body.get("autoScaleEvaluationInterval"))
+
+
 def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> dict:
+    """Pool_Add: validate the whole body (closed model, image, quotas, Batch's cross-field rules), store it as sent,
+    start allocating to the target (or to the autoscale formula's first result)."""
     body = require_body(body)
+    _closed(body, CREATE_PROPERTIES + LEGACY_PROPERTIES, "PoolAddParameter")
     acct = get_account(ctx, account)
     ref = ((body.get("virtualMachineConfiguration") or {}).get("imageReference") or {}) \
         if isinstance(body.get("virtualMachineConfiguration"), dict) else {}
@@ -623,10 +758,9 @@ def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> di
                                [("PoolQuota", str(q["pool"]))])
     target_d = _node_target(body, "targetDedicatedNodes")
     target_lp = _node_target(body, "targetLowPriorityNodes")
-    if body.get("enableAutoScale") and (target_d or target_lp):
-        raise InvalidPropertyValue("targetDedicatedNodes", target_d,
-                                   "targetDedicatedNodes and targetLowPriorityNodes must not be set when enableAutoScale "
-                                   "is true.")
+    interval = _check_autoscale_settings(body)
+    _check_task_slots(body, body["vmSize"])
+    _check_subnet(ctx, acct, body)
     timeout_s = _timeout(body.get("resizeTimeout"))
     st = body.get("startTask")
     if st is not None and (not isinstance(st, dict) or not st.get("commandLine")):
@@ -664,7 +798,11 @@ def add_pool(ctx, account: str, body: Any, auth_scheme: str | None = None) -> di
     pool["_sim"] = {"account": account, "created": t, "image": image, "segments": [], "nodes": {}, "busy": {},
                     "next_index": 0, "episode": None, "location": account_location(acct)}
     _stamp(ctx, pool, t)
-    if target_d or target_lp:
+    if interval is not None:
+        pool["autoScaleEvaluationInterval"] = body.get("autoScaleEvaluationInterval") or format_duration(interval)
+        pool["_sim"]["autoscale"] = {"since": t, "interval": interval, "last": t}
+        _autoscale_apply(ctx, pool, t)
+    elif target_d or target_lp:
         _begin_episode(ctx, account, acct, pool, t, target_d, target_lp, timeout_s)
     ctx.store.put(KIND, key, pool)
     return pool
@@ -698,8 +836,7 @@ def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: s
     """
     empty = (pool.get("currentDedicatedNodes", 0) + pool.get("currentLowPriorityNodes", 0) == 0
              and nodes.committed(pool, True) + nodes.committed(pool, False) == 0)
-    for f in ("vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
-              "networkConfiguration", "userAccounts", "mountConfiguration", "upgradePolicy"):
+    for f in EMPTY_ONLY:
         if f in body and body[f] is not None and body[f] != pool.get(f) and not empty:
             raise OperationInvalidForCurrentState(
                 "The specified operation is not valid for the current state of the resource.",
@@ -707,6 +844,9 @@ def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: s
                   "dedicated and zero spot/low-priority nodes.")])
     if "vmSize" in body and body["vmSize"] is not None and vm_size_info(body["vmSize"]) is None:
         raise InvalidPropertyValue("vmSize", body["vmSize"], f"The specified VM size {body['vmSize']} is not supported.")
+    _check_task_slots(body, body.get("vmSize") or pool.get("vmSize"))
+    if body.get("networkConfiguration") != pool.get("networkConfiguration"):
+        _check_subnet(ctx, acct, body)
     if body.get("virtualMachineConfiguration") is not None:
         return _check_image(ctx, acct, body["virtualMachineConfiguration"], auth_scheme)
     return None
@@ -714,14 +854,16 @@ def _check_update_fields(ctx, acct: dict, pool: dict, body: dict, auth_scheme: s
 
 def patch_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
                headers: dict | None = None) -> dict:
+    """Pool_Patch: only the given properties change. startTask, applicationPackageReferences, metadata (and the
+    earlier api-version's resourceTags / targetNodeCommunicationMode) at any time; EMPTY_ONLY ones only on an empty
+    pool (unless unchanged); anything else (enableAutoScale, the targets: they have their own operations) is not a
+    property of BatchPoolUpdateOptions and is refused as such."""
     body = require_body(body)
+    _closed(body, PATCH_PROPERTIES + LEGACY_PROPERTIES, "PoolPatchParameter")
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     acct = get_account(ctx, account)
     image = _check_update_fields(ctx, acct, pool, body, auth_scheme)
-    for f in ("displayName", "vmSize", "virtualMachineConfiguration", "taskSlotsPerNode", "taskSchedulingPolicy",
-              "networkConfiguration", "userAccounts", "mountConfiguration", "upgradePolicy",
-              "enableInterNodeCommunication", "applicationPackageReferences", "metadata", "startTask",
-              "resourceTags", "targetNodeCommunicationMode"):
+    for f in PATCH_PROPERTIES + LEGACY_PROPERTIES:
         if f in body and body[f] is not None:
             pool[f] = body[f]
     if image is not None:
@@ -765,9 +907,12 @@ def resize_pool(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | N
     body = require_body(body)
     pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
     if pool.get("enableAutoScale"):
+        # Pool_Resize docs: "You cannot resize Pools which are configured for automatic scaling. If you try to do
+        # this, the Batch service returns an error 409." The code OperationInvalidForCurrentState is a guess.
         raise OperationInvalidForCurrentState(
             "The specified operation is not valid for the current state of the resource.",
-            [("Reason", "A pool with enableAutoScale true cannot be resized manually.")])
+            [("Reason", "A pool with enableAutoScale true cannot be resized manually: disable automatic scaling "
+              "first (POST /pools/{poolId}/disableautoscale).")])
     _steady(pool)
     target_d = _node_target(body, "targetDedicatedNodes") if "targetDedicatedNodes" in body \
         else int(pool.get("targetDedicatedNodes") or 0)
@@ -844,6 +989,187 @@ def remove_nodes(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | 
     _stamp(ctx, pool, t)
     ctx.store.put(KIND, pool_key(account, pool_id), pool)
     return pool
+
+
+# -- autoscale ----------------------------------------------------------------------------------------------
+#
+# A pool with enableAutoScale true carries autoScaleRun {timestamp, results[, error]}; its formula (autoscale.py) is
+# evaluated at create / enableautoscale and then every autoScaleEvaluationInterval of simulated time, by the pool's
+# advancer (no thread): each evaluation whose targets differ from the pool's starts an allocation episode at the
+# evaluation's time, like a resize with the formula's $NodeDeallocationOption. An evaluation that falls while the
+# pool is still resizing records its autoScaleRun but leaves the targets to the next one (a guess). A formula that
+# fails at run time leaves the targets unchanged and reports autoScaleRun.error.
+
+_TICKING = threading.local()
+
+
+def _autoscale_inputs(ctx, pool: dict, t: float) -> autoscale.Inputs:
+    """The formula's inputs: the pool's node counts at `t` and the task counts of the jobs that name it. Jobs and
+    tasks are read as stored (not advanced: advancing a task may claim a node of this very pool), so a task that
+    finished since it was last read still counts as running until then."""
+    from .batch_jobs import JOB, TASK
+
+    account = pool["_sim"]["account"]
+    active = running = 0
+    for job in ctx.store.list_raw(JOB, prefix=f"{account.lower()}/"):
+        if str((job.get("poolInfo") or {}).get("poolId") or "").lower() != pool["id"].lower():
+            continue
+        if job.get("state") in ("completed", "deleting", "terminating"):
+            continue
+        for task in ctx.store.list_raw(TASK, prefix=f"{account}/{job['id']}/".lower()):
+            if task.get("state") in ("active", "preparing"):
+                active += 1
+            elif task.get("state") == "running":
+                running += 1
+    return autoscale.Inputs(
+        current_dedicated=nodes.count_current(ctx, pool, t, True),
+        current_low_priority=nodes.count_current(ctx, pool, t, False),
+        target_dedicated=int(pool.get("targetDedicatedNodes") or 0),
+        target_low_priority=int(pool.get("targetLowPriorityNodes") or 0),
+        active_tasks=active, running_tasks=running)
+
+
+_RUN_MESSAGES = {
+    autoscale.FormulaSyntaxError.code: "The specified auto-scaling formula has a syntax error.",
+    autoscale.FormulaEvaluationError.code: "The auto-scaling formula could not be evaluated.",
+}
+
+
+def _autoscale_run(ctx, pool: dict, formula: str, t: float) -> tuple[autoscale.Result | None, dict]:
+    """(the result or None, the AutoScaleRun body: {timestamp, results} or {timestamp, error{code, message,
+    values[{name, value}]}})."""
+    run: dict[str, Any] = {"timestamp": iso(ctx, t)}
+    try:
+        result = autoscale.evaluate(formula, _autoscale_inputs(ctx, pool, t))
+    except autoscale.FormulaError as e:
+        run["error"] = {"code": e.code, "message": _RUN_MESSAGES.get(e.code, str(e)),
+                        "values": [{"name": "Reason", "value": str(e)}]}
+        return None, run
+    run["results"] = result.results()
+    return result, run
+
+
+def _autoscale_apply(ctx, pool: dict, t: float) -> None:
+    """Evaluate the pool's formula at `t`, record autoScaleRun, and move the targets to the result."""
+    sim = pool["_sim"]
+    result, pool["autoScaleRun"] = _autoscale_run(ctx, pool, pool["autoScaleFormula"], t)
+    if result is None:
+        return
+    want = (result.target_dedicated, result.target_low_priority)
+    if want == (int(pool.get("targetDedicatedNodes") or 0), int(pool.get("targetLowPriorityNodes") or 0)):
+        return
+    ep = sim.get("episode")
+    if ep is not None and t < ep["end"]:
+        return
+    account = sim["account"]
+    timeout_s = parse_duration(pool.get("resizeTimeout")) or DEFAULT_RESIZE_TIMEOUT
+    _begin_episode(ctx, account, get_account(ctx, account), pool, t, want[0], want[1], timeout_s,
+                   result.deallocation)
+    pool["allocationStateTransitionTime"] = iso(ctx, t)
+
+
+def _autoscale_tick(ctx, pool: dict, t: float) -> None:
+    """From the advancer: the latest evaluation due by `t` (earlier missed ones are skipped: each would read the
+    same current counts). Re-entrant reads of the same pool (the quota check lists the account's pools) skip it."""
+    a = pool["_sim"]["autoscale"]
+    if t < a["last"] + a["interval"]:
+        return
+    key = pool_key(pool["_sim"]["account"], pool["id"])
+    busy = getattr(_TICKING, "keys", None)
+    if busy is None:
+        busy = _TICKING.keys = set()
+    if key in busy:
+        return
+    busy.add(key)
+    try:
+        at = a["since"] + ((t - a["since"]) // a["interval"]) * a["interval"]
+        a["last"] = at
+        _autoscale_apply(ctx, pool, at)
+    finally:
+        busy.discard(key)
+
+
+def enable_auto_scale(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None,
+                      headers: dict | None = None) -> dict:
+    """Pool_EnableAutoScale {autoScaleFormula, autoScaleEvaluationInterval}: the formula is required unless autoscale
+    is already enabled (then the stored one is kept); it is evaluated now and the evaluation schedule restarts now.
+
+    Refused (rules from the Pool_EnableAutoScale docs; codes from Batch's error-code table, the mapping a guess where
+    noted): a resize in progress on a pool without autoscale (409 PoolBeingResized, guess); a second enable within
+    30 s (503 TooManyEnableAutoScaleRequests); a formula that does not parse (400 AutoScalingFormulaSyntaxError); an
+    interval outside 5 min..168 h (400 InvalidPropertyValue).
+    """
+    body = require_body(body)
+    _closed(body, ("autoScaleFormula", "autoScaleEvaluationInterval"), "PoolEnableAutoScaleParameter")
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
+    t = ctx.clock.now()
+    sim = pool["_sim"]
+    was = bool(pool.get("enableAutoScale"))
+    if not was:
+        _steady(pool)
+    last = sim.get("last_enable")
+    if last is not None and t < last + ENABLE_AUTOSCALE_SPACING:
+        raise TooManyEnableAutoScaleRequests(
+            "Too many Enable Pool AutoScale requests are issued on the pool.",
+            [("Reason", f"Enable autoscale requests for the same pool must be at least "
+              f"{int(ENABLE_AUTOSCALE_SPACING)} seconds apart.")])
+    formula = body.get("autoScaleFormula")
+    if formula is None:
+        if not was:
+            raise MissingRequiredProperty("autoScaleFormula")
+        formula = pool["autoScaleFormula"]
+    _check_formula(formula)
+    if body.get("autoScaleEvaluationInterval") is not None:
+        interval = _evaluation_interval(body["autoScaleEvaluationInterval"])
+        text = body["autoScaleEvaluationInterval"]
+    elif was:
+        interval, text = sim["autoscale"]["interval"], pool["autoScaleEvaluationInterval"]
+    else:
+        interval, text = DEFAULT_EVALUATION_INTERVAL, format_duration(DEFAULT_EVALUATION_INTERVAL)
+    pool.update({"enableAutoScale": True, "autoScaleFormula": formula, "autoScaleEvaluationInterval": text})
+    sim["autoscale"] = {"since": t, "interval": interval, "last": t}
+    sim["last_enable"] = t
+    _autoscale_apply(ctx, pool, t)
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def disable_auto_scale(ctx, account: str, pool_id: str, auth_scheme: str | None = None,
+                       headers: dict | None = None) -> dict:
+    """Pool_DisableAutoScale: the pool keeps its current targets (and any allocation in progress); the formula,
+    interval and last run are dropped (a guess: the spec's BatchPool says autoScaleFormula and the interval are
+    "only set if the pool automatically scales"). Disabling a pool without autoscale is accepted (a guess)."""
+    pool = _load_for_change(ctx, account, pool_id, auth_scheme, headers)
+    t = ctx.clock.now()
+    pool["enableAutoScale"] = False
+    for f in ("autoScaleFormula", "autoScaleEvaluationInterval", "autoScaleRun"):
+        pool.pop(f, None)
+    pool["_sim"].pop("autoscale", None)
+    _stamp(ctx, pool, t)
+    ctx.store.put(KIND, pool_key(account, pool_id), pool)
+    return pool
+
+
+def evaluate_auto_scale(ctx, account: str, pool_id: str, body: Any, auth_scheme: str | None = None) -> dict:
+    """Pool_EvaluateAutoScale {autoScaleFormula} -> AutoScaleRun {timestamp, results} or {timestamp, error}: the
+    formula is run against the pool's current counts and not applied. "The Pool must have auto scaling enabled in
+    order to evaluate a formula" (the operation's docs): else 409 OperationInvalidForCurrentState (code a guess). A
+    formula that does not parse or fails answers 200 with autoScaleRun.error (a guess; pool add and enableautoscale
+    refuse a syntax error with 400)."""
+    body = require_body(body)
+    _closed(body, ("autoScaleFormula",), "PoolEvaluateAutoScaleParameter")
+    pool = get_pool(ctx, account, pool_id, auth_scheme)
+    formula = body.get("autoScaleFormula")
+    if not isinstance(formula, str) or not formula.strip():
+        raise MissingRequiredProperty("autoScaleFormula")
+    if len(formula) > autoscale.MAX_FORMULA_LENGTH:
+        raise AutoScaleFormulaTooLong(len(formula))
+    if not pool.get("enableAutoScale"):
+        raise OperationInvalidForCurrentState(
+            "The specified operation is not valid for the current state of the resource.",
+            [("Reason", "The pool must have automatic scaling enabled to evaluate a formula.")])
+    return _autoscale_run(ctx, pool, formula, ctx.clock.now())[1]
 
 
 # -- nodes ----------------------------------------------------------------------------------------------

@@ -237,8 +237,54 @@ class MissingRequiredProperty(_BatchCoded):
 class InvalidRequestBody(_BatchCoded):
     STATUS = 400
 
-    def __init__(self, message: str = "The specified Request Body is not syntactically valid."):
-        super().__init__(message)
+    def __init__(self, message: str = "The specified Request Body is not syntactically valid.",
+                 values: dict[str, str] | list[tuple[str, str]] | None = None):
+        super().__init__(message, values)
+
+
+class UnknownProperty(InvalidRequestBody):
+    """400 InvalidRequestBody for a property the entity type does not define. Batch's OData layer answers so, with
+    the Reason "The property '<name>' does not exist on type 'Microsoft.Azure.Batch.Protocol.Entities.<Type>'. Make
+    sure to only use property values that are defined by the type." (verified for a Batch request in
+    Azure/azure-batch-software-entitlement docs/rest-api.md: "InvalidRequestBody ... contained additional/misspelt
+    properties"). The entity type names of the pool bodies and the PropertyName value are guesses."""
+
+    def __init__(self, name: str, entity: str):
+        super().__init__(values=[
+            ("PropertyName", name),
+            ("Reason", f"The property '{name}' does not exist on type 'Microsoft.Azure.Batch.Protocol.Entities."
+                       f"{entity}'. Make sure to only use property values that are defined by the type.")])
+        self.code = "InvalidRequestBody"
+
+
+class AutoScalingFormulaSyntaxError(_BatchCoded):
+    """400: an autoscale formula Batch cannot parse, at pool add and enableautoscale (code and status from Batch's
+    error-code table, "Batch Status and Error Codes": "The specified auto-scaling formula has a syntax error."; the
+    spec: "The formula is checked for validity before the Pool is created"). values PropertyName, Reason: a guess."""
+
+    STATUS = 400
+
+    def __init__(self, reason: str):
+        super().__init__("The specified auto-scaling formula has a syntax error.",
+                         [("PropertyName", "autoScaleFormula"), ("Reason", reason)])
+
+
+class AutoScaleFormulaTooLong(_BatchCoded):
+    """400: a formula over 8192 characters (BatchErrorCodeStrings.AutoScaleFormulaTooLong in Microsoft.Azure.Batch:
+    "The maximum length is 8192 characters")."""
+
+    STATUS = 400
+
+    def __init__(self, length: int):
+        super().__init__("The specified auto-scaling formula exceeds lengths limit.",
+                         [("PropertyName", "autoScaleFormula"), ("Reason", f"{length} characters; at most 8192.")])
+
+
+class TooManyEnableAutoScaleRequests(_BatchCoded):
+    """503: enableautoscale on the same pool within 30 s of the previous one (Batch's error-code table: "Too many
+    Enable Pool AutoScale requests are issued on the pool."; the 30 s from the Pool_EnableAutoScale docs)."""
+
+    STATUS = 503
 
 
 class ConditionNotMet(_BatchCoded):

@@ -73,6 +73,16 @@ class Store:
             row = self._db.execute("SELECT body FROM docs WHERE kind=? AND key=?", (kind, key.lower())).fetchone()
             return None if row is None else json.loads(row[0])
 
+    def list_raw(self, kind: str, prefix: str = "") -> list[dict]:
+        """Without advancing (as get_raw): for advancers that count related documents."""
+        prefix = prefix.lower()
+        with self.lock:
+            rows = self._db.execute(
+                "SELECT body FROM docs WHERE kind=? AND substr(key, 1, ?)=? ORDER BY key",
+                (kind, len(prefix), prefix),
+            ).fetchall()
+            return [json.loads(r[0]) for r in rows]
+
     def put(self, kind: str, key: str, body: dict) -> None:
         with self.lock:
             self._db.execute(

@@ -156,6 +156,23 @@ def pool_remove_nodes(ctx, req: ApiRequest) -> Response:
     return _accepted(ctx, req, pool, pool["url"])
 
 
+def pool_enable_auto_scale(ctx, req: ApiRequest) -> Response:
+    pool = pools.enable_auto_scale(ctx, req.account, req.path_params["pool_id"], req.body, req.auth_scheme,
+                                   req.headers)
+    return _written(ctx, req, pool, 200, pool["url"])
+
+
+def pool_disable_auto_scale(ctx, req: ApiRequest) -> Response:
+    pool = pools.disable_auto_scale(ctx, req.account, req.path_params["pool_id"], req.auth_scheme, req.headers)
+    return _written(ctx, req, pool, 200, pool["url"])
+
+
+def pool_evaluate_auto_scale(ctx, req: ApiRequest) -> Response:
+    run = pools.evaluate_auto_scale(ctx, req.account, req.path_params["pool_id"], req.body, req.auth_scheme)
+    return json_response({"odata.metadata": _meta(ctx, req, "Microsoft.Azure.Batch.Protocol.Entities.AutoScaleRun"),
+                          **run})
+
+
 # -- nodes ---------------------------------------------------------------------------------------------
 
 def node_list(ctx, req: ApiRequest) -> Response:
@@ -360,6 +377,11 @@ ROUTES = [
     op_route(f"{A}/pools/{{pool_id}}/resize", {"POST": ("Pool_Resize", pool_resize)}),
     op_route(f"{A}/pools/{{pool_id}}/stopresize", {"POST": ("Pool_StopResize", pool_stop_resize)}),
     op_route(f"{A}/pools/{{pool_id}}/removenodes", {"POST": ("Pool_RemoveNodes", pool_remove_nodes)}),
+    op_route(f"{A}/pools/{{pool_id}}/enableautoscale", {"POST": ("Pool_EnableAutoScale", pool_enable_auto_scale)}),
+    op_route(f"{A}/pools/{{pool_id}}/disableautoscale",
+             {"POST": ("Pool_DisableAutoScale", pool_disable_auto_scale)}),
+    op_route(f"{A}/pools/{{pool_id}}/evaluateautoscale",
+             {"POST": ("Pool_EvaluateAutoScale", pool_evaluate_auto_scale)}),
     op_route(f"{A}/pools/{{pool_id}}/nodes", {"GET": ("ComputeNode_List", node_list)}),
     op_route(f"{A}/pools/{{pool_id}}/nodes/{{node_id}}", {"GET": ("ComputeNode_Get", node_get)}),
     op_route(f"{A}/pools/{{pool_id}}/nodes/{{node_id}}/reboot", {"POST": ("ComputeNode_Reboot", node_reboot)}),

@@ -489,7 +489,6 @@ def test_a_malformed_subnet_id_is_refused(standin):
 
 
 def test_the_subnet_must_exist_in_the_account_region(standin):
-    pytest.importorskip("azure_standin.backends.network", reason="the stand-in's Network backend is not there yet")
     client = standin.batch()
     client.create_pool(pool_options("p-net", nodes=0, marketplace=True, network_configuration=_net(_subnet(standin))))
     for sid in (_subnet(standin, "vnet-northeurope"), _subnet(standin, name="missing")):

@@ -34,7 +34,7 @@ from ..core.errors import (
     InvalidPropertyValue, MissingRequiredProperty, NodeNotFound, OperationInvalidForCurrentState, PoolBeingDeleted,
     PoolBeingResized, PoolExists, PoolNotFound, PoolQuotaReached, TooManyEnableAutoScaleRequests, UnknownProperty,
 )
-from . import autoscale
+from . import autoscale, network
 from . import batch_nodes as nodes
 from .arm_common import T_GALLERY_IMAGE_VERSION, id_is
 from . import supported_images
@@ -658,8 +658,7 @@ _SUBNET_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/M
 def _check_subnet(ctx, acct: dict, body: dict) -> None:
     """networkConfiguration.subnetId names an existing subnet in the account's region (Batch's docs, "Create an
     Azure Batch pool in a virtual network": "The VNet must be in the same subscription and region as the Batch
-    account"). The stand-in's Network backend (backends/network.get_subnet) answers when it is there; without it any
-    well-formed subnet id is accepted. The code InvalidPropertyValue and the wording are guesses."""
+    account"), read from the stand-in's Network backend. The code InvalidPropertyValue and the wording are guesses."""
     net = body.get("networkConfiguration")
     if not isinstance(net, dict) or net.get("subnetId") in (None, ""):
         return
@@ -668,11 +667,7 @@ def _check_subnet(ctx, acct: dict, body: dict) -> None:
         raise InvalidPropertyValue("networkConfiguration.subnetId", sid,
                                    "The subnetId must be an ARM subnet id: /subscriptions/{subscription}/resourceGroups/"
                                    "{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}.")
-    try:
-        from .network import get_subnet
-    except ImportError:
-        return
-    subnet = get_subnet(ctx, sid)
+    subnet = network.get_subnet(ctx, sid)
     if subnet is None:
         raise InvalidPropertyValue("networkConfiguration.subnetId", sid,
                                    "The specified subnet does not exist, or the Batch service cannot access it.")

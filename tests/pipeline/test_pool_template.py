@@ -53,10 +53,10 @@ def _cfg(env, **pool) -> dict:
     return cfg
 
 
-def _subnet(env) -> str:
+def _subnet(env, vnet: str = "vnet-batch", name: str = "pools") -> str:
     demo = env.endpoints["demo"]
     return (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
-            "Microsoft.Network/virtualNetworks/vnet-batch/subnets/pools")
+            f"Microsoft.Network/virtualNetworks/{vnet}/subnets/{name}")
 
 
 def test_a_template_pool_round_trips_every_property(env):
@@ -111,3 +111,21 @@ def test_adopt_pool_id_of_a_missing_pool_is_refused_naming_the_field(env):
             context_for())
     assert "pools[0].adopt_pool_id" in str(failed.value) and "nosuchpool" in str(failed.value)
     assert env.control.requests()["writes"] == 0
+
+
+@pytest.mark.parametrize("vnet, subnet, reason", [
+    ("vnet-batch", "tiny", "free addresses"),             # a /29: 3 usable, the template wants 2 + 4 (blue/green)
+    ("vnet-northeurope", "pools", "Batch needs them in one region"),
+    ("vnet-batch", "missing", "no such subnet"),
+])
+def test_a_subnet_that_cannot_take_the_roll_is_refused_before_any_write(env, vnet, subnet, reason):
+    build_image_version(env)
+    template = {**TEMPLATE, "targetDedicatedNodes": 4, "networkConfiguration": {"subnetId": _subnet(env, vnet, subnet)}}
+    env.control.clear_requests()
+    with pytest.raises(AirflowFailException) as failed:
+        in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=template))).execute(
+            context_for())
+    text = str(failed.value)
+    assert "pools[0].template.networkConfiguration.subnetId" in text and reason in text, text
+    log = env.control.requests()
+    assert log["writes"] == 0 and log["write_attempts"] == 0, log

@@ -38,3 +38,18 @@ def test_old_pool_nodes_still_to_come_count():
 def test_first_pool_without_an_old_one(in_use):
     assert check_subnet_capacity(0, SUBNET, "10.0.1.0/29", in_use, 0, 3 - in_use) is None
     assert check_subnet_capacity(0, SUBNET, "10.0.1.0/29", in_use, 0, 4 - in_use) is not None
+
+
+def test_subnet_problems_name_a_missing_subnet_another_region_and_no_room():
+    from batch_images.rules.subnet_capacity import subnet_problems
+
+    sid = "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/s"
+    (missing,) = subnet_problems(0, sid, None, None, "westeurope", None, 4)
+    assert missing.field == "pools[0].template.networkConfiguration.subnetId" and "no such subnet" in missing.reason
+    small = {"properties": {"addressPrefix": "10.0.1.0/29", "ipConfigurations": [{"id": "a"}]}}
+    serving = {"targetDedicatedNodes": 2, "currentDedicatedNodes": 1}
+    problems = subnet_problems(0, sid, small, "North Europe", "westeurope", serving, 2)
+    assert [("region" in p.reason, "free addresses" in p.reason) for p in problems] == [(True, False), (False, True)]
+    roomy = {"properties": {"addressPrefix": "10.0.0.0/24", "ipConfigurations": [{"id": "a"}] * 4}}
+    assert subnet_problems(0, sid, roomy, "westeurope", "West Europe", {"targetDedicatedNodes": 4,
+                                                                       "currentDedicatedNodes": 4}, 4) == []

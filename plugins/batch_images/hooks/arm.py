@@ -327,15 +327,24 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         except ResourceNotFoundError:
             return None
 
-    # Microsoft.Network api-version of the subnet read (any recent one serves addressPrefix and ipConfigurations).
-    SUBNET_API_VERSION = "2024-05-01"
+    # Microsoft.Network api-version of the subnet and virtual network reads (any recent one serves addressPrefix,
+    # ipConfigurations and location).
+    NETWORK_API_VERSION = "2024-05-01"
+
+    def get_virtual_network(self, vnet_id: str) -> dict | None:
+        """The virtual network (VirtualNetworks_Get: ``location``, ``properties.addressSpace``, ...); None when it
+        does not exist."""
+        try:
+            return self.arm_get(vnet_id, api_version=self.NETWORK_API_VERSION)
+        except ResourceNotFoundError:
+            return None
 
     def get_subnet(self, subnet_id: str) -> dict | None:
         """The subnet `subnet_id` (a full .../virtualNetworks/<vnet>/subnets/<name> id) as Subnets_Get returns it:
         {"id", "name", "properties": {"addressPrefix" (or "addressPrefixes"), "ipConfigurations": [{"id"}] (absent
         when none), "provisioningState", ...}}; None when it does not exist. Other errors raise HttpResponseError."""
         try:
-            return self.arm_get(subnet_id, api_version=self.SUBNET_API_VERSION)
+            return self.arm_get(subnet_id, api_version=self.NETWORK_API_VERSION)
         except ResourceNotFoundError:
             return None
 

@@ -181,7 +181,7 @@ class PreflightOperator(BaseOperator):
         except InvalidInput as err:
             found.add_error(err)
         pool_ids = checks.check_pool_ids(cfg, version, found)
-        adopted = self._pool_templates(cfg, found)
+        adopted = self._pool_templates(cfg, found, arm, account_regions)
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \
@@ -205,10 +205,13 @@ class PreflightOperator(BaseOperator):
                       ", ".join(p.pool_id for p in plan.pools))
         return out
 
-    def _pool_templates(self, cfg: PipelineConfig, found: checks.Findings) -> dict[int, dict]:
+    def _pool_templates(self, cfg: PipelineConfig, found: checks.Findings, arm: Any,
+                        account_regions: dict[str, str]) -> dict[int, dict]:
         """Per logical pool: its serving pool read (GET) and its drift from the template logged; for an
         ``adopt_pool_id`` pool the template read from the serving pool (the adopted one on the first run), its
-        Batch cross-field rules checked. Returns pool index -> adopted template. Reads only."""
+        Batch cross-field rules checked; the template's subnet checked for region and room for both pools
+        (:func:`~batch_images.rules.subnet_capacity.subnet_problems`). Returns pool index -> adopted template.
+        Reads only."""
         from batch_images.hooks.batch import BatchPoolHook
         from batch_images.rules import pool_template, roll
 
@@ -240,13 +243,44 @@ class PreflightOperator(BaseOperator):
                 for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
                     found.add_error(err)
                 adopted[i] = template
-            elif serving_json is not None:
+            self._check_subnet(i, pool, template, serving_json, arm,
+                               account_regions.get(pool.batch_account_id) or pool.batch_account_location, found)
+            if pool.adopt_pool_id is None and serving_json is not None:
                 lines = pool_template.drift(template, serving_json)
                 found.notes.append(("warning" if lines else "info", f"Logical pool {pool.pool_id_prefix}: serving pool "
                                     f"{serving_json.get('id')} " + ("differs from the template (the next roll "
                                     "replaces it with the template):\n  " + "\n  ".join(lines) if lines
                                     else "matches the template")))
         return adopted
+
+    def _check_subnet(self, i: int, pool: Any, template: dict | None, serving: dict | None, arm: Any,
+                      account_region: str | None, found: checks.Findings) -> None:
+        """Two reads per pool in a subnet (the subnet, its virtual network): the subnet exists, is in the account's
+        region and has room for the new pool beside the serving one (blue/green overlaps them)."""
+        from batch_images.rules import pool_template, subnet_capacity
+
+        subnet_id = ((template or {}).get("networkConfiguration") or {}).get("subnetId")
+        if not subnet_id:
+            return
+        try:
+            vnet_id = ids.parse_arm_id(subnet_id, f"pools[{i}].template.networkConfiguration.subnetId",
+                                       ids.SUBNET).parent.id
+        except InvalidInput as err:
+            found.add_error(err)
+            return
+        subnet = arm.get_subnet(subnet_id)
+        vnet = arm.get_virtual_network(vnet_id) if subnet is not None else None
+        new_nodes = sum(pool_template.fixed_targets(template, pool.effective_canary_nodes))
+        if template.get("enableAutoScale") and serving:
+            new_nodes = max(new_nodes, int(serving.get("currentDedicatedNodes") or 0)
+                            + int(serving.get("currentLowPriorityNodes") or 0))
+        for err in subnet_capacity.subnet_problems(i, subnet_id, subnet, (vnet or {}).get("location"),
+                                                   account_region, serving, new_nodes):
+            found.add_error(err)
+        if subnet is not None:
+            self.log.info("Pool %s: subnet %s (%s) checked for %d new node(s) beside the serving pool",
+                          pool.pool_id_prefix, subnet_id, (subnet.get("properties") or {}).get("addressPrefix"),
+                          new_nodes)
 
     def _roll_decisions(self, plan: Plan) -> dict[str, str]:
         """Logical pool -> what plan_roll would decide (rules/roll.py), from one pool list per Batch connection."""

@@ -60,3 +60,41 @@ def _prefix_for(addresses: int) -> int:
     while prefix > 0 and (2 ** (32 - prefix)) - AZURE_RESERVED_PER_SUBNET < addresses:
         prefix -= 1
     return prefix
+
+
+def subnet_problems(pool_index: int, subnet_id: str, subnet: dict | None, vnet_location: str | None,
+                    account_region: str | None, old_pool: dict | None, new_pool_nodes: int) -> list[InvalidInput]:
+    """Every reason a template's ``networkConfiguration.subnetId`` cannot take this roll, before anything is created.
+
+    :param subnet: the subnet as ARM's Subnets_Get returns it (None: it does not exist).
+    :param vnet_location: its virtual network's region; :param account_region: the Batch account's region (Batch
+        needs them equal: "Create an Azure Batch pool in a virtual network", "The VNet must be in the same
+        subscription and region as the Batch account").
+    :param old_pool: the serving pool's Batch JSON (``targetDedicatedNodes`` ..., ``currentDedicatedNodes`` ...) or
+        None; :param new_pool_nodes: the new pool's node count (for autoscale: the larger of its canary and what
+        the serving pool runs now, the formula's current answer).
+    """
+    field = f"pools[{pool_index}].template.networkConfiguration.subnetId"
+    if subnet is None:
+        return [InvalidInput(field, subnet_id, "no such subnet (ARM answered 404)",
+                             "create the subnet, or give the id of an existing one (az network vnet subnet list)")]
+    problems = []
+    if vnet_location and account_region and _region(vnet_location) != _region(account_region):
+        problems.append(InvalidInput(field, subnet_id, f"the subnet's virtual network is in {vnet_location} but the "
+                                     f"Batch account is in {account_region}; Batch needs them in one region",
+                                     "use a subnet of a virtual network in the Batch account's region"))
+    props = subnet.get("properties") or {}
+    prefix = props.get("addressPrefix") or (props.get("addressPrefixes") or [None])[0]
+    if prefix:
+        old = old_pool or {}
+        capacity = check_subnet_capacity(
+            pool_index, subnet_id, prefix, len(props.get("ipConfigurations") or []),
+            int(old.get("targetDedicatedNodes") or 0) + int(old.get("targetLowPriorityNodes") or 0), new_pool_nodes,
+            int(old.get("currentDedicatedNodes") or 0) + int(old.get("currentLowPriorityNodes") or 0))
+        if capacity is not None:
+            problems.append(capacity)
+    return problems
+
+
+def _region(name: str) -> str:
+    return name.replace(" ", "").lower()

@@ -186,6 +186,8 @@ class PoolSpec(_Model):
     smoke_test: SmokeTestConfig | None = None
     require_approval: bool = False
     canary_only: bool = False  # the run's canary_only option (set by pool_specs from plan.options)
+    template: dict = {}
+    canary_nodes: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "pool_spec") -> Self:

@@ -7,11 +7,10 @@ then executed with plan_roll's decision for a blue/green roll. Checks go through
 """
 from __future__ import annotations
 
-import time
-
 import pytest
 from azure.batch import models as bm
 
+from _batch_common import _wait as wait_for
 from _batch_common import build_image_version, context_for, in_dag, pipeline_dict, run_operator, set_connections
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PreflightOperator
@@ -35,16 +34,6 @@ def env(standin, monkeypatch):
 
 def state(value) -> str:
     return str(getattr(value, "value", value)).lower()
-
-
-def wait_for(fn, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def plan_pool(env, template: dict | None = None) -> dict:

@@ -172,6 +172,21 @@ def batch_writes(env, since: int) -> list[tuple[str, str]]:
             if r["family"] == "batch" and r["method"] != "GET"]
 
 
+def test_autoscaled_waiter_waits_for_the_first_evaluation_and_fails_on_batchs_error():
+    from batch_images.triggers.waiters import get_waiter
+
+    w = get_waiter("batch_pool_autoscaled")
+    base = {"pool_id": "p", "found": True, "enable_auto_scale": True}
+    assert w.evaluate({**base, "auto_scale_run": None})[0] == "retry"
+    assert w.evaluate({**base, "auto_scale_run": {"timestamp": "t", "results": "$TargetDedicatedNodes=1"}})[0] == \
+        "success"
+    status, text = w.evaluate({**base, "auto_scale_run": {"timestamp": "t", "error": {
+        "code": "AutoScalingFormulaEvaluationError", "message": "division by zero", "values": []}}})
+    assert status == "failure" and "AutoScalingFormulaEvaluationError: division by zero" in text
+    assert w.evaluate({**base, "enable_auto_scale": False, "auto_scale_run": None})[0] == "failure"
+    assert w.evaluate({"pool_id": "p", "found": False})[0] == "failure"
+
+
 @NEEDS_AUTOSCALE
 def test_blue_green_enables_the_formula_on_the_new_pool_and_drains_the_autoscaled_old_one(env):
     """The old pool is autoscaled: its autoscale is disabled before it is resized to zero (Batch refuses the resize

@@ -3,10 +3,14 @@
 Two logical pools in one Batch account: ``drainpool`` (active_jobs: drain) and ``movepool`` (active_jobs: move).
 Night 1 (2026-11-25) makes each its first serving pool. Between the nights a user points a job schedule and an
 active job at each serving pool. During night 2 (2026-11-26), when promotion starts, a long task is added to each
-job, so that the roll finds it running. Checked through the SDKs afterwards: the version was published excluded and
-promoted, each schedule points at the new pool, the moved job points at the new pool, the drained job stayed on
-the old pool until its task finished (exit 0, never requeued) and the old pool is deleted; one pool per logical
-pool, every node on version 2, metadata roles right, the roll lease released, the Asset event recorded.
+job, so that the roll finds it running. On drainpool's serving pool there are also a long-lived job (the pattern of
+TES, Cromwell on Azure and Nextflow: ``onAllTasksComplete`` noaction, one task done, tasks added for days) and the
+job a second schedule made at once. Checked through the SDKs afterwards: the version was published excluded and
+promoted, each schedule points at the new pool, the moved job points at the new pool, the drained job's task
+finished on the old pool (exit 0, never requeued) and then the job was moved to the new pool with the long-lived and
+the schedule's jobs, before the old pool was deleted; a task added to the long-lived job after the roll runs on the
+new pool; no job or schedule names a deleted pool (checked after each night); one pool per logical pool, every
+node on version 2, metadata roles right, the roll lease released, the Asset event recorded.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from azure.batch import models as bm
 
 from batch_images.rules import naming
 from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from tests.job_invariants import jobs_on_missing_pools
 from include.pipeline_runner import run_dag_test
 
 NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
@@ -53,6 +58,17 @@ def two_nights(standin_session, tmp_path_factory):
                     do_not_run_until=datetime(2099, 1, 1, tzinfo=timezone.utc)),
                 job_specification=bm.BatchJobSpecification(pool_info=bm.BatchPoolInfo(pool_id=pool_id))))
             batch.create_job(bm.BatchJobCreateOptions(id=f"job-{prefix}", pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+        serving = old["drainpool"]
+        batch.create_job(bm.BatchJobCreateOptions(id="job-longlived", pool_info=bm.BatchPoolInfo(pool_id=serving),
+                                                  all_tasks_complete_mode="noaction"))
+        batch.create_task("job-longlived", bm.BatchTaskCreateOptions(id="first", command_line="/bin/bash -c 'echo 1'"))
+        out["first_task"] = task_completed(batch, "job-longlived", "first")
+        batch.create_job_schedule(bm.BatchJobScheduleCreateOptions(  # makes its job at once (no doNotRunUntil)
+            id="sched-now", schedule=bm.BatchJobScheduleConfiguration(),
+            job_specification=bm.BatchJobSpecification(pool_info=bm.BatchPoolInfo(pool_id=serving))))
+        out["sched_job"] = until(lambda: next((j.id for j in batch.list_jobs() if j.id.startswith("sched-now:")),
+                                              None))
+    out["missing_after_night1"] = jobs_on_missing_pools(s)
     added = {}
     checked = [0.0]
 
@@ -75,7 +91,28 @@ def two_nights(standin_session, tmp_path_factory):
     out["added"] = added
     out["batch"] = batch
     out["standin"] = s
+    out["missing_after_night2"] = jobs_on_missing_pools(s)
+    if out["night2"].exit_code == 0:  # the long-lived job goes on after the roll: a new task
+        batch.create_task("job-longlived", bm.BatchTaskCreateOptions(id="after-roll",
+                                                                     command_line="/bin/bash -c 'echo 2'"))
+        out["after_roll_task"] = task_completed(batch, "job-longlived", "after-roll")
     return out
+
+
+def until(fn, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    return None
+
+
+def task_completed(batch, job_id: str, task_id: str):
+    """The task once completed, else None after a minute."""
+    return until(lambda: (lambda t: t if str(getattr(t.state, "value", t.state)) == "completed" else None)(
+        batch.get_task(job_id, task_id)))
 
 
 def test_night1_creates_the_first_serving_pool_per_logical_pool(two_nights):
@@ -83,6 +120,8 @@ def test_night1_creates_the_first_serving_pool_per_logical_pool(two_nights):
     assert r.exit_code == 0, r.log[-4000:]
     rolls = [r.xcoms[f"roll_pool[{i}]:return_value"] for i in range(2)]
     assert {x["pool_id"] for x in rolls} == set(two_nights["old"].values())
+    assert two_nights["missing_after_night1"] == []
+    assert two_nights["first_task"] is not None and two_nights["sched_job"], "the long-lived jobs were not set up"
 
 
 def test_night2_rolls_both_logical_pools(two_nights):
@@ -107,14 +146,38 @@ def test_night2_rolls_both_logical_pools(two_nights):
                    for n in nodes)
         # the job schedule follows the logical pool
         assert batch.get_job_schedule(f"sched-{prefix}").job_specification.pool_info.pool_id == pool_id
-    # move: the job was moved; drain: the job stayed on the old pool and its task finished there, never requeued
+    # move: the job was moved; drain: the job's task finished on the old pool, never requeued; then, before the old
+    # pool was deleted, the job was moved to the new pool (it is still active: no job is left on a deleted pool)
     assert batch.get_job("job-movepool").pool_info.pool_id == new["movepool"]
-    assert batch.get_job("job-drainpool").pool_info.pool_id == two_nights["old"]["drainpool"]
+    assert batch.get_job("job-drainpool").pool_info.pool_id == new["drainpool"]
     drained = batch.get_task("job-drainpool", "long")
     assert str(drained.state) in ("completed", "BatchTaskState.COMPLETED")
     assert drained.execution_info.exit_code == 0 and drained.execution_info.requeue_count == 0
+    assert drained.node_info.pool_id == two_nights["old"]["drainpool"]
+    assert two_nights["missing_after_night2"] == []
     moved = batch.get_task("job-movepool", "long")
     assert moved.execution_info.requeue_count == 0  # disable with "wait": it finished before the move
+
+
+def test_night2_moves_the_long_lived_jobs_and_a_task_added_later_runs_on_the_new_pool(two_nights):
+    r = two_nights["night2"]
+    assert r.exit_code == 0, r.log[-6000:]
+    batch = two_nights["batch"]
+    new = naming.pool_id("drainpool", V2)
+    roll = next(x for x in (r.xcoms[f"roll_pool[{i}]:return_value"] for i in range(2)) if x["pool_id"] == new)
+    assert set(roll["moved_jobs"]) == {"job-drainpool", "job-longlived", two_nights["sched_job"]}, roll
+    for job_id in roll["moved_jobs"]:
+        job = batch.get_job(job_id)
+        assert job.pool_info.pool_id == new and str(getattr(job.state, "value", job.state)) == "active", job_id
+    assert two_nights["first_task"].node_info.pool_id == two_nights["old"]["drainpool"]
+    task = two_nights.get("after_roll_task")
+    assert task is not None, "the task added to the long-lived job after the roll never completed"
+    assert task.execution_info.exit_code == 0 and task.node_info.pool_id == new
+    # run_summary lists the moved jobs under the logical pool's serving pool
+    summary = r.xcoms["run_summary:return_value"]
+    listed = {p["id"]: p.get("moved_jobs") for p in summary["pools"]}
+    assert set(listed[new]) == set(roll["moved_jobs"])
+    assert "jobs moved to it by the roll: " in r.log
 
 
 def test_night2_published_excluded_then_promoted(two_nights):

@@ -33,6 +33,7 @@ from pipeline_harness import (
 )
 from batch_images.operators.smoke import smoke_job_id
 from batch_images.rules import naming
+from tests.job_invariants import jobs_on_missing_pools
 
 OLD_VERSION = "2026.1124.0"
 
@@ -152,6 +153,11 @@ def mark_requests(h: PipelineHarness) -> None:
     h.request_mark = h.standin.control.requests()["last_id"]
 
 
+def orphan_note(missing: list[str]) -> str:
+    """The reliability table's note when jobs or schedules were left naming a deleted pool (counted as leaked)."""
+    return f"{len(missing)} job(s)/schedule(s) left on a deleted pool: {', '.join(missing)}" if missing else ""
+
+
 def pools_added(h: PipelineHarness) -> int:
     """Pools created (Pool_Add 201) since :func:`mark_requests`."""
     return sum(1 for r in h.requests() if r["op"] == "Pool_Add" and r["status"] == 201)
@@ -190,8 +196,11 @@ def test_in_place_with_running_task_and_expired_lease(roll_harness, standin, rel
                   and long.execution_info.exit_code == 0 and long.execution_info.requeue_count == 0)
     pools_now = pool_ids(standin)
     md = meta(standin, inplace) or {}
+    wait_gone(standin, expired)
+    orphans = jobs_on_missing_pools(standin)
     reliability_row("roll in_place, a user task running", runs=1, survived=ok_inplace and inplace in pools_now,
-                    leaked=len(pools_now - {inplace, naming.pool_id("expired", VERSION)}))
+                    leaked=len(pools_now - {inplace, naming.pool_id("expired", VERSION)}) + len(orphans),
+                    note=orphan_note(orphans))
     assert result.state == "success", f"run {result.state}; log {result.log_path}"
     assert added, "the in_place pool was never leased (plan_roll did not run?)"
     # the task that was running finished where it ran, exit 0, never requeued
@@ -217,6 +226,7 @@ def test_in_place_with_running_task_and_expired_lease(roll_harness, standin, rel
     assert new_md[naming.TAG_ROLE] == naming.ROLE_SERVING and naming.TAG_LEASE not in new_md
     assert "is being rolled by run" not in result.log
     assert pools_added(h) == 1  # only expired's new pool; in_place made none
+    assert orphans == [], orphans  # no job or schedule names a deleted pool
     downtime = re.search(r"In-place roll of .*", result.log)
     print(f"in_place: task added {added}, log: {downtime.group(0) if downtime else None}")
 
@@ -239,8 +249,9 @@ def test_lease_held_by_another_run_blocks_the_roll(roll_harness, standin, reliab
     new_pools = pool_ids(standin) - {serving}
     plan_roll = task_of(result, "plan_roll[0]")
     survived = result.state == "failed" and after == before and not new_pools
+    orphans = jobs_on_missing_pools(standin)
     reliability_row("second roll while another run holds the lease", runs=1, survived=survived,
-                    leaked=len(new_pools) + (after != before))
+                    leaked=len(new_pools) + (after != before) + len(orphans), note=orphan_note(orphans))
     assert result.state == "failed", f"run {result.state}; log {result.log_path}"
     assert plan_roll.get("state") == "failed" and plan_roll.get("try") == 3, dump(result.tasks)
     assert f"is being rolled by run {holder}" in result.log, result.log_path
@@ -250,6 +261,7 @@ def test_lease_held_by_another_run_blocks_the_roll(roll_harness, standin, reliab
     assert not [r for r in h.requests() if r["op"] in ("Pool_Add", "Pool_Patch", "Pool_Delete", "Job_Disable",
                                                         "JobSchedule_Patch") and r["status"] < 400]
     assert version_excluded(standin, h, VERSION) is True
+    assert orphans == [], orphans
 
 
 # --- approval rejected ----------------------------------------------------------------------------------------------
@@ -299,10 +311,12 @@ def test_approval_rejected_leaves_the_serving_pool(roll_harness, standin, reliab
     canary = naming.pool_id("approved", VERSION)
     gone = wait_gone(standin, canary)
     after = pool_facts(standin, serving) or {"metadata": {}}
+    orphans = jobs_on_missing_pools(standin)
     reliability_row("approval rejected", runs=1,
                     survived=bool(answer) and gone and after["image"] == before["image"]
                     and after["metadata"].get(naming.TAG_ROLE) == naming.ROLE_SERVING,
-                    leaked=(not gone) + (naming.TAG_LEASE in after["metadata"]))
+                    leaked=(not gone) + (naming.TAG_LEASE in after["metadata"]) + len(orphans),
+                    note=orphan_note(orphans))
     assert answer, f"approve_roll never waited for input; log {result.log_path}"
     assert after.get("id") == serving, f"the serving pool {serving} is gone; log {result.log_path}"
     assert answer["response"]["chosen_options"] == ["Reject"]
@@ -320,6 +334,7 @@ def test_approval_rejected_leaves_the_serving_pool(roll_harness, standin, reliab
     assert naming.TAG_LEASE not in after["metadata"], f"a rejected roll left its lease: {after['metadata']}"
     assert standin.batch().get_job("job-approved").pool_info.pool_id == serving
     assert version_excluded(standin, h, VERSION) is True
+    assert orphans == [], orphans
 
 
 # --- drain timeout: keep and requeue ----------------------------------------------------------------------------------
@@ -347,10 +362,11 @@ def test_drain_timeout_keep_and_requeue(roll_harness, standin, reliability_row):
     requeue_ok = (task_of(result, "roll_pool[1]").get("state") == "success" and requeue_gone
                   and batch.get_job("job-requeuepool").pool_info.pool_id == new["requeuepool"]
                   and (moved.execution_info.requeue_count or 0) >= 1)
+    orphans = jobs_on_missing_pools(standin)
     reliability_row("drain timeout 1 min, on_drain_timeout keep", runs=1, survived=keep_ok, leaked=0,
                     note="old pool left draining by design")
     reliability_row("drain timeout 1 min, on_drain_timeout requeue", runs=1, survived=requeue_ok,
-                    leaked=0 if requeue_gone else 1)
+                    leaked=(0 if requeue_gone else 1) + len(orphans), note=orphan_note(orphans))
     # keep: fails with the counts, leaves the old pool draining with its task still running there
     assert task_of(result, "roll_pool[0]").get("state") == "failed", dump(result.tasks)
     assert re.search(r"pool keeppool-2026-1124-0 did not drain within 1 minutes .*\d", result.log), result.log_path
@@ -367,6 +383,7 @@ def test_drain_timeout_keep_and_requeue(roll_harness, standin, reliability_row):
     moved = running_on(standin, "job-requeuepool", "long")
     assert state(moved.state) == "running" and moved.node_info.pool_id == new["requeuepool"], moved.as_dict()
     assert result.state == "failed"  # the keep pool's roll_pool failed
+    assert orphans == [], orphans  # the kept pool still exists: its job names a live pool
 
 
 # --- backfill: never roll back ---------------------------------------------------------------------------------------
@@ -412,6 +429,7 @@ def test_backfill_never_rolls_back_unless_allowed(roll_harness, standin, reliabi
     md = meta(standin, new)
     assert md[naming.TAG_ROLE] == naming.ROLE_SERVING and md[naming.TAG_IMAGE_VERSION] == "2026.1123.0"
     assert version_excluded(standin, h, "2026.1123.0") is False
+    assert jobs_on_missing_pools(standin) == []
 
 
 # --- two nights, the second SIGKILLed in each new step and resumed ---------------------------------------------------
@@ -493,6 +511,7 @@ def test_two_nights_killed_in_each_roll_step(roll_harness, standin, reliability_
         problems.append("job-user not active on the new pool")
     if batch.get_job_schedule("sched-user").job_specification.pool_info.pool_id != new:
         problems.append("sched-user not on the new pool")
+    problems.extend(f"left on a deleted pool: {o}" for o in jobs_on_missing_pools(standin))
     leaked = len(problems)
     for step in ROLL_KILL_POINTS:
         ok = bool(resumed) and resumed.state == "success" and states.get(step) == "success" and tries.get(step) == 2

@@ -243,3 +243,38 @@ def test_metadata_update_sets_and_removes():
     out = roll.metadata_update(have, {naming.TAG_ROLE: "draining", naming.TAG_LEASE: None, "n": 3, "absent": None})
     assert out == {naming.TAG_ROLE: "draining", "user": "keep", "n": "3"}
     assert have[naming.TAG_ROLE] == "serving"  # the input is not changed
+
+
+# -- autoscale ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("template, want", [
+    ({"enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=2;", "autoScaleEvaluationInterval": "PT5M"},
+     roll.AutoScale("$TargetDedicatedNodes=2;", "PT5M")),
+    ({"enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=2;"}, roll.AutoScale("$TargetDedicatedNodes=2;")),
+    ({"enableAutoScale": False, "autoScaleFormula": "$TargetDedicatedNodes=2;"}, None),  # a formula alone: fixed size
+    ({"targetDedicatedNodes": 2}, None),
+    ({}, None),
+    (None, None),
+])
+def test_autoscale_of_reads_the_templates_batch_keys(template, want):
+    assert roll.autoscale_of(template) == want
+
+
+def test_autoscale_run_verdict_waits_for_the_first_evaluation_and_names_batchs_error():
+    assert roll.autoscale_run_verdict(None)[0] == roll.WAIT
+    ok = roll.autoscale_run_verdict({"timestamp": "2026-11-26T03:00:00Z", "results": "$TargetDedicatedNodes=2"})
+    assert ok[0] == roll.DONE and "$TargetDedicatedNodes=2" in ok[1]
+    failed, text = roll.autoscale_run_verdict({"timestamp": "2026-11-26T03:00:00Z", "error": {
+        "code": "AutoScalingFormulaEvaluationError", "message": "division by zero",
+        "values": [{"name": "Line", "value": "1"}]}})
+    assert failed == "failed"
+    assert "AutoScalingFormulaEvaluationError: division by zero" in text and "Line=1" in text
+
+
+def test_the_roll_decision_carries_the_template_and_canary_nodes_through_xcom():
+    template = {"enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes=2;"}
+    d = RollDecision.from_dict(decision(template=template, canary_nodes=3))
+    back = read_pool_spec(d.to_dict())
+    assert back.template == template and back.canary_nodes == 3
+    assert roll.autoscale_of(back.template) == roll.AutoScale("$TargetDedicatedNodes=2;")

@@ -543,6 +543,39 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
         self._send("PATCH", self._path("jobschedules", schedule_id), {"jobSpecification": dict(job_specification)},
                    if_match=etag)
 
+    # -- autoscale (the roll: enabled on the promoted pool, disabled before a pool is emptied) ----------------------
+    #
+    # Batch data plane 2025-06-01 (azure-rest-api-specs specification/batch/Azure.Batch/routes.tsp: enableAutoScale,
+    # disableAutoScale, evaluateAutoScale): a resize is refused while autoscale is enabled, and enableautoscale may
+    # not be called for the same pool more than once every 30 seconds.
+
+    def auto_scale_enabled(self, pool_id: str) -> bool | None:
+        """The pool's ``enableAutoScale`` (None when there is no such pool)."""
+        pool = self.get_pool(pool_id)
+        return None if pool is None else bool(pool.enable_auto_scale)
+
+    def enable_auto_scale(self, pool_id: str, formula: str, evaluation_interval: str | None = None) -> None:
+        """``POST /pools/{id}/enableautoscale``: Batch evaluates ``formula`` at once, then every
+        ``evaluation_interval`` (ISO 8601 duration, 5 minutes to 168 hours; None: Batch's 15 minutes). Refused (409)
+        while the pool resizes; a bad formula answers 400 with Batch's error."""
+        body: dict[str, Any] = {"autoScaleFormula": formula}
+        if evaluation_interval:
+            body["autoScaleEvaluationInterval"] = evaluation_interval
+        self.log.info("Pool %s: enabling autoscale (every %s)", pool_id, evaluation_interval or "PT15M")
+        self._send("POST", self._path("pools", pool_id, "enableautoscale"), body)
+
+    def disable_auto_scale(self, pool_id: str) -> None:
+        """``POST /pools/{id}/disableautoscale``: the pool keeps its current size and can be resized again."""
+        self.log.info("Pool %s: disabling autoscale", pool_id)
+        self._send("POST", self._path("pools", pool_id, "disableautoscale"))
+
+    def evaluate_auto_scale(self, pool_id: str, formula: str) -> dict:
+        """``POST /pools/{id}/evaluateautoscale`` (the pool must have autoscale enabled): Batch's ``AutoScaleRun``
+        JSON, ``{"timestamp", "results": "$TargetDedicatedNodes=2;...", "error": {"code", "message", "values"}}``
+        (``error`` only when the formula failed). Nothing is changed on the pool."""
+        return self._send("POST", self._path("pools", pool_id, "evaluateautoscale"),
+                          {"autoScaleFormula": formula}) or {}
+
 
 def pool_listing(pool: Any) -> dict:
     """An SDK pool model -> the plain dict :mod:`batch_images.rules.roll` reads."""

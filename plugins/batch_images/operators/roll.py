@@ -287,20 +287,30 @@ class RollPoolOperator(ArmWaitingOperator):
     active jobs on the old pool finish there (``active_jobs: drain``) or are moved (``move``: disable with
     ``wait``, PATCH ``poolInfo``, enable). Roles: the new pool ``serving`` (lease dropped), the old ``draining``. The
     old pool is then waited for (deferred) until it runs no task and its drained jobs have none queued, bounded by
-    ``drain_timeout_minutes`` counted from its ``draining-since`` metadata; then resized to zero with
-    ``taskcompletion`` and deleted. On drain timeout: ``keep`` fails the task naming the counts and leaves the pool
-    ``draining`` (the next run finishes it); ``requeue`` moves its jobs (disable with requeue) and deletes it.
+    ``drain_timeout_minutes`` counted from its ``draining-since`` metadata. Once it runs no task, every job still
+    naming it (a long-lived job with ``onAllTasksComplete: noaction``, a job its schedule made before the schedule
+    moved) is moved to the new pool (disable with ``wait``, PATCH ``poolInfo``, enable), so no job is left on a
+    deleted pool; then the old pool's autoscale is disabled (Batch refuses a resize while it is enabled), it is
+    resized to zero with ``taskcompletion``, jobs put on it meanwhile are moved too, and it is deleted. On drain
+    timeout: ``keep`` fails the task naming the counts and leaves the pool ``draining`` (the next run finishes it);
+    ``requeue`` moves its jobs (disable with requeue) and deletes it.
 
-    ``in_place``: the serving pool keeps its id: its jobs are disabled (``wait``: running tasks finish), it is resized
-    to zero, its image PATCHed to the new version, resized back to its target and waited steady; jobs enabled.
-    Users' work pauses for that whole time (README, "Rolling pools").
+    Autoscale (the template's ``enableAutoScale``, ``autoScaleFormula``, ``autoScaleEvaluationInterval``): the canary
+    was made at a fixed size; when it becomes serving its formula is enabled, and the roll ends only after Batch's
+    first evaluation succeeded (``autoScaleRun`` without ``error``; waiter ``batch_pool_autoscaled``).
+
+    ``in_place``: the serving pool keeps its id: its jobs are disabled (``wait``: running tasks finish), its autoscale
+    disabled, it is resized to zero, its image PATCHed to the new version, resized back to its target (or its
+    autoscale formula enabled again and evaluated) and waited steady; jobs enabled. Users' work pauses for that
+    whole time (README, "Rolling pools").
 
     Then every node of the serving pool must report the new version in ``virtualMachineInfo.imageReference``, and the
     roll is published as an Asset event on the outlet ``batch-pool://<account>/<logical pool>``.
 
     :param pool_spec: plan_roll's output for this logical pool (a RollDecision dict). (templated)
     :return: ``{"logical_pool", "pool_id", "version", "account", "moved_schedules", "moved_jobs",
-        "deleted_pools"}`` or None when the pool was not rolled.
+        "deleted_pools", "nodes"}`` (``moved_jobs``: ids of the jobs moved to the new pool, by ``active_jobs: move``
+        or before an old pool was deleted) or None when the pool was not rolled.
     """
 
     operator_extra_links = links.POOL_LINKS  # Azure portal link (batch_images/links.py)
@@ -328,6 +338,29 @@ class RollPoolOperator(ArmWaitingOperator):
         return self.wait(context, waiter_name=waiter, waiter_args=args, timeout=STEP_TIMEOUT, phase=phase,
                          extra=extra, conn_id=self.spec.batch_conn_id,
                          deadline=deadline if deadline is not None else time.time() + STEP_TIMEOUT)
+
+    @property
+    def template(self) -> dict:
+        """The logical pool's Batch pool body (``PoolSpec.template``; empty for a spec without one)."""
+        return getattr(self.spec, "template", None) or {}
+
+    def enable_template_autoscale(self, hook: Any, pool_id: str) -> None:
+        """Enable the template's autoscale formula and interval on ``pool_id`` (a canary made at a fixed size, or an
+        in_place pool just re-imaged). Nothing for a fixed-size template, or when the pool already has that formula
+        (a retry: Batch refuses a second enableautoscale within 30 seconds)."""
+        scale = roll.autoscale_of(self.template)
+        if scale is None:
+            return
+        pool = hook.get_pool(pool_id)
+        if pool is not None and pool.enable_auto_scale and pool.auto_scale_formula == scale.formula:
+            return
+        hook.enable_auto_scale(pool_id, scale.formula, scale.evaluation_interval)
+
+    @staticmethod
+    def disable_autoscale(hook: Any, pool_id: str) -> None:
+        """Disable autoscale on a pool about to be emptied (Batch refuses a resize while it is enabled)."""
+        if hook.auto_scale_enabled(pool_id):
+            hook.disable_auto_scale(pool_id)
 
     def set_metadata(self, hook: Any, pool_id: str, changes: Mapping[str, str | None]) -> None:
         """Apply metadata changes with If-Match, re-reading once if the pool changed in between."""
@@ -383,6 +416,7 @@ class RollPoolOperator(ArmWaitingOperator):
         self.set_metadata(hook, new_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
                                          naming.TAG_SERVING_SINCE: self._keep(pools, new_id, naming.TAG_SERVING_SINCE)
                                          or now})
+        self.enable_template_autoscale(hook, new_id)
         for p in old:
             self.set_metadata(hook, p.pool_id, {naming.TAG_ROLE: naming.ROLE_DRAINING, naming.TAG_LEASE: None,
                                                 naming.TAG_DRAINING_SINCE: self._draining_since(hook, p.pool_id) or now})
@@ -446,13 +480,29 @@ class RollPoolOperator(ArmWaitingOperator):
             for j in jobs:
                 self.log.info("Job %s stays on %s until it finishes (active_jobs: drain)", j["id"], j["pool_id"])
             return [], [j["id"] for j in jobs]
-        for j in jobs:
+        return self.move_jobs_off(hook, old_ids, new_id, disable_tasks), []
+
+    def move_jobs_off(self, hook: Any, old_ids: Sequence[str], new_id: str, disable_tasks: str = "wait") -> list[str]:
+        """Move every job not completed (active, disabling, disabled) whose ``poolInfo.poolId`` names one of
+        ``old_ids`` to ``new_id`` (:meth:`move_job`), jobs a job schedule made before its move included; then enable
+        the jobs a killed try left disabled on ``new_id`` (moved, not yet enabled). Returns the ids moved now.
+
+        Called before an old pool is deleted (after its drain, and again just before the delete), so no job is left
+        naming a deleted pool: a long-lived job (``onAllTasksComplete: noaction``, tasks added for days) would
+        otherwise never run a task again."""
+        old_lower = {p.lower() for p in old_ids}
+        jobs = hook.list_active_jobs()
+        moving = [j for j in jobs if (j.get("pool_id") or "").lower() in old_lower]
+        for j in moving:
             self.move_job(hook, j, new_id, disable_tasks)
-        # jobs a killed try left disabled on the new pool: enable them
-        for j in hook.list_active_jobs():
+        for j in jobs:
             if (j.get("pool_id") or "").lower() == new_id.lower() and j.get("state") == "disabled":
                 hook.enable_job(j["id"])
-        return [j["id"] for j in jobs], []
+        return [j["id"] for j in moving]
+
+    @staticmethod
+    def _add_moved(state: dict, moved: Sequence[str]) -> dict:
+        return {**state, "moved_jobs": list(dict.fromkeys([*(state.get("moved_jobs") or []), *moved]))}
 
     def move_job(self, hook: Any, job: dict, new_id: str, disable_tasks: str) -> None:
         if job.get("state") == "active":
@@ -475,6 +525,8 @@ class RollPoolOperator(ArmWaitingOperator):
         """Drain, empty and delete the next old pool; verify when none is left."""
         left = [p for p in state["old"] if p not in state["deleted"]]
         if not left:
+            if roll.autoscale_of(self.template) is not None:
+                return self.bwait(context, "batch_pool_autoscaled", {"pool_id": state["new"]}, "autoscaled", state)
             return self.verify(context, hook, state)
         pool_id = left[0]
         current = hook.pool_listing(pool_id)
@@ -497,15 +549,21 @@ class RollPoolOperator(ArmWaitingOperator):
             if status == "timeout":
                 return self.drain_timed_out(context, hook, state, event)
             self.check_event(event, f"draining pool {pool_id}")
+            state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"]))
             return self.empty_and_delete(context, hook, state)
         if phase == "emptied":
             self.check_event(event, f"resizing pool {pool_id} to zero")
+            # a job a user put on the old pool meanwhile: moved too (the pool has no node: nothing runs there)
+            state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"]))
             hook.delete_pool(pool_id)
             return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
         if phase == "deleted":
             self.check_event(event, f"deleting pool {pool_id}")
             state["deleted"] = [*state["deleted"], pool_id]
             return self.next_old(context, hook, state)
+        if phase == "autoscaled":
+            self.check_event(event, f"the first autoscale evaluation of pool {state['new']}")
+            return self.verify(context, hook, state)
         if phase.startswith("inplace_"):
             return self.in_place_continue(context, hook, phase, event, state)
         return super().after_wait(context, event, phase, extra)
@@ -516,6 +574,7 @@ class RollPoolOperator(ArmWaitingOperator):
         if current is None:
             state["deleted"] = [*state["deleted"], pool_id]
             return self.next_old(context, hook, state)
+        self.disable_autoscale(hook, pool_id)
         if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0:
             if (current.get("allocation_state") or "").lower() == "steady":
                 hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
@@ -532,11 +591,7 @@ class RollPoolOperator(ArmWaitingOperator):
                 f"{state['new']} serves. Clear this task (or let the next run) finish the drain.")
         self.log.warning("Pool %s did not drain in time (%s): requeueing its work on %s and deleting it "
                          "(on_drain_timeout: requeue)", pool_id, message, state["new"])
-        for job_id in state.get("drained_jobs") or []:
-            job = hook.get_job_json(job_id)
-            if job and (job.get("poolInfo") or {}).get("poolId", "").lower() == pool_id.lower():
-                self.move_job(hook, {"id": job_id, "state": job.get("state"), "pool_id": pool_id}, state["new"],
-                              "requeue")
+        state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"], "requeue"))
         hook.delete_pool(pool_id)  # its running tasks are requeued by Batch
         return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
 
@@ -561,6 +616,7 @@ class RollPoolOperator(ArmWaitingOperator):
                  "moved_jobs": [], "paused_jobs": [j["id"] for j in jobs], "current": pool_id}
         self.log.info("In-place roll of %s: jobs %s paused; running tasks finish, then the pool empties (downtime "
                       "starts)", pool_id, ", ".join(state["paused_jobs"]) or "(none)")
+        self.disable_autoscale(hook, pool_id)
         if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0 and \
                 (current.get("allocation_state") or "").lower() == "steady":
             hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
@@ -569,6 +625,9 @@ class RollPoolOperator(ArmWaitingOperator):
     def in_place_grow(self, context: Any, hook: Any, state: dict) -> Any:
         spec = self.spec
         pool_id = state["current"]
+        if roll.autoscale_of(self.template) is not None:  # the formula sizes it again, not the fixed targets
+            self.enable_template_autoscale(hook, pool_id)
+            return self.bwait(context, "batch_pool_autoscaled", {"pool_id": pool_id}, "inplace_steady", state)
         current = hook.pool_listing(pool_id) or {}
         if current.get("target_dedicated_nodes", 0) + current.get("target_low_priority_nodes", 0) == 0 and \
                 (current.get("allocation_state") or "").lower() == "steady":

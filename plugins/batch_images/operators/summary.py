@@ -72,6 +72,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
                      f"{p['target_dedicated_nodes']} dedicated{low}, nodes {p['node_counts']}, "
                      f"agent '{p['node_agent_sku_id']}'")
         lines.append(f"    image {p['image']}")
+        if p.get("moved_jobs"):
+            lines.append(f"    jobs moved to it by the roll: {', '.join(p['moved_jobs'])}")
     leftovers = s.get("leftovers")
     lines += ["", f"Leftover temporary snapshots/images: "
                   f"{'unknown' if leftovers is None else len(leftovers)}"]
@@ -87,7 +89,8 @@ class RunSummaryOperator(BaseOperator):
     :param arm_conn_id: the Azure connection for the version and the leftovers.
     :return: ``{"dag_id", "run_id", "stages": [{"task", "state", "seconds"}], "resources": {kind: id or [ids]},
         "replication": {region: {"state", "progress", "replicas"}}, "pools": [{"id", "allocation_state",
-        "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ...}],
+        "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ..., "moved_jobs": [job ids the
+        roll moved to that pool]}],
         "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids and counts only, no
         secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version, "source", "why",
         "build_vm"}``.
@@ -120,15 +123,16 @@ class RunSummaryOperator(BaseOperator):
             "pools": [],
         }
         rolled = {r.get("logical_pool"): r for r in _as_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
-        pools = []  # (batch_conn_id, pool id): the serving pool after the roll, else the run's new pool
+        pools = []  # (batch_conn_id, pool id, moved jobs): the serving pool after the roll, else the run's new pool
         for i, value in enumerate(_as_list(pull(task_ids="plan_roll"))):
             try:
                 d = RollDecision.from_dict(value, f"plan_roll[{i}]")
             except InvalidInput as err:  # report, don't fail the summary
                 errors.append(str(err))
                 continue
-            pools.append((d.batch_conn_id, (rolled.get(d.logical_pool) or {}).get("pool_id") or d.pool_id))
-        summary["resources"]["pools"] = [p for _, p in pools]
+            r = rolled.get(d.logical_pool) or {}
+            pools.append((d.batch_conn_id, r.get("pool_id") or d.pool_id, list(r.get("moved_jobs") or [])))
+        summary["resources"]["pools"] = [p for _, p, _ in pools]
         build = (plan or {}).get("build")
         if isinstance(build, Mapping):
             b = build.get("base") or {}
@@ -145,8 +149,8 @@ class RunSummaryOperator(BaseOperator):
             except InvalidInput as err:  # report, don't fail the summary
                 errors.append(str(err))
             self._azure(plan, summary, errors)
-        for conn_id, pool_id in pools:
-            summary["pools"].append(self.pool_state(conn_id, pool_id, errors))
+        for conn_id, pool_id, moved_jobs in pools:
+            summary["pools"].append({**self.pool_state(conn_id, pool_id, errors), "moved_jobs": moved_jobs})
         self.log.info("Run summary:\n%s", format_summary(summary))
         for e in errors:
             self.log.warning("Summary incomplete: %s", e)

@@ -202,3 +202,41 @@ def metadata_update(current: Mapping[str, str], changes: Mapping[str, str | None
         else:
             out[key] = str(value)
     return out
+
+
+# -- autoscale -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AutoScale:
+    """A logical pool's autoscale settings, as its template states them (Batch's pool body keys)."""
+
+    formula: str
+    evaluation_interval: str | None = None  # ISO 8601 duration ("PT5M"); None: Batch's default (15 minutes)
+
+
+def autoscale_of(template: Mapping[str, Any] | None) -> AutoScale | None:
+    """The template's ``autoScaleFormula`` / ``autoScaleEvaluationInterval`` when it sets ``enableAutoScale`` true,
+    else None (a fixed-size pool). The formula is not checked here: preflight evaluates it with Batch."""
+    template = template or {}
+    if template.get("enableAutoScale") is not True:
+        return None
+    return AutoScale(formula=str(template.get("autoScaleFormula") or ""),
+                     evaluation_interval=template.get("autoScaleEvaluationInterval") or None)
+
+
+def autoscale_run_verdict(run: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Has a pool's first autoscale evaluation happened, and did it work?
+
+    :param run: the pool's ``autoScaleRun`` as Batch returns it (``{"timestamp", "results", "error": {"code",
+        "message", "values": [{"name", "value"}]}}``), or None before the first evaluation.
+    :return: (:data:`WAIT` | :data:`DONE` | ``"failed"``, a sentence for the log).
+    """
+    if not run:
+        return WAIT, "no autoscale evaluation yet"
+    error = run.get("error")
+    if error:
+        values = "; ".join(f"{v.get('name')}={v.get('value')}" for v in error.get("values") or [])
+        return "failed", (f"autoscale evaluation at {run.get('timestamp')} failed: {error.get('code')}: "
+                          f"{error.get('message')}" + (f" ({values})" if values else ""))
+    return DONE, f"autoscale evaluated at {run.get('timestamp')}: {run.get('results') or '(no results)'}"

@@ -8,6 +8,9 @@
 * ``batch_pool_empty`` - args ``pool_id``. Success when the pool is steady with zero nodes (after a resize to
   zero with ``taskcompletion``: running tasks finish first); a resize error fails.
 * ``batch_pool_gone`` - args ``pool_id``. Success when ``GET /pools/{id}`` answers 404.
+* ``batch_pool_autoscaled`` - args ``pool_id``. One poll = ``GET /pools/{id}``. Success when the pool reports an
+  ``autoScaleRun`` without ``error`` (its first evaluation after ``enableautoscale``); an evaluation error or the
+  pool being gone fails, naming Batch's code and message.
 """
 
 from __future__ import annotations
@@ -103,6 +106,35 @@ def progress_gone(state: dict) -> str:
     return f"pool {state['pool_id']}: {state.get('state')}" if state.get("found") else f"pool {state['pool_id']} gone"
 
 
+async def probe_autoscaled(hook: Any, pool_id: str) -> dict:
+    pool = await hook.async_get_pool(pool_id)
+    if pool is None:
+        return {"pool_id": pool_id, "found": False}
+    run, wire = pool.auto_scale_run, None
+    if run is not None:  # Batch's wire shape, JSON-able (the state travels in the trigger's event)
+        err = run.error
+        wire = {"timestamp": str(run.timestamp) if run.timestamp else None, "results": run.results,
+                "error": None if err is None else {"code": err.code, "message": err.message,
+                                                   "values": [{"name": v.name, "value": v.value}
+                                                              for v in err.error_values or []]}}
+    return {"pool_id": pool_id, "found": True, "enable_auto_scale": bool(pool.enable_auto_scale),
+            "auto_scale_run": wire}
+
+
+def evaluate_autoscaled(state: dict) -> tuple[str, str]:
+    if not state.get("found"):
+        return "failure", f"pool {state['pool_id']} does not exist"
+    if not state.get("enable_auto_scale"):
+        return "failure", f"pool {state['pool_id']}: autoscale is not enabled"
+    verdict, text = roll.autoscale_run_verdict(state.get("auto_scale_run"))
+    status = {roll.DONE: "success", roll.WAIT: "retry"}.get(verdict, "failure")
+    return status, f"pool {state['pool_id']}: {text}"
+
+
+def progress_autoscaled(state: dict) -> str:
+    return f"pool {state['pool_id']}: {roll.autoscale_run_verdict(state.get('auto_scale_run'))[1]}"
+
+
 def _register() -> None:
     from batch_images.triggers import waiters
     from batch_images.triggers.waiters import batch  # noqa: F401  registers the "batch" hook kind
@@ -116,6 +148,9 @@ def _register() -> None:
     waiters.register(waiters.Waiter(name="batch_pool_gone", hook="batch", probe=probe_gone,
                                     evaluate=evaluate_gone, progress=progress_gone,
                                     description="a pool is deleted"))
+    waiters.register(waiters.Waiter(name="batch_pool_autoscaled", hook="batch", probe=probe_autoscaled,
+                                    evaluate=evaluate_autoscaled, progress=progress_autoscaled,
+                                    description="a pool's first autoscale evaluation succeeded"))
 
 
 _register()

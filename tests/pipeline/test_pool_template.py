@@ -129,3 +129,35 @@ def test_a_subnet_that_cannot_take_the_roll_is_refused_before_any_write(env, vne
     assert "pools[0].template.networkConfiguration.subnetId" in text and reason in text, text
     log = env.control.requests()
     assert log["writes"] == 0 and log["write_attempts"] == 0, log
+
+
+def test_a_template_with_a_managed_identity_and_arm_tags_is_created_through_arm(env):
+    """identity and tags are ARM-only: create_pool makes the pool through Microsoft.Batch/batchAccounts/pools; the data
+    plane then reads the same pool with the identity and every template property; the roll's next pool keeps it."""
+    version_id = build_image_version(env)
+    demo = env.endpoints["demo"]
+    identity_id = (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
+                   "Microsoft.ManagedIdentity/userAssignedIdentities/id-batch-pools")
+    template = {**TEMPLATE, "networkConfiguration": {"subnetId": _subnet(env)},
+                "identity": {"type": "UserAssigned", "userAssignedIdentities": {identity_id: {}}},
+                "tags": {"cost-center": "research"}}
+    plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=template))).execute(
+        context_for())
+    spec = plan["pools"][0]
+    mark = env.control.requests()["last_id"]
+    pool_id = in_dag(lambda: BatchPoolOperator(task_id="create_pool", pool_spec=spec,
+                                               image_version_id=version_id)).execute(context_for())
+    creates = [r for r in env.control.requests(since=mark, items=True)["items"] if r["write"]]
+    assert [r["family"] for r in creates if r["method"] in ("PUT", "POST")] == ["arm"], creates
+    got = BatchPoolHook().get_pool_json(pool_id)
+    assert [i["resourceId"].lower() for i in got["identity"]["userAssignedIdentities"]] == [identity_id.lower()]
+    assert pt.drift(template, got) == []
+    assert pt.template_from_pool(got)["identity"] == {"type": "UserAssigned",
+                                                      "userAssignedIdentities": {identity_id: {}}}
+
+
+def test_an_identity_that_is_not_a_user_assigned_identity_is_refused_at_parse(env):
+    template = {**TEMPLATE, "identity": {"type": "UserAssigned", "userAssignedIdentities": {"/not/an/id": {}}}}
+    with pytest.raises(InvalidInput) as info:
+        parse_pipeline(_cfg(env, template=template), "pipelines[0]")
+    assert info.value.field.startswith("pipelines[0].pools[0].template.identity")

@@ -214,41 +214,11 @@ def test_input_is_not_modified():
     assert FULL == before
 
 
-# The stand-in's reverse mapping (include/azure_standin/backends/batch_arm_pools.py) disagrees with the specs here;
-# strict xfail, so the test fails once the stand-in is fixed and the exclusion must go.
-STANDIN_DIVERGES = {
-    # data plane inboundNATPools vs ARM inboundNatPools: the stand-in keeps ARM's spelling
-    "networkConfiguration.endpointConfiguration": lambda b: b["networkConfiguration"]["endpointConfiguration"],
-    # top-level enums are not respelled back (Simplified stays PascalCase)
-    "targetNodeCommunicationMode": lambda b: b["targetNodeCommunicationMode"],
-    # ARM DataDisk.storageAccountType vs the data plane's DataDisk.managedDisk.storageAccountType (2025-06-01)
-    "virtualMachineConfiguration.dataDisks": lambda b: b["virtualMachineConfiguration"]["dataDisks"],
-}
-
-
-def _without(body: dict, paths) -> dict:
-    body = copy.deepcopy(body)
-    for path in paths:
-        *parents, last = path.split(".")
-        node = body
-        for p in parents:
-            node = node[p]
-        node.pop(last)
-    return body
-
-
 def test_standin_reverse_mapping_gives_the_body_back():
     back = arm_to_dataplane("pool-1", arm_pool_body(FULL, _identity(UAI), {"team": "hpc"}))
     expected = dict(FULL, enableAutoScale=False)  # the stand-in states the data plane's default explicitly
-    assert _without(back, STANDIN_DIVERGES) == _without(expected, STANDIN_DIVERGES)
+    assert back == expected
     assert arm_to_dataplane("pool-2", arm_pool_body(ALT)) == ALT
-
-
-@pytest.mark.parametrize("path", sorted(STANDIN_DIVERGES))
-@pytest.mark.xfail(strict=True, reason="stand-in's reverse mapping disagrees with the specs (see STANDIN_DIVERGES)")
-def test_standin_reverse_mapping_known_divergences(path):
-    back = arm_to_dataplane("pool-1", arm_pool_body(FULL))
-    assert STANDIN_DIVERGES[path](back) == STANDIN_DIVERGES[path](FULL)
 
 
 def test_autoscale_becomes_scale_settings_auto_scale_and_round_trips():

@@ -73,7 +73,8 @@ _CONTAINER_TYPE = [("dockerCompatible", "DockerCompatible"), ("criCompatible", "
 # (parent properties, or () for anywhere; data-plane name; ARM name)
 _RENAMES = [((), "nodeAgentSKUId", "nodeAgentSkuId"), ((), "dynamicVNetAssignmentScope", "dynamicVnetAssignmentScope"),
             ((), "username", "userName"), (("imageReference",), "virtualMachineImageId", "id"),
-            (("applicationPackageReferences", "applicationPackages"), "applicationId", "id")]
+            (("applicationPackageReferences", "applicationPackages"), "applicationId", "id"),
+            (("endpointConfiguration",), "inboundNATPools", "inboundNatPools")]
 # ContainerRegistry keeps `username` in both specs.
 _KEEP_USERNAME = ("containerRegistries", "registry")
 
@@ -112,7 +113,22 @@ def _convert(value: Any, to_arm: bool, parent: str | None = None) -> Any:
         else:
             v = _convert(v, to_arm, k)
         out[_rename(k, parent, to_arm)] = v
+    if parent == "dataDisks":  # ARM DataDisk.storageAccountType is the data plane's managedDisk.storageAccountType
+        _move_storage_account_type(out, to_arm)
     return out
+
+
+def _move_storage_account_type(disk: dict, to_arm: bool) -> None:
+    """BatchManagement.json 2024-07-01 DataDisk has ``storageAccountType``; the 2025-06-01 data plane's DataDisk has it
+    under ``managedDisk`` (models.tsp ManagedDisk)."""
+    if to_arm:
+        managed = disk.get("managedDisk")
+        if isinstance(managed, dict) and "storageAccountType" in managed:
+            disk["storageAccountType"] = managed.pop("storageAccountType")
+            if not managed:
+                disk.pop("managedDisk")
+    elif "storageAccountType" in disk:
+        disk.setdefault("managedDisk", {})["storageAccountType"] = disk.pop("storageAccountType")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,7 +182,7 @@ def arm_to_dataplane(name: str, arm: dict) -> dict:
         elif k == "applicationPackages":
             body["applicationPackageReferences"] = _convert(v, False, "applicationPackages")
         else:
-            body[k] = _convert(v, False, k)
+            body[k] = _convert({k: v}, False)[k]  # through its key, so a top-level enum is respelled too
     if "scaleSettings" not in props:
         body.update(_scale_to_dataplane(None))
     return body

@@ -191,7 +191,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         if spec.template and not spec.template.get("resizeTimeout") and not pool_template.is_autoscaled(body):
             body["resizeTimeout"] = pool_template.iso_duration(resize_timeout)
         try:
-            created = hook.create_pool_from_body(body)
+            created = self._create(hook, spec, pool_id, body)
         except HttpResponseError as err:
             code = batch_error_code(err)
             text = batch_error_text(err)
@@ -211,6 +211,27 @@ class BatchPoolOperator(ReplicaWaitingOperator):
                       "resizeTimeout %s", pool_id, self.image_version_id, spec.node_agent_sku_id,
                       spec.target_dedicated_nodes, spec.target_low_priority_nodes, resize_timeout)
         return pool_id
+
+    def _create(self, hook: Any, spec: PoolSpec, pool_id: str, body: dict) -> bool:
+        """Create the pool: through the data plane (``POST /pools``), or through ARM (``Microsoft.Batch/batchAccounts/
+        pools``, on ``arm_conn_id``) when the template carries a user-assigned ``identity`` or ARM ``tags``, which only
+        the management plane accepts (Microsoft Learn, "Configure managed identities in Batch pools": such pools are
+        created with the management plane only). Either way the same pool; everything after the create (waits,
+        metadata, drain, delete) stays on the data plane. True when created, False when it already existed."""
+        from batch_images.rules import arm_pool_body
+
+        if not arm_pool_body.body_needs_arm(spec.template):
+            return hook.create_pool_from_body(body)
+        from batch_images.hooks.batch_mgmt import BatchManagementHook  # the Azure SDK loads in the worker
+
+        try:
+            arm_body = arm_pool_body.arm_pool_body(body, spec.template.get("identity"), spec.template.get("tags"),
+                                                   field="pool_spec.template")
+        except InvalidInput as err:
+            raise fail(err) from None
+        self.log.info("Pool %s has %s: creating it through ARM (Microsoft.Batch/batchAccounts/pools)", pool_id,
+                      " and ".join(k for k in arm_pool_body.ARM_ONLY_KEYS if spec.template.get(k)))
+        return BatchManagementHook(azure_conn_id=self.arm_conn_id).create_pool(spec.batch_account_id, pool_id, arm_body)
 
     def _adopt(self, pool: Any, spec: PoolSpec, dag_id: str | None, run_id: str | None) -> str:
         pool_id = spec.pool_id

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from . import naming
+from . import arm_pool_body, naming
 from .errors import InvalidInput
 
 SCHEMA_FILE = Path(__file__).with_name("batch_pool_schema.json")
@@ -151,8 +151,14 @@ def shape_problems(template: Any, field: str) -> list[InvalidInput]:
         return [InvalidInput(field, template, f"expected a mapping (Batch's pool body), got {type(template).__name__}",
                              "write the pool's properties as in az batch pool create --json-file")]
     validator = jsonschema.Draft202012Validator(schema())
+    data_plane = data_plane_part(template)
     out = []
-    for err in sorted(validator.iter_errors(dict(template)), key=lambda e: [str(p) for p in e.absolute_path]):
+    if arm_pool_body.body_needs_arm(template):  # identity / tags: the pool goes through ARM (rules/arm_pool_body.py)
+        try:
+            arm_pool_body.arm_pool_body(data_plane, template.get("identity"), template.get("tags"), field=field)
+        except InvalidInput as err:
+            out.append(err)
+    for err in sorted(validator.iter_errors(data_plane), key=lambda e: [str(p) for p in e.absolute_path]):
         path = _json_path(field, err.absolute_path)
         if err.validator == "additionalProperties":
             known = ", ".join((err.schema.get("properties") or {}).keys())
@@ -166,6 +172,12 @@ def shape_problems(template: Any, field: str) -> list[InvalidInput]:
                if isinstance(err.validator_value, list) else SCHEMA_FIX}.get(err.validator, SCHEMA_FIX)
         out.append(InvalidInput(path, err.instance, err.message, fix))
     return out
+
+
+def data_plane_part(template: Mapping[str, Any]) -> dict:
+    """``template`` without the ARM-only keys (``identity``, ``tags``: :data:`~batch_images.rules.arm_pool_body.
+    ARM_ONLY_KEYS`), i.e. what the data plane's ``POST /pools`` takes."""
+    return {k: v for k, v in template.items() if k not in arm_pool_body.ARM_ONLY_KEYS}
 
 
 def template_problems(template: Mapping[str, Any], field: str) -> list[InvalidInput]:
@@ -242,8 +254,14 @@ def start_task_body(command_line: str, wait_for_success: bool, max_task_retry_co
 
 def template_from_pool(get_json: Mapping[str, Any]) -> dict:
     """An existing pool's spec (``GET /pools/{id}`` JSON) as a template: read-only properties, owned fields and the
-    pipeline's metadata entries removed; every other property kept as Batch returned it."""
+    pipeline's metadata entries removed; every other property kept as Batch returned it, and its user-assigned
+    identities (read-only on the data plane) as the template's ARM ``identity``. The pool resource's ARM tags are
+    not in that JSON and are not carried over."""
     body = copy.deepcopy({k: v for k, v in get_json.items() if k not in READ_ONLY_POOL_PROPERTIES})
+    identity = arm_pool_body.arm_identity((get_json.get("identity") or {}).get("userAssignedIdentities") or None,
+                                          "identity")
+    if identity:  # the data plane reads it back as a list; the next pool gets it through ARM
+        body["identity"] = identity
     for dotted in OWNED_FIELDS:
         _pop(body, dotted)
     if not body.get("virtualMachineConfiguration"):
@@ -275,11 +293,13 @@ def fixed_targets(template: Mapping[str, Any], canary_nodes: int | None) -> tupl
 def pool_body(template: Mapping[str, Any], *, pool_id: str, image_version_id: str, node_agent_sku_id: str,
               security_profile: Mapping[str, Any] | None, metadata: Mapping[str, str],
               canary_nodes: int | None = None, display_name: str | None = None) -> dict:
-    """The ``POST /pools`` body: ``template`` plus the owned fields and ``metadata`` (the template's own entries kept,
+    """The ``POST /pools`` body: ``template`` (without its ARM-only ``identity``/``tags``, which
+    :func:`~batch_images.rules.arm_pool_body.arm_pool_body` adds for the ARM route) plus the owned fields and
+    ``metadata`` (the template's own entries kept,
     the pipeline's added). With ``canary_nodes``, an autoscaled template makes a fixed-size canary (enableAutoScale
     false, no formula or interval, ``targetDedicatedNodes`` = canary_nodes). ``display_name`` is used when the
     template has none."""
-    body = copy.deepcopy(dict(template))
+    body = copy.deepcopy(data_plane_part(template))
     body["id"] = pool_id
     if display_name and not body.get("displayName"):
         body["displayName"] = display_name
@@ -326,9 +346,10 @@ def _same(a: Any, b: Any) -> bool:
 def drift(template: Mapping[str, Any], serving_pool_json: Mapping[str, Any]) -> list[str]:
     """Where the serving pool differs from ``template`` beyond the owned fields and read-only properties, as
     ``"path: template X, pool Y"`` lines (the pipeline's metadata entries, Batch's defaults for properties the
-    template leaves out and the display name the pipeline sets are not drift)."""
+    template leaves out and the display name the pipeline sets are not drift). The pool resource's ARM ``tags`` are
+    not in the data plane's JSON: they are not compared."""
     pool = template_from_pool(serving_pool_json)
-    want = copy.deepcopy(dict(template))
+    want = copy.deepcopy({k: v for k, v in template.items() if k != "tags"})
     out: list[str] = []
 
     def walk(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str) -> None:

@@ -73,15 +73,18 @@ class Store:
             row = self._db.execute("SELECT body FROM docs WHERE kind=? AND key=?", (kind, key.lower())).fetchone()
             return None if row is None else json.loads(row[0])
 
-    def list_raw(self, kind: str, prefix: str = "") -> list[dict]:
-        """Without advancing (as get_raw): for advancers that count related documents."""
+    def _rows(self, kind: str, prefix: str) -> list[tuple[str, str]]:
+        """(key, body JSON) of the kind's documents whose key starts with ``prefix``, sorted by key."""
         prefix = prefix.lower()
         with self.lock:
-            rows = self._db.execute(
-                "SELECT body FROM docs WHERE kind=? AND substr(key, 1, ?)=? ORDER BY key",
+            return self._db.execute(
+                "SELECT key, body FROM docs WHERE kind=? AND substr(key, 1, ?)=? ORDER BY key",
                 (kind, len(prefix), prefix),
             ).fetchall()
-            return [json.loads(r[0]) for r in rows]
+
+    def list_raw(self, kind: str, prefix: str = "") -> list[dict]:
+        """Without advancing (as get_raw): for advancers that count related documents."""
+        return [json.loads(raw) for _, raw in self._rows(kind, prefix)]
 
     def put(self, kind: str, key: str, body: dict) -> None:
         with self.lock:
@@ -96,14 +99,9 @@ class Store:
             self._db.execute("DELETE FROM docs WHERE kind=? AND key=?", (kind, key.lower()))
 
     def list(self, kind: str, prefix: str = "") -> list[dict]:
-        prefix = prefix.lower()
-        with self.lock:
-            rows = self._db.execute(
-                "SELECT key, body FROM docs WHERE kind=? AND substr(key, 1, ?)=? ORDER BY key",
-                (kind, len(prefix), prefix),
-            ).fetchall()
+        with self.lock:  # advancing under the same lock as the read, as before
             out = []
-            for key, raw in rows:
+            for key, raw in self._rows(kind, prefix):
                 body = self._advance(kind, key, json.loads(raw))
                 if body is not None:
                     out.append(body)

@@ -234,6 +234,9 @@ def test_an_adopted_pool_is_copied_by_each_night_and_deleted(nights):
         ref = got["virtualMachineConfiguration"]["imageReference"]
         assert "virtualMachineImageId" in ref and "publisher" not in ref  # the owned image replaced the marketplace
     # night 1's roll drained and deleted the adopted pool; night 2's deleted night 1's pool
+    rolls = [nights["night1"].xcoms[f"roll_pool[{i}]:return_value"] for i in range(3)]
+    roll = next(x for x in rolls if x["pool_id"] == naming.pool_id("adoptpool", V1))
+    assert roll["deleted_pools"] == [ADOPTED], roll
     assert nights["adopted_after_night1"] is None or state(nights["adopted_after_night1"]["state"]) == "deleting"
     pools = listed(nights["batch"])
     assert ADOPTED not in pools and naming.pool_id("adoptpool", V1) not in pools
@@ -257,5 +260,8 @@ def test_an_autoscaled_pool_rolled_while_its_task_runs(nights):
     assert pool.target_dedicated_nodes == 2, pool.target_dedicated_nodes
     assert pt.drift(AUTO_TEMPLATE, pool_json(new)) == []
     assert old not in listed(batch)
+    roll = next(x for x in (nights["night2"].xcoms[f"roll_pool[{i}]:return_value"] for i in range(3))
+                if x["pool_id"] == new)
+    assert roll["deleted_pools"] == [old], roll
     assert batch.get_job("job-auto").pool_info.pool_id == new  # moved before the old pool was deleted
     assert nights["missing_after_night2"] == []

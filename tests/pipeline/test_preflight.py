@@ -363,3 +363,20 @@ def test_preflight_plans_the_options(conns):
     assert plan["options"]["canary_only"] is True and plan["options"]["dry_run"] is True
     assert plan["roll_decisions"] == {"ubuntu2204": "first: ubuntu2204-7-0-1 becomes its first serving pool; canary "
                                                     "only: the canary stays, nothing moves"}
+
+
+def test_native_rendering_keeps_the_pipelines_plain_strings_as_written():
+    """The DAG renders natively (render_template_as_native_obj): a template's "1.0" or "8080" stays a string, while
+    Jinja is still rendered to native values."""
+    from airflow.sdk import DAG
+
+    with DAG(dag_id="native_render", schedule=None, start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+             render_template_as_native_obj=True):
+        op = PreflightOperator(task_id="preflight", rebuild="{{ params.rebuild }}", pipeline={"pools": [{"template": {
+            "applicationPackageReferences": [{"applicationId": "tools", "version": "1.0"}],
+            "startTask": {"environmentSettings": [{"name": "PORT", "value": "8080"}]}}}], "n": "{{ 1 + 1 }}"})
+    op.render_template_fields({"params": {"rebuild": 3}})
+    template = op.pipeline["pools"][0]["template"]
+    assert template["applicationPackageReferences"][0]["version"] == "1.0"
+    assert template["startTask"]["environmentSettings"][0]["value"] == "8080"
+    assert op.pipeline["n"] == 2 and op.rebuild == 3

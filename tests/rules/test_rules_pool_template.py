@@ -168,3 +168,11 @@ def test_owned_fields_and_read_only_properties_are_declared_once():
     assert pt.OWNED_FIELDS[0] == "id" and "virtualMachineConfiguration.imageReference" in pt.OWNED_FIELDS
     assert not set(pt.READ_ONLY_POOL_PROPERTIES) & set(pt.schema()["properties"])
     assert "source" not in pt.schema() and "2025-06-01" in pt.schema()["$comment"]
+
+
+def test_drift_ignores_the_start_tasks_defaults_batch_fills_in():
+    template = {"vmSize": "x", "startTask": {"commandLine": "c"}}
+    pool = {"vmSize": "x", "startTask": {"commandLine": "c", "maxTaskRetryCount": 0, "waitForSuccess": True}}
+    assert pt.drift(template, pool) == []
+    assert pt.drift(template, {**pool, "startTask": {"commandLine": "c", "maxTaskRetryCount": 2}}) == [
+        "startTask.maxTaskRetryCount: template (unset), pool 2"]

@@ -89,6 +89,14 @@ class PreflightOperator(BaseOperator):
         self.node_agent_sku_id = node_agent_sku_id
         self.options = options
 
+    def render_template(self, content: Any, context: Any, jinja_env: Any = None, seen_oids: Any = None) -> Any:
+        """A string without Jinja markup is kept as written: the DAG renders natively
+        (``render_template_as_native_obj``), which literal-evals every rendered string, so a pool template's
+        ``"version": "1.0"`` or an environment value ``"8080"`` in ``pipeline`` would reach the checks as a number."""
+        if isinstance(content, str) and "{{" not in content and "{%" not in content:
+            return content
+        return super().render_template(content, context, jinja_env, seen_oids)
+
     def _options(self, cfg: PipelineConfig, context: Context, found: checks.Findings) -> run_options.RunOptions:
         """The run's params validated again (the REST API and ``--conf`` can pass what the form refuses); a bad one
         is a problem in ``found`` (reported with the others, before any write) and the defaults stand in."""

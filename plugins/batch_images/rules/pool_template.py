@@ -47,10 +47,13 @@ PIPELINE_METADATA = (naming.TAG_MANAGED_BY, naming.TAG_DAG_ID, naming.TAG_RUN_ID
                      naming.TAG_LOGICAL_POOL, naming.TAG_ROLE, naming.TAG_SERVING_SINCE, naming.TAG_DRAINING_SINCE,
                      naming.TAG_LEASE)
 
-# Batch's values for properties a template may leave out (REST docs of Pool - Add); drift ignores a pool that has them.
+# Batch's values for properties a template may leave out (REST docs of Pool - Add), by dotted path; drift ignores a
+# pool that has them. The start task's two (BatchStartTask, azure-batch 15.1 models: maxTaskRetryCount "The default
+# value is 0", waitForSuccess "The default is true") come back filled in on a GET.
 BATCH_DEFAULTS = {"enableAutoScale": False, "enableInterNodeCommunication": False, "taskSlotsPerNode": 1,
                   "targetDedicatedNodes": 0, "targetLowPriorityNodes": 0, "resizeTimeout": "PT15M",
-                  "taskSchedulingPolicy": {"nodeFillType": "spread"}}
+                  "taskSchedulingPolicy": {"nodeFillType": "spread"},
+                  "startTask.maxTaskRetryCount": 0, "startTask.waitForSuccess": True}
 AUTOSCALE_KEYS = ("enableAutoScale", "autoScaleFormula", "autoScaleEvaluationInterval")
 # Batch's bounds (REST docs, Pool - Add): autoScaleEvaluationInterval 5 min..168 h; taskSlotsPerNode at most 256.
 MIN_EVALUATION_INTERVAL, MAX_EVALUATION_INTERVAL = timedelta(minutes=5), timedelta(hours=168)

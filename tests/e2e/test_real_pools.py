@@ -55,9 +55,9 @@ FULL_TEMPLATE = {
         "environmentSettings": [{"name": "STAGE", "value": "e2e"}],
         "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
     },
-    "userAccounts": [{"name": "runner", "password": "N0t-a-real-one!", "elevationLevel": "nonadmin"}],
+    "userAccounts": [{"name": "runner", "password": "secret:variable/e2e_runner_password", "elevationLevel": "nonadmin"}],
     "mountConfiguration": [{"azureFileShareConfiguration": {
-        "accountName": "sa", "azureFileUrl": "https://sa.file.core.windows.net/share", "accountKey": "k",
+        "accountName": "sa", "azureFileUrl": "https://sa.file.core.windows.net/share", "accountKey": "secret:variable/e2e_files_key",
         "relativeMountPath": "share"}}],
     "virtualMachineConfiguration": {"dataDisks": [{"lun": 0, "diskSizeGB": 16}]},
     "applicationPackageReferences": [{"applicationId": "tools", "version": "1.0"}],
@@ -127,9 +127,13 @@ def pool_json(pool_id: str) -> dict | None:
         hook.close_sync()
 
 
+SECRETS = {"AIRFLOW_VAR_E2E_RUNNER_PASSWORD": "N0t-a-real-one!", "AIRFLOW_VAR_E2E_FILES_KEY": "a2V5"}
+
+
 @pytest.fixture(scope="module")
 def nights(standin_session, tmp_path_factory, monkeypatch_module):
     s, ep, tmp, dag_id, cfg, env = fresh_pipeline(standin_session, tmp_path_factory, "realpools", pipeline)
+    env = {**env, **SECRETS}  # the template's secret references name these Airflow Variables
     for key, value in env.items():  # this process's BatchPoolHook reads the same connections as the DAG's
         monkeypatch_module.setenv(key, value)
     batch = s.batch()
@@ -210,6 +214,9 @@ def test_a_template_with_every_data_plane_property_survives_two_nights(nights):
     assert sdk.start_task.environment_settings[0].value == "e2e"
     assert state(sdk.start_task.user_identity.auto_user.elevation_level) == "admin"
     assert sdk.user_accounts[0].name == "runner"
+    # the secrets reached Batch from the Variables (the stand-in returns them; the plan held only the references)
+    assert got["userAccounts"][0]["password"] == SECRETS["AIRFLOW_VAR_E2E_RUNNER_PASSWORD"]
+    assert got["mountConfiguration"][0]["azureFileShareConfiguration"]["accountKey"] == SECRETS["AIRFLOW_VAR_E2E_FILES_KEY"]
     assert sdk.mount_configuration[0].azure_file_share_configuration.relative_mount_path == "share"
     assert sdk.virtual_machine_configuration.data_disks[0].disk_size_gb == 16
     assert sdk.application_package_references[0].application_id == "tools"

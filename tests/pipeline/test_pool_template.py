@@ -28,18 +28,23 @@ TEMPLATE = {
         "environmentSettings": [{"name": "STAGE", "value": "test"}],
         "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
     },
-    "userAccounts": [{"name": "runner", "password": "N0t-a-real-one!", "elevationLevel": "nonadmin"}],
+    "userAccounts": [{"name": "runner", "password": "secret:variable/runner_password", "elevationLevel": "nonadmin"}],
     "mountConfiguration": [{"azureFileShareConfiguration": {
-        "accountName": "sa", "azureFileUrl": "https://sa.file.core.windows.net/share", "accountKey": "k",
+        "accountName": "sa", "azureFileUrl": "https://sa.file.core.windows.net/share", "accountKey": "secret:variable/files_key",
         "relativeMountPath": "share"}}],
     "virtualMachineConfiguration": {"dataDisks": [{"lun": 0, "diskSizeGB": 16}]},
     "metadata": [{"name": "team", "value": "platform"}],
 }
 
 
+SECRETS = {"runner_password": "N0t-a-real-one!", "files_key": "a2V5"}
+
+
 @pytest.fixture
 def env(standin, monkeypatch):
     set_connections(monkeypatch, standin.endpoints)
+    for name, value in SECRETS.items():  # the Airflow Variables the template's secret references name
+        monkeypatch.setenv(f"AIRFLOW_VAR_{name.upper()}", value)
     return standin
 
 
@@ -74,9 +79,12 @@ def test_a_template_pool_round_trips_every_property(env):
     back = pt.template_from_pool(got)
     back.pop("displayName", None)  # the pipeline's, when the template has none
     assert pt.drift(template, got) == []
-    for key, value in template.items():
+    for key, value in pt.without_secrets(template).items():
         if key != "metadata":
             assert back.get(key) == value, key
+    assert SECRETS["runner_password"] not in str(plan) and SECRETS["files_key"] not in str(plan)  # references only
+    assert "secret:variable/runner_password" in str(plan)
+    assert got["userAccounts"][0]["password"] == SECRETS["runner_password"]  # Batch got the Variable's value
     assert pt.metadata_dict(got["metadata"])["team"] == "platform"
     sdk = env.batch().get_pool(pool_id)  # the SDK reads the same pool
     assert sdk.task_slots_per_node == 2 and sdk.start_task.environment_settings[0].value == "test"
@@ -161,3 +169,22 @@ def test_an_identity_that_is_not_a_user_assigned_identity_is_refused_at_parse(en
     with pytest.raises(InvalidInput) as info:
         parse_pipeline(_cfg(env, template=template), "pipelines[0]")
     assert info.value.field.startswith("pipelines[0].pools[0].template.identity")
+
+
+def test_a_secret_written_into_the_template_is_refused_without_echoing_it(env):
+    template = {**TEMPLATE, "userAccounts": [{"name": "runner", "password": "Plain-text-1!"}]}
+    with pytest.raises(InvalidInput) as info:
+        parse_pipeline(_cfg(env, template=template), "pipelines[0]")
+    assert info.value.field == "pipelines[0].pools[0].template.userAccounts[0].password"
+    assert "Plain-text-1!" not in str(info.value) and "secret:variable/" in str(info.value)
+
+
+def test_a_secret_reference_to_a_missing_variable_is_refused_in_preflight(env, monkeypatch):
+    build_image_version(env)
+    monkeypatch.delenv("AIRFLOW_VAR_FILES_KEY")
+    env.control.clear_requests()
+    with pytest.raises(AirflowFailException) as failed:
+        in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=TEMPLATE))).execute(
+            context_for())
+    assert "secret:variable/files_key" in str(failed.value) and "no Airflow Variable" in str(failed.value)
+    assert env.control.requests()["writes"] == 0

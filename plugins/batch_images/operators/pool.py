@@ -190,6 +190,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
             canary_nodes=spec.canary_nodes, display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})")
         if spec.template and not spec.template.get("resizeTimeout") and not pool_template.is_autoscaled(body):
             body["resizeTimeout"] = pool_template.iso_duration(resize_timeout)
+        body = pool_template.resolve_secrets(body, self._secret)  # only here: never in XCom, logs or the plan
         try:
             created = self._create(hook, spec, pool_id, body)
         except HttpResponseError as err:
@@ -211,6 +212,20 @@ class BatchPoolOperator(ReplicaWaitingOperator):
                       "resizeTimeout %s", pool_id, self.image_version_id, spec.node_agent_sku_id,
                       spec.target_dedicated_nodes, spec.target_low_priority_nodes, resize_timeout)
         return pool_id
+
+    @staticmethod
+    def _secret(name: str) -> str:
+        """The Airflow Variable a template's ``secret:variable/<name>`` names, masked in every log from now on."""
+        from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
+
+        value = Variable.get(name, default=None)
+        if value is None:
+            raise fail(InvalidInput("pool_spec.template", f"secret:variable/{name}", f"no Airflow Variable {name!r}",
+                                    f"create it (airflow variables set {name} ...; or AIRFLOW_VAR_{name.upper()}, or "
+                                    "a secrets backend)")) from None
+        mask_secret(value)
+        return value
 
     def _create(self, hook: Any, spec: PoolSpec, pool_id: str, body: dict) -> bool:
         """Create the pool: through the data plane (``POST /pools``), or through ARM (``Microsoft.Batch/batchAccounts/

@@ -251,6 +251,7 @@ class PreflightOperator(BaseOperator):
                 for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
                     found.add_error(err)
                 adopted[i] = template
+            self._check_secret_variables(i, template or {}, found)
             self._check_subnet(i, pool, template, serving_json, arm,
                                account_regions.get(pool.batch_account_id) or pool.batch_account_location, found)
             if pool.adopt_pool_id is None and serving_json is not None:
@@ -260,6 +261,19 @@ class PreflightOperator(BaseOperator):
                                     "replaces it with the template):\n  " + "\n  ".join(lines) if lines
                                     else "matches the template")))
         return adopted
+
+    @staticmethod
+    def _check_secret_variables(i: int, template: dict, found: checks.Findings) -> None:
+        """Every ``secret:variable/<name>`` of the template names an Airflow Variable (its value is not kept)."""
+        from airflow.sdk import Variable
+
+        from batch_images.rules import pool_template
+
+        for name in pool_template.secret_variables(template):
+            if Variable.get(name, default=None) is None:
+                found.add(f"pools[{i}].template", f"secret:variable/{name}", f"no Airflow Variable {name!r} (a "
+                          "secret the template refers to)", f"create it: airflow variables set {name} <value>, "
+                          f"AIRFLOW_VAR_{name.upper()}, or a secrets backend")
 
     def _check_subnet(self, i: int, pool: Any, template: dict | None, serving: dict | None, arm: Any,
                       account_region: str | None, found: checks.Findings) -> None:

@@ -66,6 +66,101 @@ _DURATION_RE = re.compile(r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)
 # -- paths and values --------------------------------------------------------------------------------------------
 
 
+# -- secrets ---------------------------------------------------------------------------------------------------
+# Properties of a pool body that hold a secret (Batch REST 2025-06-01, models.tsp: UserAccount.password,
+# AzureFileShareConfiguration.accountKey, AzureBlobFileSystemConfiguration.accountKey/sasKey,
+# CifsMountConfiguration.password, ContainerRegistryReference.password), as paths with list indexes left out. A
+# template holds no secret value: the template travels in the plan (XCom), the rendered template field and the
+# preflight log. It names an Airflow Variable instead, ``secret:variable/<name>``, which create_pool alone reads and
+# masks (:func:`resolve_secrets`).
+SECRET_PATHS = frozenset({
+    "userAccounts.password",
+    "mountConfiguration.azureFileShareConfiguration.accountKey",
+    "mountConfiguration.azureBlobFileSystemConfiguration.accountKey",
+    "mountConfiguration.azureBlobFileSystemConfiguration.sasKey",
+    "mountConfiguration.cifsMountConfiguration.password",
+    "virtualMachineConfiguration.containerConfiguration.containerRegistries.password",
+    "startTask.containerSettings.registry.password",
+})
+SECRET_REFERENCE = re.compile(r"^secret:variable/([A-Za-z0-9_.\-]{1,250})$")
+
+
+def _secret_leaves(node: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+    """(path with list indexes, dotted path without them) of every secret property present in ``node``."""
+    out = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            here = path + (key,)
+            if ".".join(p for p in here if isinstance(p, str)) in SECRET_PATHS:
+                out.append((here, ".".join(p for p in here if isinstance(p, str))))
+            else:
+                out += _secret_leaves(value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            out += _secret_leaves(value, path + (i,))
+    return out
+
+
+def _path_text(field: str, path: tuple) -> str:
+    return _json_path(field, list(path))
+
+
+def secret_problems(template: Mapping[str, Any], field: str) -> list[InvalidInput]:
+    """A secret property whose value is not a ``secret:variable/<name>`` reference: one InvalidInput each, the value
+    hidden."""
+    out = []
+    for path, _ in _secret_leaves(template):
+        value = template
+        for p in path:
+            value = value[p]
+        if not (isinstance(value, str) and SECRET_REFERENCE.match(value)):
+            out.append(InvalidInput(_path_text(field, path), "(hidden)", "a secret written into the template would be "
+                                    "kept in the run's plan (XCom), the rendered template and the task log",
+                                    "store it in an Airflow Variable (or a secrets backend) and write "
+                                    "'secret:variable/<variable name>' here; or use a managed identity "
+                                    "(identityReference) where Batch takes one"))
+    return out
+
+
+def without_secrets(body: Mapping[str, Any]) -> dict:
+    """``body`` without its secret properties (for comparing and cloning: Batch does not return secrets, and none
+    may reach XCom)."""
+    out = copy.deepcopy(dict(body))
+    for path, _ in sorted(_secret_leaves(out), key=lambda item: len(item[0]), reverse=True):
+        node: Any = out
+        for p in path[:-1]:
+            node = node[p]
+        node.pop(path[-1], None)
+    return out
+
+
+def secret_variables(body: Mapping[str, Any]) -> list[str]:
+    """The Airflow Variable names a body's secret references name, in order."""
+    names = []
+    for path, _ in _secret_leaves(body):
+        value: Any = body
+        for p in path:
+            value = value[p]
+        match = SECRET_REFERENCE.match(value) if isinstance(value, str) else None
+        if match:
+            names.append(match.group(1))
+    return names
+
+
+def resolve_secrets(body: Mapping[str, Any], lookup: Any) -> dict:
+    """A copy of ``body`` with each ``secret:variable/<name>`` reference replaced by ``lookup(name)`` (create_pool
+    passes Airflow's Variable.get, after masking). Values that are not references stay as they are."""
+    out = copy.deepcopy(dict(body))
+    for path, _ in _secret_leaves(out):
+        node: Any = out
+        for p in path[:-1]:
+            node = node[p]
+        match = SECRET_REFERENCE.match(node[path[-1]]) if isinstance(node[path[-1]], str) else None
+        if match:
+            node[path[-1]] = lookup(match.group(1))
+    return out
+
+
 def _get(body: Mapping[str, Any], dotted: str) -> Any:
     node: Any = body
     for key in dotted.split("."):
@@ -221,7 +316,7 @@ def check_template(template: Any, field: str) -> dict:
     raised as InvalidInput naming ``<field>.<path>``. Returns the template as a plain dict."""
     problems = shape_problems(template, field)
     if isinstance(template, Mapping):
-        problems = owned_field_problems(template, field) + problems
+        problems = owned_field_problems(template, field) + secret_problems(template, field) + problems
         if not problems:
             problems = template_problems(template, field)
     if problems:
@@ -259,8 +354,9 @@ def template_from_pool(get_json: Mapping[str, Any]) -> dict:
     """An existing pool's spec (``GET /pools/{id}`` JSON) as a template: read-only properties, owned fields and the
     pipeline's metadata entries removed; every other property kept as Batch returned it, and its user-assigned
     identities (read-only on the data plane) as the template's ARM ``identity``. The pool resource's ARM tags are
-    not in that JSON and are not carried over."""
-    body = copy.deepcopy({k: v for k, v in get_json.items() if k not in READ_ONLY_POOL_PROPERTIES})
+    not in that JSON and are not carried over; nor are secrets (user account passwords, mount keys), which Batch does
+    not return and which must not reach the plan: describe such a pool with ``template`` and secret references."""
+    body = without_secrets({k: v for k, v in get_json.items() if k not in READ_ONLY_POOL_PROPERTIES})
     identity = arm_pool_body.arm_identity((get_json.get("identity") or {}).get("userAssignedIdentities") or None,
                                           "identity")
     if identity:  # the data plane reads it back as a list; the next pool gets it through ARM
@@ -352,7 +448,7 @@ def drift(template: Mapping[str, Any], serving_pool_json: Mapping[str, Any]) -> 
     template leaves out and the display name the pipeline sets are not drift). The pool resource's ARM ``tags`` are
     not in the data plane's JSON: they are not compared."""
     pool = template_from_pool(serving_pool_json)
-    want = copy.deepcopy({k: v for k, v in template.items() if k != "tags"})
+    want = without_secrets({k: v for k, v in template.items() if k != "tags"})  # Batch returns no secret
     out: list[str] = []
 
     def walk(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str) -> None:

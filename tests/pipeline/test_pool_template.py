@@ -14,6 +14,7 @@ from batch_images.operators.preflight import PreflightOperator
 from batch_images.rules import pool_template as pt
 from batch_images.rules.config import parse_pipeline
 from batch_images.rules.errors import InvalidInput
+from tests.serving_pools import create_serving_pool
 
 TEMPLATE = {
     "vmSize": "Standard_D2s_v3",
@@ -129,3 +130,43 @@ def test_a_subnet_that_cannot_take_the_roll_is_refused_before_any_write(env, vne
     assert "pools[0].template.networkConfiguration.subnetId" in text and reason in text, text
     log = env.control.requests()
     assert log["writes"] == 0 and log["write_attempts"] == 0, log
+
+
+# Batch's Pool_EvaluateAutoScale is a POST that changes nothing ("it simply returns the result without applying the
+# formula to the Pool": the operation's REST docs); the stand-in's request log counts every POST as a write.
+READ_ONLY_POSTS = ("Pool_EvaluateAutoScale",)
+
+
+def changing_writes(env) -> list[str]:
+    """ARM and Batch requests since the last clear that could change something (status ignored)."""
+    return [f"{r['method']} {r['path']}" for r in env.control.requests(items=True)["items"]
+            if r["write"] and r["family"] in ("arm", "batch") and r["op"] not in READ_ONLY_POSTS]
+
+
+@pytest.mark.parametrize("formula, error", [
+    ("$TargetDedicatedNodes = ;", "AutoScalingFormulaSyntaxError"),
+    ("$TargetDedicatedNodes = min(3, $PendingTasks.GetSample(1)); $TargetLowPriorityNodes = 0;", None),
+])
+def test_preflight_evaluates_the_templates_formula_on_the_autoscaled_serving_pool(env, formula, error):
+    """Where Batch allows it (the serving pool has autoscale enabled), preflight evaluates the template's formula
+    there (evaluateautoscale: nothing changes) and refuses one Batch rejects, naming Batch's error."""
+    build_image_version(env)
+    template = {k: v for k, v in TEMPLATE.items() if k != "targetDedicatedNodes"}
+    template.update(enableAutoScale=True, autoScaleFormula=formula, autoScaleEvaluationInterval="PT5M")
+    cfg = _cfg(env, template=template)
+    serving = create_serving_pool(env.batch(), cfg["pools"][0]["pool_id_prefix"], "2026.1124.0",
+                                  autoscale="$TargetDedicatedNodes = 1;")
+    env.control.clear_requests()
+    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg))
+    if error is None:
+        assert op.execute(context_for())["pools"][0]["template"]["autoScaleFormula"] == formula
+    else:
+        with pytest.raises(AirflowFailException) as failed:
+            op.execute(context_for())
+        text = str(failed.value)
+        assert "pools[0].template.autoScaleFormula" in text and formula in text and error in text, text
+        assert f"evaluating it on the serving pool {serving}" in text and "Fix: correct the formula" in text, text
+    ops = [r["op"] for r in env.control.requests(items=True)["items"]]
+    assert ops.count("Pool_EvaluateAutoScale") == 1, ops
+    assert changing_writes(env) == []
+    assert env.batch().get_pool(serving).auto_scale_formula == "$TargetDedicatedNodes = 1;"  # unchanged

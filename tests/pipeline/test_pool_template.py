@@ -14,6 +14,7 @@ from batch_images.operators.preflight import PreflightOperator
 from batch_images.rules import pool_template as pt
 from batch_images.rules.config import parse_pipeline
 from batch_images.rules.errors import InvalidInput
+from tests.request_log import write_counts
 from tests.serving_pools import create_serving_pool
 
 TEMPLATE = {
@@ -132,17 +133,6 @@ def test_a_subnet_that_cannot_take_the_roll_is_refused_before_any_write(env, vne
     assert log["writes"] == 0 and log["write_attempts"] == 0, log
 
 
-# Batch's Pool_EvaluateAutoScale is a POST that changes nothing ("it simply returns the result without applying the
-# formula to the Pool": the operation's REST docs); the stand-in's request log counts every POST as a write.
-READ_ONLY_POSTS = ("Pool_EvaluateAutoScale",)
-
-
-def changing_writes(env) -> list[str]:
-    """ARM and Batch requests since the last clear that could change something (status ignored)."""
-    return [f"{r['method']} {r['path']}" for r in env.control.requests(items=True)["items"]
-            if r["write"] and r["family"] in ("arm", "batch") and r["op"] not in READ_ONLY_POSTS]
-
-
 @pytest.mark.parametrize("formula, error", [
     ("$TargetDedicatedNodes = ;", "AutoScalingFormulaSyntaxError"),
     ("$TargetDedicatedNodes = min(3, $PendingTasks.GetSample(1)); $TargetLowPriorityNodes = 0;", None),
@@ -168,5 +158,6 @@ def test_preflight_evaluates_the_templates_formula_on_the_autoscaled_serving_poo
         assert f"evaluating it on the serving pool {serving}" in text and "Fix: correct the formula" in text, text
     ops = [r["op"] for r in env.control.requests(items=True)["items"]]
     assert ops.count("Pool_EvaluateAutoScale") == 1, ops
-    assert changing_writes(env) == []
+    measured = write_counts(env)
+    assert measured["write_attempts"] == 0 and measured["writes"] == 0, measured
     assert env.batch().get_pool(serving).auto_scale_formula == "$TargetDedicatedNodes = 1;"  # unchanged

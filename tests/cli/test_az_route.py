@@ -199,3 +199,56 @@ def test_seed_cli_route_against_the_stand_in(standin, az_python, tmp_path):
     route = time.monotonic() - started
     print(f"\nseed CLI route: {route:.1f} s, {len(az.timings)} az calls; slowest: "
           + ", ".join(f"{name} {secs:.1f}s" for name, secs in sorted(az.timings, key=lambda t: -t[1])[:3]))
+
+
+def _missing_or_different(sent, got, path: str = "") -> list[str]:
+    """Every leaf of `sent` that `got` lacks or holds differently (`got` may add defaults: readOnly values, a
+    property Batch fills in); lists compared item by item."""
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return [f"{path}: {got!r} is not an object"]
+        return [d for k, v in sent.items() for d in _missing_or_different(v, got.get(k), f"{path}.{k}".lstrip("."))]
+    if isinstance(sent, list):
+        if not isinstance(got, list) or len(got) != len(sent):
+            return [f"{path}: {got!r} != {sent!r}"]
+        return [d for i, (a, b) in enumerate(zip(sent, got)) for d in _missing_or_different(a, b, f"{path}[{i}]")]
+    return [] if sent == got else [f"{path}: {got!r} != {sent!r}"]
+
+
+def test_az_batch_pool_create_json_file_with_a_template(standin, az_python, tmp_path):
+    """A pool template from the tests (issue 19: the body `az batch pool create --json-file` accepts) plus the owned
+    fields, created with the real azure-cli and read back with azure-batch: every property sent is the pool's."""
+    sys.path.insert(0, str(ROOT / "tests" / "pipeline"))
+    from _batch_common import build_image_version
+
+    ep = standin.endpoints
+    demo = ep["demo"]
+    version_id = build_image_version(standin)
+    subnet = (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
+              "Microsoft.Network/virtualNetworks/vnet-batch/subnets/pools")
+    body = {
+        "id": "cli-template-pool", "vmSize": "Standard_D2s_v3",
+        "virtualMachineConfiguration": {"imageReference": {"virtualMachineImageId": version_id},
+                                        "nodeAgentSKUId": NODE_AGENT},
+        "taskSlotsPerNode": 4, "taskSchedulingPolicy": {"nodeFillType": "spread"},
+        "networkConfiguration": {"subnetId": subnet},
+        "startTask": {"commandLine": "/bin/bash -c 'echo ready'", "waitForSuccess": True, "maxTaskRetryCount": 1,
+                      "environmentSettings": [{"name": "STAGE", "value": "cli"}],
+                      "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}},
+        "metadata": [{"name": "team", "value": "platform"}, {"name": "made-by", "value": "az --json-file"}],
+        "enableAutoScale": True, "autoScaleEvaluationInterval": "PT5M",
+        "autoScaleFormula": "$TargetDedicatedNodes = min(2, $PendingTasks.GetSample(1)); $TargetLowPriorityNodes = 0;",
+    }
+    path = tmp_path / "pool.json"
+    path.write_text(json.dumps(body, indent=2))
+    az = Az(az_python, tmp_path / "az", ca_bundle=ep["ca_bundle"])
+    _login(az, ep)
+    az.run("batch", "pool", "create", "--json-file", str(path), "--account-name", demo["batch_account"],
+           "--account-endpoint", ep["batch_accounts"][demo["batch_account"]]["endpoint"])
+
+    pool = standin.batch().get_pool(body["id"])
+    got = pool.as_dict()
+    assert _missing_or_different(body, got) == [], json.dumps(got, indent=1, default=str)
+    assert pool.task_slots_per_node == 4 and pool.enable_auto_scale is True
+    assert pool.network_configuration.subnet_id.lower() == subnet.lower()
+    assert pool.auto_scale_run is not None and pool.auto_scale_run.error is None  # Batch evaluated the formula

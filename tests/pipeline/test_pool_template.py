@@ -14,6 +14,8 @@ from batch_images.operators.preflight import PreflightOperator
 from batch_images.rules import pool_template as pt
 from batch_images.rules.config import parse_pipeline
 from batch_images.rules.errors import InvalidInput
+from tests.request_log import write_counts
+from tests.serving_pools import create_serving_pool
 
 TEMPLATE = {
     "vmSize": "Standard_D2s_v3",
@@ -188,3 +190,33 @@ def test_a_secret_reference_to_a_missing_variable_is_refused_in_preflight(env, m
             context_for())
     assert "secret:variable/files_key" in str(failed.value) and "no Airflow Variable" in str(failed.value)
     assert env.control.requests()["writes"] == 0
+
+
+@pytest.mark.parametrize("formula, error", [
+    ("$TargetDedicatedNodes = ;", "AutoScalingFormulaSyntaxError"),
+    ("$TargetDedicatedNodes = min(3, $PendingTasks.GetSample(1)); $TargetLowPriorityNodes = 0;", None),
+])
+def test_preflight_evaluates_the_templates_formula_on_the_autoscaled_serving_pool(env, formula, error):
+    """Where Batch allows it (the serving pool has autoscale enabled), preflight evaluates the template's formula
+    there (evaluateautoscale: nothing changes) and refuses one Batch rejects, naming Batch's error."""
+    build_image_version(env)
+    template = {k: v for k, v in TEMPLATE.items() if k != "targetDedicatedNodes"}
+    template.update(enableAutoScale=True, autoScaleFormula=formula, autoScaleEvaluationInterval="PT5M")
+    cfg = _cfg(env, template=template)
+    serving = create_serving_pool(env.batch(), cfg["pools"][0]["pool_id_prefix"], "2026.1124.0",
+                                  autoscale="$TargetDedicatedNodes = 1;")
+    env.control.clear_requests()
+    op = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg))
+    if error is None:
+        assert op.execute(context_for())["pools"][0]["template"]["autoScaleFormula"] == formula
+    else:
+        with pytest.raises(AirflowFailException) as failed:
+            op.execute(context_for())
+        text = str(failed.value)
+        assert "pools[0].template.autoScaleFormula" in text and formula in text and error in text, text
+        assert f"evaluating it on the serving pool {serving}" in text and "Fix: correct the formula" in text, text
+    ops = [r["op"] for r in env.control.requests(items=True)["items"]]
+    assert ops.count("Pool_EvaluateAutoScale") == 1, ops
+    measured = write_counts(env)
+    assert measured["write_attempts"] == 0 and measured["writes"] == 0, measured
+    assert env.batch().get_pool(serving).auto_scale_formula == "$TargetDedicatedNodes = 1;"  # unchanged

@@ -15,13 +15,11 @@ from _batch_common import build_image_version, context_for, in_dag, pipeline_dic
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PreflightOperator
 from batch_images.operators.roll import RollPoolOperator
-from batch_images.rules import naming
 from batch_images.sensors.pool import BatchPoolSteadySensor
 from tests.job_invariants import jobs_on_missing_pools
+from tests.serving_pools import create_serving_pool
 
 OLD_VERSION = "2026.1124.0"
-UBUNTU = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2",
-          "version": "latest"}
 FORMULA = "$TargetDedicatedNodes = 1; $TargetLowPriorityNodes = 0;"
 
 
@@ -57,16 +55,7 @@ def make_canary(spec: dict, version_id: str) -> str:
 
 def make_serving(env, logical_pool: str, nodes: int = 1, autoscale: str | None = None) -> str:
     """The previous night's serving pool of `logical_pool`, steady with idle nodes (autoscaled by `autoscale`)."""
-    pool_id = naming.pool_id(logical_pool, OLD_VERSION)
-    md = {naming.TAG_LOGICAL_POOL: logical_pool, naming.TAG_IMAGE_VERSION: OLD_VERSION,
-          naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_SERVING_SINCE: "2026-11-24T03:00:00Z"}
-    size = ({"enable_auto_scale": True, "auto_scale_formula": autoscale,
-             "auto_scale_evaluation_interval": "PT5M"} if autoscale else {"target_dedicated_nodes": nodes})
-    env.batch().create_pool(bm.BatchPoolCreateOptions(
-        id=pool_id, vm_size="Standard_D2s_v3", **size,
-        virtual_machine_configuration=bm.VirtualMachineConfiguration(
-            image_reference=bm.BatchVmImageReference(**UBUNTU), node_agent_sku_id="batch.node.ubuntu 22.04"),
-        metadata=[bm.BatchMetadataItem(name=k, value=v) for k, v in md.items()]))
+    pool_id = create_serving_pool(env.batch(), logical_pool, OLD_VERSION, nodes, autoscale)
 
     def steady():
         p = env.batch().get_pool(pool_id)

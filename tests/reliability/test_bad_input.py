@@ -46,6 +46,8 @@ from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
 from batch_images.rules.errors import InvalidInput
 from include.pipeline_runner import ROOT, connection_env, read_run, run_dag_test, write_pipeline
+from tests.request_log import write_counts
+from tests.serving_pools import create_serving_pool
 
 LOGICAL_DATE = "2026-11-25T00:00:00+00:00"
 GUID = "2b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e"
@@ -60,11 +62,6 @@ def base_pipeline(ep: dict, dag_id: str | None = None) -> dict:
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
     cfg["pools"][0]["batch_account_id"] = demo["batch_account_id"]
     return cfg
-
-
-def write_counts(standin) -> dict:
-    log = standin.control.requests()
-    return {"writes": log["writes"], "write_attempts": log["write_attempts"], "total": log["total"]}
 
 
 def assert_names_field_value_fix(message: str, field: str, value: str, fix: str) -> None:
@@ -98,6 +95,22 @@ def _set(path: str, value) -> Callable[[dict], None]:
 
 def _vm_id(tail: str) -> str:
     return f"/subscriptions/{GUID}/resourceGroups/rg-batch-images/providers/{tail}"
+
+
+SHORT_POOL_FIELDS = ("vm_size", "target_dedicated_nodes", "target_low_priority_nodes", "resize_timeout_minutes",
+                     "start_task")
+BASE_TEMPLATE = {"vmSize": "Standard_D2s_v3", "targetDedicatedNodes": 4,
+                 "startTask": {"commandLine": "/bin/bash -c 'echo ready'", "waitForSuccess": True}}
+
+
+def _template(**props) -> Callable[[dict], None]:
+    """The demo's pool written as a template (issue 19): its short fields become BASE_TEMPLATE, updated by props."""
+    def change(cfg: dict) -> None:
+        pool = cfg["pools"][0]
+        for key in SHORT_POOL_FIELDS:
+            pool.pop(key, None)
+        pool["template"] = {k: v for k, v in {**BASE_TEMPLATE, **props}.items() if v is not None}
+    return change
 
 
 P = "pipelines[0]"
@@ -204,6 +217,15 @@ PARSE_CASES = [
               f"{P}.source_vm_id", "/../", "without '..'"),
     ParseCase("source-vm-id-encoded-slash", _set("source_vm_id", _vm_id("Microsoft.Compute/virtualMachines/vm%2F..")),
               f"{P}.source_vm_id", "vm%2F..", "without ?, #, %"),
+    # pool templates (issue 19): owned fields, the pool body's own properties, Batch's cross-field rules
+    ParseCase("template-owned-field", _template(virtualMachineConfiguration={"nodeAgentSKUId": "batch.node.ubuntu 22.04"}),
+              f"{P}.pools[0].template.virtualMachineConfiguration.nodeAgentSKUId", "batch.node.ubuntu 22.04",
+              "remove it from the template"),
+    ParseCase("template-unknown-property", _template(notAPoolProperty=True), f"{P}.pools[0].template.notAPoolProperty",
+              "notAPoolProperty", "remove or correct it"),
+    ParseCase("template-autoscale-with-fixed-counts",
+              _template(enableAutoScale=True, autoScaleFormula="$TargetDedicatedNodes = 2;"),
+              f"{P}.pools[0].template.targetDedicatedNodes", "4", "remove targetDedicatedNodes"),
 ]
 
 
@@ -427,6 +449,27 @@ def _oversized_script(cfg: dict) -> None:
     cfg["build"]["custom_data_file"] = ".cache/bad-input-oversized-custom-data.sh"
 
 
+def _subnet(vnet: str, subnet: str, nodes: int = 4):
+    """The pool as a template in a seeded subnet (vnet-batch/tiny is a /29; vnet-northeurope is in northeurope)."""
+    def setup(standin, cfg, env):
+        demo = standin.endpoints["demo"]
+        subnet_id = (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
+                     f"Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}")
+        _template(targetDedicatedNodes=nodes, networkConfiguration={"subnetId": subnet_id})(cfg)
+    return setup
+
+
+BAD_FORMULA = "$TargetDedicatedNodes = ;"
+
+
+def _formula_on_autoscaled_serving_pool(standin, cfg, env):
+    """An autoscaled serving pool (made with azure-batch, as a previous night leaves it) and a template whose formula
+    Batch's evaluation rejects: preflight evaluates it there (evaluateautoscale changes nothing)."""
+    create_serving_pool(standin.batch(), cfg["pools"][0]["pool_id_prefix"], "2026.1124.0",
+                        autoscale="$TargetDedicatedNodes = 1;")
+    _template(targetDedicatedNodes=None, enableAutoScale=True, autoScaleFormula=BAD_FORMULA)(cfg)
+
+
 CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
        "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
 
@@ -465,6 +508,16 @@ PREFLIGHT_CASES = [
     PreflightCase("regions-without-rolled-pool-account-region", _gallery_in_northeurope, "params.target_regions",
                   "['northeurope']", "pool ubuntu2204's Batch account is in westeurope", "add westeurope",
                   conf={"target_regions": ["northeurope"]}),
+    # pool templates (issue 19): against Azure's facts
+    PreflightCase("template-subnet-too-small-for-both-pools", _subnet("vnet-batch", "tiny"),
+                  "pools[0].template.networkConfiguration.subnetId", "/subnets/tiny", "free addresses",
+                  "use a larger subnet"),
+    PreflightCase("template-subnet-in-another-region", _subnet("vnet-northeurope", "pools"),
+                  "pools[0].template.networkConfiguration.subnetId", "vnet-northeurope/subnets/pools",
+                  "Batch needs them in one region", "in the Batch account's region"),
+    PreflightCase("template-formula-batch-refuses", _formula_on_autoscaled_serving_pool,
+                  "pools[0].template.autoScaleFormula", BAD_FORMULA, "AutoScalingFormulaSyntaxError",
+                  "correct the formula"),
 ]
 
 

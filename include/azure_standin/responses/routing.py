@@ -61,6 +61,12 @@ class ApiRequest:
         return default
 
 
+
+# POSTs that change nothing, logged as reads. Pool_EvaluateAutoScale: "This API is primarily for validating an
+# autoscale formula, as it simply returns the result without applying the formula to the Pool" (Batch REST docs,
+# Pool - Evaluate Auto Scale).
+READ_ONLY_POSTS = frozenset({"Pool_EvaluateAutoScale"})
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     if status == 204 or body is None:
         return Response(status_code=status, headers=headers)
@@ -140,7 +146,7 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
             query=dict(parse_qsl(request.url.query, keep_blank_values=True)),
             headers=headers, body=body, raw_body=raw, base_url=base_url, family=family, op=op,
         )
-        write = method not in ("GET", "HEAD")
+        write = method not in ("GET", "HEAD") and op not in READ_ONLY_POSTS
         fault_name = None
         retry_after = None
         delay = 0.0

@@ -243,6 +243,8 @@ class PreflightOperator(BaseOperator):
                                   f"account {pool.account_name}", "give the id of an existing pool (az batch pool "
                                   "list), or describe the pool with template instead")
                         continue
+                if pool.adopt_pool_id is None and serving_json is not None:
+                    self._check_formula(i, hook, pool.pool_template, serving_json, found)
             finally:
                 hook.close_sync()
             template = pool.pool_template
@@ -274,6 +276,29 @@ class PreflightOperator(BaseOperator):
                 found.add(f"pools[{i}].template", f"secret:variable/{name}", f"no Airflow Variable {name!r} (a "
                           "secret the template refers to)", f"create it: airflow variables set {name} <value>, "
                           f"AIRFLOW_VAR_{name.upper()}, or a secrets backend")
+
+    def _check_formula(self, i: int, hook: Any, template: dict | None, serving: dict, found: checks.Findings) -> None:
+        """The template's autoscale formula evaluated on the serving pool where Batch allows it (that pool has
+        autoscale enabled): one ``evaluateautoscale`` request, which changes nothing; a formula Batch rejects is
+        refused."""
+        from azure.core.exceptions import HttpResponseError
+
+        formula = (template or {}).get("autoScaleFormula")
+        if not (template or {}).get("enableAutoScale") or not formula or not serving.get("enableAutoScale"):
+            return
+        try:
+            run = hook.evaluate_auto_scale(serving["id"], formula)
+        except HttpResponseError as err:  # 400: a formula Batch refuses outright (too long); else: cannot evaluate
+            if err.status_code != 400:
+                found.warning(f"Pool {serving['id']}: the template's autoscale formula could not be evaluated ({err})")
+                return
+            run = {"error": {"code": getattr(err.error, "code", None), "message": err.message}}
+        problem = checks.autoscale_formula_problem(i, formula, serving["id"], run)
+        if problem is not None:
+            found.add_error(problem)
+        else:
+            self.log.info("Pool %s: the template's autoscale formula evaluates to %s", serving["id"],
+                          run.get("results"))
 
     def _check_subnet(self, i: int, pool: Any, template: dict | None, serving: dict | None, arm: Any,
                       account_region: str | None, found: checks.Findings) -> None:

@@ -689,3 +689,20 @@ def check_pools(cfg: Any, facts: Sequence[PoolFacts], findings: Findings) -> tup
         findings.info(f"Pool {path}: Batch account {pool.account_name} ({account_regions.get(pool.batch_account_id)}), "
                       f"connection {fact.describe}")
     return account_regions, extra_regions
+
+
+def autoscale_formula_problem(pool_index: int, formula: str, serving_pool_id: str,
+                              run: Mapping[str, Any] | None) -> InvalidInput | None:
+    """The refusal of a template's ``autoScaleFormula`` that Batch rejected when evaluated on the serving pool
+    (``POST /pools/{id}/evaluateautoscale``; ``run`` is Batch's AutoScaleRun JSON, ``{"timestamp", "results"}`` or
+    ``{"timestamp", "error": {"code", "message", "values": [{"name", "value"}]}}``), or None when it evaluated."""
+    error = (run or {}).get("error")
+    if not error:
+        return None
+    details = "; ".join(f"{v.get('name')}: {v.get('value')}" for v in error.get("values") or [] if isinstance(v, dict))
+    return InvalidInput(
+        f"pools[{pool_index}].template.autoScaleFormula", formula,
+        f"Batch rejects this formula when evaluating it on the serving pool {serving_pool_id}: "
+        f"{error.get('code') or 'error'}: {error.get('message') or ''}" + (f" ({details})" if details else ""),
+        "correct the formula (Batch's autoscale language: learn.microsoft.com/azure/batch/batch-automatic-scaling); "
+        f"try it with az batch pool autoscale evaluate --pool-id {serving_pool_id} --auto-scale-formula '...'")

@@ -69,6 +69,12 @@ AUTO_TEMPLATE = {
     "enableAutoScale": True, "autoScaleFormula": FORMULA, "autoScaleEvaluationInterval": "PT5M",
     "startTask": {"commandLine": "/bin/bash -c 'echo ready'", "waitForSuccess": True},
 }
+# Through ARM (identity and tags are ARM-only): a small pool with a user-assigned identity and the pool's ARM tags.
+ID_TEMPLATE = {
+    "vmSize": "Standard_D2s_v3", "targetDedicatedNodes": 1, "taskSlotsPerNode": 2,
+    "startTask": {"commandLine": "/bin/bash -c 'echo ready'", "waitForSuccess": True},
+    "tags": {"cost-center": "research"},
+}
 UBUNTU = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2",
           "version": "latest"}
 # The hand-made pool, as a JSON body (what `az batch pool create --json-file` takes).
@@ -92,6 +98,17 @@ def full_template(ep: dict) -> dict:
     return {**copy.deepcopy(FULL_TEMPLATE), "networkConfiguration": {"subnetId": subnet_id(ep)}}
 
 
+def identity_id(ep: dict) -> str:
+    demo = ep["demo"]
+    return (f"/subscriptions/{demo['subscription_id']}/resourceGroups/{demo['resource_group']}/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/id-batch-pools")
+
+
+def id_template(ep: dict) -> dict:
+    return {**copy.deepcopy(ID_TEMPLATE),
+            "identity": {"type": "UserAssigned", "userAssignedIdentities": {identity_id(ep): {}}}}
+
+
 def pipeline(ep: dict, dag_id: str) -> dict:
     cfg, base = demo_pipeline(ep, dag_id)
     base.update(smoke_test=None)
@@ -101,6 +118,7 @@ def pipeline(ep: dict, dag_id: str) -> dict:
         {**base, "pool_id_prefix": "fullpool", "template": full_template(ep)},
         {**base, "pool_id_prefix": "adoptpool", "adopt_pool_id": ADOPTED},
         {**base, "pool_id_prefix": "autopool", "template": copy.deepcopy(AUTO_TEMPLATE), "canary_nodes": 1},
+        {**base, "pool_id_prefix": "idpool", "template": id_template(ep)},
     ]
     return cfg
 
@@ -141,7 +159,8 @@ def nights(standin_session, tmp_path_factory, monkeypatch_module):
     out = {"batch": batch, "standin": s, "adopted_before": pool_json(ADOPTED)}
     out["night1"] = run_dag_test(dag_id, NIGHT1, tmp / "night1.log", env=env, pipelines_dir=tmp / "pipelines")
     out["missing_after_night1"] = jobs_on_missing_pools(s)
-    out["pools_after_night1"] = {p: pool_json(naming.pool_id(p, V1)) for p in ("fullpool", "adoptpool", "autopool")}
+    out["pools_after_night1"] = {p: pool_json(naming.pool_id(p, V1))
+                                 for p in ("fullpool", "adoptpool", "autopool", "idpool")}
     out["adopted_after_night1"] = pool_json(ADOPTED)
     old_auto = naming.pool_id("autopool", V1)
     if out["night1"].exit_code == 0:  # a user's job on the autoscaled serving pool
@@ -272,3 +291,17 @@ def test_an_autoscaled_pool_rolled_while_its_task_runs(nights):
     assert roll["deleted_pools"] == [old], roll
     assert batch.get_job("job-auto").pool_info.pool_id == new  # moved before the old pool was deleted
     assert nights["missing_after_night2"] == []
+
+
+def test_a_pool_with_a_managed_identity_is_made_through_arm_each_night(nights):
+    """identity and tags are ARM-only: each night's pool is created through Microsoft.Batch/batchAccounts/pools and
+    carries the identity; the roll (data plane) replaces night 1's pool with night 2's."""
+    ran(nights["night2"])
+    old, new = naming.pool_id("idpool", V1), naming.pool_id("idpool", V2)
+    got = pool_json(new)
+    assert got is not None and pt.drift(id_template(nights["ep"]), got) == []
+    rids = [i["resourceId"].lower() for i in got["identity"]["userAssignedIdentities"]]
+    assert rids == [identity_id(nights["ep"]).lower()]
+    assert [i["resourceId"].lower() for i in nights["pools_after_night1"]["idpool"]["identity"][
+        "userAssignedIdentities"]] == rids
+    assert old not in listed(nights["batch"])

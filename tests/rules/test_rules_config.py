@@ -12,21 +12,14 @@ import yaml
 from batch_images.rules import config as cfg
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.sizing import ReplicaRule
+from include.pipeline_fixtures import short_field_pool
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "demo.yaml"
 SUB = "2b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e"
 RG_ID = f"/subscriptions/{SUB}/resourceGroups/rg-batch-images"
 VM_ID = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/vm-prepared-ubuntu2204"
 ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/batchimages"
-
-
 SUBNET_ID = f"{RG_ID}/providers/Microsoft.Network/virtualNetworks/vnet-batch/subnets/pools"
-# The pool as the short fields write it (the demo's pool before it became a template): the cases that test those
-# fields' rules use it, so they keep testing them.
-SHORT_POOL = {"vm_size": "Standard_D2s_v3", "target_dedicated_nodes": 4, "target_low_priority_nodes": 0,
-              "resize_timeout_minutes": None,
-              "start_task": {"command_line": "/bin/bash -c 'echo ready'", "wait_for_success": True,
-                             "max_task_retry_count": 1, "elevated": True}}
 
 
 def _demo_raw() -> dict:
@@ -36,10 +29,7 @@ def _demo_raw() -> dict:
 def _short_raw() -> dict:
     """The demo pipeline with its pool written with the short fields instead of a template."""
     raw = _demo_raw()
-    for pool in raw["pools"]:
-        pool.pop("template")
-        pool.pop("canary_nodes")
-        pool.update(copy.deepcopy(SHORT_POOL))
+    raw["pools"] = [short_field_pool(pool) for pool in raw["pools"]]
     return raw
 
 

@@ -61,7 +61,7 @@ def test_demo_yaml_loads_with_the_fixture_values():
     assert (pool.pool_id_prefix, pool.vm_size, pool.canary_nodes, pool.vm_count) == ("ubuntu2204", None, 4, 4)
     assert (t["vmSize"], t["networkConfiguration"], t["taskSlotsPerNode"], t["taskSchedulingPolicy"]) == (
         "Standard_D2s_v3", {"subnetId": SUBNET_ID}, 2, {"nodeFillType": "pack"})
-    assert (t["enableAutoScale"], t["autoScaleEvaluationInterval"], t["resizeTimeout"]) == (True, "PT5M", "PT15M")
+    assert (t["enableAutoScale"], t["autoScaleEvaluationInterval"]) == (True, "PT5M")
     assert t["autoScaleFormula"].startswith("$TargetDedicatedNodes = max(4, ")
     assert "targetDedicatedNodes" not in t  # Batch refuses fixed counts beside a formula
     assert t["startTask"]["commandLine"].startswith("/bin/bash -c 'echo")

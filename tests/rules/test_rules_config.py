@@ -336,19 +336,10 @@ TEMPLATE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "field", "fragment"), TEMPLATE_ERRORS)
-def test_template_pool_errors_name_field_value_and_fix(mutate, field, fragment):
-    raw = _demo_raw()
-    mutate(raw)
-    with pytest.raises(InvalidInput) as info:
-        cfg.parse_pipeline(raw, P)
-    assert info.value.field == field and info.value.fix
-    assert fragment in f"{info.value.reason} | {info.value.fix}", info.value
-
-
-@pytest.mark.parametrize(("mutate", "field", "fragment"), CONFIG_ERRORS)
-def test_config_errors_name_field_value_and_fix(mutate, field, fragment):
-    raw = _short_raw()
+@pytest.mark.parametrize(("raw_of", "mutate", "field", "fragment"),
+                         [(_short_raw, *case) for case in CONFIG_ERRORS] + [(_demo_raw, *case) for case in TEMPLATE_ERRORS])
+def test_config_errors_name_field_value_and_fix(raw_of, mutate, field, fragment):
+    raw = raw_of()  # the short-field pool for the short fields' rules; the demo's template pool for its own
     mutate(raw)
     with pytest.raises(InvalidInput) as info:
         cfg.parse_pipeline(raw, P)

@@ -200,6 +200,8 @@ class SimWatcher:
 def _pipeline(standin: StandIn, dag_id: str, pools: int, regions: list[str], nodes: int) -> dict:
     from tests.reliability.pipeline_harness import pipeline_config
 
+    # A node count makes it the demo's pool in the short fields (pipeline_config): fixed at ``nodes``, in no subnet,
+    # so a fleet of pools measures the pipeline, not the demo's /24 subnet or autoscale.
     cfg = pipeline_config(standin.endpoints, dag_id, regions=regions, pool={"target_dedicated_nodes": nodes})
     base = cfg["pools"][0]
     cfg["pools"] = [dict(base, pool_id_prefix=f"{base['pool_id_prefix']}{i}" if pools > 1 else base["pool_id_prefix"])

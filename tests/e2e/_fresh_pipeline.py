@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Callable
 
+from include.pipeline_fixtures import short_field_pool
 from include.pipeline_runner import connection_env, write_pipeline
 
 
@@ -24,8 +25,8 @@ def fresh_pipeline(standin_session, tmp_path_factory, prefix: str, make_cfg: Cal
 
 def demo_pipeline(ep: dict, dag_id: str) -> tuple[dict, dict]:
     """include/pipelines/demo.yaml's pipeline on this stand-in (poll every second, West + North Europe) and its first
-    pool pointed at the seeded account with 2 dedicated nodes and no approval: ``(config, that pool)``; the caller
-    sets ``config["pools"]``."""
+    pool pointed at the seeded account, written with the short fields (include/pipeline_fixtures.py) at 2 dedicated
+    nodes and no approval: ``(config, that pool)``; the caller sets ``config["pools"]``."""
     from batch_images.rules.config import load_pipelines
     from include.pipeline_runner import ROOT
 
@@ -34,7 +35,6 @@ def demo_pipeline(ep: dict, dag_id: str) -> tuple[dict, dict]:
     cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
                target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
-    base = cfg["pools"][0]
-    base.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
-                target_dedicated_nodes=2, require_approval=False)
+    base = short_field_pool(cfg["pools"][0], batch_account_id=demo["batch_account_id"],
+                            batch_account_location=demo["location"], target_dedicated_nodes=2, require_approval=False)
     return cfg, base

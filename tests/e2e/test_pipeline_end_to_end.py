@@ -26,6 +26,7 @@ import pytest
 
 from batch_images.rules import naming, sizing
 from batch_images.rules.config import load_pipelines, parse_pipeline
+from include.pipeline_fixtures import short_field_pool
 from include.pipeline_runner import ROOT, RunResult, connection_env, read_run, run_dag_test, write_pipeline
 
 LOGICAL_DATE = "2026-11-25T00:00:00+00:00"
@@ -52,9 +53,9 @@ def e2e_pipeline(ep: dict, dag_id: str) -> dict:
     cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
                target_regions=[{"name": r} for r in REGIONS])
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
-    pool = cfg["pools"][0]
-    pool.update(batch_account_id=demo["batch_account_id"], batch_account_location=demo["location"],
-                target_dedicated_nodes=NODES, resize_timeout_minutes=None)
+    # short fields: 1300 fixed nodes (the demo's template pool is autoscaled, in a /24 subnet too small for them)
+    cfg["pools"] = [short_field_pool(cfg["pools"][0], batch_account_id=demo["batch_account_id"],
+                                     batch_account_location=demo["location"], target_dedicated_nodes=NODES)]
     return cfg
 
 

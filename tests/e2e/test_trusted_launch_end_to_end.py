@@ -9,6 +9,7 @@ import uuid
 
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
+from include.pipeline_fixtures import short_field_pool
 from include.pipeline_runner import ROOT, connection_env, run_dag_test, write_pipeline
 
 LOGICAL_DATE = "2026-11-25T00:00:00+00:00"
@@ -27,8 +28,8 @@ def _pipeline(ep: dict, dag_id: str, vm_id: str, definition: str, generation: st
                target_regions=[{"name": "westeurope"}])
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
     cfg["image_definition"].update(name=definition, sku=definition, hyper_v_generation=generation)
-    cfg["pools"][0].update(batch_account_id=demo["batch_account_id"], target_dedicated_nodes=NODES,
-                           pool_id_prefix=definition[:20])
+    cfg["pools"] = [short_field_pool(cfg["pools"][0], batch_account_id=demo["batch_account_id"],
+                                     target_dedicated_nodes=NODES, pool_id_prefix=definition[:20])]
     return cfg
 
 

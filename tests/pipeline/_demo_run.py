@@ -9,15 +9,15 @@ LOGICAL_DATE = "2026-11-25T00:00:00+00:00"
 
 
 def demo_pipeline(ep: dict, dag_id: str) -> dict:
-    """The demo pipeline on this stand-in's seeded VM, gallery and Batch account (two regions, one small pool)."""
+    """The demo pipeline on this stand-in's seeded VM, gallery and Batch account (two regions, its template pool:
+    4 canary nodes, then its autoscale formula; no smoke test)."""
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
     demo = ep["demo"]
     cfg.update(dag_id=dag_id, poll_interval_seconds=1, source_vm_id=demo["source_vm_id"],
                target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
     cfg["pools"] = [{**cfg["pools"][0], "batch_account_id": demo["batch_account_id"],
-                     "batch_account_location": demo["location"], "target_dedicated_nodes": 2,
-                     "target_low_priority_nodes": 0, "smoke_test": None, "require_approval": False}]
+                     "batch_account_location": demo["location"], "smoke_test": None, "require_approval": False}]
     return cfg
 
 

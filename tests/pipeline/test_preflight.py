@@ -26,6 +26,7 @@ from _batch_common import (
     set_connections,
 )
 from batch_images.operators.preflight import PreflightOperator
+from include.pipeline_fixtures import short_field_pool
 
 
 def preflight(pipeline: dict, **kwargs) -> PreflightOperator:
@@ -95,7 +96,11 @@ def test_preflight_passes_on_seeded_vm_and_plans(conns, capsys):
     assert pool["vm_size"] == "Standard_D2s_v3"
     assert (pool["target_dedicated_nodes"], pool["target_low_priority_nodes"]) == (4, 0)
     assert pool["resize_timeout"] == "PT15M"
-    assert pool["start_task"]["command_line"] == "/bin/bash -c 'echo ready'"
+    # the demo's pool is a template: the plan carries it whole (subnet, autoscale, task slots, start task) and
+    # sizes the new pool as its canary (canary_nodes 4) until the formula takes over at promotion
+    assert pool["template"]["startTask"]["commandLine"] == "/bin/bash -c 'echo ready'"
+    assert pool["template"]["networkConfiguration"]["subnetId"].endswith("/virtualNetworks/vnet-batch/subnets/pools")
+    assert (pool["template"]["enableAutoScale"], pool["template"]["taskSlotsPerNode"]) == (True, 2)
     assert pool["node_agent_sku_id"] == "batch.node.ubuntu 22.04"
     assert pool["metadata"]["image-version"] == VERSION and pool["metadata"]["managed-by"] == "airflow-batch-images"
     assert pool["max_unhealthy_node_share"] == 0.0
@@ -171,8 +176,7 @@ def test_node_agent_override_that_matches_is_used(conns):
 
 def test_replica_rule_per600_is_applied(conns):
     cfg = pipeline_dict(conns.endpoints, replica_rule="per600")
-    cfg["pools"][0]["target_dedicated_nodes"] = 1300
-    cfg["pools"][0]["vm_size"] = "Standard_D2s_v3"
+    cfg["pools"][0] = short_field_pool(cfg["pools"][0], target_dedicated_nodes=1300)
     plan, _ = run(preflight(cfg))
     assert plan["replica_sizing"]["rule"] == "per600"
     assert plan["replica_sizing"]["per_region"]["westeurope"]["count"] == 3

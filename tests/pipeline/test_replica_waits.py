@@ -19,6 +19,7 @@ from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
 from batch_images.operators.preflight import PreflightOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
+from include.pipeline_fixtures import short_field_pool
 
 POLL = 0.05
 SLOW_EXTRA = 3600.0  # simulated seconds North Europe replicates longer (a `replication_slow` fault)
@@ -45,7 +46,8 @@ def two_regions(standin, monkeypatch):
     def make(*regions: str) -> tuple[dict, str, list]:
         cfg = pipeline_dict(ep, poll_interval_seconds=1,
                             target_regions=[{"name": "westeurope"}, {"name": "northeurope"}])
-        base = dict(cfg["pools"][0], target_dedicated_nodes=1, smoke_test=None)
+        # short fields: one node each, and no subnet (a westeurope subnet cannot hold a northeurope account's pool)
+        base = short_field_pool(cfg["pools"][0], target_dedicated_nodes=1, smoke_test=None)
         accounts = {"westeurope": ("azure_batch_default", demo["batch_account_id"]),
                     "northeurope": ("azure_batch_ne", demo["batch_account_ne_id"])}
         cfg["pools"] = [dict(base, pool_id_prefix=f"pool{i}-{r[:5]}", batch_conn_id=accounts[r][0],

@@ -42,15 +42,27 @@ def test_summary_of_a_successful_run(good):
     assert {x.region: x.state for x in v.replication_status.summary} == \
         {region: rep["state"] for region, rep in summary["replication"].items()}
     assert all(rep["state"] == "Completed" and rep["replicas"] for rep in summary["replication"].values())
-    # the serving pool: steady at its target, node counts from Batch
+    # the serving pool: steady at its target (the formula's 4 once it serves), node counts from Batch
     pool_id = r.xcoms["roll_pool[0]:return_value"]["pool_id"]
     assert [p["id"] for p in summary["pools"]] == [pool_id]
     p, live = summary["pools"][0], s.batch().get_pool(pool_id)
-    assert p["allocation_state"] == "steady" and p["current_dedicated_nodes"] == live.current_dedicated_nodes == 2
-    assert sum(p["node_counts"].get(k, 0) for k in ("idle", "running")) == 2, p
+    assert p["allocation_state"] == "steady" and p["current_dedicated_nodes"] == live.current_dedicated_nodes == 4
+    assert sum(p["node_counts"].get(k, 0) for k in ("idle", "running")) == 4, p
     assert summary["leftovers"] == [] and summary["errors"] == []
+    # the template's settings as Batch has them on the serving pool: subnet, task slots, autoscale (enabled at
+    # promotion, evaluated without error) and no drift from the template
+    network = live.network_configuration
+    assert p["subnet_id"] == network.subnet_id and p["subnet_id"].endswith("/virtualNetworks/vnet-batch/subnets/pools")
+    assert (p["task_slots_per_node"], p["node_fill_type"]) == (live.task_slots_per_node, "pack") == (2, "pack")
+    auto = p["auto_scale"]
+    assert auto["enabled"] is live.enable_auto_scale is True and auto["formula"] == live.auto_scale_formula
+    assert auto["last_run"]["error"] is None and "$TargetDedicatedNodes=4" in auto["last_run"]["results"], auto
+    assert p["drift"] == []
     # the log holds the same summary as text
-    assert format_summary(summary).splitlines()[-1] in r.log and f"{pool_id}: steady, 2/2 dedicated" in r.log
+    text = format_summary(summary)
+    assert text.splitlines()[-1] in r.log and f"{pool_id}: steady, 4/4 dedicated" in r.log
+    assert "    matches the template" in text and "    2 task slot(s) per node, pack fill" in text
+    assert "    autoscale enabled, evaluated every PT5M: $TargetDedicatedNodes = max(4, " in text
 
 
 def test_summary_runs_when_preflight_refuses_and_the_run_still_fails(standin_session, tmp_path):

@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from include.pipeline_fixtures import SHORT_FIELDS, short_field_pool
 from include.pipeline_runner import RunResult, connection_env, read_run, write_pipeline
 
 logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request of the checks at INFO
@@ -59,7 +60,9 @@ CREATE_OPS = ("Snapshots_CreateOrUpdate", "Images_CreateOrUpdate", "GalleryImage
 
 def pipeline_config(endpoints: dict, dag_id: str, *, regions: list[str] | None = None,
                     pool: dict | None = None, **top) -> dict:
-    """demo.yaml's pipeline for this stand-in: unique dag_id, poll every second, optional overrides."""
+    """demo.yaml's pipeline for this stand-in: unique dag_id, poll every second, optional overrides. A ``pool``
+    override that sets a short field (vm_size, target_*_nodes, start_task, ...) gets the demo's pool written with
+    the short fields (include/pipeline_fixtures.py), else the demo's template pool is kept."""
     from batch_images.rules.config import load_pipelines
 
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
@@ -73,7 +76,9 @@ def pipeline_config(endpoints: dict, dag_id: str, *, regions: list[str] | None =
     if regions:
         cfg["target_regions"] = [{"name": r, "regional_replica_count": None, "storage_account_type": None}
                                  for r in regions]
-    if pool:
+    if pool and set(pool) & set(SHORT_FIELDS):
+        cfg["pools"][0] = short_field_pool(cfg["pools"][0], **pool)
+    elif pool:
         cfg["pools"][0].update(pool)
     cfg.update(top)
     return cfg

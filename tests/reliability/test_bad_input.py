@@ -45,6 +45,7 @@ import pytest
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
 from batch_images.rules.errors import InvalidInput
+from include.pipeline_fixtures import short_field_pool
 from include.pipeline_runner import ROOT, connection_env, read_run, run_dag_test, write_pipeline
 from tests.request_log import write_counts
 from tests.serving_pools import create_serving_pool
@@ -54,13 +55,14 @@ GUID = "2b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e"
 
 
 def base_pipeline(ep: dict, dag_id: str | None = None) -> dict:
-    """demo.yaml's pipeline pointed at this stand-in, small and quick."""
+    """demo.yaml's pipeline pointed at this stand-in, small and quick, its pool written with the short fields (the
+    cases below break those; include/pipeline_fixtures.py)."""
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
     demo = ep["demo"]
     cfg.update(dag_id=dag_id or f"bad_input_{uuid.uuid4().hex[:8]}", poll_interval_seconds=1,
                source_vm_id=demo["source_vm_id"])
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
-    cfg["pools"][0]["batch_account_id"] = demo["batch_account_id"]
+    cfg["pools"] = [short_field_pool(cfg["pools"][0], batch_account_id=demo["batch_account_id"])]
     return cfg
 
 

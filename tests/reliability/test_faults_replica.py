@@ -11,6 +11,7 @@ import json
 
 import pytest
 
+from include.pipeline_fixtures import short_field_pool
 from pipeline_harness import PipelineHarness, dag_id_for, pipeline_config, summary
 
 REGIONS = ["westeurope", "northeurope"]
@@ -27,7 +28,7 @@ def _ne_harness(standin, tmp_path, request, pools: int = 1) -> PipelineHarness:
     cfg = pipeline_config(ep, dag_id, regions=REGIONS, pool={
         "batch_conn_id": "azure_batch_ne", "batch_account_id": demo["batch_account_ne_id"],
         "batch_account_location": demo["batch_account_ne_location"]})
-    base = cfg["pools"][0]
+    base = short_field_pool(cfg["pools"][0])  # fixed sizes, no subnet: the demo's subnet is in westeurope
     cfg["pools"] = [base] + [dict(base, pool_id_prefix=f"{base['pool_id_prefix']}-{i}", target_dedicated_nodes=1)
                              for i in range(1, pools)]
     return PipelineHarness(standin, dag_id, tmp_path, cfg, env={"AIRFLOW_CONN_AZURE_BATCH_NE": json.dumps(conn)})

@@ -12,16 +12,25 @@ import yaml
 from batch_images.rules import config as cfg
 from batch_images.rules.errors import InvalidInput
 from batch_images.rules.sizing import ReplicaRule
+from include.pipeline_fixtures import short_field_pool
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "pipelines" / "demo.yaml"
 SUB = "2b8c7d6e-5f4a-4b3c-8d2e-1f0a9b8c7d6e"
 RG_ID = f"/subscriptions/{SUB}/resourceGroups/rg-batch-images"
 VM_ID = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/vm-prepared-ubuntu2204"
 ACCOUNT_ID = f"{RG_ID}/providers/Microsoft.Batch/batchAccounts/batchimages"
+SUBNET_ID = f"{RG_ID}/providers/Microsoft.Network/virtualNetworks/vnet-batch/subnets/pools"
 
 
 def _demo_raw() -> dict:
     return yaml.safe_load(DEMO.read_text())["pipelines"][0]
+
+
+def _short_raw() -> dict:
+    """The demo pipeline with its pool written with the short fields instead of a template."""
+    raw = _demo_raw()
+    raw["pools"] = [short_field_pool(pool) for pool in raw["pools"]]
+    return raw
 
 
 # --- the demo file -------------------------------------------------------------------------------------------------
@@ -46,10 +55,17 @@ def test_demo_yaml_loads_with_the_fixture_values():
     assert pool.batch_account_id == ACCOUNT_ID
     assert pool.account_name == "batchimages"
     assert pool.batch_account_location == "westeurope"
-    assert (pool.pool_id_prefix, pool.vm_size, pool.target_dedicated_nodes, pool.vm_count) == (
-        "ubuntu2204", "Standard_D2s_v3", 4, 4)
-    assert pool.start_task.command_line.startswith("/bin/bash -c 'echo")
-    assert pool.resize_timeout == timedelta(minutes=15)
+    # the pool is a template (Batch's REST shape): in the seeded subnet, autoscaled, 2 task slots per node packed;
+    # its canary runs 4 nodes until it serves and the formula takes over (at least 4 dedicated nodes)
+    t = pool.pool_template
+    assert (pool.pool_id_prefix, pool.vm_size, pool.canary_nodes, pool.vm_count) == ("ubuntu2204", None, 4, 4)
+    assert (t["vmSize"], t["networkConfiguration"], t["taskSlotsPerNode"], t["taskSchedulingPolicy"]) == (
+        "Standard_D2s_v3", {"subnetId": SUBNET_ID}, 2, {"nodeFillType": "pack"})
+    assert (t["enableAutoScale"], t["autoScaleEvaluationInterval"]) == (True, "PT5M")
+    assert t["autoScaleFormula"].startswith("$TargetDedicatedNodes = max(4, ")
+    assert "targetDedicatedNodes" not in t  # Batch refuses fixed counts beside a formula
+    assert t["startTask"]["commandLine"].startswith("/bin/bash -c 'echo")
+    assert t["startTask"]["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
     assert pool.roll == cfg.RollConfig(strategy="blue_green", active_jobs="drain", drain_timeout_minutes=120,
                                        on_drain_timeout="keep")
     assert pool.smoke_test == cfg.SmokeTestConfig(command_line="/bin/bash -c 'test -f /etc/os-release'", tasks=None,
@@ -84,7 +100,7 @@ def test_to_dict_is_json_and_round_trips():
     data = json.loads(json.dumps(p.to_dict()))
     assert data["start_date"] == "2026-11-01"
     assert data["replica_rule"] == "per300"
-    assert data["pools"][0]["start_task"]["elevated"] is True
+    assert data["pools"][0]["template"]["startTask"]["userIdentity"]["autoUser"]["elevationLevel"] == "admin"
     assert cfg.parse_pipeline(data) == p
     assert cfg.PipelineConfig.from_dict(data) == p
 
@@ -95,8 +111,19 @@ def test_configs_are_frozen():
         p.dag_id = "other"  # type: ignore[misc]
 
 
+def test_short_field_pool_is_a_template_with_few_properties():
+    p = cfg.parse_pipeline(_short_raw())
+    pool = p.pools[0]
+    assert (pool.pool_id_prefix, pool.vm_size, pool.target_dedicated_nodes, pool.vm_count) == (
+        "ubuntu2204", "Standard_D2s_v3", 4, 4)
+    assert pool.start_task.command_line.startswith("/bin/bash -c 'echo")
+    assert pool.resize_timeout == timedelta(minutes=15)
+    assert pool.pool_template["targetDedicatedNodes"] == 4 and pool.pool_template["enableAutoScale"] is False
+    assert json.loads(json.dumps(p.to_dict()))["pools"][0]["start_task"]["elevated"] is True
+
+
 def test_defaults_of_a_minimal_pipeline():
-    raw = _demo_raw()
+    raw = _short_raw()
     for key in ("description", "schedule", "tags", "owner", "arm_conn_id", "work_resource_group", "replica_rule",
                 "storage_account_type", "node_agent_sku_id", "keep_versions", "end_of_life_days"):
         raw.pop(key)
@@ -162,7 +189,7 @@ def test_yaml_date_object_is_accepted():
 
 
 def test_replica_plan_sums_pools_and_respects_overrides():
-    raw = _demo_raw()
+    raw = _short_raw()
     raw["pools"][0]["target_dedicated_nodes"] = 3000
     raw["pools"].append({**copy.deepcopy(raw["pools"][0]), "pool_id_prefix": "second", "target_dedicated_nodes": 301})
     raw["target_regions"][1]["regional_replica_count"] = 4
@@ -174,7 +201,7 @@ def test_replica_plan_sums_pools_and_respects_overrides():
 
 
 def test_replica_plan_with_account_regions_looked_up_at_run_time():
-    raw = _demo_raw()
+    raw = _short_raw()
     raw["pools"][0].pop("batch_account_location")
     raw["pools"][0]["target_dedicated_nodes"] = 900
     p = cfg.parse_pipeline(raw)
@@ -296,9 +323,23 @@ CONFIG_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "field", "fragment"), CONFIG_ERRORS)
-def test_config_errors_name_field_value_and_fix(mutate, field, fragment):
-    raw = _demo_raw()
+# The demo's template pool: its own rules (the template's, rules/pool_template.py, are tested in test_rules_pool_template).
+TEMPLATE_ERRORS = [
+    (_set("pools[0].vm_size", "Standard_D2s_v3"), f"{P}.pools[0].vm_size", "ignored"),
+    (_set("pools[0].template.targetDedicatedNodes", 4), f"{P}.pools[0].template.targetDedicatedNodes",
+     "enableAutoScale"),
+    (_set("pools[0].template.autoScaleEvaluationInterval", "PT1M"),
+     f"{P}.pools[0].template.autoScaleEvaluationInterval", "5 minutes"),
+    (_set("pools[0].template.id", "mine"), f"{P}.pools[0].template.id", "owns"),
+    (_set("pools[0].template.networkConfiguration.subnet", SUBNET_ID), f"{P}.pools[0].template.networkConfiguration.subnet", "not a property"),
+    (_set("pools[0].canary_nodes", 0), f"{P}.pools[0].canary_nodes", ">= 1"),
+]
+
+
+@pytest.mark.parametrize(("raw_of", "mutate", "field", "fragment"),
+                         [(_short_raw, *case) for case in CONFIG_ERRORS] + [(_demo_raw, *case) for case in TEMPLATE_ERRORS])
+def test_config_errors_name_field_value_and_fix(raw_of, mutate, field, fragment):
+    raw = raw_of()  # the short-field pool for the short fields' rules; the demo's template pool for its own
     mutate(raw)
     with pytest.raises(InvalidInput) as info:
         cfg.parse_pipeline(raw, P)
@@ -338,7 +379,7 @@ def test_duplicate_prefix_on_the_same_account_case_insensitive():
 
 
 def test_override_below_the_computed_minimum_is_an_error_unless_the_rule_allows_it():
-    raw = _demo_raw()
+    raw = _short_raw()
     raw["pools"][0]["target_dedicated_nodes"] = 3000
     raw["target_regions"][0]["regional_replica_count"] = 5
     with pytest.raises(InvalidInput) as info:
@@ -352,7 +393,7 @@ def test_override_below_the_computed_minimum_is_an_error_unless_the_rule_allows_
 
 
 def test_too_many_vms_in_one_region_across_pools():
-    raw = _demo_raw()
+    raw = _short_raw()
     raw["pools"][0]["target_dedicated_nodes"] = 20000
     raw["pools"].append({**copy.deepcopy(raw["pools"][0]), "pool_id_prefix": "second"})
     with pytest.raises(InvalidInput) as info:
@@ -392,10 +433,10 @@ def test_load_pipelines_file_errors(tmp_path):
 
 
 def test_load_pipelines_uses_list_paths(tmp_path):
-    text = DEMO.read_text().replace("vm_size: Standard_D2s_v3", "vm_size: 'Standard D2s'")
+    text = DEMO.read_text().replace("canary_nodes: 4 ", "canary_nodes: 0 ")
     with pytest.raises(InvalidInput) as info:
         cfg.load_pipelines(_write(tmp_path, text))
-    assert info.value.field == "pipelines[0].pools[0].vm_size"
+    assert info.value.field == "pipelines[0].pools[0].canary_nodes"
 
 
 # --- JSON Schema for editors (include/pipelines/schema.json) ---------------------------------------------------------

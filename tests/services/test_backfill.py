@@ -22,6 +22,7 @@ import pytest
 from _services import ROOT, SERVICES_TIME_SCALE, wait_for_dag
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
+from include.pipeline_fixtures import short_field_pool
 from include.services.stack import AirflowStack, PostgresServer
 
 pytestmark = pytest.mark.services
@@ -35,7 +36,8 @@ RUN_TIMEOUT = 900
 def pipeline_dir(directory):
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")[0].to_dict()
     cfg.update(dag_id=DAG_ID, schedule="@daily", keep_versions=6)
-    cfg["pools"][0].update(target_dedicated_nodes=1, smoke_test=None)  # the backfill is about versions: a small pool
+    # the backfill is about versions: a small fixed-size pool (short fields, include/pipeline_fixtures.py)
+    cfg["pools"] = [short_field_pool(cfg["pools"][0], target_dedicated_nodes=1, smoke_test=None)]
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "backfill.yaml").write_text(json.dumps({"pipelines": [cfg]}, indent=2, default=str))
     return directory, cfg

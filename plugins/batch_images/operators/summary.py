@@ -72,6 +72,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
                      f"{p['target_dedicated_nodes']} dedicated{low}, nodes {p['node_counts']}, "
                      f"agent '{p['node_agent_sku_id']}'")
         lines.append(f"    image {p['image']}")
+        lines += _settings_lines(p)
         if p.get("moved_jobs"):
             lines.append(f"    jobs moved to it by the roll: {', '.join(p['moved_jobs'])}")
     leftovers = s.get("leftovers")
@@ -79,6 +80,52 @@ def format_summary(s: Mapping[str, Any]) -> str:
                   f"{'unknown' if leftovers is None else len(leftovers)}"]
     lines += [f"  {rid}" for rid in leftovers or []]
     return "\n".join(lines)
+
+
+def _settings_lines(p: Mapping[str, Any]) -> list[str]:
+    """A pool's template settings (subnet, task slots, autoscale and its last evaluation) and its drift from the
+    template, as summary lines; nothing for a summary written before these keys existed."""
+    lines = []
+    if p.get("subnet_id"):
+        lines.append(f"    subnet {p['subnet_id']}")
+    if p.get("task_slots_per_node"):
+        fill = f", {p['node_fill_type']} fill" if p.get("node_fill_type") else ""
+        lines.append(f"    {p['task_slots_per_node']} task slot(s) per node{fill}")
+    auto = p.get("auto_scale")
+    if auto and auto.get("enabled"):
+        lines.append(f"    autoscale enabled, evaluated every {auto.get('evaluation_interval')}: {auto.get('formula')}")
+        run = auto.get("last_run")
+        if run:
+            error = run.get("error")
+            lines.append(f"    last autoscale run {run.get('timestamp')}: " + (
+                f"error {error.get('code')}: {error.get('message')}" if error else str(run.get("results"))))
+    elif auto is not None:
+        lines.append("    autoscale disabled (fixed size)")
+    drift = p.get("drift")
+    if drift is not None:
+        lines += ["    matches the template"] if not drift else (
+            ["    differs from the template (the next roll replaces it with the template):"]
+            + [f"      {d}" for d in drift])
+    return lines
+
+
+def pool_settings(pool: Mapping[str, Any], template: Mapping[str, Any] | None) -> dict:
+    """From a pool's ``GET /pools/{id}`` JSON: ``{"subnet_id", "task_slots_per_node", "node_fill_type",
+    "auto_scale": {"enabled", "formula", "evaluation_interval", "last_run": {"timestamp", "results", "error"} or
+    None}, "drift": [lines] (rules/pool_template.drift; [] when it matches) or None without a template}``."""
+    from batch_images.rules import pool_template
+
+    run = pool.get("autoScaleRun")
+    return {
+        "subnet_id": (pool.get("networkConfiguration") or {}).get("subnetId"),
+        "task_slots_per_node": pool.get("taskSlotsPerNode"),
+        "node_fill_type": (pool.get("taskSchedulingPolicy") or {}).get("nodeFillType"),
+        "auto_scale": {"enabled": bool(pool.get("enableAutoScale")), "formula": pool.get("autoScaleFormula"),
+                       "evaluation_interval": pool.get("autoScaleEvaluationInterval"),
+                       "last_run": {k: run.get(k) for k in ("timestamp", "results", "error")}
+                       if isinstance(run, Mapping) else None},
+        "drift": pool_template.drift(template, pool) if template is not None else None,
+    }
 
 
 class RunSummaryOperator(BaseOperator):
@@ -89,8 +136,9 @@ class RunSummaryOperator(BaseOperator):
     :param arm_conn_id: the Azure connection for the version and the leftovers.
     :return: ``{"dag_id", "run_id", "stages": [{"task", "state", "seconds"}], "resources": {kind: id or [ids]},
         "replication": {region: {"state", "progress", "replicas"}}, "pools": [{"id", "allocation_state",
-        "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ..., "moved_jobs": [job ids the
-        roll moved to that pool]}],
+        "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ..., the pool's template
+        settings (:func:`pool_settings`: subnet, task slots, autoscale, drift from the plan's template), "moved_jobs":
+        [job ids the roll moved to that pool]}],
         "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids and counts only, no
         secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version, "source", "why",
         "build_vm"}``.
@@ -123,7 +171,8 @@ class RunSummaryOperator(BaseOperator):
             "pools": [],
         }
         rolled = {r.get("logical_pool"): r for r in _as_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
-        pools = []  # (batch_conn_id, pool id, moved jobs): the serving pool after the roll, else the run's new pool
+        # (batch_conn_id, pool id, moved jobs, logical pool): the serving pool after the roll, else the run's new pool
+        pools = []
         for i, value in enumerate(_as_list(pull(task_ids="plan_roll"))):
             try:
                 d = RollDecision.from_dict(value, f"plan_roll[{i}]")
@@ -131,8 +180,9 @@ class RunSummaryOperator(BaseOperator):
                 errors.append(str(err))
                 continue
             r = rolled.get(d.logical_pool) or {}
-            pools.append((d.batch_conn_id, r.get("pool_id") or d.pool_id, list(r.get("moved_jobs") or [])))
-        summary["resources"]["pools"] = [p for _, p, _ in pools]
+            pools.append((d.batch_conn_id, r.get("pool_id") or d.pool_id, list(r.get("moved_jobs") or []),
+                          d.logical_pool))
+        summary["resources"]["pools"] = [p for _, p, _, _ in pools]
         build = (plan or {}).get("build")
         if isinstance(build, Mapping):
             b = build.get("base") or {}
@@ -149,8 +199,12 @@ class RunSummaryOperator(BaseOperator):
             except InvalidInput as err:  # report, don't fail the summary
                 errors.append(str(err))
             self._azure(plan, summary, errors)
-        for conn_id, pool_id, moved_jobs in pools:
-            summary["pools"].append({**self.pool_state(conn_id, pool_id, errors), "moved_jobs": moved_jobs})
+        # a template pool's drift is against the plan's template; an adopted pool's template is its own spec (none)
+        templates = {p.get("logical_pool"): p.get("template") for p in (plan or {}).get("pools") or []
+                     if isinstance(p, Mapping) and p.get("template") and p.get("adopt_pool_id") is None}
+        for conn_id, pool_id, moved_jobs, logical in pools:
+            summary["pools"].append({**self.pool_state(conn_id, pool_id, errors, templates.get(logical)),
+                                     "moved_jobs": moved_jobs})
         self.log.info("Run summary:\n%s", format_summary(summary))
         for e in errors:
             self.log.warning("Summary incomplete: %s", e)
@@ -191,27 +245,30 @@ class RunSummaryOperator(BaseOperator):
         except Exception as err:  # noqa: BLE001
             errors.append(f"leftovers in {plan.get('work_resource_group')}: {str(err).splitlines()[0]}")
 
-    def pool_state(self, conn_id: str | None, pool_id: str, errors: list[str]) -> dict:
-        """One pool's allocation state, node counts and image, as the Batch data plane reports it."""
+    def pool_state(self, conn_id: str | None, pool_id: str, errors: list[str],
+                   template: Mapping[str, Any] | None = None) -> dict:
+        """One pool's allocation state, node counts, image and template settings (:func:`pool_settings`, drift from
+        ``template`` when given), as the Batch data plane reports them (GET pool as JSON, node counts)."""
         from batch_images.hooks.batch import BatchPoolHook
 
         try:
             hook = BatchPoolHook(conn_id) if conn_id else BatchPoolHook()
-            pool = hook.get_pool(pool_id)
+            pool = hook.get_pool_json(pool_id)
             if pool is None:
                 return {"id": pool_id, "error": "no such pool"}
             counts = hook.pool_node_counts(pool_id)
         except Exception as err:  # noqa: BLE001 - report, don't fail the summary
             errors.append(f"pool {pool_id}: {str(err).splitlines()[0]}")
             return {"id": pool_id, "error": str(err).splitlines()[0]}
-        vmc = pool.virtual_machine_configuration
+        vmc = pool.get("virtualMachineConfiguration") or {}
         return {
-            "id": pool.id, "allocation_state": _text(pool.allocation_state), "vm_size": pool.vm_size,
-            "image": vmc.image_reference.virtual_machine_image_id if vmc else None,
-            "node_agent_sku_id": vmc.node_agent_sku_id if vmc else None,
-            "current_dedicated_nodes": pool.current_dedicated_nodes,
-            "target_dedicated_nodes": pool.target_dedicated_nodes,
-            "current_low_priority_nodes": pool.current_low_priority_nodes,
-            "target_low_priority_nodes": pool.target_low_priority_nodes,
+            "id": pool.get("id"), "allocation_state": pool.get("allocationState"), "vm_size": pool.get("vmSize"),
+            "image": (vmc.get("imageReference") or {}).get("virtualMachineImageId"),
+            "node_agent_sku_id": vmc.get("nodeAgentSKUId"),
+            "current_dedicated_nodes": pool.get("currentDedicatedNodes"),
+            "target_dedicated_nodes": pool.get("targetDedicatedNodes"),
+            "current_low_priority_nodes": pool.get("currentLowPriorityNodes"),
+            "target_low_priority_nodes": pool.get("targetLowPriorityNodes"),
             "node_counts": counts.get("dedicated") or {},
+            **pool_settings(pool, template),
         }

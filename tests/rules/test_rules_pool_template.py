@@ -176,3 +176,13 @@ def test_drift_ignores_the_start_tasks_defaults_batch_fills_in():
     assert pt.drift(template, pool) == []
     assert pt.drift(template, {**pool, "startTask": {"commandLine": "c", "maxTaskRetryCount": 2}}) == [
         "startTask.maxTaskRetryCount: template (unset), pool 2"]
+
+
+def test_drift_ignores_the_resize_timeout_of_an_autoscaled_template():
+    template = {"vmSize": "Standard_D2s_v3", "enableAutoScale": True, "autoScaleFormula": "$TargetDedicatedNodes = 2;",
+                "autoScaleEvaluationInterval": "PT5M", "resizeTimeout": "PT15M"}
+    pool = {"id": "p", "vmSize": "Standard_D2s_v3", "enableAutoScale": True,
+            "autoScaleFormula": "$TargetDedicatedNodes = 2;", "autoScaleEvaluationInterval": "PT5M",
+            "targetDedicatedNodes": 2, "targetLowPriorityNodes": 0}
+    assert pt.drift(template, pool) == []
+    assert pt.drift({**template, "autoScaleFormula": "$TargetDedicatedNodes = 3;"}, pool) != []

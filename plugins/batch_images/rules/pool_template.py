@@ -449,6 +449,8 @@ def drift(template: Mapping[str, Any], serving_pool_json: Mapping[str, Any]) -> 
     not in the data plane's JSON: they are not compared."""
     pool = template_from_pool(serving_pool_json)
     want = without_secrets({k: v for k, v in template.items() if k != "tags"})  # Batch returns no secret
+    if is_autoscaled(want):  # as template_from_pool: an autoscaled pool's resize timeout is not its own setting
+        want.pop("resizeTimeout", None)
     out: list[str] = []
 
     def walk(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str) -> None:

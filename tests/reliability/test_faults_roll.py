@@ -33,6 +33,7 @@ from pipeline_harness import (
 )
 from batch_images.operators.smoke import smoke_job_id
 from batch_images.rules import naming
+from include.pipeline_fixtures import short_field_pool
 from tests.job_invariants import jobs_on_missing_pools
 
 OLD_VERSION = "2026.1124.0"
@@ -43,9 +44,10 @@ OLD_VERSION = "2026.1124.0"
 
 def logical_pool(base: dict, prefix: str, *, roll: dict | None = None, smoke: bool = False, approval: bool = False,
                  nodes: int = 1) -> dict:
-    """A pools[] entry: demo.yaml's pool under another prefix (its logical pool) with roll settings."""
-    return {**base, "pool_id_prefix": prefix, "target_dedicated_nodes": nodes, "target_low_priority_nodes": 0,
-            "roll": {**base.get("roll", {}), **(roll or {})}, "require_approval": approval,
+    """A pools[] entry: demo.yaml's pool with the short fields (include/pipeline_fixtures.py) under another prefix (its
+    logical pool) with roll settings and ``nodes`` nodes."""
+    return {**short_field_pool(base), "pool_id_prefix": prefix, "target_dedicated_nodes": nodes,
+            "target_low_priority_nodes": 0, "roll": {**base.get("roll", {}), **(roll or {})}, "require_approval": approval,
             "smoke_test": ({"command_line": "/bin/bash -c 'echo smoke ok'", "tasks": None, "timeout_minutes": 10}
                            if smoke else None)}
 

@@ -38,3 +38,29 @@ def demo_pipeline(ep: dict, dag_id: str) -> tuple[dict, dict]:
     base = short_field_pool(cfg["pools"][0], batch_account_id=demo["batch_account_id"],
                             batch_account_location=demo["location"], target_dedicated_nodes=2, require_approval=False)
     return cfg, base
+
+
+def long_tasks_when_pools_exist(standin, batch, new_pool_ids: list[str], job_ids: list[str], real_seconds: float,
+                                added: dict) -> Callable[[str], bool]:
+    """A ``kill_when`` hook for ``run_dag_test`` that never kills: once every pool of ``new_pool_ids`` exists (the
+    night's canaries), it adds a task ``long`` (``sleep`` for ``real_seconds`` at the stand-in's time scale) to each
+    job of ``job_ids``, once, and records the time in ``added["at"]``. Looks at most once a second."""
+    import time
+
+    from azure.batch import models as bm
+
+    checked = [0.0]
+
+    def hook(_log_text: str) -> bool:
+        if added or time.time() - checked[0] < 1.0:
+            return False
+        checked[0] = time.time()
+        if set(new_pool_ids) <= {p.id for p in batch.list_pools()}:
+            scale = standin.control.call("GET", "/clock").get("scale", 3000)
+            for job_id in job_ids:
+                batch.create_task(job_id, bm.BatchTaskCreateOptions(
+                    id="long", command_line=f"/bin/bash -c 'sleep {int(real_seconds * scale)}'"))
+            added["at"] = time.time()
+        return False
+
+    return hook

@@ -20,7 +20,6 @@ After each night no job or schedule names a missing pool (tests/job_invariants.p
 from __future__ import annotations
 
 import copy
-import time
 
 import pytest
 from azure.batch import models as bm
@@ -29,7 +28,7 @@ from batch_images.hooks.batch import BatchPoolHook
 from batch_images.rules import naming
 from batch_images.rules import pool_template as pt
 from include.pipeline_runner import run_dag_test
-from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, long_tasks_when_pools_exist
 from tests.job_invariants import jobs_on_missing_pools
 
 NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
@@ -127,16 +126,6 @@ def state(value) -> str:
     return str(getattr(value, "value", value)).lower()
 
 
-def until(fn, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    return None
-
-
 def pool_json(pool_id: str) -> dict | None:
     hook = BatchPoolHook()
     try:
@@ -166,19 +155,10 @@ def nights(standin_session, tmp_path_factory, monkeypatch_module):
     if out["night1"].exit_code == 0:  # a user's job on the autoscaled serving pool
         batch.create_job(bm.BatchJobCreateOptions(id="job-auto", pool_info=bm.BatchPoolInfo(pool_id=old_auto)))
     added: dict = {}
-    checked = [0.0]
-
-    def add_long_task(log_text: str) -> bool:
-        # Once the new autoscaled pool exists, a task on the old one that outlives the roll's start.
-        if added or out["night1"].exit_code != 0 or time.time() - checked[0] < 1.0:
-            return False
-        checked[0] = time.time()
-        if naming.pool_id("autopool", V2) in {p.id for p in batch.list_pools()}:
-            scale = s.control.call("GET", "/clock").get("scale", 3000)
-            batch.create_task("job-auto", bm.BatchTaskCreateOptions(
-                id="long", command_line=f"/bin/bash -c 'sleep {int(LONG_TASK_REAL_SECONDS * scale)}'"))
-            added["at"] = time.time()
-        return False
+    # Once the new autoscaled pool exists, a task on the old one that outlives the roll's start.
+    add_long_task = long_tasks_when_pools_exist(s, batch, [naming.pool_id("autopool", V2)],
+                                                ["job-auto"] if out["night1"].exit_code == 0 else [],
+                                                LONG_TASK_REAL_SECONDS, added)
 
     out["night2"] = run_dag_test(dag_id, NIGHT2, tmp / "night2.log", env=env, pipelines_dir=tmp / "pipelines",
                                  kill_when=add_long_task)

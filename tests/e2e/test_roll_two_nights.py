@@ -21,7 +21,7 @@ import pytest
 from azure.batch import models as bm
 
 from batch_images.rules import naming
-from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, long_tasks_when_pools_exist
 from tests.job_invariants import jobs_on_missing_pools
 from include.pipeline_runner import run_dag_test
 
@@ -69,22 +69,10 @@ def two_nights(standin_session, tmp_path_factory):
         out["sched_job"] = until(lambda: next((j.id for j in batch.list_jobs() if j.id.startswith("sched-now:")),
                                               None))
     out["missing_after_night1"] = jobs_on_missing_pools(s)
-    added = {}
-    checked = [0.0]
-
-    def add_long_tasks(log_text: str) -> bool:
-        # Once the canaries exist, give each old pool's job a task that outlives the roll's start.
-        if added or time.time() - checked[0] < 1.0:
-            return False
-        checked[0] = time.time()
-        existing = {p.id for p in batch.list_pools()}
-        if all(naming.pool_id(p, V2) in existing for p in old):
-            scale = s.control.call("GET", "/clock").get("scale", 3000)
-            for prefix in old:
-                batch.create_task(f"job-{prefix}", bm.BatchTaskCreateOptions(
-                    id="long", command_line=f"/bin/bash -c 'sleep {int(LONG_TASK_REAL_SECONDS * scale)}'"))
-            added["at"] = time.time()
-        return False
+    added: dict = {}
+    # Once the canaries exist, give each old pool's job a task that outlives the roll's start.
+    add_long_tasks = long_tasks_when_pools_exist(s, batch, [naming.pool_id(p, V2) for p in old],
+                                                 [f"job-{p}" for p in old], LONG_TASK_REAL_SECONDS, added)
 
     out["night2"] = run_dag_test(dag_id, NIGHT2, tmp / "night2.log", env=env, pipelines_dir=tmp / "pipelines",
                                  kill_when=add_long_tasks)

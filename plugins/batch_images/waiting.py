@@ -74,7 +74,9 @@ class WaitingMixin:
         extra = dict(extra or {})
         if deadline is None:
             deadline = waits.budget_deadline(context, timeout, key=budget_key, logger=self.log)
-        budget = "no deadline" if deadline is None else f"{max(deadline - time.time(), 0.0):.0f} s left"
+        left = None if deadline is None else int(max(deadline - time.time(), 0.0))
+        budget = "no deadline" if left is None else (f"{left}s left of the {int(timeout)}s budget" if timeout
+                                                     else f"{left}s left")
         event = None
         if self.deferrable:
             event = waits.probe_before_defer(waiter_name, waiter_args, conn_id, deadline=deadline, logger=self.log)

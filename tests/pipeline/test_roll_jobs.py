@@ -78,6 +78,13 @@ def completed(batch, job_id: str, task_id: str):
     return wait_for(done, f"task {task_id} of job {job_id} completed")
 
 
+class TaskStateStore(dict):
+    """The task instance's ``task_state_store`` as a try sees it (get / set), kept across the tries of one test."""
+
+    def set(self, key, value):
+        self[key] = value
+
+
 def pool_gone(batch, pool_id: str) -> bool:
     return all(p.id != pool_id or state(p.state) == "deleting" for p in batch.list_pools())
 
@@ -88,9 +95,11 @@ def pool_gone(batch, pool_id: str) -> bool:
 def test_drain_moves_every_job_left_on_the_old_pool_before_deleting_it(env):
     """active_jobs: drain (the default). On the old pool when the roll starts: a long-lived job (onAllTasksComplete
     noaction, one task done, the pattern of TES / Cromwell / Nextflow), the job a job schedule made before the roll
-    moved the schedule, and a job a killed try left disabled there; on the new pool, a job a killed try moved but
-    never enabled. After the roll: the old pool is deleted, every one of those jobs is active on the new pool, the
-    result lists the moved ones, and a task added afterwards to the long-lived job runs there."""
+    moved the schedule, a job a killed try left disabled there, and a job its user disabled; on the new pool, a job a
+    killed try moved but never enabled, and a job its user disabled. The killed try's record is in the task state
+    store, as a real try leaves it. After the roll: the old pool is deleted, every one of those jobs is on the new
+    pool, active except the two the user disabled (still disabled), the result lists the moved ones, and a task
+    added afterwards to the long-lived job runs there."""
     version_id = build_image_version(env)
     spec = plan_pool(env)
     assert spec["roll"]["active_jobs"] == "drain"
@@ -110,19 +119,27 @@ def test_drain_moves_every_job_left_on_the_old_pool_before_deleting_it(env):
     batch.begin_disable_job("job-killed", bm.BatchJobDisableOptions(disable_tasks="wait")).result()
     batch.create_job(bm.BatchJobCreateOptions(id="job-half", pool_info=bm.BatchPoolInfo(pool_id=new)))
     batch.begin_disable_job("job-half", bm.BatchJobDisableOptions(disable_tasks="wait")).result()
-    wait_for(lambda: all(state(batch.get_job(j).state) == "disabled" for j in ("job-killed", "job-half")),
-             "jobs disabled")
+    for job_id, pool_id in (("job-user-paused", old), ("job-user-paused-new", new)):
+        batch.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
+        batch.begin_disable_job(job_id, bm.BatchJobDisableOptions(disable_tasks="wait")).result()
+    paused = ("job-killed", "job-half", "job-user-paused", "job-user-paused-new")
+    wait_for(lambda: all(state(batch.get_job(j).state) == "disabled" for j in paused), "jobs disabled")
+    store = TaskStateStore(jobs_disabled_by_roll=["job-killed", "job-half"])  # what the killed try recorded
 
-    result, _ = run_operator(roll(spec, old, version_id), context_for())
+    result, _ = run_operator(roll(spec, old, version_id), {**context_for(), "task_state_store": store})
 
     assert result["pool_id"] == new and result["deleted_pools"] == [old]
-    assert set(result["moved_jobs"]) == {"job-longlived", sched_job, "job-killed"}, result
+    assert set(result["moved_jobs"]) == {"job-longlived", sched_job, "job-killed", "job-user-paused"}, result
+    assert store["jobs_disabled_by_roll"] == []
     assert {"logical_pool", "version", "account", "moved_schedules", "nodes"} <= set(result)  # keys kept
     assert result["moved_schedules"] == ["sched-now"]
     assert pool_gone(batch, old)
     for job_id in ("job-longlived", sched_job, "job-killed", "job-half"):
         job = batch.get_job(job_id)
         assert (job.pool_info.pool_id, state(job.state)) == (new, "active"), (job_id, job.as_dict())
+    for job_id in ("job-user-paused", "job-user-paused-new"):  # the user's choice outlives the roll
+        job = batch.get_job(job_id)
+        assert (job.pool_info.pool_id, state(job.state)) == (new, "disabled"), (job_id, job.as_dict())
     assert jobs_on_missing_pools(env) == []
     # the long-lived job goes on: a task added after the roll runs on the new pool
     batch.create_task("job-longlived", bm.BatchTaskCreateOptions(id="after-roll", command_line="/bin/bash -c 'echo 2'"))
@@ -203,14 +220,23 @@ def test_blue_green_enables_the_formula_on_the_new_pool_and_drains_the_autoscale
 
 
 def test_in_place_on_an_autoscaled_pool_disables_empties_patches_and_enables_again(env):
-    """in_place: autoscale disabled, the pool emptied, its image patched, the formula enabled again (same id)."""
+    """in_place: autoscale disabled, the pool emptied, its image patched, the formula enabled again (same id); the
+    pool's active job is paused and enabled again, a job its user disabled stays disabled."""
     version_id = build_image_version(env)
     spec = plan_pool(env, autoscale_template())
     spec["roll"] = {**spec["roll"], "strategy": "in_place"}
     serving = make_serving(env, spec["logical_pool"], autoscale=FORMULA)
     spec["pool_id"] = serving
+    batch = env.batch()
+    for job_id in ("job-active", "job-user-paused"):
+        batch.create_job(bm.BatchJobCreateOptions(id=job_id, pool_info=bm.BatchPoolInfo(pool_id=serving)))
+    batch.begin_disable_job("job-user-paused", bm.BatchJobDisableOptions(disable_tasks="wait")).result()
     mark = env.control.requests()["last_id"]
-    result, _ = run_operator(roll(spec, serving, version_id), context_for())
+    store = TaskStateStore()
+    result, _ = run_operator(roll(spec, serving, version_id), {**context_for(), "task_state_store": store})
+    assert {j: state(batch.get_job(j).state) for j in ("job-active", "job-user-paused")} == {
+        "job-active": "active", "job-user-paused": "disabled"}
+    assert store["jobs_disabled_by_roll"] == []
     paths = [path.rsplit("/", 1)[-1] for _, path in batch_writes(env, mark) if f"/pools/{serving}" in path]
     order = [p for p in paths if p in ("disableautoscale", "resize", serving, "enableautoscale")]
     assert order.index("disableautoscale") < order.index("resize") < order.index("enableautoscale"), order

@@ -586,4 +586,5 @@ def pool_listing(pool: Any) -> dict:
             "current_dedicated_nodes": pool.current_dedicated_nodes or 0,
             "current_low_priority_nodes": pool.current_low_priority_nodes or 0,
             "target_dedicated_nodes": pool.target_dedicated_nodes or 0,
-            "target_low_priority_nodes": pool.target_low_priority_nodes or 0}
+            "target_low_priority_nodes": pool.target_low_priority_nodes or 0,
+            "enable_auto_scale": bool(pool.enable_auto_scale)}

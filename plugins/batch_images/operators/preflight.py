@@ -266,13 +266,18 @@ class PreflightOperator(BaseOperator):
 
     @staticmethod
     def _check_secret_variables(i: int, template: dict, found: checks.Findings) -> None:
-        """Every ``secret:variable/<name>`` of the template names an Airflow Variable (its value is not kept)."""
+        """Every ``secret:variable/<name>`` of the template names an Airflow Variable. The Task SDK has no exists
+        call, so the value is read: it is masked at once (as create_pool does) and not kept."""
         from airflow.sdk import Variable
+        from airflow.sdk.log import mask_secret
 
         from batch_images.rules import pool_template
 
         for name in pool_template.secret_variables(template):
-            if Variable.get(name, default=None) is None:
+            value = Variable.get(name, default=None)
+            if value is not None:
+                mask_secret(value)
+            else:
                 found.add(f"pools[{i}].template", f"secret:variable/{name}", f"no Airflow Variable {name!r} (a "
                           "secret the template refers to)", f"create it: airflow variables set {name} <value>, "
                           f"AIRFLOW_VAR_{name.upper()}, or a secrets backend")

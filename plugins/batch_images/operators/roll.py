@@ -41,6 +41,40 @@ from batch_images.rules.plan import Plan, PoolSpec, RollDecision
 STEP_TIMEOUT = 3600.0  # seconds for the waits that are not the drain (resize to zero, delete, steady)
 
 
+class JobsDisabledByRoll:
+    """The ids of the jobs this task disabled and has not enabled yet, kept in the task instance's
+    ``task_state_store`` (Airflow 3.3: kept across tries, unlike XCom, which a new try clears), so the try after a
+    killed one enables exactly those: a job a user disabled stays disabled, on whichever pool it ends up.
+
+    An id is recorded *before* its job is disabled and dropped once it is enabled again; a store that cannot be
+    written raises (the task retries, and nothing was disabled). Without a store (a bare context in a unit test) the
+    record lives for this try only.
+    """
+
+    KEY = "jobs_disabled_by_roll"
+
+    def __init__(self, context: Any) -> None:
+        self.store = context.get("task_state_store") if isinstance(context, Mapping) else None
+        value = self.store.get(self.KEY) if self.store is not None else None
+        self.ids: list[str] = [str(v) for v in value] if isinstance(value, list) else []
+
+    def __contains__(self, job_id: object) -> bool:
+        return job_id in self.ids
+
+    def add(self, job_id: str) -> None:
+        if job_id not in self.ids:
+            self._save([*self.ids, job_id])
+
+    def discard(self, job_id: str) -> None:
+        if job_id in self.ids:
+            self._save([i for i in self.ids if i != job_id])
+
+    def _save(self, ids_: list[str]) -> None:
+        if self.store is not None:
+            self.store.set(self.KEY, ids_)
+        self.ids = ids_
+
+
 def asset_uri(account: str, logical_pool: str) -> str:
     """``batch-pool://<account>/<logical pool>``: the Asset a roll of that logical pool updates."""
     return f"batch-pool://{account}/{logical_pool}"
@@ -357,9 +391,11 @@ class RollPoolOperator(ArmWaitingOperator):
         hook.enable_auto_scale(pool_id, scale.formula, scale.evaluation_interval)
 
     @staticmethod
-    def disable_autoscale(hook: Any, pool_id: str) -> None:
-        """Disable autoscale on a pool about to be emptied (Batch refuses a resize while it is enabled)."""
-        if hook.auto_scale_enabled(pool_id):
+    def disable_autoscale(hook: Any, pool_id: str, listing: Mapping[str, Any] | None = None) -> None:
+        """Disable autoscale on a pool about to be emptied (Batch refuses a resize while it is enabled); ``listing``:
+        the pool as :meth:`BatchPoolHook.pool_listing` read it just now (saves a GET)."""
+        enabled = listing.get("enable_auto_scale") if listing is not None else hook.auto_scale_enabled(pool_id)
+        if enabled:
             hook.disable_auto_scale(pool_id)
 
     def set_metadata(self, hook: Any, pool_id: str, changes: Mapping[str, str | None]) -> None:
@@ -410,7 +446,7 @@ class RollPoolOperator(ArmWaitingOperator):
         old = [p for p in pools if p.pool_id != new_id and p.role in (naming.ROLE_SERVING, naming.ROLE_DRAINING)]
         old_ids = [p.pool_id for p in old]
         moved_schedules = self.move_schedules(hook, old_ids, new_id)
-        moved_jobs, drained_jobs = self.handle_active_jobs(hook, old_ids, new_id, spec.roll.active_jobs)
+        moved_jobs, drained_jobs = self.handle_active_jobs(context, hook, old_ids, new_id, spec.roll.active_jobs)
         now = roll.iso(_now())
         # New pool serving first: a crash in between leaves two serving pools, and the newest wins (rules/roll.py).
         self.set_metadata(hook, new_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
@@ -470,7 +506,7 @@ class RollPoolOperator(ArmWaitingOperator):
             moved.append(sched["id"])
         return moved
 
-    def handle_active_jobs(self, hook: Any, old_ids: Sequence[str], new_id: str, mode: str,
+    def handle_active_jobs(self, context: Any, hook: Any, old_ids: Sequence[str], new_id: str, mode: str,
                            disable_tasks: str = "wait") -> tuple[list[str], list[str]]:
         """``move``: disable (``disable_tasks``), PATCH poolInfo, enable each job on an old pool. ``drain``: leave
         them. Returns (moved job ids, job ids left to drain). A job a killed try left disabled is picked up."""
@@ -480,32 +516,40 @@ class RollPoolOperator(ArmWaitingOperator):
             for j in jobs:
                 self.log.info("Job %s stays on %s until it finishes (active_jobs: drain)", j["id"], j["pool_id"])
             return [], [j["id"] for j in jobs]
-        return self.move_jobs_off(hook, old_ids, new_id, disable_tasks), []
+        return self.move_jobs_off(context, hook, old_ids, new_id, disable_tasks), []
 
-    def move_jobs_off(self, hook: Any, old_ids: Sequence[str], new_id: str, disable_tasks: str = "wait") -> list[str]:
+    def move_jobs_off(self, context: Any, hook: Any, old_ids: Sequence[str], new_id: str,
+                      disable_tasks: str = "wait") -> list[str]:
         """Move every job not completed (active, disabling, disabled) whose ``poolInfo.poolId`` names one of
         ``old_ids`` to ``new_id`` (:meth:`move_job`), jobs a job schedule made before its move included; then enable
-        the jobs a killed try left disabled on ``new_id`` (moved, not yet enabled). Returns the ids moved now.
+        the jobs a killed try disabled and moved but did not enable (:class:`JobsDisabledByRoll`). A job a user had
+        disabled is moved and stays disabled. Returns the ids moved now.
 
         Called before an old pool is deleted (after its drain, and again just before the delete), so no job is left
         naming a deleted pool: a long-lived job (``onAllTasksComplete: noaction``, tasks added for days) would
         otherwise never run a task again."""
+        disabled = JobsDisabledByRoll(context)
         old_lower = {p.lower() for p in old_ids}
         jobs = hook.list_active_jobs()
         moving = [j for j in jobs if (j.get("pool_id") or "").lower() in old_lower]
         for j in moving:
-            self.move_job(hook, j, new_id, disable_tasks)
+            self.move_job(hook, j, new_id, disable_tasks, disabled)
         for j in jobs:
-            if (j.get("pool_id") or "").lower() == new_id.lower() and j.get("state") == "disabled":
+            if j["id"] in disabled and (j.get("pool_id") or "").lower() == new_id.lower() \
+                    and j.get("state") == "disabled":
                 hook.enable_job(j["id"])
+                disabled.discard(j["id"])
         return [j["id"] for j in moving]
 
     @staticmethod
     def _add_moved(state: dict, moved: Sequence[str]) -> dict:
         return {**state, "moved_jobs": list(dict.fromkeys([*(state.get("moved_jobs") or []), *moved]))}
 
-    def move_job(self, hook: Any, job: dict, new_id: str, disable_tasks: str) -> None:
+    def move_job(self, hook: Any, job: dict, new_id: str, disable_tasks: str, disabled: JobsDisabledByRoll) -> None:
+        """Disable (when active), wait until disabled, PATCH ``poolInfo`` to ``new_id``, enable if the roll disabled
+        it (``disabled`` records it first)."""
         if job.get("state") == "active":
+            disabled.add(job["id"])
             hook.disable_job(job["id"], disable_tasks)
         deadline = time.time() + STEP_TIMEOUT
         while True:  # disabling -> disabled once running tasks finished (wait) or were requeued
@@ -515,10 +559,16 @@ class RollPoolOperator(ArmWaitingOperator):
             if time.time() > deadline:
                 raise AirflowException(f"job {job['id']} still {state} after {STEP_TIMEOUT:.0f} s")
             time.sleep(min(self.poll_interval, 5.0))
-        if state is None:
+        if state is None:  # deleted meanwhile
+            disabled.discard(job["id"])
             return
         hook.set_job_pool(job["id"], new_id)
+        if job["id"] not in disabled:
+            self.log.info("Job %s moved from %s to %s; left disabled, as it was before the roll", job["id"],
+                          job.get("pool_id"), new_id)
+            return
         hook.enable_job(job["id"])
+        disabled.discard(job["id"])
         self.log.info("Job %s moved from %s to %s", job["id"], job.get("pool_id"), new_id)
 
     def next_old(self, context: Any, hook: Any, state: dict) -> Any:
@@ -549,12 +599,12 @@ class RollPoolOperator(ArmWaitingOperator):
             if status == "timeout":
                 return self.drain_timed_out(context, hook, state, event)
             self.check_event(event, f"draining pool {pool_id}")
-            state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"]))
+            state = self._add_moved(state, self.move_jobs_off(context, hook, [pool_id], state["new"]))
             return self.empty_and_delete(context, hook, state)
         if phase == "emptied":
             self.check_event(event, f"resizing pool {pool_id} to zero")
             # a job a user put on the old pool meanwhile: moved too (the pool has no node: nothing runs there)
-            state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"]))
+            state = self._add_moved(state, self.move_jobs_off(context, hook, [pool_id], state["new"]))
             hook.delete_pool(pool_id)
             return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
         if phase == "deleted":
@@ -574,7 +624,7 @@ class RollPoolOperator(ArmWaitingOperator):
         if current is None:
             state["deleted"] = [*state["deleted"], pool_id]
             return self.next_old(context, hook, state)
-        self.disable_autoscale(hook, pool_id)
+        self.disable_autoscale(hook, pool_id, current)
         if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0:
             if (current.get("allocation_state") or "").lower() == "steady":
                 hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
@@ -591,7 +641,7 @@ class RollPoolOperator(ArmWaitingOperator):
                 f"{state['new']} serves. Clear this task (or let the next run) finish the drain.")
         self.log.warning("Pool %s did not drain in time (%s): requeueing its work on %s and deleting it "
                          "(on_drain_timeout: requeue)", pool_id, message, state["new"])
-        state = self._add_moved(state, self.move_jobs_off(hook, [pool_id], state["new"], "requeue"))
+        state = self._add_moved(state, self.move_jobs_off(context, hook, [pool_id], state["new"], "requeue"))
         hook.delete_pool(pool_id)  # its running tasks are requeued by Batch
         return self.bwait(context, "batch_pool_gone", {"pool_id": pool_id}, "deleted", state)
 
@@ -607,16 +657,19 @@ class RollPoolOperator(ArmWaitingOperator):
             self.log.info("Pool %s already on %s: growing it back if needed", pool_id, d.image_version_id)
             return self.in_place_grow(context, hook, {"new": pool_id, "old": [], "deleted": [], "drained_jobs": [],
                                                        "moved_schedules": [], "moved_jobs": [], "current": pool_id})
-        # Stop new work: disable the pool's jobs with "wait" (running tasks finish), then empty the pool.
+        # Stop new work: disable the pool's jobs with "wait" (running tasks finish), then empty the pool. Only the
+        # jobs the roll disabled (this try or a killed one) are enabled again; a job a user disabled stays so.
+        disabled = JobsDisabledByRoll(context)
         jobs = [j for j in hook.list_active_jobs() if (j.get("pool_id") or "").lower() == pool_id.lower()]
         for j in jobs:
             if j.get("state") == "active":
+                disabled.add(j["id"])
                 hook.disable_job(j["id"], "wait")
         state = {"new": pool_id, "old": [], "deleted": [], "drained_jobs": [], "moved_schedules": [],
-                 "moved_jobs": [], "paused_jobs": [j["id"] for j in jobs], "current": pool_id}
+                 "moved_jobs": [], "paused_jobs": [j["id"] for j in jobs if j["id"] in disabled], "current": pool_id}
         self.log.info("In-place roll of %s: jobs %s paused; running tasks finish, then the pool empties (downtime "
                       "starts)", pool_id, ", ".join(state["paused_jobs"]) or "(none)")
-        self.disable_autoscale(hook, pool_id)
+        self.disable_autoscale(hook, pool_id, current)
         if current["target_dedicated_nodes"] + current["target_low_priority_nodes"] > 0 and \
                 (current.get("allocation_state") or "").lower() == "steady":
             hook.resize_pool(pool_id, 0, 0, node_deallocation_option="taskcompletion")
@@ -651,10 +704,12 @@ class RollPoolOperator(ArmWaitingOperator):
             return self.in_place_grow(context, hook, state)
         if phase == "inplace_steady":
             self.check_event(event, f"growing pool {pool_id} back")
+            disabled = JobsDisabledByRoll(context)
             for job_id in state.get("paused_jobs") or []:
                 job = hook.get_job_json(job_id)
                 if job and job.get("state") == "disabled":
                     hook.enable_job(job_id)
+                disabled.discard(job_id)
             self.set_metadata(hook, pool_id, {naming.TAG_ROLE: naming.ROLE_SERVING, naming.TAG_LEASE: None,
                                               naming.TAG_SERVING_SINCE: roll.iso(_now())})
             return self.verify(context, hook, state)

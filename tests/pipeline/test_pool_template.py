@@ -220,3 +220,29 @@ def test_preflight_evaluates_the_templates_formula_on_the_autoscaled_serving_poo
     measured = write_counts(env)
     assert measured["write_attempts"] == 0 and measured["writes"] == 0, measured
     assert env.batch().get_pool(serving).auto_scale_formula == "$TargetDedicatedNodes = 1;"  # unchanged
+
+
+def test_an_adopted_pool_made_through_arm_keeps_its_arm_tags_in_the_plan(env):
+    """A pool made by hand through ARM with tags on the pool resource, then adopt_pool_id: the data plane does not
+    return ARM tags, so preflight reads them with ARM's Pool_Get; the plan's template carries them (the next pool is
+    then made through ARM with the same tags)."""
+    from batch_images.hooks.batch_mgmt import BatchManagementHook
+    from batch_images.rules import arm_pool_body
+    from tests.serving_pools import UBUNTU
+
+    build_image_version(env)
+    cfg = _cfg(env, adopt_pool_id="byhand")
+    cfg["pools"][0].pop("template", None)
+    account_id = cfg["pools"][0]["batch_account_id"]
+    body = {"vmSize": "Standard_D2s_v3", "targetDedicatedNodes": 1, "taskSlotsPerNode": 2,
+            "virtualMachineConfiguration": {"imageReference": UBUNTU, "nodeAgentSKUId": "batch.node.ubuntu 22.04"}}
+    hook = BatchManagementHook()
+    try:
+        assert hook.create_pool(account_id, "byhand", arm_pool_body.arm_pool_body(
+            body, tags={"cost-center": "research", "owner": "genomics"}))
+    finally:
+        hook.close_sync()
+    plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=cfg)).execute(context_for())
+    template = plan["pools"][0]["template"]
+    assert template["tags"] == {"cost-center": "research", "owner": "genomics"}
+    assert template["taskSlotsPerNode"] == 2 and template["vmSize"] == "Standard_D2s_v3"

@@ -249,7 +249,8 @@ class PreflightOperator(BaseOperator):
                 hook.close_sync()
             template = pool.pool_template
             if pool.adopt_pool_id is not None:
-                template = pool_template.template_from_pool(serving_json)
+                template = pool_template.template_from_pool(serving_json, self._arm_pool_tags(
+                    arm, pool.batch_account_id, serving_json["id"]))
                 for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
                     found.add_error(err)
                 adopted[i] = template
@@ -263,6 +264,17 @@ class PreflightOperator(BaseOperator):
                                     "replaces it with the template):\n  " + "\n  ".join(lines) if lines
                                     else "matches the template")))
         return adopted
+
+    @staticmethod
+    def _arm_pool_tags(arm: Any, batch_account_id: str, pool_id: str) -> dict | None:
+        """The ARM ``tags`` of an adopted pool's resource (one ARM Pool_Get): the data plane does not return them."""
+        from batch_images.hooks.batch_mgmt import BatchManagementHook
+
+        mgmt = BatchManagementHook(azure_conn_id=arm.conn_id)
+        try:
+            return (mgmt.get_pool(batch_account_id, pool_id) or {}).get("tags")
+        finally:
+            mgmt.close_sync()
 
     @staticmethod
     def _check_secret_variables(i: int, template: dict, found: checks.Findings) -> None:

@@ -350,13 +350,16 @@ def start_task_body(command_line: str, wait_for_success: bool, max_task_retry_co
             "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin" if elevated else "nonadmin"}}}
 
 
-def template_from_pool(get_json: Mapping[str, Any]) -> dict:
+def template_from_pool(get_json: Mapping[str, Any], arm_tags: Mapping[str, str] | None = None) -> dict:
     """An existing pool's spec (``GET /pools/{id}`` JSON) as a template: read-only properties, owned fields and the
     pipeline's metadata entries removed; every other property kept as Batch returned it, and its user-assigned
     identities (read-only on the data plane) as the template's ARM ``identity``. The pool resource's ARM tags are
-    not in that JSON and are not carried over; nor are secrets (user account passwords, mount keys), which Batch does
-    not return and which must not reach the plan: describe such a pool with ``template`` and secret references."""
+    not in that JSON: pass them as ``arm_tags`` (ARM's Pool_Get ``tags``) to carry them over (the next pool is then
+    made through ARM). Secrets (user account passwords, mount keys) are not carried over: they must not reach the
+    plan; describe such a pool with ``template`` and secret references."""
     body = without_secrets({k: v for k, v in get_json.items() if k not in READ_ONLY_POOL_PROPERTIES})
+    if arm_tags:
+        body["tags"] = dict(arm_tags)
     identity = arm_pool_body.arm_identity((get_json.get("identity") or {}).get("userAssignedIdentities") or None,
                                           "identity")
     if identity:  # the data plane reads it back as a list; the next pool gets it through ARM

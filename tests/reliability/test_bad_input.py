@@ -520,6 +520,11 @@ PREFLIGHT_CASES = [
     PreflightCase("template-formula-batch-refuses", _formula_on_autoscaled_serving_pool,
                   "pools[0].template.autoScaleFormula", BAD_FORMULA, "AutoScalingFormulaSyntaxError",
                   "correct the formula"),
+    PreflightCase("template-setting-the-image-cannot-run",
+                  lambda standin, cfg, env: _template(virtualMachineConfiguration={
+                      "windowsConfiguration": {"enableAutomaticUpdates": False}})(cfg),
+                  "pools[0].template.virtualMachineConfiguration.windowsConfiguration", "enableAutomaticUpdates",
+                  "the image is Linux", "remove windowsConfiguration"),
 ]
 
 

@@ -287,7 +287,8 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
 
     def list_supported_images(self, filter: str | None = None) -> list[dict]:
         """``GET /supportedimages`` as plain dicts: ``{node_agent_sku_id, os_type, verification_type,
-        batch_support_end_of_life, publisher, offer, sku, version}``."""
+        batch_support_end_of_life, publisher, offer, sku, version, capabilities}`` (``capabilities``: Batch's list,
+        e.g. ``["DockerCompatible"]``, empty when it lists none)."""
         out = []
         for img in self.connection.list_supported_images(filter=filter):
             ref = img.image_reference
@@ -301,6 +302,7 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
                 "offer": getattr(ref, "offer", None),
                 "sku": getattr(ref, "sku", None),
                 "version": getattr(ref, "version", None),
+                "capabilities": list(img.capabilities or []),
             })
         return out
 

@@ -167,9 +167,9 @@ class PreflightOperator(BaseOperator):
                                                      explicit_version=bool(options.version))
         else:
             source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
-        agent = None
+        agent, capabilities = None, []
         if source is not None and source.base_ok:  # else already reported: not a first-party marketplace image
-            agent = self._node_agent(cfg, source, found)
+            agent, capabilities = self._node_agent(cfg, source, found)
         checks.check_image_definition_config(cfg, source, found)
         gallery = arm.find_resource(cfg.gallery_id)
         definition = arm.find_resource(cfg.image_definition_id) if gallery is not None else None
@@ -190,6 +190,8 @@ class PreflightOperator(BaseOperator):
             found.add_error(err)
         pool_ids = checks.check_pool_ids(cfg, version, found)
         adopted = self._pool_templates(cfg, found, arm, account_regions)
+        if source is not None:
+            _check_image_fit(cfg, adopted, source, capabilities, found)
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \
@@ -423,8 +425,10 @@ class PreflightOperator(BaseOperator):
         return checks.VmFacts(vm_id=vm_id, vm=vm, extensions=extensions, os_disk=os_disk, os_disk_missing=missing,
                               data_disk_sizes=sizes)
 
-    def _node_agent(self, cfg: PipelineConfig, source: checks.SourceFacts, found: checks.Findings) -> str | None:
-        """Batch's supported images (through the first pool's connection), checked against the VM's base image."""
+    def _node_agent(self, cfg: PipelineConfig, source: checks.SourceFacts,
+                    found: checks.Findings) -> tuple[str | None, list[str]]:
+        """Batch's supported images (through the first pool's connection), checked against the VM's base image:
+        (the node agent SKU or None, Batch's capabilities of the base image)."""
         from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
 
         conn_id = cfg.pools[0].batch_conn_id
@@ -432,14 +436,15 @@ class PreflightOperator(BaseOperator):
             images = BatchPoolHook(conn_id).list_supported_images()
         except AirflowNotFoundException:
             found.add("pools[0].batch_conn_id", conn_id, checks.NO_BATCH_CONN, checks.NO_BATCH_CONN_FIX)
-            return None
+            return None, []
         override = self.node_agent_sku_id or cfg.node_agent_sku_id
         agent = checks.check_supported_image(source, images, conn_id, override, found)
         if agent is not None:  # Batch's retirement date of that agent: warn under 90 days, refuse once passed
             checks.check_node_agent_end_of_life(
                 agent, images, datetime.now(timezone.utc).date(), "node_agent_sku_id" if override else source.field,
                 override or source.config_value, found)
-        return agent
+        match = next((i for i in images if checks.image_key(i) == checks.image_key(source.base_image)), None)
+        return agent, list((match or {}).get("capabilities") or [])
 
     @staticmethod
     def _batch_registration(arm, cfg: PipelineConfig) -> str | None:
@@ -473,6 +478,22 @@ class PreflightOperator(BaseOperator):
             url, url_error = None, err
         return checks.PoolFacts(account=account, uses_shared_key=hook.uses_shared_key, account_url=url,
                                 account_url_error=url_error, describe=hook.describe())
+
+
+def _check_image_fit(cfg: PipelineConfig, adopted: dict[int, dict], source: checks.SourceFacts,
+                     capabilities: list[str], found: checks.Findings) -> None:
+    """Per logical pool: template settings the image's OS cannot run are problems, a container setting on a base Batch
+    does not list as DockerCompatible a warning (:mod:`batch_images.rules.pool_image_fit`)."""
+    from batch_images.rules import pool_image_fit
+
+    for i, pool in enumerate(cfg.pools):
+        template = adopted.get(i, pool.pool_template) or {}
+        field = f"pools[{i}]." + ("adopt_pool_id" if i in adopted else
+                                  "template_file" if pool.template_file is not None else "template")
+        found.extend(pool_image_fit.image_fit_problems(template, source.os_type, field))
+        warning = pool_image_fit.container_warning(template, capabilities, source.lineage)
+        if warning:
+            found.warning(f"Logical pool {pool.pool_id_prefix}: {warning}")
 
 
 def _with_target_regions(cfg: PipelineConfig, extra_regions: list[str]) -> PipelineConfig:

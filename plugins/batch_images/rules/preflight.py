@@ -271,7 +271,8 @@ def check_source_vm(facts: VmFacts, findings: Findings) -> SourceFacts | None:
 # -- Batch's supported images and the node agent ----------------------------------------------------------------
 
 
-def _image_key(image: Mapping[str, Any]) -> tuple[str, str, str]:
+def image_key(image: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(publisher, offer, sku) lower-cased: how Batch's supported images and a base image are matched."""
     return (str(image["publisher"]).lower(), str(image["offer"]).lower(), str(image["sku"]).lower())
 
 
@@ -283,7 +284,7 @@ def check_supported_image(source: SourceFacts, images: Sequence[Mapping[str, Any
     base = source.base_image
     key = tuple(str(base.get(k) or "").lower() for k in ("publisher", "offer", "sku"))
     lineage = source.lineage
-    match = next((i for i in images if _image_key(i) == key), None)
+    match = next((i for i in images if image_key(i) == key), None)
     if match is None:
         same = sorted({f"{i['publisher']}:{i['offer']}:{i['sku']}" for i in images
                        if str(i["publisher"]).lower() == key[0]})
@@ -314,7 +315,7 @@ def check_supported_image(source: SourceFacts, images: Sequence[Mapping[str, Any
                      f"it is a node agent for {'/'.join(sorted(agent_os))} images, but the image is "
                      f"{source.os_type} ({lineage})", fix)
         return None
-    if not any(_image_key(i) == key for i in agent_images):
+    if not any(image_key(i) == key for i in agent_images):
         findings.add("node_agent_sku_id", override,
                      f"Batch does not pair this node agent with the base image {lineage} (it pairs it with "
                      f"{', '.join(sorted({i['offer'] + ':' + i['sku'] for i in agent_images})[:4])})", fix)

@@ -14,6 +14,7 @@ from ..core.errors import (
     AccountNotFound, AuthenticationFailed, ConditionNotMet, InvalidPropertyValue, InvalidQueryParameterValue,
     InvalidRequestBody, MissingRequiredProperty, OutOfRangeQueryParameterValue,
 )
+from . import resource_skus
 
 # -- accounts ----------------------------------------------------------------------------------------
 
@@ -84,7 +85,14 @@ _SIZE_RE = re.compile(r"^standard_([a-z]+?)(\d+)([a-z]*)(?:_(?!v\d+$)[a-z]+\d+)?
 
 
 def vm_size_info(vm_size: str) -> tuple[int, str] | None:
-    """(vCPUs, quota family name) of a VM size; None when the name is not a VM size Batch knows."""
+    """(vCPUs, quota family name) of a VM size; None when the name is not a VM size Batch knows.
+
+    Sizes in the VM size table (resource_skus.py) answer from it, the one source of vCPUs and families; the name
+    rules below cover the sizes the table does not list (it is not Azure's whole catalogue: a pool of
+    Standard_E4s_v5 is still accepted, its cores counted from the name)."""
+    facts = resource_skus.size_facts(vm_size)
+    if facts is not None:
+        return facts["vcpus"], facts["family"]
     s = (vm_size or "").strip().lower()
     m = _SIZE_RE.match(s)
     if not m:

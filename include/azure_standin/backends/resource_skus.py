@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.errors import SkuNotAvailable
 from .arm_common import REGIONS, canonical_region
 
 KIND_RESTRICTION = "sku_restriction"
@@ -210,6 +211,21 @@ def offered(ctx, sub: str, name: str | None, location: str | None) -> bool | Non
         return False
     r = restriction(ctx, sub, loc, s.name) if ctx is not None else None
     return not (r and r.get("type") == "Location")
+
+
+def require_offered(ctx, sub: str, resource_id: str, name: str | None, location: str | None,
+                    zones: list[str] | None = None) -> None:
+    """A VM create's size check: raises SkuNotAvailable (409) when the size is not offered in the region, the
+    subscription has a Location restriction there, or a Zone restriction covers a zone the VM asks for. Sizes the
+    table does not list pass (not judged)."""
+    loc = canonical_region(location)
+    zones = [str(z) for z in zones or []]
+    ok = offered(ctx, sub, name, loc)
+    if ok is None:
+        return
+    r = restriction(ctx, sub, loc, str(name))
+    if not ok or (r and r.get("type") == "Zone" and set(zones) & set(r.get("zones") or [])):
+        raise SkuNotAvailable(resource_id, loc, zones, sub)
 
 
 # -- the wire answer -----------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ Subscription restrictions (Azure's ``NotAvailableForSubscription``, by location 
 tests and the demo set them through the control API (responses/arm.py ``/_control/arm/sku_restrictions``), stored
 as documents of kind ``sku_restriction``.
 
-A size the table does not list is not refused by the rules here (the table covers the sizes the project uses, not
-Azure's whole catalogue); `offered` answers None for it.
+The table covers the sizes the project uses (and a few for the rules: Gen1-only, confidential, no Trusted Launch,
+resource / cache disks), not Azure's whole catalogue: Batch refuses a size it does not list on add, as a size it does
+not know (batch_common.vm_size_info); the ARM VM create does not judge it (`offered` answers None).
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from ..core.errors import (
     AccountNotFound, AuthenticationFailed, ConditionNotMet, InvalidPropertyValue, InvalidQueryParameterValue,
     InvalidRequestBody, MissingRequiredProperty, OutOfRangeQueryParameterValue,
 )
+from . import resource_skus
 
 # -- accounts ----------------------------------------------------------------------------------------
 
@@ -63,52 +64,11 @@ def quotas(acct: dict) -> dict:
 
 # -- VM sizes ------------------------------------------------------------------------------------------
 
-# Sizes whose vCPU count is not the number in the name.
-_CORES_TABLE = {
-    "standard_a1": 1, "standard_a2": 2, "standard_a3": 4, "standard_a4": 8,
-    "standard_a1_v2": 1, "standard_a2_v2": 2, "standard_a4_v2": 4, "standard_a8_v2": 8,
-    "standard_a2m_v2": 2, "standard_a4m_v2": 4, "standard_a8m_v2": 8,
-    "standard_d1_v2": 1, "standard_d2_v2": 2, "standard_d3_v2": 4, "standard_d4_v2": 8, "standard_d5_v2": 16,
-    "standard_d11_v2": 2, "standard_d12_v2": 4, "standard_d13_v2": 8, "standard_d14_v2": 16, "standard_d15_v2": 20,
-    "standard_ds1_v2": 1, "standard_ds2_v2": 2, "standard_ds3_v2": 4, "standard_ds4_v2": 8, "standard_ds5_v2": 16,
-    "standard_ds11_v2": 2, "standard_ds12_v2": 4, "standard_ds13_v2": 8, "standard_ds14_v2": 16,
-    "standard_f1": 1, "standard_f2": 2, "standard_f4": 4, "standard_f8": 8, "standard_f16": 16,
-    "standard_nc6": 6, "standard_nc12": 12, "standard_nc24": 24,
-}
-_FAMILY_TABLE = {
-    "standard_a": "standardA0_A7Family",
-    "standard_d_v2": "standardDv2Family", "standard_ds_v2": "standardDSv2Family",
-    "standard_f": "standardFFamily", "standard_nc": "standardNCFamily",
-}
-_SIZE_RE = re.compile(r"^standard_([a-z]+?)(\d+)([a-z]*)(?:_(?!v\d+$)[a-z]+\d+)?(?:_v(\d+))?$")
-
-
 def vm_size_info(vm_size: str) -> tuple[int, str] | None:
-    """(vCPUs, quota family name) of a VM size; None when the name is not a VM size Batch knows."""
-    s = (vm_size or "").strip().lower()
-    m = _SIZE_RE.match(s)
-    if not m:
-        return None
-    series, num, feats, ver = m.group(1), int(m.group(2)), m.group(3), m.group(4)
-    if series not in ("a", "b", "d", "ds", "e", "f", "fs", "l", "m", "nc", "nd", "nv", "hb", "hc", "h", "dc", "ec",
-                      "g", "gs"):
-        return None
-    if series in ("ds", "fs"):          # old names: Standard_DS2_v2, Standard_FS4
-        series, feats = series[0], "s" + feats
-    cores = _CORES_TABLE.get(s, num)
-    if cores <= 0:
-        return None
-    if ver is None and series in ("a", "f", "nc"):
-        family = _FAMILY_TABLE.get(f"standard_{series}", f"standard{series.upper()}Family")
-    elif ver == "2" and series == "f":
-        family = "standardFSv2Family" if "s" in feats else "standardFv2Family"
-    elif ver == "2" and series == "d":
-        family = _FAMILY_TABLE["standard_ds_v2" if "s" in feats else "standard_d_v2"]
-    elif ver == "2" and series == "a":
-        family = "standardAv2Family"
-    else:
-        family = f"standard{series.upper()}{feats.upper()}v{ver or 1}Family"
-    return cores, family
+    """(vCPUs, quota family name) of a VM size, from the VM size table (resource_skus.py, the one source of vCPUs
+    and families); None when the table does not list it, which Batch refuses on add as not a VM size it knows."""
+    facts = resource_skus.size_facts(vm_size)
+    return (facts["vcpus"], facts["family"]) if facts is not None else None
 
 
 # -- time, ETags ------------------------------------------------------------------------------------

@@ -10,6 +10,10 @@ Rules applied on add from ``virtualMachineImageId`` (what is decided synchronous
 * agent SKU OS != image OS                -> 400 InvalidPropertyValue (nodeAgentSKUId)
 * no replica in the account's region      -> 400 InvalidPropertyValue (virtualMachineImageId)
 * replica in region not Completed yet     -> accepted; allocation fails: resizeErrors AllocationFailed, 0 nodes
+* vmSize cannot boot the image's Hyper-V
+  generation, or is not offered in the
+  account's region (resource_skus table)  -> accepted; allocation fails: resizeErrors AllocationFailed, 0 nodes
+                                             (backends/batch_hardware.py)
 * base marketplace lineage not supported
   by the agent SKU                        -> accepted (Batch cannot see a gallery image's lineage); every
                                              node ends ``unusable`` with a node error
@@ -34,7 +38,7 @@ from ..core.errors import (
     InvalidPropertyValue, MissingRequiredProperty, NodeNotFound, OperationInvalidForCurrentState, PoolBeingDeleted,
     PoolBeingResized, PoolExists, PoolNotFound, PoolQuotaReached, TooManyEnableAutoScaleRequests, UnknownProperty,
 )
-from . import autoscale, network
+from . import autoscale, batch_hardware, network
 from . import batch_nodes as nodes
 from .arm_common import T_GALLERY_IMAGE_VERSION, id_is
 from . import supported_images
@@ -226,7 +230,8 @@ def _check_image(ctx, acct: dict, vmc: Any, auth_scheme: str | None) -> dict:
                                    f"The node agent SKU '{agent}' is not compatible with the image {pub}:{offer}:{sku}; "
                                    f"that image requires '{expected}'.")
     return {"kind": "marketplace", "os_type": agent_os, "blocked": None, "lineage": None,
-            "exact_version": None}
+            "exact_version": None,
+            "hyper_v_generation": batch_hardware.marketplace_generation(ctx, acct, pub, offer, sku)}
 
 
 def _version_name(resource_id: str | None) -> str | None:
@@ -265,7 +270,7 @@ def _gallery_image(ctx, acct: dict, image_id: str, agent: str, agent_os: str) ->
     exact = _version_name(v.get("id") or image_id)
     return {"kind": "gallery", "os_type": os_type or agent_os, "version_id": v.get("id") or image_id,
             "requested_id": image_id, "blocked": record, "lineage": lineage, "exact_version": exact,
-            "security_type": v.get("security_type")}
+            "security_type": v.get("security_type"), "hyper_v_generation": v.get("hyper_v_generation")}
 
 
 # The definition SecurityType feature values that can make VMs of each pool securityType (GalleryRP spec values).
@@ -361,6 +366,7 @@ def _refresh_image(ctx, acct: dict, pool: dict) -> dict:
         return image
     # a virtualMachineImageId without a version floats: a later scale-out may get a newer version
     image["version_id"] = v.get("id") or image["requested_id"]
+    image["hyper_v_generation"] = v.get("hyper_v_generation")
     if _version_name(image["version_id"]):
         image["exact_version"] = _version_name(image["version_id"])
     try:
@@ -463,8 +469,10 @@ def _new_segment(ctx, account: str, acct: dict, pool: dict, t: float, want: int,
            "st_retries": int((st or {}).get("maxTaskRetryCount") or 0),
            "start_task_body": st, "exact_version": image.get("exact_version")}
     end = t + seg["dur"]
-    if image.get("blocked"):
-        b = image["blocked"]
+    # the image's own block (replication, purchase plan) first, then the VM size's (generation, region)
+    b = image.get("blocked") or batch_hardware.allocation_block(ctx, acct, pool["id"], pool.get("vmSize"),
+                                                                image.get("hyper_v_generation"))
+    if b:
         seg["granted"] = 0
         errors.append({"code": b["code"], "message": b["message"].replace("dedicated", kind_word),
                        "values": b.get("values") or []})

@@ -18,6 +18,7 @@ from ..core.errors import (
     ArmError, ImageNotFound, InvalidParameter, OperationNotAllowed, RequiredParameterMissing, ResourceNotFound,
 )
 from . import marketplace as _marketplace
+from . import resource_skus as _resource_skus
 from .arm_common import (
     T_VM, T_VM_EXTENSION, advance_provisioning, arm_id, canonical_region, check_location, get_in_rg, list_in,
     lro_fault, new_uuid, require_rg, start_lro,
@@ -324,6 +325,7 @@ def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict
     vm_size = (props.get("hardwareProfile") or {}).get("vmSize")
     if not vm_size:
         raise RequiredParameterMissing("hardwareProfile.vmSize")
+    _resource_skus.require_offered(ctx, sub, vid, vm_size, loc, req.get("zones"))
     storage = props.get("storageProfile") or {}
     ref = storage.get("imageReference") or {}
     if not all(ref.get(k) for k in ("publisher", "offer", "sku", "version")):

@@ -186,6 +186,20 @@ class PropertyChangeNotAllowed(_ArmCoded):
         super().__init__(f"Changing property '{prop}' is not allowed.")
 
 
+class SkuNotAvailable(_ArmCoded):
+    """409 (verified wording: Azure/pcs-cli#147, azuredevcollege/trainingdays#84, MicrosoftDocs/azure-docs-cli#599;
+    the 409 status: Azure-Samples/azuresandbox#70): a VM size the subscription cannot create in that region or
+    zone."""
+
+    STATUS = 409
+
+    def __init__(self, resource_id: str, location: str, zones: list[str], subscription: str):
+        super().__init__(f"The requested size for resource '{resource_id}' is currently not available in location "
+                         f"'{location}' zones '{','.join(zones)}' for subscription '{subscription}'. Please try another "
+                         "size or deploy to a different location or zones. See https://aka.ms/azureskunotavailable for "
+                         "details.")
+
+
 class CannotDeleteResource(_ArmCoded):
     STATUS = 409
 

@@ -26,10 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..backends import batch_accounts, disks, images, marketplace, network, resources, vms
+from ..backends import batch_accounts, disks, images, marketplace, network, resource_skus, resources, vms
 from ..backends import gallery as g
 from ..backends.arm_common import parse_id
-from ..core.errors import ResourceNotFound
+from ..core.errors import InvalidParameter, ResourceNotFound
 from . import arm_lro
 from .routing import ApiRequest, json_response, op_route
 
@@ -249,6 +249,25 @@ def vmimage_get(ctx, req):
     return json_response(marketplace.get_version(ctx, *_vmimage_names(req), _p(req, "version")))
 
 
+# --- resource SKUs (subscription scope, read-only) ----------------------------------------------------------
+
+_SKU_FILTER = re.compile(r"^\s*location\s+eq\s+'([^']*)'\s*$", re.IGNORECASE)
+
+
+def skus_list(ctx, req):
+    """ResourceSkus_List (api-version 2021-07-01): {value: [...]} of the subscription, one region with
+    ``$filter=location eq '<region>'`` (the only filter the spec documents), every region without one. No
+    nextLink: the table fits one page."""
+    flt = req.q("$filter")
+    location = None
+    if flt:
+        m = _SKU_FILTER.match(flt)
+        if m is None:  # the message is a guess; the spec only documents the location filter
+            raise InvalidParameter(f"The filter '{flt}' is not supported. Supported filter: location eq '<location>'.")
+        location = m.group(1)
+    return _list(resource_skus.skus_for(location, ctx, _p(req, "subscription_id")))
+
+
 # --- tracked resources: one table, one set of handlers -----------------------------------------------
 
 @dataclass(frozen=True)
@@ -391,6 +410,7 @@ ROUTES: list[Route] = [_ci(r) for r in [
     op_route(S + "/providers/{namespace}", {"GET": ("Providers_Get", provider_get)}),
     op_route(S + "/providers/{namespace}/register", {"POST": ("Providers_Register", provider_register)}),
     *(route for t in ARM_TYPES for route in _routes(t)),
+    op_route(S + _COMPUTE + "/skus", {"GET": ("ResourceSkus_List", skus_list)}),
     op_route(_VMIMAGE, {"GET": ("VirtualMachineImages_List", vmimage_list)}),
     op_route(_VMIMAGE + "/{version}", {"GET": ("VirtualMachineImages_Get", vmimage_get)}),
     op_route(R + _COMPUTE + "/virtualMachines/{vm}/deallocate", {"POST": ("VirtualMachines_Deallocate", vm_deallocate)}),
@@ -449,6 +469,25 @@ async def _control_marketplace_version(request: Request):
     return JSONResponse({k: v for k, v in doc.items() if k != "_sim"}, status_code=201)
 
 
+async def _control_sku_restriction(request: Request):
+    """PUT {"subscription_id"?, "location", "name", "zones"?: ["1"], "reason_code"?, "clear"?: true}: restrict a VM
+    size for the subscription in a region (or in some of its zones), as Azure's NotAvailableForSubscription; with
+    "clear", lift it."""
+    ctx = request.app.state.ctx
+    body = await request.json()
+    try:
+        sub = body.get("subscription_id") or ctx.config.subscription_id
+        with ctx.lock:
+            if body.get("clear"):
+                resource_skus.clear_restriction(ctx, sub, body["location"], body["name"])
+                return JSONResponse({"cleared": True})
+            doc = resource_skus.set_restriction(ctx, sub, body["location"], body["name"], zones=body.get("zones"),
+                                                reason_code=body.get("reason_code") or "NotAvailableForSubscription")
+    except (KeyError, ValueError) as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    return JSONResponse(doc)
+
+
 async def _boot_diagnostics_blob(request: Request):
     """The serial console log blob retrieveBootDiagnosticsData points at (a SAS URL: no bearer token, as in
     Azure Storage)."""
@@ -468,4 +507,5 @@ CONTROL_ROUTES: list[Route] = [
     Route("/_control/marketplace/versions", _control_marketplace_version, methods=["POST"]),
     Route("/_control/arm/providers", _control_provider, methods=["PUT"]),
     Route("/_control/arm/vm_power", _control_vm_power, methods=["PUT"]),
+    Route("/_control/arm/sku_restrictions", _control_sku_restriction, methods=["PUT"]),
 ]

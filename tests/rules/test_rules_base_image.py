@@ -78,12 +78,16 @@ def test_base_version_precedence_param_then_asset_event_then_config():
     assert checks.check_base_version_param("1.2", found) is None and found.items[0].field == "params.base_image_version"
 
 
-def test_custom_data_limit_is_azures_64_kb():
+def test_custom_data_limit_is_azures_65535_bytes():
+    """87,380 base64 characters: 65,535 bytes encode to exactly that, 65,536 bytes to 87,384 (refused by Azure)."""
+    import base64
+
+    assert len(base64.b64encode(b"x" * 65535)) == 87380 and len(base64.b64encode(b"x" * 65536)) == 87384
     found = checks.Findings()
-    assert checks.check_custom_data("s.sh", b"x" * 65536, found)[1] == 65536 and not found
-    assert checks.check_custom_data("s.sh", b"x" * 65537, found) is None
+    assert checks.check_custom_data("s.sh", b"x" * 65535, found)[1] == 65535 and not found
+    assert checks.check_custom_data("s.sh", b"x" * 65536, found) is None
     assert checks.check_custom_data("s.sh", None, found) is None
-    assert [e.reason.split(";")[0] for e in found.items] == ["the file has 65537 bytes", "no such file (relative to "
+    assert [e.reason.split(";")[0] for e in found.items] == ["the file has 65536 bytes", "no such file (relative to "
                                                              "the project root)"]
 
 

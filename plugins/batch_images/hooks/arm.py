@@ -204,6 +204,7 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         # Blocking waits (gallery/definition get-or-create only): poll delay when Azure sends no Retry-After.
         self.lro_poll_interval = lro_poll_interval
         self._init_connection_cache()
+        self._resource_skus: dict[str, list[dict]] = {}  # region -> its virtualMachines SKUs (one read per run)
 
     # -- connection -----------------------------------------------------------------------------------------------
 
@@ -357,6 +358,21 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         arm_id = ids.parse_arm_id(vm_id, "vm_id", ids.VIRTUAL_MACHINE)
         result = self.get_conn(arm_id.subscription_id).virtual_machine_extensions.list(arm_id.resource_group, arm_id.name)
         return list((_plain(result) or {}).get("value") or [])
+
+    def list_resource_skus(self, location: str) -> list[dict]:
+        """The VM sizes of ``location`` as ResourceSkus_List returns them (``resource_skus.list(filter="location eq
+        '<region>'")``, api-version 2021-07-01, the connection's subscription): ``virtualMachines`` entries only, each
+        in the REST shape (camelCase: ``name``, ``family``, ``locationInfo``, ``capabilities: [{name, value}]``,
+        ``restrictions``). Read once per region and hook instance (preflight reads a region once per run).
+        InvalidInput for a region name that is not one (it goes into the ``$filter``)."""
+        region = ids.region_key(location)
+        if not re.fullmatch(r"[a-z0-9]{2,40}", region):
+            raise InvalidInput("location", location, "not an Azure region name", "use a region such as westeurope")
+        if region not in self._resource_skus:
+            skus = self.get_conn().resource_skus.list(filter=f"location eq '{region}'")
+            self._resource_skus[region] = [d for d in (_plain(s) for s in skus)
+                                           if d and d.get("resourceType") == "virtualMachines"]
+        return self._resource_skus[region]
 
     # -- marketplace images and build VMs ------------------------------------------------------------------------
 

@@ -451,9 +451,10 @@ class BatchPoolHook(ConnectionCacheMixin, AzureBatchHook):
     def list_pool_listing(self) -> list[dict]:
         """Every pool of the account as ``{"id", "state", "allocation_state", "etag", "metadata": {name: value},
         "image_id", "current_dedicated_nodes", "current_low_priority_nodes", "target_dedicated_nodes",
-        "target_low_priority_nodes"}``
-        (one paged ``GET /pools`` with ``$select``; what :mod:`batch_images.rules.roll` reads)."""
-        select = ["id", "state", "allocationState", "eTag", "metadata", "virtualMachineConfiguration",
+        "target_low_priority_nodes", "enable_auto_scale", "vm_size"}``
+        (one paged ``GET /pools`` with ``$select``; what :mod:`batch_images.rules.roll` and preflight's quota check
+        read)."""
+        select = ["id", "state", "allocationState", "eTag", "metadata", "virtualMachineConfiguration", "vmSize",
                   "currentDedicatedNodes", "currentLowPriorityNodes", "targetDedicatedNodes", "targetLowPriorityNodes"]
         return [pool_listing(p) for p in self.connection.list_pools(select=select)]
 
@@ -589,4 +590,4 @@ def pool_listing(pool: Any) -> dict:
             "current_low_priority_nodes": pool.current_low_priority_nodes or 0,
             "target_dedicated_nodes": pool.target_dedicated_nodes or 0,
             "target_low_priority_nodes": pool.target_low_priority_nodes or 0,
-            "enable_auto_scale": bool(pool.enable_auto_scale)}
+            "enable_auto_scale": bool(pool.enable_auto_scale), "vm_size": pool.vm_size}

@@ -24,8 +24,13 @@ Checks:
 * for a ``base_image`` pipeline, instead of the source VM: the exact base version (the trigger form's
   ``base_image_version``, else a triggering Asset event's extra ``version``, else ``base_image.version``; ``latest``
   resolved to the newest), that it exists, is first-party and has no purchase plan, and the custom-data file
-  (exists, at most 64 KB); the build VM is planned (``plan.build``) with the disk ids it will have;
-* for both kinds, the node agent's ``batchSupportEndOfLife``: a warning under 90 days, refused once passed.
+  (exists, at most 65,535 bytes: 87,380 base64 characters); the build VM is planned (``plan.build``) with the disk ids it will have;
+* for both kinds, the node agent's ``batchSupportEndOfLife``: a warning under 90 days, refused once passed;
+* hardware and quotas against Azure's Resource SKUs (:mod:`batch_images.operators.preflight_hardware`, rules in
+  :mod:`batch_images.rules.vm_sizes`): each rolled pool's and the build VM's size is offered in its region and not
+  restricted for the subscription, boots the image's Hyper-V generation and security type, holds a template's
+  ephemeral OS disk and ``taskSlotsPerNode``; each ``Standard_ZRS`` target region has availability zones; the new
+  pools fit the Batch accounts' core quotas and ``poolQuota`` beside the pools they already have.
 
 This module does the reads (ARM and Batch GETs) and the orchestration only; a ``base_image`` pipeline's reads (the
 base version, the marketplace image, the custom-data file) are :mod:`batch_images.operators.preflight_base_image`.
@@ -49,6 +54,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from batch_images.operators.preflight_base_image import read_base_image
+from batch_images.operators.preflight_hardware import PoolReads, check_hardware
 from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids
 from batch_images.rules import preflight as checks
@@ -176,7 +182,8 @@ class PreflightOperator(BaseOperator):
         checks.check_gallery(cfg, gallery, definition, found)
         security = checks.check_security_and_definition(cfg, source, definition, found)
         checks.check_batch_provider(cfg.gallery.subscription_id, self._batch_registration(arm, cfg), found)
-        account_regions, extra_regions = checks.check_pools(cfg, [self._read_pool(arm, p) for p in cfg.pools], found)
+        pool_facts = [self._read_pool(arm, p) for p in cfg.pools]
+        account_regions, extra_regions = checks.check_pools(cfg, pool_facts, found)
         for err in run_options.check_coverage(options, gallery_region=cfg.gallery.location, pool_regions=[
                 (p.pool_id_prefix, account_regions.get(p.batch_account_id) or p.batch_account_location)
                 for p in cfg.pools]):
@@ -189,9 +196,15 @@ class PreflightOperator(BaseOperator):
         except InvalidInput as err:
             found.add_error(err)
         pool_ids = checks.check_pool_ids(cfg, version, found)
-        adopted = self._pool_templates(cfg, found, arm, account_regions)
+        reads: dict[int, PoolReads] = {}
+        adopted = self._pool_templates(cfg, found, arm, account_regions, reads)
         if source is not None:
             _check_image_fit(cfg, adopted, source, capabilities, found)
+        check_hardware(arm, cfg, options=options, version=version, source=source, security=security,
+                       definition=definition, accounts={p.batch_account_id: f.account for p, f in
+                                                        zip(cfg.pools, pool_facts)},
+                       account_regions=account_regions, publish_cfg=publish_cfg, reads=reads, pool_ids=pool_ids,
+                       found=found)
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \
@@ -216,12 +229,12 @@ class PreflightOperator(BaseOperator):
         return out
 
     def _pool_templates(self, cfg: PipelineConfig, found: checks.Findings, arm: Any,
-                        account_regions: dict[str, str]) -> dict[int, dict]:
+                        account_regions: dict[str, str], reads: dict[int, PoolReads]) -> dict[int, dict]:
         """Per logical pool: its serving pool read (GET) and its drift from the template logged; for an
         ``adopt_pool_id`` pool the template read from the serving pool (the adopted one on the first run), its
         Batch cross-field rules checked; the template's subnet checked for region and room for both pools
-        (:func:`~batch_images.rules.subnet_capacity.subnet_problems`). Returns pool index -> adopted template.
-        Reads only."""
+        (:func:`~batch_images.rules.subnet_capacity.subnet_problems`). Returns pool index -> adopted template, and
+        fills ``reads`` (pool index -> what was read, for the quota checks). Reads only."""
         from batch_images.hooks.batch import BatchPoolHook
         from batch_images.rules import pool_template, roll
 
@@ -256,6 +269,7 @@ class PreflightOperator(BaseOperator):
                 for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
                     found.add_error(err)
                 adopted[i] = template
+            reads[i] = PoolReads(listings[pool.batch_conn_id], serving, serving_json, template)
             self._check_secret_variables(i, template or {}, found)
             self._check_subnet(i, pool, template, serving_json, arm,
                                account_regions.get(pool.batch_account_id) or pool.batch_account_location, found)

@@ -448,7 +448,7 @@ class BuildConfig(_Plain):
     """How the build VM is made from ``base_image``: the customisation script, size, network, disks."""
 
     custom_data_file: Annotated[str, _rule(_relative_file)] = Field(description=(
-        "cloud-init / custom-data script, relative to the project root; at most 64 KB (Azure's customData limit). "
+        "cloud-init / custom-data script, relative to the project root; at most 65,535 bytes (Azure's customData limit: 87,380 base64 characters). "
         "Its last act must power the VM off (deprovision + poweroff)"))
     vm_size: _text("a VM size", r"^[A-Za-z][A-Za-z0-9_]{0,63}$", fix="use a VM size name such as Standard_D2s_v3")
     subnet_id: Annotated[str, _rule(lambda v, f: ids.parse_arm_id(v, f, ids.SUBNET).id)] = Field(

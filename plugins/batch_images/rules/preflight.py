@@ -355,10 +355,10 @@ def check_node_agent_end_of_life(agent: str, images: Sequence[Mapping[str, Any]]
 
 # -- a marketplace base image (base_image pipelines) ------------------------------------------------------------
 
-# Azure's limit on custom data: 64 KB before base64 (87,380 characters after; CRP refuses more with 400
-# InvalidParameter, see include/azure_standin/backends/vms.py and learn.microsoft.com "Custom data and cloud-init
-# on Azure Virtual Machines").
-MAX_CUSTOM_DATA_BYTES = 65536
+# Azure's limit on custom data: 87,380 characters once base64-encoded (learn.microsoft.com "Custom data and cloud-init
+# on Azure Virtual Machines"; CRP refuses more with 400 InvalidParameter, see include/azure_standin/backends/vms.py).
+# base64 of n bytes is 4 * ceil(n / 3) characters: 65,535 bytes give 87,380, 65,536 bytes give 87,384 (refused).
+MAX_CUSTOM_DATA_BYTES = 65535
 
 
 def check_base_version_param(value: Any, findings: Findings) -> str | None:
@@ -407,7 +407,8 @@ def choose_base_version(param: str | None, event_versions: Sequence[str], config
 
 
 def check_custom_data(path: str, data: bytes | None, findings: Findings) -> tuple[str, int] | None:
-    """The custom-data file exists and fits Azure's 64 KB; ``(sha256 hex, bytes)`` or None after a problem."""
+    """The custom-data file exists and fits Azure's limit (:data:`MAX_CUSTOM_DATA_BYTES`); ``(sha256 hex, bytes)`` or
+    None after a problem."""
     if data is None:
         findings.add("build.custom_data_file", path, "no such file (relative to the project root)",
                      "create the script, or correct the path (e.g. include/build/ubuntu2204-batch.sh)")

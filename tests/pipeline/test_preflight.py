@@ -175,6 +175,11 @@ def test_node_agent_override_that_matches_is_used(conns):
 
 
 def test_replica_rule_per600_is_applied(conns):
+    # 1300 x D2s_v3 need 2600 cores: an approved quota request first (preflight refuses a pool over the quota)
+    conns.control.call("PUT", "/batch/quotas", {"account": conns.endpoints["demo"]["batch_account"],
+                                                "dedicatedCoreQuota": 3000,
+                                                "dedicatedCoreQuotaPerVMFamily": [{"name": "standardDSv3Family",
+                                                                                   "coreQuota": 3000}]})
     cfg = pipeline_dict(conns.endpoints, replica_rule="per600")
     cfg["pools"][0] = short_field_pool(cfg["pools"][0], target_dedicated_nodes=1300)
     plan, _ = run(preflight(cfg))

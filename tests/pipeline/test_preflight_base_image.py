@@ -66,14 +66,22 @@ def test_bad_base_inputs_are_refused_before_any_write(conns, change, params, fie
     assert field in text and words in text
 
 
-def test_custom_data_over_64_kb_is_refused(conns, tmp_path, monkeypatch):
-    big = ROOT / "include" / "build" / "_test_too_big.sh"
-    big.write_bytes(b"#!/bin/bash\n" + b"# padding\n" * 6600)  # 66,012 bytes
+def _script_of(size: int) -> bytes:
+    return (b"#!/bin/bash\n" + b"# padding\n" * (size // 10))[:size - 1] + b"\n"
+
+
+def test_custom_data_limit_is_65535_bytes(conns):
+    """Azure takes 87,380 base64 characters: a 65,535-byte script is planned, a 65,536-byte one refused."""
+    script = ROOT / "include" / "build" / "_test_custom_data_boundary.sh"
+    pipeline = base_pipeline(conns.endpoints, build__custom_data_file="include/build/_test_custom_data_boundary.sh")
     try:
-        text = refused(conns, base_pipeline(conns.endpoints, build__custom_data_file="include/build/_test_too_big.sh"))
+        script.write_bytes(_script_of(65535))
+        assert run(pipeline)["build"]["custom_data_bytes"] == 65535
+        script.write_bytes(_script_of(65536))
+        text = refused(conns, pipeline)
     finally:
-        big.unlink()
-    assert "build.custom_data_file:" in text and "66012 bytes" in text and "65536" in text
+        script.unlink()
+    assert "build.custom_data_file:" in text and "65536 bytes" in text and "at most 65535 bytes" in text
 
 
 @pytest.mark.parametrize("kind", ["base_image", "source_vm"])

@@ -17,7 +17,9 @@ Where each kind of bad input is caught:
 * **by preflight** (a real DAG run, ``preflight`` fails with AirflowFailException, nothing downstream runs):
   a Specialized or OS-mismatched existing image definition, a node agent SKU that does not fit the image,
   a shared-key Batch connection, a VM with unmanaged disks, with extensions, or on a third-party
-  (purchase plan) base image.
+  (purchase plan) base image; against Azure's Resource SKUs and the Batch account's quotas: a Gen1-only VM size for a
+  Gen2 image, a Standard_ZRS target region without availability zones, taskSlotsPerNode over 4 x the size's vCPUs,
+  and a new pool that fits the core quota alone but not beside the serving pool.
 
 Target regions without the Batch account's region - the decision:
 if the config *declares* the account's region (``batch_account_location``) and leaves it out of
@@ -472,6 +474,19 @@ def _formula_on_autoscaled_serving_pool(standin, cfg, env):
     _template(targetDedicatedNodes=None, enableAutoScale=True, autoScaleFormula=BAD_FORMULA)(cfg)
 
 
+def _serving_pool_of(nodes: int):
+    """A serving pool of ``nodes`` x Standard_D2s_v3 (a previous night's) and this run's new pool of as many: each
+    fits the account's standardDSv3Family quota (50 cores) alone, both together (blue/green) do not."""
+    def setup(standin, cfg, env):
+        create_serving_pool(standin.batch(), cfg["pools"][0]["pool_id_prefix"], "2026.1124.0", nodes=nodes)
+        cfg["pools"][0]["target_dedicated_nodes"] = nodes
+    return setup
+
+
+def _zrs_region_without_zones(standin, cfg, env):
+    cfg["target_regions"].append({"name": "westus", "storage_account_type": "Standard_ZRS"})
+
+
 CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
        "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
 
@@ -520,6 +535,18 @@ PREFLIGHT_CASES = [
     PreflightCase("template-formula-batch-refuses", _formula_on_autoscaled_serving_pool,
                   "pools[0].template.autoScaleFormula", BAD_FORMULA, "AutoScalingFormulaSyntaxError",
                   "correct the formula"),
+    # hardware and quotas against Azure's Resource SKUs and the Batch account (issue 20)
+    PreflightCase("gen1-only-size-for-gen2-image", lambda standin, cfg, env: _set("pools.0.vm_size", "Standard_A2_v2")(cfg),
+                  "pools[0].vm_size", "Standard_A2_v2", "capability HyperVGenerations = V1",
+                  "use a size whose HyperVGenerations lists V2"),
+    PreflightCase("core-quota-for-two-pools", _serving_pool_of(13), "pools[0].target_dedicated_nodes", "13",
+                  "standardDSv3Family core quota (dedicatedCoreQuotaPerVMFamily) of 50; 26 are held",
+                  "request a higher quota"),
+    PreflightCase("zrs-target-region-without-zones", _zrs_region_without_zones,
+                  "target_regions[2].storage_account_type", "Standard_ZRS", "westus has no availability zones",
+                  "use Standard_LRS for westus"),
+    PreflightCase("task-slots-over-the-size-limit", lambda standin, cfg, env: _template(taskSlotsPerNode=9)(cfg),
+                  "pools[0].template.taskSlotsPerNode", "9", "capability vCPUs = 2", "give at most 8"),
     PreflightCase("template-setting-the-image-cannot-run",
                   lambda standin, cfg, env: _template(virtualMachineConfiguration={
                       "windowsConfiguration": {"enableAutomaticUpdates": False}})(cfg),

@@ -195,9 +195,14 @@ def test_replication_fails_in_one_region(harness, standin, reliability_row, coun
 
 
 def test_pool_core_quota_reached(harness, standin, reliability_row):
-    """40 x D2s_v3 = 80 cores; the account's DSv3 family quota is 50 (4 used by the serving pool): fatal at
-    once, with Batch's numbers in the message, and the half-allocated pool is deleted."""
-    h = harness(pool={"target_dedicated_nodes": 40})
+    """20 x D2s_v3 = 40 cores fit the account's DSv3 family quota of 50 beside the serving pool's 4 when preflight
+    checks it (a pool over the quota is refused there: tests/reliability/test_bad_input.py); then the quota drops to
+    20 (another tenant's pools, a quota change) before the pool allocates: fatal at once, with Batch's numbers in the
+    message, and the half-allocated pool is deleted."""
+    h = harness(pool={"target_dedicated_nodes": 20})
+    watch_log(h.next_log_path(), r"Preflight passed", lambda: standin.control.call("PUT", "/batch/quotas", {
+        "account": standin.endpoints["demo"]["batch_account"],
+        "dedicatedCoreQuotaPerVMFamily": [{"name": "standardDSv3Family", "coreQuota": 20}]}))
     result = h.run()
     report = h.invariants(success=False, versions="one")
     pool_try = next((t for t in result.tasks if t["task"] == "wait_for_pool_steady[0]"), {})

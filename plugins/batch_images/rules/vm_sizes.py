@@ -335,35 +335,27 @@ def core_quota_problems(account_name: str, account: Mapping[str, Any], existing:
         used_low += lp
         used_family[sku.family.lower()] = used_family.get(sku.family.lower(), 0) + d
     problems = []
-    fewer = "fewer nodes, or roll fewer pools at once (the trigger form's pools)"
     for demand in demands:
         sku = region.get(demand.vm_size)
         if sku is None:
             continue  # refused by size_problems
         need_d, need_lp = demand.dedicated * sku.vcpus, demand.low_priority * sku.vcpus
         what = f"{demand.logical_pool}'s new pool: {{n}} x {sku.name}, {sku.vcpus} vCPUs each"
-        if need_d and used_dedicated + need_d > dedicated_quota:
-            problems.append(InvalidInput(
-                demand.dedicated_field, demand.dedicated,
-                f"the Batch account {account_name} has a dedicated core quota (dedicatedCoreQuota) of "
-                f"{dedicated_quota}; {used_dedicated} are held by its pools (the serving pool stays until the new one "
-                f"serves) and {what.format(n=demand.dedicated)} needs {need_d} more", _quota_fix(fewer)))
         family = sku.family.lower()
-        if need_d and enforced:
-            quota = families.get(family, 0)
-            held = used_family.get(family, 0)
-            if held + need_d > quota:
+        checks = [("dedicated core quota (dedicatedCoreQuota)", dedicated_quota, used_dedicated, "", need_d,
+                   demand.dedicated_field, demand.dedicated),
+                  ("Spot/low-priority core quota (lowPriorityCoreQuota)", low_quota, used_low, "", need_lp,
+                   demand.low_priority_field, demand.low_priority)]
+        if enforced:
+            checks.insert(1, (f"{sku.family} core quota (dedicatedCoreQuotaPerVMFamily)", families.get(family, 0),
+                              used_family.get(family, 0), " on that family", need_d, demand.dedicated_field,
+                              demand.dedicated))
+        for kind, quota, held, on, need, field_, nodes in checks:
+            if need and held + need > quota:
                 problems.append(InvalidInput(
-                    demand.dedicated_field, demand.dedicated,
-                    f"the Batch account {account_name} has a {sku.family} core quota (dedicatedCoreQuotaPerVMFamily) "
-                    f"of {quota}; {held} are held by its pools on that family (the serving pool stays until the new "
-                    f"one serves) and {what.format(n=demand.dedicated)} needs {need_d} more", _quota_fix(fewer)))
-        if need_lp and used_low + need_lp > low_quota:
-            problems.append(InvalidInput(
-                demand.low_priority_field, demand.low_priority,
-                f"the Batch account {account_name} has a Spot/low-priority core quota (lowPriorityCoreQuota) of "
-                f"{low_quota}; {used_low} are held by its pools and {what.format(n=demand.low_priority)} needs "
-                f"{need_lp} more", _quota_fix(fewer)))
+                    field_, nodes, f"the Batch account {account_name} has a {kind} of {quota}; {held} are held by "
+                    f"its pools{on} (the serving pool stays until the new one serves) and {what.format(n=nodes)} needs "
+                    f"{need} more", _quota_fix("fewer nodes, or roll fewer pools at once (the trigger form's pools)")))
         used_dedicated += need_d
         used_low += need_lp
         used_family[family] = used_family.get(family, 0) + need_d

@@ -389,3 +389,52 @@ def test_native_rendering_keeps_the_pipelines_plain_strings_as_written():
     assert template["applicationPackageReferences"][0]["version"] == "1.0"
     assert template["startTask"]["environmentSettings"][0]["value"] == "8080"
     assert op.pipeline["n"] == 2 and op.rebuild == 3
+
+
+# --- Resource SKUs and quotas (issue 20) -----------------------------------------------------------------------
+
+
+def _sku_reads(standin, since: int) -> list[str]:
+    log = standin.control.requests(since=since, items=True)
+    return [r["path"] for r in log["items"] if r["method"] == "GET" and "/providers/Microsoft.Compute/skus" in r["path"]]
+
+
+def test_resource_skus_are_read_once_per_region_in_the_rest_shape(conns):
+    from batch_images.hooks.arm import ArmComputeHook
+
+    hook = ArmComputeHook(azure_conn_id="azure_default")
+    since = conns.control.requests()["last_id"]
+    westeurope = hook.list_resource_skus("westeurope")
+    assert hook.list_resource_skus("West Europe") is westeurope  # cached: the same region, spelled as ARM shows it
+    westus = hook.list_resource_skus("westus")
+    assert len(_sku_reads(conns, since)) == 2
+    d2s = next(s for s in westeurope if s["name"] == "Standard_D2s_v3")
+    assert d2s["resourceType"] == "virtualMachines" and d2s["locationInfo"][0]["zones"] == ["1", "2", "3"]
+    assert {"name": "vCPUs", "value": "2"} in d2s["capabilities"]
+    assert all(not info["zones"] for s in westus for info in s["locationInfo"])
+
+
+def test_preflight_reads_skus_once_and_logs_the_capabilities(conns, capsys):
+    since = conns.control.requests()["last_id"]
+    run(preflight(pipeline_dict(conns.endpoints)))
+    assert len(_sku_reads(conns, since)) == 1  # the demo's pools and regions: westeurope only, no Standard_ZRS
+    out = capsys.readouterr().out
+    assert "VM size Standard_D2s_v3 in westeurope: vCPUs 2, HyperVGenerations V1,V2" in out
+    assert "Batch account batchimages: 0 pool(s), 1 new in this run, poolQuota 100" in out
+
+
+@pytest.mark.parametrize("zones, refused", [(None, True), (["1", "2", "3"], True), (["1"], False)],
+                         ids=["location", "every-zone", "one-zone"])
+def test_size_restricted_for_the_subscription(conns, zones, refused):
+    conns.control.call("PUT", "/arm/sku_restrictions", {"location": "westeurope", "name": "Standard_D2s_v3",
+                                                        **({"zones": zones} if zones else {})})
+    op = preflight(pipeline_dict(conns.endpoints))
+    if not refused:
+        run(op)
+        return
+    since = conns.control.requests()["last_id"]
+    with pytest.raises(AirflowFailException) as err:
+        run(op)
+    assert "pools[0].template.vmSize: 'Standard_D2s_v3' is not valid: the VM size Standard_D2s_v3 is not available " \
+           "to this subscription in westeurope (restrictions: NotAvailableForSubscription" in str(err.value)
+    assert_no_writes(conns, since)

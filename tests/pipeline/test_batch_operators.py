@@ -230,9 +230,9 @@ def test_trigger_serializes_and_runs(env, version_id):
 
 
 def test_sensor_fails_fast_on_quota_and_deletes_its_pool(env, version_id):
+    spec = pool_spec(env)  # preflight: the pool fits the quota then (it refuses one that does not)
     env.control.call("PUT", "/batch/quotas", {"account": env.endpoints["demo"]["batch_account"],
                                               "dedicatedCoreQuota": 4})
-    spec = pool_spec(env)
     create(spec, version_id)
     with pytest.raises(AirflowFailException) as info:
         run_operator(sensor(spec), context_for())

@@ -24,7 +24,8 @@ Checks:
 * for a ``base_image`` pipeline, instead of the source VM: the exact base version (the trigger form's
   ``base_image_version``, else a triggering Asset event's extra ``version``, else ``base_image.version``; ``latest``
   resolved to the newest), that it exists, is first-party and has no purchase plan, and the custom-data file
-  (exists, at most 65,535 bytes: 87,380 base64 characters); the build VM is planned (``plan.build``) with the disk ids it will have;
+  (exists, at most 65,535 bytes: 87,380 base64 characters); the build VM is planned (``plan.build``) with the disk
+  ids it will have;
 * for both kinds, the node agent's ``batchSupportEndOfLife``: a warning under 90 days, refused once passed;
 * hardware and quotas against Azure's Resource SKUs (:mod:`batch_images.operators.preflight_hardware`, rules in
   :mod:`batch_images.rules.vm_sizes`): each rolled pool's and the build VM's size is offered in its region and not

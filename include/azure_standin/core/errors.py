@@ -85,6 +85,21 @@ class _ArmCoded(ArmError):
         super().__init__(self.STATUS, self.CODE or type(self).__name__, message, headers)
 
 
+class SubscriptionRequestsThrottled(_ArmCoded):
+    """429: an empty ARM token bucket (core/throttle.py). The sentence is ARM's, as Azure/ARO-HCP's tests logged it
+    from a real answer; Retry-After (whole seconds) rides in ``headers``."""
+
+    STATUS = 429
+
+    def __init__(self, kind: str, subscription: str, principal: str, retry_after: int,
+                 headers: dict[str, str] | None = None):
+        super().__init__(
+            f"Number of '{kind}' requests for subscription '{subscription}' actor '{principal}' exceeded. Please try "
+            f"again after '{retry_after}' seconds after additional tokens are available. Refer to "
+            "https://aka.ms/arm-throttling for additional information.",
+            {**(headers or {}), "Retry-After": str(retry_after)})
+
+
 class InvalidParameter(_ArmCoded):
     """400: a request property Compute (CRP) refuses."""
 

@@ -15,7 +15,8 @@ Where each kind of bad input is caught:
   refused by the Param schema before a run exists; version names that are not three 32-bit parts are
   refused by the naming rule every operator builds ids with.
 * **by preflight** (a real DAG run, ``preflight`` fails with AirflowFailException, nothing downstream runs):
-  a Specialized or OS-mismatched existing image definition, a node agent SKU that does not fit the image,
+  a Specialized or OS-mismatched existing image definition, a Trusted-Launch-only marketplace base aimed at an
+  existing definition without a Trusted Launch SecurityType, a node agent SKU that does not fit the image,
   a shared-key Batch connection, a VM with unmanaged disks, with extensions, or on a third-party
   (purchase plan) base image.
 
@@ -472,6 +473,18 @@ def _formula_on_autoscaled_serving_pool(standin, cfg, env):
     _template(targetDedicatedNodes=None, enableAutoScale=True, autoScaleFormula=BAD_FORMULA)(cfg)
 
 
+NOBLE_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest",
+                 "watch_interval_seconds": None}  # seeded with image feature SecurityType=TrustedLaunch
+
+
+def _trusted_launch_only_base_into_standard_definition(standin, cfg, env):
+    """A Trusted-Launch-only base (its build VM must be Trusted Launch) aimed at an existing definition without a
+    SecurityType feature: Azure refuses the Trusted Launch disks in it, and its features cannot change."""
+    _base_image(_set("base_image", NOBLE_TL_ONLY))(standin, cfg, env)
+    _create_definition(standin, "ubuntu2404-standard")
+    cfg["image_definition"]["name"] = "ubuntu2404-standard"
+
+
 CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
        "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
 
@@ -485,6 +498,9 @@ PREFLIGHT_CASES = [
                   "build.custom_data_file", "include/build/nope.sh", "no such file", "create the script"),
     PreflightCase("custom-data-over-64-kb", _base_image(_oversized_script), "build.custom_data_file",
                   "bad-input-oversized-custom-data.sh", "66312 bytes", "shorten the script"),
+    PreflightCase("trusted-launch-only-base-into-standard-definition",
+                  _trusted_launch_only_base_into_standard_definition, "image_definition.name", "ubuntu2404-standard",
+                  "Trusted-Launch-only base image", "use a new image_definition.name"),
     PreflightCase("specialized-image-definition", _specialized, "image_definition.name", "ubuntu2204-specialized",
                   "is Specialized", "new image definition name"),
     PreflightCase("image-definition-os-mismatch", _windows_definition, "image_definition.os_type", "'Linux'",

@@ -113,7 +113,7 @@ def base_image_params(cfg: PipelineConfig) -> dict:
 
 def build_dag(cfg: PipelineConfig) -> DAG:
     pipeline = cfg.to_dict()
-    # The pipeline's notifications (README, "Notifications"): failures, rolls, approvals waiting, the nightly cut-off.
+    # The pipeline's notifications (README, "Notifications"): failures, rolls, approvals waiting.
     notify = Wiring(pipeline.get("notifications"))
     with DAG(
         dag_id=cfg.dag_id,
@@ -131,7 +131,6 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             "retry_exponential_backoff": True,
             "on_failure_callback": notify.notifiers("failure") or None,
         },
-        deadline=notify.deadline(),
         # The trigger form: one Param per run option, grouped by section (rules/run_options.py holds the schemas
         # and validates them again in preflight, for the REST API and --conf); base_image pipelines add one.
         params={**run_params(cfg), **base_image_params(cfg)},

@@ -58,7 +58,21 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-class SmtpReceiver:
+class _Running:
+    """Serves ``self.server`` in a daemon thread between ``__enter__`` and ``__exit__``."""
+
+    server: socketserver.BaseServer
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class SmtpReceiver(_Running):
     """``with SmtpReceiver() as smtp:`` -> ``smtp.port``; ``smtp.mails()`` gives the received mails parsed:
     ``[{"from", "to", "subject", "body"}]`` (body: the decoded text of every text part, HTML tags removed and
     entities decoded: what a reader sees)."""
@@ -67,14 +81,6 @@ class SmtpReceiver:
         self.server = _Server(("127.0.0.1", 0), _SmtpHandler)
         self.server.messages = []
         self.port = self.server.server_address[1]
-
-    def __enter__(self) -> SmtpReceiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def mails(self) -> list[dict]:
         out = []
@@ -86,7 +92,7 @@ class SmtpReceiver:
         return out
 
 
-class WebhookReceiver:
+class WebhookReceiver(_Running):
     """``with WebhookReceiver() as hook:`` -> ``hook.url(path)``; ``hook.posts`` is ``[(path, JSON body)]``."""
 
     def __init__(self) -> None:
@@ -111,11 +117,3 @@ class WebhookReceiver:
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self) -> WebhookReceiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

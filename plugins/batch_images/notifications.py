@@ -1,6 +1,6 @@
 """A pipeline's notifications (``notifications:`` in its YAML; README, "Notifications") as Airflow notifiers.
 
-:class:`PipelineNotifier` is one ``airflow.sdk.BaseNotifier`` per event, wired by the DAG file (:func:`wiring`):
+:class:`PipelineNotifier` is one ``airflow.sdk.BaseNotifier`` per event, wired by the DAG file through :class:`Wiring`:
 
 * ``failure``: every task's ``on_failure_callback`` (default_args). It runs in the worker once the task failed for
   good (retries go to ``on_retry_callback``, which is not set), where the context holds the exception - Azure's
@@ -8,8 +8,11 @@
   the dag-processor with a task instance rebuilt from the database, which has no exception.
 * ``roll``: roll_pool's ``on_success_callback``: its XCom result says whether the logical pool moved.
 * ``approval``: approve_roll's ``notifiers`` (HITLOperator calls them only when it really waits).
-* ``deadline``: the DAG's Deadline Alert (queued time + ``deadline_minutes``), an ``AsyncCallback`` the triggerer
-  runs with a small context (``dag_run`` as JSON, ``deadline``).
+
+No nightly cut-off: Airflow 3.3.2's Deadline Alerts were tried and left out (README, "Notifications"): a failed
+run's deadline stays armed and fires later (apache/airflow#60927; DagRun.update_state prunes deadlines on success
+only), and ``airflow dags test`` of a DAG with a deadline ends a successful run with an error (dag.test hands
+DagRun.update_state the SDK DAG, whose ``deadline`` holds DeadlineAlert objects where alert ids are expected).
 
 Targets: e-mail through the smtp provider's ``SmtpNotifier`` (an Airflow SMTP connection), and a JSON POST to the
 URL held in an Airflow connection (no webhook notifier is installed: the http provider is not in the lock). Each
@@ -19,9 +22,7 @@ No Azure import.
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -29,9 +30,6 @@ from batch_images import links
 from batch_images.rules import notify as text
 
 WEBHOOK_TIMEOUT_SECONDS = 30
-# Airflow's Deadline Alerts stay armed when a run fails (apache/airflow#60927, still so in 3.3.2:
-# DagRun.update_state prunes deadlines on success only), so the callback itself stays silent for a finished run.
-FINISHED_STATES = ("success", "failed")
 
 
 def _redact(value: str) -> str:
@@ -52,21 +50,18 @@ def webhook_url(conn: Any) -> str:
 
 
 class PipelineNotifier(BaseNotifier):
-    """Tell a pipeline's targets about one ``event`` (``failure``, ``roll``, ``approval``, ``deadline``).
+    """Tell a pipeline's targets about one ``event`` (``failure``, ``roll``, ``approval``).
 
     :param event: what happened; picks how the message is read from the context (rules/notify.py).
     :param email: ``{"to": [...], "smtp_conn_id", "from_email"}`` (EmailTargetConfig.to_dict()) or None.
     :param webhook: ``{"conn_id", "format"}`` (WebhookTargetConfig.to_dict()) or None.
-    :param deadline_minutes: the cut-off, for the deadline message.
-    :param context: given by the triggerer for a Deadline Alert (``dag_run``, ``deadline``).
     """
 
     template_fields = ()  # no Jinja: Azure's error text may hold braces
 
-    def __init__(self, *, event: str, email: Mapping | None = None, webhook: Mapping | None = None,
-                 deadline_minutes: int | None = None, context: Any = None) -> None:
-        super().__init__(context=context)
-        self.event, self.email, self.webhook, self.deadline_minutes = event, email, webhook, deadline_minutes
+    def __init__(self, *, event: str, email: Mapping | None = None, webhook: Mapping | None = None) -> None:
+        super().__init__()
+        self.event, self.email, self.webhook = event, email, webhook
 
     # -- reading the context -----------------------------------------------------------------------------------
 
@@ -103,16 +98,6 @@ class PipelineNotifier(BaseNotifier):
         return text.approval(ti.dag_id, ti.run_id, text.task_label(ti.task_id, ti.map_index),
                              getattr(task, "subject", "approval"), getattr(task, "body", None), url)
 
-    def _deadline(self, context: Mapping[str, Any]) -> text.Message | None:
-        run = context.get("dag_run") or {}
-        if run.get("state") in FINISHED_STATES:
-            self.log.info("Run %s is %s: no deadline message (apache/airflow#60927)", run.get("run_id"),
-                          run.get("state"))
-            return None
-        dl = context.get("deadline") or {}
-        return text.deadline(run.get("dag_id", "?"), run.get("run_id", "?"), run.get("state"),
-                             run.get("queued_at"), str(dl.get("deadline_time") or "") or None, self.deadline_minutes)
-
     # -- sending -----------------------------------------------------------------------------------------------
 
     def notify(self, context: Any) -> None:
@@ -129,10 +114,6 @@ class PipelineNotifier(BaseNotifier):
                 self.log.info("Notification %r sent by %s", msg.subject, name)
             except Exception:  # noqa: BLE001 - logged; a notification never fails the task
                 self.log.exception("Notification %r by %s failed", msg.subject, name)
-
-    async def async_notify(self, context: Any) -> None:
-        """The triggerer's path (Deadline Alerts): the same sending, in a thread (SMTP and HTTP are blocking)."""
-        await asyncio.to_thread(self.notify, context)
 
     @staticmethod
     def _send_email(msg: text.Message, target: Mapping, context: Any) -> None:
@@ -165,21 +146,8 @@ class Wiring:
         self.events = set(self.cfg.get("events") or ()) if self.cfg else set()
 
     def _kwargs(self, event: str) -> dict:
-        return {"event": event, "email": self.cfg.get("email"), "webhook": self.cfg.get("webhook"),
-                "deadline_minutes": self.cfg.get("deadline_minutes")}
+        return {"event": event, "email": self.cfg.get("email"), "webhook": self.cfg.get("webhook")}
 
     def notifiers(self, event: str) -> list[PipelineNotifier]:
         """``[PipelineNotifier]`` for ``event`` when the pipeline asks for it, else ``[]``."""
         return [PipelineNotifier(**self._kwargs(event))] if event in self.events else []
-
-    def deadline(self) -> Any:
-        """The DAG's ``deadline``: a DeadlineAlert at queued time + ``deadline_minutes`` whose AsyncCallback is
-        PipelineNotifier(event="deadline"); None without a cut-off or without the deadline event."""
-        minutes = self.cfg.get("deadline_minutes")
-        if not minutes or "deadline" not in self.events:
-            return None
-        from airflow.sdk.definitions.callback import AsyncCallback
-        from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
-
-        return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(minutes=minutes),
-                             callback=AsyncCallback(PipelineNotifier, kwargs=self._kwargs("deadline")))

@@ -101,3 +101,64 @@ def test_a_failed_task_is_told_with_azures_error_and_the_portal_link(standin_ses
         tenant = standin_session.endpoints["tenant_id"]
         assert f"Azure portal: https://portal.azure.com/#@{tenant}/resource{version_id}" in body
         no_secret(body, standin_session)
+
+
+
+class TI:
+    """The task instance fields the approval message reads (the worker's RuntimeTaskInstance has them)."""
+
+    dag_id, run_id, task_id, map_index = "notify_approval", "scheduled__2026-11-25T00:00:00+00:00", "approve_roll", 0
+    id = "0199b1c0-0000-7000-8000-000000000000"
+
+
+def test_an_approval_waiting_is_told_and_a_pass_through_is_not(conns, receivers, monkeypatch):
+    """approve_roll (RollApprovalOperator) with the DAG's notifiers: its execute() calls them only when the roll
+    really waits. The Human-in-the-loop row Airflow would write through the Execution API is not written here
+    (upsert_hitl_detail replaced): the notifier and the operator's own logic run as in a worker."""
+    from _batch_common import context_for, in_dag, pipeline_dict, reset_secret_cache
+    from airflow.sdk.exceptions import TaskAwaitingInput
+
+    from batch_images.notifications import Wiring
+    from batch_images.operators.preflight import PreflightOperator
+    from batch_images.operators.roll import RollApprovalOperator
+
+    smtp, hook = receivers
+    monkeypatch.setenv("AIRFLOW_CONN_NOTIFY_SMTP", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp.port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@contoso.example"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_NOTIFY_HOOK", json.dumps({"conn_type": "http", "password": hook.url(HOOK_PATH)}))
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.contoso.example")
+    reset_secret_cache()
+    monkeypatch.setattr("airflow.providers.standard.operators.hitl.upsert_hitl_detail", lambda **kw: None)
+    wiring = Wiring({"email": {"to": ["ops@contoso.example"], "smtp_conn_id": "notify_smtp"},
+                     "webhook": {"conn_id": "notify_hook", "format": "teams_workflow"},
+                     "events": ["approval"]})
+    assert wiring.notifiers("failure") == [] and wiring.notifiers("roll") == []
+    plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=pipeline_dict(conns.endpoints))
+                  ).execute(context_for())
+    spec = {**plan["pools"][0], "require_approval": True, "roll_action": "roll", "strategy": "blue_green",
+            "serving_pool_id": "ubuntu2204-2026-1124-0", "serving_version": "2026.1124.0", "version": "2026.1125.0",
+            "image_version_id": plan["version_id"], "account": "batchimages"}
+    before = (len(smtp.mails()), len(hook.posts))
+
+    def approve(decision):
+        op = in_dag(lambda: RollApprovalOperator(task_id="approve_roll", pool_spec=decision,
+                                                 notifiers=wiring.notifiers("approval")), TI.dag_id)
+        return op.execute({**context_for(run_id=TI.run_id), "ti": TI(), "task_instance": TI(), "task": op})
+
+    assert approve({**spec, "roll_action": "first"})["auto"] is True  # nothing to approve: no message
+    assert (len(smtp.mails()), len(hook.posts)) == before
+    with pytest.raises(TaskAwaitingInput):
+        approve(spec)
+    [mail], [(path, card)] = smtp.mails()[before[0]:], hook.posts[before[1]:]
+    subject = f"[{TI.dag_id}] approval waiting: Roll a Batch pool to a new image version?"
+    assert mail["subject"] == subject and path == HOOK_PATH
+    texts = [b["text"] for b in card["attachments"][0]["content"]["body"]]
+    assert texts[0] == subject
+    url = (f"https://airflow.contoso.example/dags/{TI.dag_id}/runs/{TI.run_id}/tasks/approve_roll/required_actions"
+           "?map_index=0")
+    for body in (mail["body"], "\n".join(texts)):
+        assert f"Run: {TI.run_id}" in body and "Task: approve_roll[0]" in body
+        assert ("Logical pool **ubuntu2204** in account batchimages: move work from ubuntu2204-2026-1124-0 "
+                "(2026.1124.0)") in body
+        assert f"Approve or reject: {url}" in body

@@ -24,8 +24,8 @@ account) moves to each new version.
 ``base_image`` (:class:`BaseImageConfig`) + ``build`` (:class:`BuildConfig`) - the second kind of source: a build VM
 made from a marketplace image and a custom-data script (README, "Building from a marketplace base image"); exactly
 one of ``source_vm_id`` and ``base_image``.
-``notifications`` (:class:`NotificationsConfig`) - e-mail / webhook targets for failures, rolls, approvals and the
-nightly cut-off ``deadline_minutes`` (README, "Notifications"; sent by ``batch_images/notifications.py``).
+``notifications`` (:class:`NotificationsConfig`) - e-mail / webhook targets for failures, rolls and approvals
+(README, "Notifications"; sent by ``batch_images/notifications.py``).
 """
 
 from __future__ import annotations
@@ -474,8 +474,8 @@ class BuildConfig(_Plain):
 
 
 # What a pipeline can tell about (notifications.py sends them): a task that failed for good, a logical pool moved to
-# a new version, a roll waiting for approval, a run still going at its deadline.
-NOTIFY_EVENTS = ("failure", "roll", "approval", "deadline")
+# a new version, a roll waiting for approval. (No nightly cut-off: README, "Notifications", says why.)
+NOTIFY_EVENTS = ("failure", "roll", "approval")
 # text: {"text": ...} (Slack incoming webhooks, Teams' legacy Office 365 connectors); teams_workflow: an Adaptive Card
 # (Teams Workflows webhooks accept Adaptive Cards only: learn.microsoft.com, microsoftteams/platform/
 # webhooks-and-connectors/how-to/connectors-using, "Known issues").
@@ -516,10 +516,7 @@ class NotificationsConfig(_Plain):
     events: Annotated[tuple[_choice(NOTIFY_EVENTS), ...], AfterValidator(_unique_tags), Hint(
         f"a list of events among {', '.join(NOTIFY_EVENTS)}", fix="write a YAML list, e.g. [failure, roll]")] = \
         Field(NOTIFY_EVENTS, description="failure: a task failed for good; roll: a logical pool moved to a new "
-                                         "version; approval: a roll waits for approval; deadline: a run is late")
-    deadline_minutes: _int(1, 10080, "give minutes between 1 and 10080, or null for no cut-off") | None = Field(
-        None, description="The nightly cut-off: tell (event deadline) when a run is still going this many minutes "
-                          "after it was queued; null: none")
+                                         "version; approval: a roll waits for approval")
 
     @model_validator(mode="after")
     def _has_target(self) -> NotificationsConfig:

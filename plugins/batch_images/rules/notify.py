@@ -90,14 +90,6 @@ def approval(dag_id: str, run_id: str, task: str, subject: str, body: str | None
     return Message(f"[{dag_id}] approval waiting: {subject}", lines)
 
 
-def deadline(dag_id: str, run_id: str, state: str | None, queued_at: str | None, deadline_time: str | None,
-             minutes: int | None) -> Message:
-    """A run still going at its cut-off (``minutes`` after it was queued)."""
-    lines = [f"Run: {run_id}", f"State: {state or 'unknown'}", f"Queued at: {queued_at or 'unknown'}",
-             f"Deadline: {deadline_time or 'unknown'}" + (f" ({minutes} min after queued)" if minutes else "")]
-    return Message(f"[{dag_id}] run {run_id} is late", lines)
-
-
 def email_html(message: Message) -> str:
     """The e-mail body: the lines, escaped (Azure's text may hold ``<``), links clickable."""
     out = []

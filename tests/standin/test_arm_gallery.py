@@ -80,6 +80,16 @@ def _wait_replication(client, rg, version, until, timeout=20.0):
         time.sleep(0.1)
 
 
+def _with_version(standin, name: str, regions: list[tuple[str, int]]):
+    """A version made (its create operation waited for) from a fresh managed image: (client, rg, image_id)."""
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, name, _version_body(image_id, regions), polling_interval=FAST).result()
+    return client, rg, image_id
+
+
 # --- happy path ----------------------------------------------------------------------------------------
 
 def test_gallery_definition_version_and_listing(standin):
@@ -147,11 +157,7 @@ def test_replication_progress_advances_per_region(standin):
 
 def test_an_update_adding_a_region_runs_until_that_region_replicated(standin):
     """A PUT that adds a target region is Updating (its operation not done) until the new region is Completed."""
-    client = standin.compute()
-    rg = _rg(standin)
-    image_id = _prepare(standin, client)
-    client.gallery_image_versions.begin_create_or_update(
-        rg, GALLERY, DEFINITION, "1.0.3", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+    client, rg, image_id = _with_version(standin, "1.0.3", [("westeurope", 1)])
     standin.control.set_scale(1)
     client.gallery_image_versions.begin_create_or_update(
         rg, GALLERY, DEFINITION, "1.0.3", _version_body(image_id, [("westeurope", 1), ("uksouth", 1)]), polling=False)
@@ -392,11 +398,7 @@ def test_definition_immutable_properties_and_duplicate_identifier(standin):
 
 
 def test_nested_resources_block_deletes_then_everything_deletes(standin):
-    client = standin.compute()
-    rg = _rg(standin)
-    image_id = _prepare(standin, client)
-    client.gallery_image_versions.begin_create_or_update(
-        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+    client, rg, image_id = _with_version(standin, "1.0.0", [("westeurope", 1)])
     with pytest.raises(ResourceExistsError) as err:
         client.galleries.begin_delete(rg, GALLERY)
     assert _code(err.value) == "CannotDeleteResource"

@@ -874,9 +874,10 @@ def _advance_version(ctx, body: dict) -> dict:
     Failed as soon as one region has failed. Why the operation includes replication:
     - ARM's review of the first gallery spec (Azure/azure-rest-api-specs#3080, 2018): "when a PUT on a imageVersion
       happens, the PUT will not be complete till the replication in all regions have completed";
-    - the spec marks GalleryImageVersions_CreateOrUpdate x-ms-long-running-operation (no final-state-via), and
-      azure-mgmt-compute 39's begin_create_or_update polls with a plain ARMPolling until the terminal
-      provisioningState (or Azure-AsyncOperation status): whatever ends the operation ends the SDK's wait;
+    - GalleryImageVersions_CreateOrUpdate is a long-running operation, and azure-mgmt-compute 39's
+      begin_create_or_update (generated from the spec) polls it with a plain ARMPolling, no lro_options, i.e. until
+      the terminal provisioningState or Azure-AsyncOperation status: whatever ends the operation ends the SDK's wait
+      (the spec's own x-ms-long-running-operation-options were not read here: inferred from the generated poller);
     - what users see: the CLI's create blocks for the whole replication (Azure/azure-cli#7363 asks for --no-wait
       because "the replication will get long enough (hours)"; #16632: `az sig image-version update` "still updating
       after one day" across 34 regions; #15539: an update ends after 2 h 17 min with "Gallery replication jobs failed

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, AssetAlias, Param, XComArg
 
+from batch_images.notifications import Wiring
 from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, RetireOldVersionsOperator
 from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
@@ -112,6 +113,8 @@ def base_image_params(cfg: PipelineConfig) -> dict:
 
 def build_dag(cfg: PipelineConfig) -> DAG:
     pipeline = cfg.to_dict()
+    # The pipeline's notifications (README, "Notifications"): failures, rolls, approvals waiting.
+    notify = Wiring(pipeline.get("notifications"))
     with DAG(
         dag_id=cfg.dag_id,
         description=cfg.description or f"Batch pool image pipeline for {cfg.image_definition.name}",
@@ -126,6 +129,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             "retries": 2,
             "retry_delay": retry_delay(),
             "retry_exponential_backoff": True,
+            "on_failure_callback": notify.notifiers("failure") or None,
         },
         # The trigger form: one Param per run option, grouped by section (rules/run_options.py holds the schemas
         # and validates them again in preflight, for the REST API and --conf); base_image pipelines add one.
@@ -193,12 +197,14 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         steady >> smoke
         gate = smoke
         if any(p.require_approval for p in cfg.pools):
-            gate = RollApprovalOperator.partial(task_id="approve_roll").expand(pool_spec=rolls)
+            gate = RollApprovalOperator.partial(task_id="approve_roll",
+                                               notifiers=notify.notifiers("approval")).expand(pool_spec=rolls)
             smoke >> gate
         promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
                                               arm_conn_id=cfg.arm_conn_id, **waits)
         gate >> promote
         roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
+                                             on_success_callback=notify.notifiers("roll") or None,
                                              **waits).expand(pool_spec=rolls)
         promote >> roll_pool
         # Retention once every logical pool rolled: old versions nothing references are deleted, superseded ones get

@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulated seconds per real second (default: kept from the state dir, else 60)")
     parser.add_argument("--client-secret", default=os.environ.get("STANDIN_CLIENT_SECRET"),
                         help="secret of the local service principal (default: the well-known dev secret)")
+    parser.add_argument("--arm-throttle", choices=("on", "off"), default=os.environ.get("STANDIN_ARM_THROTTLE") or "off",
+                        help="refuse ARM requests with 429 when a token bucket (Azure's sizes) is empty; off: the "
+                             "x-ms-ratelimit-remaining-* headers still count (default off, or STANDIN_ARM_THROTTLE)")
     parser.add_argument("--log-level", default=os.environ.get("STANDIN_LOG_LEVEL", "warning"))
     args = parser.parse_args(argv)
 
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     state_dir = args.state_dir.resolve()
     (state_dir / "endpoints.json").unlink(missing_ok=True)
-    ctx, app, certs = prepare(state_dir, port, args.time_scale, args.client_secret)
+    ctx, app, certs = prepare(state_dir, port, args.time_scale, args.client_secret, args.arm_throttle == "on")
 
     config = uvicorn.Config(app, ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], log_level=args.log_level,
                             access_log=False, lifespan="off", timeout_keep_alive=30, date_header=False,

@@ -113,6 +113,16 @@ class Control:
     def clear_requests(self):
         return self.call("DELETE", "/requests")
 
+    def throttle(self, enforce: bool | None = None, buckets: dict | None = None) -> dict:
+        """ARM's token buckets: switch 429s on/off and/or set sizes (``{"read": {"size": 5, "refill_per_second":
+        1}}``); every bucket starts full. Without arguments: the switch, sizes and levels now."""
+        if enforce is None and buckets is None:
+            return self.call("GET", "/throttle")
+        body = {"enforce": enforce} if enforce is not None else {}
+        if buckets is not None:
+            body["buckets"] = buckets
+        return self.call("PUT", "/throttle", body)
+
     def token(self, **claims):
         return self.call("POST", "/tokens", claims)["access_token"]
 

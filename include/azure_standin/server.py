@@ -18,6 +18,7 @@ from .core.clock import Clock
 from .core.context import StandIn, StandInConfig
 from .core.faults import Faults
 from .core.store import Store
+from .core.throttle import Throttle
 from .core.tokens import TokenIssuer
 
 
@@ -26,12 +27,13 @@ def _modules(package):
         yield importlib.import_module(f"{package.__name__}.{info.name}")
 
 
-def build_context(config: StandInConfig, scale: float | None = None) -> StandIn:
+def build_context(config: StandInConfig, scale: float | None = None, arm_throttle: bool = False) -> StandIn:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(str(config.state_dir / "standin.db"))
     clock = Clock(store.meta_get, store.meta_set, scale)
     tokens = TokenIssuer(ensure_signing_key(config.state_dir), config.tenant_id, config.base_url)
-    ctx = StandIn(config=config, store=store, clock=clock, faults=Faults(store), tokens=tokens)
+    ctx = StandIn(config=config, store=store, clock=clock, faults=Faults(store), tokens=tokens,
+                  throttle=Throttle(enforce=arm_throttle))
     store.bind(ctx)
     for module in _modules(backends):
         register = getattr(module, "register", None)
@@ -102,6 +104,7 @@ def build_app(ctx: StandIn, ca_bundle: str) -> Starlette:
 
     def reset() -> None:
         ctx.store.wipe()
+        ctx.throttle.reset()
         seed(ctx)
         # The new seed has new Batch account keys: endpoints.json on disk must say so (issue 7 item 4).
         write_endpoints(ctx.config.state_dir, endpoints(ctx, ca_bundle))
@@ -119,13 +122,14 @@ def write_endpoints(state_dir: Path, data: dict) -> Path:
     return path
 
 
-def prepare(state_dir: Path, port: int, scale: float | None, client_secret: str | None):
-    """Context + app for a server about to listen on `port` (already bound)."""
+def prepare(state_dir: Path, port: int, scale: float | None, client_secret: str | None, arm_throttle: bool = False):
+    """Context + app for a server about to listen on `port` (already bound); `arm_throttle`: ARM refuses with 429
+    when a token bucket is empty (core/throttle.py), from the start and after every reset."""
     state_dir = state_dir.resolve()
     certs = ensure_certificates(state_dir)
     config = StandInConfig(state_dir=state_dir, port=port)
     if client_secret:
         config.client_secret = client_secret
-    ctx = build_context(config, scale)
+    ctx = build_context(config, scale, arm_throttle)
     seed(ctx)
     return ctx, build_app(ctx, certs["ca"]), certs

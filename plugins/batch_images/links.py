@@ -165,3 +165,15 @@ IMAGE_LINKS = (AzurePortalLink("managed image", returned_id, "managed_image"),)
 VERSION_LINKS = (AzurePortalLink("image version", image_version, "image_version"),)
 POOL_LINKS = (AzurePortalLink("Batch pool", pool, "batch_pool"),)
 BUILD_VM_LINKS = (AzurePortalLink("build VM", build_vm, "build_vm"),)
+
+
+def task_portal_url(operator: Any, value: Any = None) -> str | None:
+    """The URL of the first Azure portal link of ``operator`` (its rendered form) for return value ``value`` (None
+    for a task that failed before returning); None when the task has no such link or it names nothing. What
+    notifications put in a message (notifications.py)."""
+    for link in getattr(operator, "operator_extra_links", None) or ():
+        if isinstance(link, AzurePortalLink):
+            url = portal_url(link.pick(operator, value), tenant_of(_conn_id(operator)))
+            if url:
+                return url
+    return None

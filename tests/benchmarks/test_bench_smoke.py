@@ -47,6 +47,15 @@ def test_quick_bench_writes_table_json_markdown_and_chart(tmp_path, capsys):
     # each row names the time scale it was measured at; the Azure-speed rows are asked for with --azure-speed
     assert "dags test (3000x): slot s while waiting" in slots
     assert "--azure-speed" in slots["real services (1x, Azure's durations): slot s while waiting"]["note"]
+    # the fleet ran with ARM's token buckets on at Azure's sizes: its largest 1-s bursts against them, and the 429s
+    fleet = {r["metric"]: r for r in benches["fleet"]["rows"]}
+    reads = fleet["dags test (3000x): largest ARM read burst in 1 s"]
+    assert reads["ours"] >= 1 and "of the 250-read bucket (refilled 25/s)" in reads["note"], reads
+    assert fleet["dags test (3000x): largest ARM write burst in 1 s"]["ours"] >= 1
+    throttled = fleet["dags test (3000x): 429s from ARM's buckets (Azure's sizes)"]
+    assert throttled["target"] == "0" and throttled["status"] == ("met" if throttled["ours"] == 0 else "MISSED")
+    budget = benches["fleet"]["detail"]["many"]["arm_budget"]
+    assert budget["burst"]["read"] == reads["ours"] and budget["share"]["read"] == reads["ours"] / 250
     # without --services the real-services rows say so (and how to get them) instead of inventing a figure
     absent = [r for b in benches.values() for r in b["rows"] if r["metric"].startswith("real services")]
     assert {r["status"] for r in absent} == {"not measured"} and all("--services" in r["note"] for r in absent)

@@ -2,7 +2,9 @@
 `airflow dags test` against the stand-in. Checked through the SDKs and the stand-in's request log: the build VM was
 created from exactly the resolved base version and removed with its NIC and disks, the version carries its lineage in
 its tags, the pool is steady. And a customisation script that never finishes: the run fails within the configured
-timeout with the VM's serial console, and nothing is left behind.
+timeout with the VM's serial console, and nothing is left behind. And a Trusted-Launch-only base (image feature
+SecurityType=TrustedLaunch): a Trusted Launch build VM (the stand-in refuses a standard one), the snapshot path, a
+SecurityType=TrustedLaunch definition and a steady Trusted Launch pool.
 """
 from __future__ import annotations
 
@@ -19,22 +21,30 @@ LOGICAL_DATE = "2026-11-25T00:00:00+00:00"
 VERSION = "2026.1125.0"
 NEWEST = "22.04.202411010"  # the newest seeded Ubuntu 22.04 gen2 version: what latest resolves to
 BUILD_TASKS = {"prepare_build_vm", "generalize_build_vm", "delete_build_vm"}
+# seeded with image feature SecurityType=TrustedLaunch (include/azure_standin/backends/seed.py)
+NOBLE_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest",
+                 "watch_interval_seconds": None}
 
 
-def _pipeline(ep: dict, dag_id: str, **build) -> dict:
+def _pipeline(ep: dict, dag_id: str, base: dict | None = None, definition: str | None = None, **build) -> dict:
     cfg = load_pipelines(ROOT / "include" / "pipelines" / "base-ubuntu2204.yaml")[0].to_dict()
     demo = ep["demo"]
     cfg.update(dag_id=dag_id, poll_interval_seconds=1)
     cfg["gallery"].update(subscription_id=demo["subscription_id"], resource_group=demo["resource_group"])
     cfg["pools"][0].update(batch_account_id=demo["batch_account_id"])
     cfg["build"].update(build)
+    if base is not None:
+        cfg["base_image"] = base
+    if definition is not None:
+        cfg["image_definition"].update(name=definition, sku=definition)
     return cfg
 
 
-def _run(standin, tmp_path, conf: dict | None = None, **build):
+def _run(standin, tmp_path, conf: dict | None = None, base: dict | None = None, definition: str | None = None,
+         **build):
     ep = standin.endpoints
     dag_id = f"e2e_base_{uuid.uuid4().hex[:6]}"
-    cfg = _pipeline(ep, dag_id, **build)
+    cfg = _pipeline(ep, dag_id, base, definition, **build)
     write_pipeline(tmp_path / "pipelines", cfg)
     mark = standin.control.requests()["last_id"]
     result = run_dag_test(dag_id, LOGICAL_DATE, tmp_path / "run.log", env=connection_env(ep),
@@ -137,3 +147,29 @@ def test_the_trigger_forms_base_image_version_is_built_and_recorded(standin, tmp
     assert version.tags["base-version"] == "22.04.202409120"
     assert "base_image_version 22.04.202409120 from the trigger form" in json.dumps(
         result.xcoms["run_summary:return_value"])
+
+
+def test_a_trusted_launch_only_base_builds_through_a_trusted_launch_vm_to_a_steady_pool(standin, tmp_path):
+    standin.control.set_scale(600)
+    cfg, result, items = _run(standin, tmp_path, base=NOBLE_TL_ONLY, definition="ubuntu2404-tl-batch")
+    states = {t["task"]: t["state"] for t in result.tasks}
+    assert result.exit_code == 0 and result.state == "success", (states, result.log[-3000:])
+    plan = result.xcoms["preflight:return_value"]
+    assert (plan["build"]["base"]["version"], plan["build"]["security_type"]) == ("24.04.202411030", "TrustedLaunch")
+    # The stand-in refuses a standard VM from this base (400 BadRequest): one accepted create is the Trusted Launch VM.
+    puts = [r for r in items if r["op"] == "VirtualMachines_CreateOrUpdate"]
+    assert [r["status"] for r in puts] in ([200], [201]), puts
+    ops = [r["op"] for r in items]
+    assert "Images_CreateOrUpdate" not in ops  # no managed image can capture a Trusted Launch VM: from the snapshots
+    rg = standin.endpoints["demo"]["resource_group"]
+    compute = standin.compute()
+    definition = compute.gallery_images.get(rg, cfg["gallery"]["name"], "ubuntu2404-tl-batch")
+    assert {f.name: f.value for f in definition.features or []}.get("SecurityType") == "TrustedLaunch"
+    version = compute.gallery_image_versions.get(rg, cfg["gallery"]["name"], "ubuntu2404-tl-batch", VERSION)
+    assert version.tags["base-offer"] == "ubuntu-24_04-lts" and version.tags["base-version"] == "24.04.202411030"
+    assert _left_behind(standin, rg, naming.build_vm_name("ubuntu2404-tl-batch", VERSION)) == []
+    pool = standin.batch().get_pool(naming.pool_id(cfg["pools"][0]["pool_id_prefix"], VERSION))
+    assert str(getattr(pool.allocation_state, "value", pool.allocation_state)) == "steady"
+    security = pool.virtual_machine_configuration.security_profile
+    assert str(getattr(security.security_type, "value", security.security_type)).lower() == "trustedlaunch"
+    assert pool.virtual_machine_configuration.node_agent_sku_id == "batch.node.ubuntu 24.04"

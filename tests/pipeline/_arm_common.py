@@ -155,7 +155,7 @@ def gallery_op(plan, image_id, **kw):
 
 def promote_op(plan, **kw):
     """promote_image_version as the DAG runs it (no rolls: every pool rolls): every region, then excludeFromLatest
-    false. Since the roll, a region failing outside the pools' regions is this operator's to retry."""
+    false. publish_image_version already waited for (and retried) every region; this wait is promotion's own guard."""
     return PromoteImageVersionOperator(task_id="promote", plan=plan, rolls=None, poll_interval=POLL, **kw)
 
 

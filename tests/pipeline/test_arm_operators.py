@@ -454,13 +454,16 @@ def test_failed_region_is_removed_and_added_back(arm):
     arm.control.add_fault("replication_failed", match={"region": "northeurope"},
                           message="Simulated replication failure")
     since = last_request_id(arm)
-    version_id, deferrals = run_operator(gallery_op(plan, image_id))
-    # publish waits for West Europe only (the pools' region); North Europe's failure is promotion's to retry
-    assert [d.trigger.waiter_name for d in deferrals] == ["gallery_replication"]
     with recorded_probes() as probes:  # every wait probes first, whether it then defers or not
-        run_operator(promote_op(plan))
+        version_id, _ = run_operator(gallery_op(plan, image_id))
+    # publish waits for the version's whole operation (every region): it retries North Europe itself
     assert [waiter for waiter, _ in probes] == ["gallery_replication", "gallery_region_settled",
-                                                "gallery_replication", "arm_provisioning"]
+                                                "gallery_replication"]
+    version = sdk_get(arm.compute(), version_id, expand="ReplicationStatus")
+    assert version.properties.provisioning_state == "Succeeded"
+    with recorded_probes() as probes:
+        run_operator(promote_op(plan))
+    assert [waiter for waiter, _ in probes] == ["gallery_replication", "arm_provisioning"]  # nothing left to retry
     puts = [r for r in requests_since(arm, since) if r["op"] == "GalleryImageVersions_CreateOrUpdate"]
     assert len(puts) == 4  # create, remove North Europe, add it back, promote
     version = sdk_get(arm.compute(), version_id, expand="ReplicationStatus")
@@ -476,9 +479,8 @@ def test_failed_region_gives_up_after_max_retries_naming_region(arm):
     _, image_id = build_image(arm, plan)
     arm.control.add_fault("replication_failed", count=5, match={"region": "northeurope"},
                           message="Simulated replication failure")
-    run_operator(gallery_op(plan, image_id, max_region_retries=1, deferrable=False))  # West Europe: fine
-    with pytest.raises(AzureWaitFailed) as err:
-        run_operator(promote_op(plan, max_region_retries=1, deferrable=False))
+    with pytest.raises(AzureWaitFailed) as err:  # publish waits for every region, so it is the one that gives up
+        run_operator(gallery_op(plan, image_id, max_region_retries=1, deferrable=False))
     text = str(err.value)
     assert "North Europe" in text and "Simulated replication failure" in text and "1 remove/re-add" in text
 
@@ -494,7 +496,7 @@ def test_promotion_adds_back_a_region_an_interrupted_retry_left_out(arm):
     _, image_id = build_image(arm, plan)
     arm.control.add_fault("replication_failed", match={"region": "northeurope"},
                           message="Simulated replication failure")
-    version_id, _ = run_operator(gallery_op(plan, image_id))
+    version_id, _ = run_operator(gallery_op(plan, image_id, wait_for_completion=False))  # publish would retry it
     # the interrupted try: North Europe ended Failed and was removed, then the try stopped
     event = run_waiter_sync("gallery_replication", {"version_id": version_id}, "azure_default", POLL, 60)
     assert event["status"] == "failure" and "North Europe" in event["message"], event

@@ -1,6 +1,7 @@
 """PreflightOperator for a base_image pipeline against the stand-in: the exact base version (latest resolved, the
 trigger form's base_image_version, a triggering Asset event's version), the planned build VM, and the node agent's
-end-of-life warning and refusal (both source kinds) - refusals naming the field, with no write in the request log."""
+end-of-life warning and refusal (both source kinds), a Trusted-Launch-only base (a Trusted Launch build VM and
+definition) - refusals naming the field, with no write in the request log."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +10,10 @@ from airflow.sdk.exceptions import AirflowFailException
 from _batch_common import ROOT, base_pipeline, pipeline_dict, preflight_plan as run
 
 JAMMY_URI = "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
+# seeded with image feature SecurityType=TrustedLaunch (include/azure_standin/backends/seed.py)
+NOBLE_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest",
+                 "watch_interval_seconds": None}
+TL_POOL_PROFILE = {"securityType": "trustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
 
 
 def refused(standin, pipeline: dict, **kwargs) -> str:
@@ -129,3 +134,47 @@ def test_a_date_whose_version_came_from_another_base_gets_the_next_n(conns, buil
     assert plan["build"]["vm_name"] == f"bvm-ubuntu2204-base-batch-{expected.replace('.', '-')}"
     assert all(p["pool_id"].endswith(expected.replace(".", "-")) for p in plan["pools"])
     assert conns.control.requests(since=since)["write_attempts"] == 0
+
+
+def test_trusted_launch_only_base_plans_a_trusted_launch_build_vm_and_definition(conns):
+    from batch_images.operators.build_vm import build_vm_body
+    from batch_images.rules.plan import Plan
+
+    since = conns.control.requests()["last_id"]
+    plan = run(base_pipeline(conns.endpoints, base_image=NOBLE_TL_ONLY, image_definition__name="ubuntu2404-base-batch"))
+    assert conns.control.requests(since=since)["write_attempts"] == 0
+    build = plan["build"]
+    assert build["base"]["version"] == "24.04.202411030" and build["security_type"] == "TrustedLaunch"
+    assert plan["source"]["security_type"] == "TrustedLaunch"
+    assert plan["image_path"] == "snapshots"  # no managed image can capture a Trusted Launch VM
+    assert plan["security"]["definition_feature"] == "TrustedLaunch"
+    assert [p["security_profile"] for p in plan["pools"]] == [TL_POOL_PROFILE]
+    assert plan["node_agent_sku_id"] == "batch.node.ubuntu 24.04"
+    body = build_vm_body(Plan.from_dict(plan), b"#!/bin/bash\npoweroff\n")
+    assert body["properties"]["securityProfile"] == {
+        "securityType": "TrustedLaunch", "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+
+    # a base that only *supports* Trusted Launch keeps the standard build VM and the managed-image path
+    plan = run(base_pipeline(conns.endpoints))
+    assert (plan["build"]["security_type"], plan["image_path"], plan["security"]["definition_feature"]) == (
+        "Standard", "managed_image", None)
+    assert build_vm_body(Plan.from_dict(plan), b"poweroff\n")["properties"]["securityProfile"] == {
+        "securityType": "Standard"}
+
+
+def test_trusted_launch_only_base_into_a_standard_definition_is_refused(conns):
+    from _batch_common import GALLERY
+
+    demo = conns.endpoints["demo"]
+    rg, loc = demo["resource_group"], demo["location"]
+    compute = conns.compute(polling_interval=0.05)
+    compute.galleries.begin_create_or_update(rg, GALLERY, {"location": loc, "properties": {}}).result()
+    compute.gallery_images.begin_create_or_update(rg, GALLERY, "ubuntu2404-standard", {
+        "location": loc, "properties": {"osType": "Linux", "osState": "Generalized", "hyperVGeneration": "V2",
+                                        "identifier": {"publisher": "contoso", "offer": "batch", "sku": "2404"}}}).result()
+    compute.close()
+    text = refused(conns, base_pipeline(conns.endpoints, base_image=NOBLE_TL_ONLY,
+                                        image_definition__name="ubuntu2404-standard"))
+    assert "image_definition.name:" in text and "ubuntu2404-standard" in text
+    assert "no SecurityType feature" in text and "Trusted-Launch-only base image" in text
+    assert "use a new image_definition.name" in text

@@ -1,4 +1,5 @@
-"""Each pool waits for the image version's replica in its own Batch account's region (operators/replica.py).
+"""No pool starts before the image version's operation (which covers replication to every region) has ended, and
+each pool still waits for the replica in its own Batch account's region (operators/replica.py, operators/gallery.py).
 
 Two pools in two Batch accounts of the stand-in's seed (`batchimages` in West Europe, `batchimagesne` in North
 Europe). ``create_pool`` of each runs in its own thread, the way a real deployment runs mapped task instances side by
@@ -63,9 +64,11 @@ def two_regions(standin, monkeypatch):
     return make
 
 
-def publish(plan: dict, image_id: str) -> str:
+def publish(plan: dict, image_id: str, wait: bool = True) -> str:
+    """publish_image_version; ``wait=False`` only creates the version (as an earlier run, or one that stopped, left
+    it), so the pools' own waits decide."""
     op = in_dag(lambda: GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image_id,
-                                                    poll_interval=POLL))
+                                                    poll_interval=POLL, wait_for_completion=wait))
     version_id, _ = run_operator(op, context_for())
     return version_id
 
@@ -105,45 +108,78 @@ def pool_adds(standin, since: int) -> list[dict]:
             if r["op"] == "Pool_Add" and r["status"] == 201]
 
 
-def test_pool_in_a_fast_region_is_created_before_a_slow_region_replicates(standin, two_regions):
-    """pool 0 in North Europe (made slow: +1 h simulated), pool 1 in West Europe: the West Europe pool is created
-    (Pool_Add) while North Europe still replicates; the North Europe pool once its own replica is Completed."""
+def version_operation(standin, plan: dict) -> tuple[str, dict[str, str]]:
+    """(provisioningState, {region: replication state}) of the plan's version."""
+    g, d = plan["gallery"], plan["image_definition"]
+    v = standin.compute().gallery_image_versions.get(g["resource_group"], g["name"], d["name"], plan["version"],
+                                                     expand="ReplicationStatus")
+    return v.provisioning_state, {s.region: s.state for s in v.replication_status.summary}
+
+
+def version_puts(standin, since: int) -> list[dict]:
+    return [r for r in standin.control.requests(since=since, items=True)["items"]
+            if r["op"] == "GalleryImageVersions_CreateOrUpdate" and r["status"] < 300]
+
+
+def test_publish_waits_for_the_versions_operation_through_a_slow_region(standin, two_regions):
+    """North Europe made slow (+1 h simulated): publish_image_version returns only once the version's create operation
+    ended (Succeeded, both regions Completed), about an hour after its create, not when West Europe completed."""
     plan, image_id, _ = two_regions("northeurope", "westeurope")
     standin.control.add_fault("replication_slow", count=-1, match={"region": "northeurope"}, extra_seconds=SLOW_EXTRA)
-    standin.control.set_scale(600)  # seconds of wall time for the slow region, so the order is plain to see
+    standin.control.set_scale(600)
     mark = standin.control.requests()["last_id"]
-    version_id = publish(plan, image_id)
-    assert region_states(standin, plan)["West Europe"] == "Completed"
-    results = create_pools_side_by_side(plan, version_id, after=lambda i: region_states(standin, plan))
+    publish(plan, image_id)
+    assert version_operation(standin, plan) == ("Succeeded", {"West Europe": "Completed", "North Europe": "Completed"})
+    created = version_puts(standin, mark)[0]["sim_ts"]
+    assert standin.control.call("GET", "/clock")["now"] - created > SLOW_EXTRA
+
+
+def test_no_pool_starts_while_the_versions_operation_runs(standin, two_regions):
+    """The version only created (its publish did not wait), North Europe slow (+1 h simulated): the West Europe pool,
+    whose own replica completes about an hour earlier, is created (Pool_Add) only after North Europe replicated and
+    the operation ended, like the North Europe pool: create_pool's own wait also waits for no operation in flight."""
+    plan, image_id, _ = two_regions("northeurope", "westeurope")
+    standin.control.add_fault("replication_slow", count=-1, match={"region": "northeurope"}, extra_seconds=SLOW_EXTRA)
+    standin.control.set_scale(600)
+    mark = standin.control.requests()["last_id"]
+    version_id = publish(plan, image_id, wait=False)
+    created = version_puts(standin, mark)[0]["sim_ts"]
+    results = create_pools_side_by_side(plan, version_id, after=lambda i: version_operation(standin, plan))
     assert all("result" in r for r in results.values()), results
-    slow_pool, fast_pool = (p["pool_id"] for p in plan["pools"])
-    assert [results[0]["result"], results[1]["result"]] == [slow_pool, fast_pool]
-    # when the fast pool's task ended (its Pool_Add answered), North Europe was still replicating
-    assert results[1]["after"]["North Europe"] == "Replicating", results[1]["after"]
-    assert results[0]["after"]["North Europe"] == "Completed"
-    adds = {("batchimagesne" if "/batchimagesne/" in r["path"] else "batchimages"): r for r in pool_adds(standin, mark)}
-    fast, slow = adds["batchimages"], adds["batchimagesne"]
-    assert fast["sim_ts"] < slow["sim_ts"]
-    # Under the union wait (every pool's region) both pools would have been created when North Europe completed,
-    # i.e. at about the slow pool's Pool_Add: the fast pool started that much earlier.
-    earlier_sim, earlier_wall = slow["sim_ts"] - fast["sim_ts"], slow["real_ts"] - fast["real_ts"]
-    print(f"\nfast pool created {earlier_sim:.0f} s simulated / {earlier_wall:.2f} s wall earlier than under the "
-          f"union wait (stand-in scale 600)")
-    assert earlier_sim > 0.5 * SLOW_EXTRA, (earlier_sim, earlier_wall)
-    pools = {p.id: p for p in standin.batch().list_pools()}
-    assert fast_pool in pools
-    ne = standin.batch(standin.endpoints["demo"]["batch_account_ne"]).get_pool(slow_pool)
+    assert [results[i]["result"] for i in range(2)] == [p["pool_id"] for p in plan["pools"]]
+    adds = pool_adds(standin, mark)
+    assert len(adds) == 2
+    # North Europe needs 300 s + 6 s/GB + 60 s + the extra hour: no Pool_Add before that, West Europe's neither
+    assert all(a["sim_ts"] - created > SLOW_EXTRA for a in adds), [(a["path"], a["sim_ts"] - created) for a in adds]
+    assert all(r["after"][0] == "Succeeded" for r in results.values())
+    ne = standin.batch(standin.endpoints["demo"]["batch_account_ne"]).get_pool(plan["pools"][0]["pool_id"])
     assert ne.virtual_machine_configuration.image_reference.virtual_machine_image_id.lower() == version_id.lower()
 
 
-def test_pools_sharing_a_failed_region_retry_it_once(standin, two_regions):
-    """Both pools in North Europe, which fails once: only pool 0 (the first of the region) removes and re-adds it;
-    pool 1 waits for that retry; both pools are created on the version, which ends with both regions Completed."""
-    plan, image_id, _ = two_regions("northeurope", "northeurope")
+def test_publish_retries_a_failed_region_then_the_pools_start(standin, two_regions):
+    """North Europe fails once: publish_image_version removes and re-adds it (3 PUTs), returns with the operation
+    Succeeded, and the pools then create at once, writing nothing to the version."""
+    plan, image_id, _ = two_regions("northeurope", "westeurope")
     standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
                               message="Simulated replication failure")
     mark = standin.control.requests()["last_id"]
     version_id = publish(plan, image_id)
+    assert len(version_puts(standin, mark)) == 3  # create, remove North Europe, add it back
+    assert version_operation(standin, plan) == ("Succeeded", {"West Europe": "Completed", "North Europe": "Completed"})
+    results = create_pools_side_by_side(plan, version_id)
+    assert all("result" in r for r in results.values()), results
+    assert len(version_puts(standin, mark)) == 3 and len(pool_adds(standin, mark)) == 2
+
+
+def test_pools_sharing_a_failed_region_retry_it_once(standin, two_regions):
+    """The version only created (publish did not wait), both pools in North Europe, which fails once: only pool 0
+    (the first of the region) removes and re-adds it; pool 1 waits for that retry; both pools are created on the
+    version, which ends with both regions Completed."""
+    plan, image_id, _ = two_regions("northeurope", "northeurope")
+    standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
+                              message="Simulated replication failure")
+    mark = standin.control.requests()["last_id"]
+    version_id = publish(plan, image_id, wait=False)
     results = create_pools_side_by_side(plan, version_id)
     assert all("result" in r for r in results.values()), results
     puts = [r for r in standin.control.requests(since=mark, items=True)["items"]
@@ -198,7 +234,7 @@ def test_second_pool_of_a_failed_region_reschedules_or_fails_with_the_retrier(st
     plan, image_id, _ = two_regions("northeurope", "northeurope")
     standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"},
                               message="Simulated replication failure")
-    version_id = publish(plan, image_id)
+    version_id = publish(plan, image_id, wait=False)  # publish would retry the region itself
     mark = standin.control.requests()["last_id"]
     op = in_dag(lambda: _SecondPool(task_id="create_pool", pool_spec=plan["pools"][1], image_version_id=version_id,
                                     plan=plan, poll_interval=POLL))

@@ -183,20 +183,20 @@ def test_a_region_failed_in_capitals_is_a_failed_region(arm):
                           spelling="FAILED")
     plan = make_plan(arm, regions=(("westeurope", 1), ("northeurope", 1)))
     _, image_id = build_image(arm, plan)
-    # the remove/re-add workaround runs (it only runs for a region it reads as failed), then succeeds
-    # publish waits for West Europe only (the pools' region); promotion waits for every region
-    run_operator(gallery_op(plan, image_id))
+    # the remove/re-add workaround runs (it only runs for a region it reads as failed), then succeeds;
+    # publish waits for the version's whole operation (every region), so it is publish that retries
     since = last_request_id(arm)
-    version_id, deferrals = run_operator(promote_op(plan))
+    version_id, deferrals = run_operator(gallery_op(plan, image_id))
     # A phase whose wait is over at the first probe does not defer, so the deferrals are a subsequence of the
-    # phases; the writes show the workaround: North Europe removed, added back, then the promotion itself.
+    # phases; the writes show the workaround: the create, North Europe removed, added back.
     phases = [d.kwargs["phase"] for d in deferrals]
-    expected = ["replication", "region_removed", "replication", "promoted"]
+    expected = ["replication", "region_removed", "replication"]
     rest = iter(expected)
     assert all(phase in rest for phase in phases), phases  # in order, each at most where expected
     writes = [r for r in requests_since(arm, since) if r["op"].startswith("GalleryImageVersions_")
               and r["op"] != "GalleryImageVersions_Get"]
     assert len(writes) == 3, [r["op"] for r in writes]
+    assert run_operator(promote_op(plan))[0] == version_id
 
 
 # --- 3. 404 right after our own create --------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Where each kind of bad input is caught:
   refused by the Param schema before a run exists; version names that are not three 32-bit parts are
   refused by the naming rule every operator builds ids with.
 * **by preflight** (a real DAG run, ``preflight`` fails with AirflowFailException, nothing downstream runs):
-  a Specialized or OS-mismatched existing image definition, a node agent SKU that does not fit the image,
+  a Specialized or OS-mismatched existing image definition, a Trusted-Launch-only marketplace base aimed at an
+  existing definition without a Trusted Launch SecurityType, a node agent SKU that does not fit the image,
   a shared-key Batch connection, a VM with unmanaged disks, with extensions, or on a third-party
   (purchase plan) base image; against Azure's Resource SKUs and the Batch account's quotas: a Gen1-only VM size for a
   Gen2 image, a Standard_ZRS target region without availability zones, taskSlotsPerNode over 4 x the size's vCPUs,
@@ -449,7 +450,8 @@ def _base_image(change: Callable[[dict], None] | None = None):
 def _oversized_script(cfg: dict) -> None:
     path = ROOT / ".cache" / "bad-input-oversized-custom-data.sh"  # .cache/: git-ignored
     path.parent.mkdir(exist_ok=True)
-    path.write_bytes(b"#!/bin/bash\n" + b"echo padding\n" * 5100)  # 66,312 bytes: over Azure's 65,536
+    script = b"#!/bin/bash\n" + b"echo padding\n" * 5100
+    path.write_bytes(script[:65535] + b"\n")  # 65,536 bytes: one over Azure's 65,535 (87,384 base64 characters)
     cfg["build"]["custom_data_file"] = ".cache/bad-input-oversized-custom-data.sh"
 
 
@@ -487,6 +489,18 @@ def _zrs_region_without_zones(standin, cfg, env):
     cfg["target_regions"].append({"name": "westus", "storage_account_type": "Standard_ZRS"})
 
 
+NOBLE_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest",
+                 "watch_interval_seconds": None}  # seeded with image feature SecurityType=TrustedLaunch
+
+
+def _trusted_launch_only_base_into_standard_definition(standin, cfg, env):
+    """A Trusted-Launch-only base (its build VM must be Trusted Launch) aimed at an existing definition without a
+    SecurityType feature: Azure refuses the Trusted Launch disks in it, and its features cannot change."""
+    _base_image(_set("base_image", NOBLE_TL_ONLY))(standin, cfg, env)
+    _create_definition(standin, "ubuntu2404-standard")
+    cfg["image_definition"]["name"] = "ubuntu2404-standard"
+
+
 CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-linux-2204-l1",
        "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
 
@@ -498,8 +512,11 @@ PREFLIGHT_CASES = [
                   "cis-ubuntu-linux-2204-l1", "purchase plan", "first-party image"),
     PreflightCase("custom-data-file-missing", _base_image(_set("build.custom_data_file", "include/build/nope.sh")),
                   "build.custom_data_file", "include/build/nope.sh", "no such file", "create the script"),
-    PreflightCase("custom-data-over-64-kb", _base_image(_oversized_script), "build.custom_data_file",
-                  "bad-input-oversized-custom-data.sh", "66312 bytes", "shorten the script"),
+    PreflightCase("custom-data-of-65536-bytes", _base_image(_oversized_script), "build.custom_data_file",
+                  "bad-input-oversized-custom-data.sh", "65536 bytes", "shorten the script"),
+    PreflightCase("trusted-launch-only-base-into-standard-definition",
+                  _trusted_launch_only_base_into_standard_definition, "image_definition.name", "ubuntu2404-standard",
+                  "Trusted-Launch-only base image", "use a new image_definition.name"),
     PreflightCase("specialized-image-definition", _specialized, "image_definition.name", "ubuntu2204-specialized",
                   "is Specialized", "new image definition name"),
     PreflightCase("image-definition-os-mismatch", _windows_definition, "image_definition.os_type", "'Linux'",

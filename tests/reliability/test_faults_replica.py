@@ -1,9 +1,11 @@
-"""A pool's own region failing to replicate (issue 10: a pool waits only for the replica in its Batch account's region).
+"""A pool's own region failing to replicate (issue 10; issue 20: the version's operation covers every region).
 
 The real DAG (`airflow dags test`, a child process) against the stand-in; the run's one pool is in the seeded North
-Europe account (`batchimagesne`), the gallery in West Europe, so North Europe is the replica that pool waits for
-(``create_pool``, operators/replica.py) and the one a ``replication_failed`` fault breaks. A serving pool in the West
-Europe account must come out untouched. Invariants measured with the SDKs (pipeline_harness.PipelineHarness).
+Europe account (`batchimagesne`), the gallery in West Europe, so North Europe is the replica that pool needs and the
+one a ``replication_failed`` fault breaks. ``publish_image_version`` waits for the version's whole operation (every
+region) and retries a failed region before any pool starts (``create_pool``'s own region wait is a guard then). A
+serving pool in the West Europe account must come out untouched. Invariants measured with the SDKs
+(pipeline_harness.PipelineHarness).
 """
 from __future__ import annotations
 
@@ -41,15 +43,15 @@ def ne_harness(standin, tmp_path, request):
 
 
 def test_pool_region_failed_once_is_retried_and_the_pool_created(ne_harness, standin, reliability_row):
-    """North Europe ends Failed once: create_pool removes it from targetRegions, adds it back, waits, and creates
-    the pool there; promotion then finds every region Completed."""
+    """North Europe ends Failed once: publish_image_version removes it from targetRegions, adds it back and waits;
+    create_pool then creates the pool there; promotion finds every region Completed."""
     h = ne_harness
     standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"}, message=MESSAGE)
     result = h.run()
     report = h.invariants(success=True)
     log = result.log
     retries = log.count("removing it from targetRegions and adding it back")
-    reliability_row("pool's own region replication Failed once (per-pool wait retries)", runs=1,
+    reliability_row("pool's own region replication Failed once (publish retries)", runs=1,
                     survived=result.state == "success" and not report.problems, leaked=report.leaked)
     assert result.state == "success", summary(report, result)
     assert not report.problems, summary(report, result)
@@ -64,9 +66,10 @@ def test_pool_region_failed_once_is_retried_and_the_pool_created(ne_harness, sta
 
 
 def test_pool_region_always_failing_fails_the_pool_naming_the_region(ne_harness, standin, reliability_row):
-    """North Europe fails every time: after two remove/re-add retries (in each of the task's 3 tries) create_pool
-    fails naming the region and Azure's message; no pool of the run is left, the serving pool is untouched, the
-    temporary snapshots and image are deleted."""
+    """North Europe fails every time: after two remove/re-add retries (in each of the task's 3 tries)
+    publish_image_version, which waits for the version's whole operation (every region), fails naming the region and
+    Azure's message; no pool of the run is made, the serving pool is untouched, the temporary snapshots and image are
+    deleted."""
     h = ne_harness
     standin.control.add_fault("replication_failed", count=-1, match={"region": "northeurope"}, message=MESSAGE)
     result = h.run()
@@ -76,7 +79,7 @@ def test_pool_region_always_failing_fails_the_pool_naming_the_region(ne_harness,
     assert result.state == "failed", summary(report, result)
     assert not report.problems, summary(report, result)
     failed = {t["task"]: t for t in result.tasks if t["state"] == "failed"}
-    assert "create_pool[0]" in failed, failed
+    assert "publish_image_version" in failed, failed
     assert "replication in North Europe still failed after 2 remove/re-add retries" in result.log, result.log_path
     assert MESSAGE in result.log, result.log_path
     assert not [r for r in h.requests() if r["op"] == "Pool_Add" and r["status"] == 201], "a pool was created"
@@ -84,19 +87,15 @@ def test_pool_region_always_failing_fails_the_pool_naming_the_region(ne_harness,
 
 
 def test_two_pools_sharing_a_failed_region_retry_it_once(standin, tmp_path, request, reliability_row):
-    """Two logical pools in the North Europe account, North Europe Failed once: create_pool[0] (the first pool in
-    that region) removes and re-adds it; create_pool[1] only waits for that retry (under `airflow dags test`, which
-    runs one task instance at a time, it reschedules itself while create_pool[0] has not run); both pools are
-    created, the region retried once, no other pool touched."""
+    """Two logical pools in the North Europe account, North Europe Failed once: publish_image_version removes and
+    re-adds it once, before either pool starts; both pools are created, no other pool touched."""
     h = _ne_harness(standin, tmp_path, request, pools=2)
     standin.control.add_fault("replication_failed", count=1, match={"region": "northeurope"}, message=MESSAGE)
     result = h.run()
     report = h.invariants(success=True)
-    # which of the two ran first is up to `airflow dags test`; when create_pool[1] did, it rescheduled itself
-    waited = "rescheduling" if "no try spent" in result.log else "create_pool[0] ran first"
-    print(f"\ncreate_pool[1] waited for the retry by: {waited}; log {result.log_path}")
-    reliability_row("replication Failed in a region 2 pools share (one retrier)", runs=1,
-                    survived=result.state == "success" and not report.problems, leaked=report.leaked, note=waited)
+    reliability_row("replication Failed in a region 2 pools share (one retry)", runs=1,
+                    survived=result.state == "success" and not report.problems, leaked=report.leaked,
+                    note="retried by publish_image_version")
     assert result.state == "success", summary(report, result)
     assert not report.problems, summary(report, result)
     assert result.log.count("removing it from targetRegions and adding it back") == 1, result.log_path

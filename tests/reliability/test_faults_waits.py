@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_harness import PipelineHarness, dag_id_for, pipeline_config, summary
+from pipeline_harness import PipelineHarness, dag_id_for, pipeline_config, retry_after_gaps, summary
 
 # Reads the waits make. Snapshots_Get is polled by wait_for_snapshots after snapshot_disks' two existence
 # checks (skipped by the faults below, so that the odd answers land in the waits).
@@ -92,3 +92,30 @@ def test_read_after_write_404(harness, standin, reliability_row):
     assert result.state == "success", summary(report, result)
     assert not report.problems, summary(report, result)
     assert served, not_found
+
+
+def test_arms_token_buckets_at_small_sizes_are_waited_out(harness, standin, reliability_row):
+    """ARM's token buckets on (core/throttle.py), shrunk so that a one-pool run empties them: reads 8 refilled 2 a
+    second, writes and deletes 3 refilled 1 a second. Every empty bucket answers 429 SubscriptionRequestsThrottled
+    with a whole-second Retry-After; azure-core (operators) and the waits (triggers) wait it out, no request is
+    asked again sooner, no task fails or is retried, and the run succeeds with nothing left over."""
+    h = harness()
+    standin.control.throttle(enforce=True, buckets={"read": {"size": 8, "refill_per_second": 2},
+                                                    "write": {"size": 3, "refill_per_second": 1},
+                                                    "delete": {"size": 3, "refill_per_second": 1}})
+    result = h.run(timeout=600.0)
+    standin.control.throttle(enforce=False)   # the invariants' own SDK reads are not part of the run
+    report = h.invariants(success=True)
+    items = h.requests()
+    throttled = [r for r in items if r["status"] == 429 and r["fault"] == "throttled"]
+    early = [g for g in retry_after_gaps(items) if g["gap"] is not None and g["gap"] < g["retry_after"] - 0.02]
+    retried = [t["task"] for t in result.tasks if (t.get("try") or 1) > 1]
+    kinds = sorted({r["method"] for r in throttled})
+    survived = result.state == "success" and not report.problems and bool(throttled) and not retried and not early
+    reliability_row("ARM token buckets on, reads 8 @2/s, writes/deletes 3 @1/s", runs=1, survived=survived,
+                    leaked=report.leaked, note=f"{len(throttled)} 429s ({', '.join(kinds)}) waited out")
+    assert result.state == "success", summary(report, result)
+    assert not report.problems, summary(report, result)
+    assert throttled, "the small buckets never emptied: the row shows nothing"
+    assert not retried, f"tasks retried: {retried}"
+    assert not early, f"asked again sooner than Retry-After: {early}"

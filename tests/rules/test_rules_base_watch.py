@@ -49,8 +49,12 @@ def test_event_base_version_reads_a_watcher_event_and_a_hand_posted_one():
 def test_poll_cost_against_arms_read_budget():
     assert base_watch.reads_per_hour(3600) == 1
     assert base_watch.reads_per_hour(300) == 12
-    # ten watched bases polled every 5 minutes: 120 reads/hour, 1% of ARM's 12,000
-    assert base_watch.budget_share(300, watchers=10) == pytest.approx(0.01)
+    # ARM's read bucket refills 25 a second per principal (Microsoft Learn's request-limits page): 90,000 an hour
+    assert base_watch.ARM_READS_PER_HOUR == 90_000
+    # ten watched bases polled every 5 minutes: 120 reads/hour, 0.13% of what the bucket's refill allows
+    assert base_watch.budget_share(300, watchers=10) == pytest.approx(120 / 90_000)
+    # the minimum interval (60 s) on 100 bases: 6,000 reads/hour, still 6.7%
+    assert base_watch.budget_share(60, watchers=100) == pytest.approx(0.0667, abs=1e-4)
 
 
 def test_preflight_takes_the_version_of_a_watcher_event_for_its_own_base():

@@ -1,4 +1,4 @@
-"""rules/security.py: what the source VM's security type decides."""
+"""rules/security.py: what the source VM's (or a marketplace base's) security type decides."""
 from __future__ import annotations
 
 import pytest
@@ -45,3 +45,30 @@ def test_definition_feature_checks():
     assert security.check_definition_feature(None, std) is None
     assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunchSupported"}], std) is None
     assert security.check_definition_feature([{"name": "SecurityType", "value": "TrustedLaunch"}], std) is not None
+
+
+@pytest.mark.parametrize("value, build", [
+    ("TrustedLaunch", "TrustedLaunch"), ("trustedlaunch", "TrustedLaunch"),
+    ("TrustedLaunchSupported", "Standard"), ("TrustedLaunchAndConfidentialVmSupported", "Standard"),
+    ("ConfidentialVmSupported", "Standard"), (None, "Standard"),
+])
+def test_only_a_trusted_launch_only_base_gets_a_trusted_launch_build_vm(value, build):
+    features = [{"name": "IsAcceleratedNetworkSupported", "value": "True"}]
+    if value is not None:
+        features.append({"name": "SecurityType", "value": value})
+    kind = security.base_image_build_security(features)
+    assert kind == build
+    profile = security.build_vm_security_profile(kind)
+    assert security.security_type(profile) == build
+    if build == "TrustedLaunch":  # what decide() then plans for it: snapshots, a TrustedLaunch definition, TL pools
+        d = security.decide(profile, "V2")
+        assert (d["image_path"], d["definition_feature"]) == ("snapshots", "TrustedLaunch")
+        assert d["pool_security_profile"]["uefiSettings"] == {"secureBootEnabled": True, "vTpmEnabled": True}
+
+
+def test_a_confidential_vm_only_base_is_refused_naming_base_image():
+    with pytest.raises(InvalidInput) as err:
+        security.base_image_build_security([{"name": "SecurityType", "value": "ConfidentialVM"}],
+                                           value="contoso:cvm:1:1.0.0")
+    assert err.value.field == "base_image" and err.value.value == "contoso:cvm:1:1.0.0"
+    assert "Confidential VM" in err.value.reason and "SecurityType" in err.value.fix

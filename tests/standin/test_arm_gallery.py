@@ -80,6 +80,16 @@ def _wait_replication(client, rg, version, until, timeout=20.0):
         time.sleep(0.1)
 
 
+def _with_version(standin, name: str, regions: list[tuple[str, int]]):
+    """A version made (its create operation waited for) from a fresh managed image: (client, rg, image_id)."""
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, name, _version_body(image_id, regions), polling_interval=FAST).result()
+    return client, rg, image_id
+
+
 # --- happy path ----------------------------------------------------------------------------------------
 
 def test_gallery_definition_version_and_listing(standin):
@@ -91,6 +101,9 @@ def test_gallery_definition_version_and_listing(standin):
         polling_interval=FAST)
     version = poller.result()
     assert version.properties.provisioning_state == "Succeeded"
+    # the create operation covers replication: when the SDK's poller returns, every region is Completed
+    _, agg, regions = _status(client, rg, "2024.1001.1")
+    assert agg == "Completed" and {s[0] for s in regions.values()} == {"Completed"}
     assert version.properties.storage_profile.source.id.lower() == image_id.lower()
     assert version.properties.storage_profile.os_disk_image.size_in_gb == 30
     assert [d.size_in_gb for d in version.properties.storage_profile.data_disk_images] == [64]
@@ -126,8 +139,8 @@ def test_replication_progress_advances_per_region(standin):
 
     standin.control.advance(300)
     v, agg, r1 = _status(client, rg, "1.0.0")
-    # the version resource is Succeeded while regions still replicate: gate on replicationStatus
-    assert v.properties.provisioning_state == "Succeeded" and agg == "InProgress"
+    # the create operation is not done while a region still replicates (Azure/azure-rest-api-specs#3080)
+    assert v.properties.provisioning_state == "Creating" and agg == "InProgress"
     assert all(state == "Replicating" and 0 < progress < 100 for state, progress, _ in r1.values())
     # more replicas (and a later region) replicate slower
     assert r1["Sweden Central"][1] < r1["West Europe"][1]
@@ -137,8 +150,56 @@ def test_replication_progress_advances_per_region(standin):
     assert all(r2[r][1] > r1[r][1] for r in r1)
 
     standin.control.advance(3000)
-    _, agg, r3 = _status(client, rg, "1.0.0")
+    v, agg, r3 = _status(client, rg, "1.0.0")
     assert agg == "Completed" and {s[0] for s in r3.values()} == {"Completed"}
+    assert v.properties.provisioning_state == "Succeeded"
+
+
+def test_an_update_adding_a_region_runs_until_that_region_replicated(standin):
+    """A PUT that adds a target region is Updating (its operation not done) until the new region is Completed."""
+    client, rg, image_id = _with_version(standin, "1.0.3", [("westeurope", 1)])
+    standin.control.set_scale(1)
+    client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.3", _version_body(image_id, [("westeurope", 1), ("uksouth", 1)]), polling=False)
+    standin.control.advance(200)  # past the operation's own minimum, before UK South's copy (300 s and more)
+    v, agg, regions = _status(client, rg, "1.0.3")
+    assert v.properties.provisioning_state == "Updating"
+    assert regions["West Europe"][0] == "Completed" and regions["UK South"][0] == "Replicating"
+    standin.control.advance(3000)
+    v, agg, regions = _status(client, rg, "1.0.3")
+    assert v.properties.provisioning_state == "Succeeded" and agg == "Completed"
+
+
+def test_zrs_in_a_region_without_zones_fails_that_regions_replication(standin):
+    """Standard_ZRS needs availability zones: West US has none (resource_skus.region_zones), so its replica fails
+    and the create operation ends Failed with Azure's message; North Europe (zonal) stores ZRS and completes."""
+    client = standin.compute()
+    rg = _rg(standin)
+    image_id = _prepare(standin, client)
+    body = _version_body(image_id, [("westeurope", 1), ("northeurope", 1), ("westus", 1)])
+    for t in body["properties"]["publishingProfile"]["targetRegions"][1:]:
+        t["storageAccountType"] = "Standard_ZRS"
+    poller = client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.0.4", body,
+                                                                   polling_interval=FAST)
+    with pytest.raises(HttpResponseError) as err:
+        poller.result()
+    assert "Gallery replication jobs failed in one or more regions" in str(err.value)
+    assert "region:westus" in str(err.value) and "Standard_ZRS" in str(err.value)
+    v, agg, regions = _wait_replication(client, rg, "1.0.4", {"Completed"}, timeout=10.0)
+    assert v.properties.provisioning_state == "Failed"
+    state, progress, details = regions["West US"]
+    assert state == "Failed" and progress < 100 and "Standard_ZRS" in details and "availability zones" in details
+    assert regions["North Europe"][0] in ("Replicating", "Completed")  # ZRS in a zonal region is fine
+    # the workaround: store West US as LRS (drop it, add it back with another type)
+    body["properties"]["publishingProfile"]["targetRegions"] = body["properties"]["publishingProfile"]["targetRegions"][:2]
+    client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.0.4", body,
+                                                         polling_interval=FAST).result()
+    body["properties"]["publishingProfile"]["targetRegions"].append(
+        {"name": "westus", "regionalReplicaCount": 1, "storageAccountType": "Standard_LRS"})
+    v = client.gallery_image_versions.begin_create_or_update(rg, GALLERY, DEFINITION, "1.0.4", body,
+                                                             polling_interval=FAST).result()
+    _, agg, regions = _status(client, rg, "1.0.4")
+    assert v.properties.provisioning_state == "Succeeded" and agg == "Completed"
 
 
 def test_failed_region_is_fixed_by_removing_and_re_adding_it(standin):
@@ -148,8 +209,11 @@ def test_failed_region_is_fixed_by_removing_and_re_adding_it(standin):
     standin.control.add_fault("replication_failed", match={"region": "northeurope"},
                               message="Injected: the storage copy to North Europe failed.")
     regions = [("westeurope", 1), ("northeurope", 1)]
-    client.gallery_image_versions.begin_create_or_update(
-        rg, GALLERY, DEFINITION, "1.0.1", _version_body(image_id, regions), polling_interval=FAST).result()
+    poller = client.gallery_image_versions.begin_create_or_update(
+        rg, GALLERY, DEFINITION, "1.0.1", _version_body(image_id, regions), polling_interval=FAST)
+    with pytest.raises(HttpResponseError) as err:  # the create operation ends Failed with the failed region
+        poller.result()
+    assert "{region:northeurope, detail:" in str(err.value) and "removing the failed regions" in str(err.value)
     v, agg, status = _wait_replication(client, rg, "1.0.1", {"Failed"})
     assert agg == "Failed"
     assert status["West Europe"][0] in ("Replicating", "Completed")
@@ -190,7 +254,8 @@ def test_safety_profile_lets_a_failed_region_go_but_keeps_a_completed_one(standi
         return client.gallery_image_versions.begin_create_or_update(
             rg, GALLERY, DEFINITION, "1.0.2", body, polling_interval=FAST).result()
 
-    put(regions)
+    with pytest.raises(HttpResponseError):  # North Europe fails: so does the create operation
+        put(regions)
     _, agg, status = _wait_replication(client, rg, "1.0.2", {"Failed"})
     assert agg == "Failed" and status["North Europe"][0] == "Failed"
     assert [t.name for t in put(regions[:1]).properties.publishing_profile.target_regions] == ["West Europe"]
@@ -333,11 +398,7 @@ def test_definition_immutable_properties_and_duplicate_identifier(standin):
 
 
 def test_nested_resources_block_deletes_then_everything_deletes(standin):
-    client = standin.compute()
-    rg = _rg(standin)
-    image_id = _prepare(standin, client)
-    client.gallery_image_versions.begin_create_or_update(
-        rg, GALLERY, DEFINITION, "1.0.0", _version_body(image_id, [("westeurope", 1)]), polling_interval=FAST).result()
+    client, rg, image_id = _with_version(standin, "1.0.0", [("westeurope", 1)])
     with pytest.raises(ResourceExistsError) as err:
         client.galleries.begin_delete(rg, GALLERY)
     assert _code(err.value) == "CannotDeleteResource"

@@ -1,6 +1,7 @@
 """Build VMs on the stand-in through azure-mgmt-compute: a VM from a marketplace image with custom data, VM-managed
 NICs, the guest powering itself off when its script ends, deallocate, generalize, delete with deleteOption, boot
-diagnostics, and Azure's refusals (unknown image, plan, customData too long)."""
+diagnostics, and Azure's refusals (unknown image, plan, customData too long, a standard VM from a
+Trusted-Launch-only image)."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +14,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
 JAMMY = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy", "sku": "22_04-lts-gen2"}
+NOBLE_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}  # seeded SecurityType=TrustedLaunch
 SCRIPT = "#!/bin/bash\necho 'build: installing'\napt-get install -y jq\necho 'build: done'\npoweroff\n"
 FAST = 0.05
 
@@ -138,3 +140,30 @@ def test_exact_version_and_refusals(standin):
     assert _code(err.value) == "VMMarketplaceInvalidInput"
     # nothing of the refused VMs was made
     assert not [d.name for d in client.disks.list_by_resource_group(rg) if d.name.startswith("bvm-x")]
+
+
+@pytest.mark.parametrize("profile", [None, {"securityType": "Standard"}], ids=["no-security-profile", "standard"])
+def test_trusted_launch_only_image_refuses_a_standard_vm_and_takes_a_trusted_launch_one(standin, profile):
+    client = standin.compute()
+    rg = standin.endpoints["demo"]["resource_group"]
+    image = client.virtual_machine_images.get("westeurope", *NOBLE_TL_ONLY.values(), "24.04.202411030")
+    assert {f.name: f.value for f in image.properties.features}["SecurityType"] == "TrustedLaunch"
+    name = f"bvm-noble-{'std' if profile else 'none'}"
+    body = _body(standin, name)
+    body["properties"]["storageProfile"]["imageReference"] = {**NOBLE_TL_ONLY, "version": "latest"}
+    if profile:
+        body["properties"]["securityProfile"] = profile
+    with pytest.raises(HttpResponseError) as err:
+        client.virtual_machines.begin_create_or_update(rg, name, body)
+    assert err.value.status_code == 400 and _code(err.value) == "BadRequest"
+    assert "only supports creation of VMs and VM Scale Sets with 'TrustedLaunch' security type" in str(err.value)
+    assert not [d.name for d in client.disks.list_by_resource_group(rg) if d.name.startswith(name)]
+
+    body["properties"]["securityProfile"] = {"securityType": "TrustedLaunch",
+                                             "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+    vm = client.virtual_machines.begin_create_or_update(rg, name, body, polling_interval=FAST).result()
+    assert vm.properties.security_profile.security_type == "TrustedLaunch"
+    assert vm.properties.storage_profile.image_reference.exact_version == "24.04.202411030"
+    os_disk = client.disks.get(rg, f"{name}-osdisk")
+    assert os_disk.security_profile.security_type == "TrustedLaunch"
+    client.virtual_machines.begin_delete(rg, name, polling_interval=FAST).result()

@@ -10,14 +10,16 @@ Replication model (a pure function of simulated time, see `_region_status`):
 - a `replication_failed` fault (match: region = canonical region name, name = version name) decided at
   creation makes the region end Failed half-way, with `details`; a `replication_slow` fault (same match) adds
   `extra_seconds` to that region's duration (a region far from the source, or busy);
-- the version's own provisioningState goes Creating -> Succeeded after timings.version_create()
-  (2 simulated minutes) WHILE regions may still replicate, as Azure allows: callers must gate on
-  `$expand=ReplicationStatus` (or `version_for_pool(...)["regions"]`), not on provisioningState;
-- once a region has failed, provisioningState reads Failed (with `_sim.error`);
+- a target region stored as Standard_ZRS (or Premium_ZRS) in a region without availability zones
+  (`resource_skus.region_zones`) ends Failed early in its copy (`_zrs_unavailable`);
+- the version's create operation covers replication: provisioningState reads Creating (and the LRO is not done)
+  until EVERY target region is Completed (and at least timings.version_create() has passed), then Succeeded; it
+  reads Failed (the LRO ends Failed, with `_sim.error`) as soon as one region has failed. Sources, in
+  `_advance_version`'s docstring;
 - PUT of an existing version may change publishingProfile (targetRegions, replica counts,
-  excludeFromLatest, endOfLifeDate): Updating -> Succeeded; regions removed disappear, regions added
-  (or whose replica count / storage type changed) replicate again from zero, the others keep their
-  state. Removing a failed region and adding it back is the workaround for a failed replication.
+  excludeFromLatest, endOfLifeDate): Updating until every region is Completed, then Succeeded; regions removed
+  disappear, regions added (or whose replica count / storage type changed) replicate again from zero, the others
+  keep their state. Removing a failed region and adding it back is the workaround for a failed replication.
 - replacing the source of an existing version -> 409 PropertyChangeNotAllowed (Azure's, verified).
 - PATCH (GalleryImageVersions_Update) merges publishingProfile / safetyProfile into the version (promotion by
   `excludeFromLatest: false`, `endOfLifeDate`, target regions); `safetyProfile.allowDeletionOfReplicatedLocations`
@@ -45,6 +47,7 @@ from ..core.errors import (
 from ..core import timings
 from . import arm_common as arm
 from .disks import disk_security_type
+from .resource_skus import region_zones
 
 T_GALLERY, T_DEF, T_VERSION = arm.T_GALLERY, arm.T_GALLERY_IMAGE, arm.T_GALLERY_IMAGE_VERSION
 
@@ -573,12 +576,45 @@ def _start_region(ctx, version_name: str, tr: dict, size_gb: int, index: int, no
     slow = ctx.faults.take("replication_slow", region=tr["key"], name=version_name)
     if slow is not None:
         rec["duration"] += max(float(slow.get("extra_seconds") or 0.0), 0.0)
+    zrs = _zrs_unavailable(tr)
+    if zrs is not None:
+        rec["fail_at"] = now + ZRS_FAIL_SHARE * rec["duration"]
+        rec["details"] = zrs
+        return rec
     fault = ctx.faults.take("replication_failed", region=tr["key"], name=version_name)
     if fault is not None:
         reason = fault.get("message") or "The replication job failed with an internal error. Please retry."
         rec["fail_at"] = now + 0.5 * duration
         rec["details"] = f"Replication failed in this region due to '{reason}'"
     return rec
+
+
+# Zone-redundant storage account types: their replicas need a region with availability zones.
+ZRS_TYPES = frozenset({"standard_zrs", "premium_zrs"})
+# How far into a region's copy a ZRS replica in a region without zones fails (a guess: Azure reports no timing).
+ZRS_FAIL_SHARE = 0.1
+
+
+def _zrs_unavailable(tr: dict) -> str | None:
+    """The replication error `details` of a target region stored as ZRS in a region without availability zones,
+    None when the region can hold it.
+
+    The rule: ZRS exists only in regions with availability zones (Microsoft's "Azure regions with availability zone
+    support" and Storage's "zone-redundant storage" pages); a gallery image version with a Standard_ZRS region in
+    westus failed to build (Azure/avdaccelerator#289, 2023: "My build failed b/c I picked a region that didn't
+    support ZRS"), and the gallery docs offer ZRS "in regions that support Availability Zones". Zones come from
+    the Resource SKUs table (`resource_skus.region_zones`), as preflight reads them. That the failure shows as the
+    region's replicationStatus Failed (not a 400 on the PUT) is what the issue reports; the wording of `details` is a
+    guess modelled on Storage's RedundancyConfigurationNotAvailableInRegion message (Esri/arcgis-gitops#160:
+    "... redundancy configuration - Sku: Standard_ZRS, Kind: StorageV2 - not available in selected Region -
+    westus"): no public report quotes the gallery's own text.
+    """
+    sat = str(tr.get("storageAccountType") or "")
+    if sat.lower() not in ZRS_TYPES or region_zones(tr["key"]):
+        return None
+    return (f"Replication failed in this region due to 'The storage account type {sat} is not available in region "
+            f"{tr['key']}: zone-redundant storage needs a region with availability zones. Use Standard_LRS or "
+            f"Premium_LRS for this target region.'")
 
 
 def _published_profile(ctx, targets: list[dict], req_pp: dict, old_pp: dict | None) -> dict:
@@ -832,17 +868,47 @@ def replication_status(ctx, body: dict) -> dict:
 
 
 def _advance_version(ctx, body: dict) -> dict:
-    arm.advance_provisioning(ctx, body)
+    """Finish a version's create/update operation: it covers replication to every target region.
+
+    Creating/Updating until every region is Completed (and timings.version_create() has passed), then Succeeded;
+    Failed as soon as one region has failed. Why the operation includes replication:
+    - ARM's review of the first gallery spec (Azure/azure-rest-api-specs#3080, 2018): "when a PUT on a imageVersion
+      happens, the PUT will not be complete till the replication in all regions have completed";
+    - GalleryImageVersions_CreateOrUpdate is a long-running operation, and azure-mgmt-compute 39's
+      begin_create_or_update (generated from the spec) polls it with a plain ARMPolling, no lro_options, i.e. until
+      the terminal provisioningState or Azure-AsyncOperation status: whatever ends the operation ends the SDK's wait
+      (the spec's own x-ms-long-running-operation-options were not read here: inferred from the generated poller);
+    - what users see: the CLI's create blocks for the whole replication (Azure/azure-cli#7363 asks for --no-wait
+      because "the replication will get long enough (hours)"; #16632: `az sig image-version update` "still updating
+      after one day" across 34 regions; #15539: an update ends after 2 h 17 min with "Gallery replication jobs failed
+      in one or more regions"); Packer's `shared_image_gallery_timeout` (default 60m) bounds its wait for the version
+      and must be raised for slow replication (hashicorp/packer#8802); Terraform's azurerm_shared_image_version
+      "waiting for the image replication to complete" (hashicorp/terraform-provider-azurerm#3517).
+    Failed at the first failed region (rather than once the others end too) is a guess; the error message is Azure's
+    (azure-cli#15539, region names canonical as there); the code ReplicationFailed is a guess.
+    """
     props = body.get("properties") or {}
-    if props.get("provisioningState") == "Succeeded":
-        failed = [s for s in replication_status(ctx, body)["summary"] if s["state"] == "Failed"]
-        if failed:
-            props["provisioningState"] = "Failed"
-            body["_sim"]["error"] = {
-                "code": "ReplicationFailed",  # guess
-                "message": "Replication to all the target regions not completed. "
-                           + " ".join(f"Region '{s['region']}': {s['details']}" for s in failed),
-            }
+    lro = (body.get("_sim") or {}).get("lro")
+    if not lro or props.get("provisioningState") not in ("Creating", "Updating"):
+        return body
+    now = ctx.clock.now()
+    if lro.get("error"):  # the operation itself failed (generation conflict, an lro_failed fault)
+        return arm.advance_provisioning(ctx, body)
+    summary = replication_status(ctx, body)["summary"]
+    by_name = {r["name"]: r["key"] for r in body["_sim"].get("regions") or []}
+    failed = [s for s in summary if s["state"] == "Failed"]
+    if failed:
+        props["provisioningState"] = "Failed"
+        listed = ", ".join(f"{{region:{by_name.get(s['region'], s['region'])}, detail:{s['details']}}}"
+                           for s in failed)
+        body["_sim"]["error"] = {
+            "code": "ReplicationFailed",  # guess
+            "message": "Gallery replication jobs failed in one or more regions. The failing regions' details are as "
+                       f"follows: '{listed}'. If retry does not work, then please do an update by removing the "
+                       "failed regions and update again by adding them back.",
+        }
+    elif now >= lro["done_at"] and all(s["state"] == "Completed" for s in summary):
+        props["provisioningState"] = "Succeeded"
     return body
 
 

@@ -13,6 +13,11 @@ Rules and shapes (azure-rest-api-specs, Compute ``virtualMachineImage.json``; az
 - Get answers ``properties``: ``osDiskImage {operatingSystem, sizeInGb}``, ``dataDiskImages``, ``hyperVGeneration``,
   ``architecture``, ``features`` (e.g. ``SecurityType``), ``plan`` for an image sold with a purchase plan,
   ``automaticOSUpgradeProperties``, ``imageDeprecationStatus``.
+- ``features`` (VirtualMachineImageFeature {name, value} in the spec; azure-mgmt-compute 39's
+  ``VirtualMachineImage.features``): ``SecurityType`` is ``TrustedLaunchSupported`` (standard or Trusted Launch VMs),
+  ``TrustedLaunchAndConfidentialVmSupported``, ``ConfidentialVmSupported``, or ``TrustedLaunch``: an image that only
+  makes Trusted Launch VMs (backends/vms.py refuses a standard VM from it, errors.TrustedLaunchRequired). Gen1 images
+  carry no SecurityType (Trusted Launch needs Gen2, azure-cli#17599).
 - Unknown publisher / offer / sku / version: 404 ``NotFound`` "Artifact: VMImage was not found." (verified, see
   errors.ArtifactNotFound). ``latest`` is resolved by clients from the list (az vm image show does); a VM PUT accepts
   it (backends/vms.py resolves it here).
@@ -43,7 +48,8 @@ def publish_version(ctx, publisher: str, offer: str, sku: str, version: str, *, 
                     plan: dict | None = None, security_type: str | None = "TrustedLaunchSupported",
                     architecture: str = "x64") -> dict:
     """Store (or replace) a marketplace image version; returns its document. ``plan`` {name, publisher, product}
-    marks an image sold with a purchase plan (Batch refuses those as a custom image's base)."""
+    marks an image sold with a purchase plan (Batch refuses those as a custom image's base); ``security_type`` is its
+    ``SecurityType`` feature (Gen2 only; ``TrustedLaunch``: a Trusted-Launch-only base)."""
     if not re.fullmatch(r"[0-9]+(\.[0-9]+){2,3}", version or ""):
         raise ValueError(f"a marketplace version is 3 or 4 dotted integers, not {version!r}")
     features = [{"name": "IsAcceleratedNetworkSupported", "value": "True"},
@@ -67,6 +73,14 @@ def publish_version(ctx, publisher: str, offer: str, sku: str, version: str, *, 
            "_sim": {"published_at": ctx.clock.now()}}
     ctx.store.put(KIND, _key(publisher, offer, sku, version), doc)
     return doc
+
+
+def image_security_type(doc: dict) -> str | None:
+    """The version's ``SecurityType`` feature value (e.g. ``TrustedLaunch``), or None."""
+    for feature in doc["properties"].get("features") or []:
+        if str(feature.get("name", "")).lower() == "securitytype":
+            return feature.get("value")
+    return None
 
 
 def _versions(ctx, location: str, publisher: str, offer: str, sku: str) -> list[dict]:

@@ -15,7 +15,12 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 - Marketplace image versions (backends/marketplace.py), in every region: Ubuntu 22.04 gen2 and gen1
   (`22_04-lts-gen2` / `22_04-lts`: 22.04.202409120, 22.04.202410020 - the prepared VMs' base - and 22.04.202411010,
   the newest), Ubuntu 20.04 gen2 (`0001-com-ubuntu-server-focal` / `20_04-lts-gen2`: 20.04.202409100, a base whose
-  node agent Batch retired on 2025-04-23), and the third-party CIS image with its purchase plan (2.0.0, 2.1.0).
+  node agent Batch retired on 2025-04-23), the third-party CIS image with its purchase plan (2.0.0, 2.1.0), and a
+  Trusted-Launch-only base: Ubuntu 24.04 gen2 (`ubuntu-24_04-lts` / `server`: 24.04.202411030, image feature
+  `SecurityType` = `TrustedLaunch`; a standard VM from it is refused, see backends/vms.py). Chosen because Batch
+  supports it (supported_images.py) and it is Gen2; that Azure publishes this SKU with `TrustedLaunch` rather than a
+  `...Supported` value is NOT verified (no public `az vm image show` of it was found): it stands for any base Azure
+  marks so.
 - Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys), and
   `batchimagesne` (northeurope, same settings): pools in two regions, each waiting for its own region's replica.
 - Microsoft.Batch registered in the subscription.
@@ -54,6 +59,8 @@ UBUNTU_2204 = {
 UBUNTU_2204_GEN1 = {**UBUNTU_2204, "sku": "22_04-lts"}
 UBUNTU_2204_VERSIONS = ("22.04.202409120", "22.04.202410020", "22.04.202411010")
 UBUNTU_2004 = {"publisher": "canonical", "offer": "0001-com-ubuntu-server-focal", "sku": "20_04-lts-gen2"}
+UBUNTU_2404_TL_ONLY = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}
+UBUNTU_2404_TL_ONLY_VERSION = "24.04.202411030"
 
 # A third-party (non first-party) marketplace image sold with a plan.
 THIRD_PARTY = {
@@ -76,6 +83,8 @@ def seed_marketplace(ctx) -> None:
         publish_version(ctx, UBUNTU_2204_GEN1["publisher"], UBUNTU_2204_GEN1["offer"], UBUNTU_2204_GEN1["sku"], version,
                         hyper_v_generation="V1")
     publish_version(ctx, UBUNTU_2004["publisher"], UBUNTU_2004["offer"], UBUNTU_2004["sku"], "20.04.202409100")
+    publish_version(ctx, UBUNTU_2404_TL_ONLY["publisher"], UBUNTU_2404_TL_ONLY["offer"], UBUNTU_2404_TL_ONLY["sku"],
+                    UBUNTU_2404_TL_ONLY_VERSION, security_type="TrustedLaunch")
     for version in ("2.0.0", "2.1.0"):
         publish_version(ctx, THIRD_PARTY["publisher"], THIRD_PARTY["offer"], THIRD_PARTY["sku"], version,
                         plan=THIRD_PARTY_PLAN)

@@ -16,6 +16,7 @@ from typing import Any
 from ..core import timings as _timings
 from ..core.errors import (
     ArmError, ImageNotFound, InvalidParameter, OperationNotAllowed, RequiredParameterMissing, ResourceNotFound,
+    TrustedLaunchRequired,
 )
 from . import marketplace as _marketplace
 from . import resource_skus as _resource_skus
@@ -273,6 +274,10 @@ def set_power_state(ctx, resource_id: str, state: str) -> dict:
 # - A Linux osProfile needs an SSH key or a password (400 InvalidParameter; the wording is from memory, not checked).
 # - A marketplace image sold with a plan needs `plan` in the request (400 VMMarketplaceInvalidInput; code from public
 #   reports, wording a paraphrase).
+# - An image whose SecurityType feature is TrustedLaunch makes only Trusted Launch VMs: a request without
+#   securityProfile.securityType TrustedLaunch (Standard, or no securityProfile; Azure's "Trusted Launch as default"
+#   for new Gen2 VMs is not modelled) is refused with 400 BadRequest (errors.TrustedLaunchRequired: Azure's answer for a
+#   gallery image; applied to marketplace images the same way, as no public report shows the marketplace wording).
 # - networkProfile.networkInterfaceConfigurations (VM-managed NICs, networkApiVersion 2020-11-01 or later) makes one
 #   NIC per configuration, named as the configuration; deleteOption Delete on a NIC / disk removes it with the VM,
 #   Detach (the default) keeps it (DeleteOptions / DiskDeleteOptionTypes in the SDK models). Subnets (Network RP)
@@ -364,6 +369,8 @@ def create_vm(ctx, sub: str, rg: str, name: str, req: dict | None) -> tuple[dict
     sec_type = str(security.get("securityType") or "").lower()
     if sec_type == "trustedlaunch" and gen != "V2":
         raise InvalidParameter("Trusted Launch needs a generation 2 image (guess at the wording).")
+    if str(_marketplace.image_security_type(image) or "").lower() == "trustedlaunch" and sec_type != "trustedlaunch":
+        raise TrustedLaunchRequired()  # Standard or no securityProfile from a Trusted-Launch-only image (errors.py)
     os_name = req_os.get("name") or f"{name}_OsDisk_1_{uuid.uuid4().hex}"
     os_size = max(int(req_os.get("diskSizeGB") or 0), int(iprops["osDiskImage"].get("sizeInGb") or 30))
     sku = ((req_os.get("managedDisk") or {}).get("storageAccountType")) or "Premium_LRS"

@@ -7,6 +7,7 @@ from pathlib import Path
 from .clock import Clock
 from .faults import Faults
 from .store import Store
+from .throttle import Throttle
 from .tokens import TokenIssuer
 
 # Fixed identities of the local fixture, so airflow_settings.yaml can name them (like Azurite's
@@ -44,6 +45,7 @@ class StandIn:
     clock: Clock
     faults: Faults
     tokens: TokenIssuer
+    throttle: Throttle = field(default_factory=Throttle)  # ARM's token buckets (core/throttle.py)
 
     @property
     def lock(self):

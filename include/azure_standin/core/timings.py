@@ -27,7 +27,8 @@ def image_create(total_snapshot_gb: float) -> float:
 
 
 def version_create() -> float:
-    """Until the version resource itself says Succeeded (replication continues per region)."""
+    """The shortest a version's create/update operation takes; it lasts until every target region has replicated
+    (backends/gallery.py `_advance_version`), so region_replication decides its length in practice."""
     return 120.0
 
 

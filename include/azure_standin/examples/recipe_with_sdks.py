@@ -53,13 +53,10 @@ def main(endpoints_path: str, suffix: str = "sdk") -> int:
         "location": location, "properties": {
             "storageProfile": {"source": {"id": image.id}},
             "publishingProfile": {"targetRegions": [{"name": location, "regionalReplicaCount": 1}]}}}, **poll).result()
-    while True:  # the version can say Succeeded while a region still replicates: gate on the regions
-        status = compute.gallery_image_versions.get(rg, f"gal{suffix}", "ubuntu2204", "1.0.0",
-                                                    expand="ReplicationStatus").properties.replication_status
-        print("replication:", ", ".join(f"{s.region} {s.state} {s.progress}%" for s in status.summary))
-        if all(str(s.state).endswith(("Completed", "COMPLETED")) for s in status.summary):
-            break
-        time.sleep(1)
+    # the create's operation covers replication: once its poller is done, every target region is Completed
+    status = compute.gallery_image_versions.get(rg, f"gal{suffix}", "ubuntu2204", "1.0.0",
+                                                expand="ReplicationStatus").properties.replication_status
+    print("replication:", ", ".join(f"{s.region} {s.state} {s.progress}%" for s in status.summary))
 
     batch = BatchClient(ep["batch_accounts"][demo["batch_account"]]["endpoint"], cred, connection_verify=ep["ca_bundle"])
     pool_id = f"pool-{suffix}"

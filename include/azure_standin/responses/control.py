@@ -54,6 +54,23 @@ async def faults(request: Request):
         return JSONResponse({"value": ctx.faults.list()})
 
 
+async def throttle(request: Request):
+    """ARM's token buckets (core/throttle.py). PUT ``{"enforce": true|false, "buckets": {"read": {"size": 5,
+    "refill_per_second": 1}, ...}}`` (either key; a kind left out keeps Azure's size) switches 429s on or off and
+    starts every bucket anew, full; GET shows the switch, the sizes and every bucket's level. A reset restores the
+    server's start-up switch (``--arm-throttle``) and Azure's sizes."""
+    ctx = _ctx(request)
+    if request.method == "PUT":
+        body = await request.json()
+        try:
+            sizes = {kind: (float(b["size"]), float(b["refill_per_second"]))
+                     for kind, b in (body.get("buckets") or {}).items()} if "buckets" in body else None
+            ctx.throttle.configure(enforce=body.get("enforce"), sizes=sizes)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            return JSONResponse({"error": f"bad throttle settings: {e!s}"}, status_code=400)
+    return JSONResponse(ctx.throttle.state())
+
+
 def summarize(rows: list[dict]) -> dict:
     """Counts per operation, writes, faults and the smallest gap a client left after a Retry-After."""
     counts = Counter(f"{r['family']}:{r['op']}" for r in rows)
@@ -111,5 +128,6 @@ ROUTES = [
     Route("/_control/faults", faults, methods=["GET", "POST", "DELETE"]),
     Route("/_control/requests", requests_log, methods=["GET", "DELETE"]),
     Route("/_control/tokens", token, methods=["POST"]),
+    Route("/_control/throttle", throttle, methods=["GET", "PUT"]),
     Route("/_control/reset", reset, methods=["POST"]),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from starlette.routing import Route
 
 from ..core.errors import (
     ArmError, AuthError, BatchError, InvalidRequestBody, InvalidRequestContent, MissingApiVersionParameter,
+    SubscriptionRequestsThrottled,
 )
 from ..core.tokens import ARM_AUDIENCES, BATCH_AUDIENCES
 from ..core import timings
@@ -121,6 +123,24 @@ def _authenticate(ctx, req: ApiRequest) -> None:
     req.auth_scheme = "Bearer"
 
 
+_SUBSCRIPTION = re.compile(r"^/subscriptions/([^/]+)", re.IGNORECASE)
+
+
+def _throttle(ctx, req: ApiRequest) -> dict[str, str]:
+    """Spend one of ARM's tokens for this authenticated request (core/throttle.py): the
+    ``x-ms-ratelimit-remaining-*`` headers its answer carries; SubscriptionRequestsThrottled (429, Retry-After)
+    when the switch is on and the principal's or the subscription's bucket is empty. A request that names a
+    subscription is throttled in it; any other (``/subscriptions``, ``/tenants``) in the tenant's buckets."""
+    m = _SUBSCRIPTION.match(req.path)
+    scope, scope_id = ("subscription", m.group(1).lower()) if m else ("tenant", str(req.claims.get("tid", "")))
+    principal = str(req.claims.get("oid") or req.claims.get("appid") or req.claims.get("sub") or "")
+    decision = ctx.throttle.take(scope, scope_id, principal, req.method)
+    if not decision.allowed:
+        raise SubscriptionRequestsThrottled(decision.kind, scope_id, principal, decision.retry_after,
+                                            decision.headers)
+    return decision.headers
+
+
 def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
     """A route whose methods map to (Azure operation name, handler)."""
 
@@ -150,6 +170,7 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
         fault_name = None
         retry_after = None
         delay = 0.0
+        ratelimit: dict[str, str] = {}
         with ctx.lock:
             try:
                 fault = ctx.faults.take("http", method=method, op=op, path=req.path)
@@ -181,6 +202,8 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                     response = error_response(family, status, code, message, base_url, hdrs)
                 else:
                     _authenticate(ctx, req)
+                    if family == "arm":
+                        ratelimit = _throttle(ctx, req)
                     if bad_json:
                         raise (InvalidRequestBody()
                                if family == "batch" else InvalidRequestContent("The request content was invalid and could not be deserialized."))
@@ -196,6 +219,10 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                         f'error_description="{e.code}"'
                     )
                 response = error_response(family, e.status, e.code, e.message, base_url, hdrs)
+            except SubscriptionRequestsThrottled as e:
+                retry_after = float(e.headers["Retry-After"])
+                fault_name = "throttled"
+                response = JSONResponse(e.body(), status_code=e.status, headers=e.headers)
             except ArmError as e:
                 response = JSONResponse(e.body(), status_code=e.status, headers=e.headers)
             except BatchError as e:
@@ -209,8 +236,9 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                 if "client-request-id" in headers:
                     response.headers["client-request-id"] = headers["client-request-id"]
             else:
-                response.headers.setdefault("x-ms-ratelimit-remaining-subscription-reads", "11999")
-                response.headers.setdefault("x-ms-ratelimit-remaining-subscription-writes", "1199")
+                # the buckets' real levels, on every ARM answer past authentication (an injected fault or a
+                # refused token never reached ARM's throttle)
+                response.headers.update(ratelimit)
             if response.status_code == 202 or "azure-asyncoperation" in response.headers:
                 response.headers.setdefault("Retry-After", ctx.clock.retry_after(timings.ARM_RETRY_AFTER))
             ctx.store.log_request(

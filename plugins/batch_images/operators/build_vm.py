@@ -32,6 +32,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from batch_images import links
 from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
 from batch_images.rules import ids, naming
+from batch_images.rules import security as security_rules
 from batch_images.rules.plan import BuildVm, Plan
 from batch_images.waiting import AzureWaitFailed
 
@@ -85,10 +86,10 @@ def build_vm_body(plan: Plan, custom_data: bytes) -> dict:
             }]},
             # managed boot diagnostics: the serial console log a failed build is reported with
             "diagnosticsProfile": {"bootDiagnostics": {"enabled": True}},
-            # Standard, explicitly: Azure is making Trusted Launch the default for new Gen2 VMs ("Trusted Launch as
-            # default", 2025), and preflight planned the managed-image path of a standard source (SecurityTypes
-            # "Standard" in azure-mgmt-compute's models).
-            "securityProfile": {"securityType": "Standard"},
+            # As preflight planned it (plan.build.security_type): Standard, explicitly - Azure is making Trusted
+            # Launch the default for new Gen2 VMs ("Trusted Launch as default", 2025) and a standard source keeps the
+            # managed-image path - or Trusted Launch for a base Azure marks Trusted-Launch-only (rules/security.py).
+            "securityProfile": security_rules.build_vm_security_profile(build.security_type),
         },
     }
 

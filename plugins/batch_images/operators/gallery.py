@@ -183,14 +183,16 @@ class GalleryImageVersionOperator(RegionRetryingOperator):
        plan: differing target regions or replica counts are updated on it (and replication is waited for
        again); what Azure cannot change on an existing version (its source, a storage account type) fails
        before anything is written, naming both values and the fix. One from another source is an error.
-    4. Waits for the replica in the gallery's own region only (:meth:`replication_regions`), gating on the
-       per-region state (``gallery_replication`` waiter with ``regions``): a failure there cannot be retried by
-       removing the region, so this task deletes its own Failed version and fails. Each pool then waits for the
-       replica in its own Batch account's region (``create_pool``, :mod:`batch_images.operators.replica`, with the
-       failed-region retry), and ``promote_image_version`` waits for every region. A region that ends Failed
-       among those this task waits for is removed from targetRegions, the update is waited for, and the region is
-       added back (Microsoft's workaround, :mod:`batch_images.operators.region_retry`, shared with ``create_pool``),
-       up to ``max_region_retries`` times; then the task fails naming the region and Azure's details.
+    4. Waits for the version's create operation, which covers replication to every target region
+       (:meth:`replication_regions`; ``gallery_replication`` waiter: every region Completed and provisioningState
+       Succeeded). Azure's operation ends only then (Azure/azure-rest-api-specs#3080's review, azure-cli#7363 and
+       #16632, Packer's ``shared_image_gallery_timeout``), and nothing public says Batch or Compute accept a VM from a
+       version whose operation is still running, so the pools (``create_pool``, after this task) wait for it too. A
+       region that ends Failed is removed from targetRegions, the update is waited for, and the region is added back
+       (Microsoft's workaround, :mod:`batch_images.operators.region_retry`, shared with ``create_pool`` and
+       ``promote_image_version``), up to ``max_region_retries`` times; then the task fails naming the region and
+       Azure's details. A failure in the gallery's own region cannot be retried by removing the region: this task
+       deletes its own Failed version and fails.
 
     :return: the image version id.
     """
@@ -321,9 +323,8 @@ class GalleryImageVersionOperator(RegionRetryingOperator):
         return True
 
     def replication_regions(self) -> list[str] | None:
-        """The regions this task waits for (None: every target region): the gallery's own region only. Each pool waits
-        for its own account's region itself (create_pool), so a pool in a fast region never waits for a slow one."""
-        return [region_key(self.typed_plan.gallery.location)]
+        """The regions this task waits for (None: every target region, i.e. the version's whole operation)."""
+        return None
 
     def replicated(self, context: Any, version_id: str) -> Any:
         """Called once the version is Completed in :meth:`replication_regions`; returns the task's result."""
@@ -391,9 +392,6 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     def __init__(self, *, plan: Any, rolls: Any = None, **kwargs: Any) -> None:
         super().__init__(plan=plan, image_id=None, **kwargs)
         self.rolls = rolls
-
-    def replication_regions(self) -> list[str] | None:
-        return None  # every target region
 
     def execute(self, context: Any) -> Any:
         plan = self.typed_plan

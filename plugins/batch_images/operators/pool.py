@@ -8,9 +8,10 @@ BaseOperator's Airflow-pool argument, hence the name) and the image version id, 
 version and the run. It does not wait: :class:`batch_images.sensors.pool.BatchPoolSteadySensor` does.
 
 With the plan (``plan=``, as the DAG passes it), the pool first waits for the image version's replica in its own
-Batch account's region and retries that region when it ends Failed (:mod:`batch_images.operators.replica`: why the
-wait lives here, and how pools sharing a region and regions failing together are kept from undoing each other's
-retries); pools in regions that finish early are created early.
+Batch account's region, with no operation in flight on the version, and retries that region when it ends Failed
+(:mod:`batch_images.operators.replica`: why the wait lives here, and how pools sharing a region and regions failing
+together are kept from undoing each other's retries). ``publish_image_version`` already waited for the version's
+whole operation (every region), so no pool starts before the last region replicated.
 
 Idempotent: a retry (or a re-run of the same logical date) finds the pool by its deterministic id and
 adopts it when it runs the same image version; a pool with that id on another image fails the task

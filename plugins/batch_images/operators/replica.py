@@ -1,15 +1,13 @@
 """A pool's wait for the image version's replica in its own Batch account's region (issue 10, step 2).
 
-``publish_image_version`` returns once the version's replica in the gallery's own region is Completed; each
-``create_pool[i]`` then waits (deferred, through the generic waiter trigger: ``gallery_replication`` with
-``regions=[the pool's account region]``) for the one replica its pool needs, and creates the pool as soon as that
-region is Completed: pools in regions that finish early start allocating early. ``promote_image_version`` still
-waits for every region.
-
-Why the wait is part of ``create_pool`` and not a mapped task of its own: in Airflow 3.3 a mapped task depends on
-*every* map index of a mapped upstream unless both sit in one mapped task group
-(``airflow.models.taskinstance._get_relevant_map_indexes``: no common mapped group -> the "whole" upstream), so a
-separate ``wait_for_replica[i] >> create_pool[i]`` would make every pool wait for every region again.
+``publish_image_version`` returns once the version's create operation has ended, which covers replication to every
+target region (Azure/azure-rest-api-specs#3080, azure-cli#7363: see ``GalleryImageVersionOperator``); nothing public
+says Batch accepts a pool on a version whose operation still runs (its docs ask only for a replica in the account's
+region), so no pool starts early in a region that finished first (issue 20). Each ``create_pool[i]`` still waits
+(deferred, through the generic waiter trigger: ``gallery_replication`` with ``regions=[the pool's account region]``,
+which also waits for no operation in flight) before it creates its pool: a guard for a version that changed since
+(another run's update, a region that failed later) or a publish that did not wait; normally its first poll passes.
+``promote_image_version`` waits for every region too.
 
 Failed regions (Microsoft's workaround: remove the region from ``targetRegions``, wait for the update, add it back;
 up to ``max_region_retries`` times, then fail naming the region and Azure's details; the steps are

@@ -24,6 +24,8 @@ account) moves to each new version.
 ``base_image`` (:class:`BaseImageConfig`) + ``build`` (:class:`BuildConfig`) - the second kind of source: a build VM
 made from a marketplace image and a custom-data script (README, "Building from a marketplace base image"); exactly
 one of ``source_vm_id`` and ``base_image``.
+``notifications`` (:class:`NotificationsConfig`) - e-mail / webhook targets for failures, rolls and approvals
+(README, "Notifications"; sent by ``batch_images/notifications.py``).
 """
 
 from __future__ import annotations
@@ -471,6 +473,59 @@ class BuildConfig(_Plain):
         return self
 
 
+# What a pipeline can tell about (notifications.py sends them): a task that failed for good, a logical pool moved to
+# a new version, a roll waiting for approval. (No nightly cut-off: README, "Notifications", says why.)
+NOTIFY_EVENTS = ("failure", "roll", "approval")
+# text: {"text": ...} (Slack incoming webhooks, Teams' legacy Office 365 connectors); teams_workflow: an Adaptive Card
+# (Teams Workflows webhooks accept Adaptive Cards only: learn.microsoft.com, microsoftteams/platform/
+# webhooks-and-connectors/how-to/connectors-using, "Known issues").
+WEBHOOK_FORMATS = ("text", "teams_workflow")
+_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+@dataclass(**_FROZEN)
+class EmailTargetConfig(_Plain):
+    """E-mail through an Airflow SMTP connection (host, port, login, password; extra ``from_email``)."""
+
+    to: Annotated[tuple[_text("an e-mail address", _EMAIL, fix="write an address such as ops@contoso.com"), ...],
+                  MinLen(1), Hint("a non-empty list of e-mail addresses", fix="write a YAML list of addresses")]
+    smtp_conn_id: ConnId = "smtp_default"
+    from_email: _text("an e-mail address", _EMAIL, fix="write an address such as airflow@contoso.com") | None = \
+        Field(None, description="null: the SMTP connection's extra from_email")
+
+
+@dataclass(**_FROZEN)
+class WebhookTargetConfig(_Plain):
+    """A JSON POST to the URL held in an Airflow connection (its password, or its host when that is a full URL): the
+    URL of an incoming webhook is a secret, so it never appears in the YAML."""
+
+    conn_id: _text("an Airflow connection id", _ID, _MAX_ID_LEN, "keep the webhook URL (a secret) in an Airflow "
+                   "connection's password and give that connection's id here") = Field(
+        description="An Airflow connection whose password (or host) is the webhook URL")
+    format: _choice(WEBHOOK_FORMATS) = Field("text", description=(
+        "text: {\"text\": ...} for Slack and Teams' Office 365 connectors; teams_workflow: an Adaptive Card for "
+        "Teams Workflows webhooks"))
+
+
+@dataclass(**_FROZEN)
+class NotificationsConfig(_Plain):
+    """Where to tell about this pipeline's runs (README, "Notifications")."""
+
+    email: EmailTargetConfig | None = None
+    webhook: WebhookTargetConfig | None = None
+    events: Annotated[tuple[_choice(NOTIFY_EVENTS), ...], AfterValidator(_unique_tags), Hint(
+        f"a list of events among {', '.join(NOTIFY_EVENTS)}", fix="write a YAML list, e.g. [failure, roll]")] = \
+        Field(NOTIFY_EVENTS, description="failure: a task failed for good; roll: a logical pool moved to a new "
+                                         "version; approval: a roll waits for approval")
+
+    @model_validator(mode="after")
+    def _has_target(self) -> NotificationsConfig:
+        if self.email is None and self.webhook is None:
+            raise InvalidInput("email", None, "notifications names no target", "add email: {to: [...]} or "
+                               "webhook: {conn_id: ...}, or remove notifications")
+        return self
+
+
 @dataclass(**_FROZEN)
 class PipelineConfig(_Plain):
     dag_id: DagId
@@ -505,6 +560,7 @@ class PipelineConfig(_Plain):
     poll_interval_seconds: _int(1, 3600, "give seconds between 1 and 3600 (30 suits Azure)") = 30
     pools: Annotated[tuple[PoolConfig, ...], MinLen(1), Hint("a non-empty list of pools",
                                                              fix="write a YAML list of pools")]
+    notifications: NotificationsConfig | None = Field(None, description="null: no notifications")
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> PipelineConfig:
@@ -915,7 +971,8 @@ def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of a pipelines file, for editors (include/pipelines/schema.json)."""
     schema = TypeAdapter(PipelinesFile).json_schema()
     for cls in (GalleryConfig, ImageDefinitionConfig, TargetRegionConfig, StartTaskConfig, RollConfig, SmokeTestConfig,
-                PoolConfig, BaseImageConfig, DataDiskConfig, BuildConfig, PipelineConfig):
+                PoolConfig, BaseImageConfig, DataDiskConfig, BuildConfig, EmailTargetConfig, WebhookTargetConfig,
+                NotificationsConfig, PipelineConfig):
         props = schema["$defs"][cls.__name__]["properties"]  # in field order, as in the YAML, for humans
         schema["$defs"][cls.__name__]["properties"] = {k: props[k] for k in cls.__pydantic_fields__}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Batch image pipelines", **schema}

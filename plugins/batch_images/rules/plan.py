@@ -88,7 +88,9 @@ class BuildVm(_Model):
     (``param`` base_image_version, ``asset event``, ``config``, or ``latest`` resolved at run time) and
     ``base_version_detail`` the words for the summary. ``custom_data_sha256`` / ``custom_data_bytes`` pin the script
     preflight checked (prepare_build_vm refuses a file that changed since). ``timeout_seconds``: how long the guest
-    may take to power off.
+    may take to power off. ``security_type``: the VM's ``securityProfile.securityType``, ``TrustedLaunch`` for a
+    Trusted-Launch-only base (:func:`batch_images.rules.security.base_image_build_security`); plans written before
+    it was read have none and build a standard VM.
     """
 
     vm_id: str
@@ -108,6 +110,7 @@ class BuildVm(_Model):
     custom_data_sha256: str
     custom_data_bytes: int
     timeout_seconds: float
+    security_type: Literal["Standard", "TrustedLaunch"] = "Standard"
 
 
 class Gallery(_Model):

@@ -439,7 +439,10 @@ class BaseImageFacts:
 
 def check_base_image(cfg: Any, image_version: str | None, facts: BaseImageFacts, findings: Findings
                      ) -> SourceFacts | None:
-    """The base exists, is first-party and has no purchase plan; the build VM (as it will be) as the source."""
+    """The base exists, is first-party and has no purchase plan; the build VM (as it will be) as the source. A
+    Trusted-Launch-only base (image feature ``SecurityType`` = ``TrustedLaunch``) gets a Trusted Launch build VM
+    (:func:`security.base_image_build_security`), so :func:`check_security_and_definition` plans the snapshot path
+    and a ``SecurityType=TrustedLaunch`` definition for it, as for a Trusted Launch source VM."""
     b = cfg.base_image
     lineage = f"{b.publisher}:{b.offer}:{b.sku}"
     if facts.image is None or facts.version is None:
@@ -463,6 +466,13 @@ def check_base_image(cfg: Any, image_version: str | None, facts: BaseImageFacts,
         ok = False
         findings.add("base_image.publisher", b.publisher, f"{b.publisher!r} is not a first-party publisher",
                      f"use a first-party image (publishers: {', '.join(sorted(FIRST_PARTY_PUBLISHERS))})")
+    build_security = security_rules.STANDARD
+    try:
+        build_security = security_rules.base_image_build_security(props.get("features"),
+                                                                  value=f"{lineage}:{facts.version}")
+    except InvalidInput as err:
+        ok = False
+        findings.add_error(err)
     if image_version is None:
         return None
     os_type = str((props.get("osDiskImage") or {}).get("operatingSystem") or "Linux")
@@ -478,9 +488,12 @@ def check_base_image(cfg: Any, image_version: str | None, facts: BaseImageFacts,
                     for d in cfg.build.data_disks],
         os_type="Windows" if os_type.lower() == "windows" else "Linux", hyper_v_generation=generation,
         base_image={"publisher": b.publisher, "offer": b.offer, "sku": b.sku, "version": facts.version},
-        security_profile={"securityType": "Standard"}, usable=ok, base_ok=ok, field="base_image")  # as build_vm sends
+        security_profile=security_rules.build_vm_security_profile(build_security),  # as build_vm sends it
+        usable=ok, base_ok=ok, field="base_image")
     findings.info(f"Base image {lineage}:{facts.version} ({facts.detail}): {source.os_type}, {generation}; build VM "
-                  f"{vm.name} ({cfg.build.vm_size}) in {cfg.base_location}")
+                  f"{vm.name} ({cfg.build.vm_size}) in {cfg.base_location}"
+                  + (", Trusted Launch: the base image's SecurityType feature is TrustedLaunch (Azure makes only "
+                     "Trusted Launch VMs from it)" if build_security == security_rules.TRUSTED_LAUNCH else ""))
     return source
 
 
@@ -494,7 +507,8 @@ def build_vm_plan(cfg: Any, source: SourceFacts, facts: BaseImageFacts, custom_d
         data_disks=[DataDisk(**d) for d in source.data_disks], base=BaseImage(**source.base_image),
         base_version_source=facts.source, base_version_detail=facts.detail,
         custom_data_file=cfg.build.custom_data_file, custom_data_sha256=custom_data[0],
-        custom_data_bytes=custom_data[1], timeout_seconds=cfg.build.timeout_minutes * 60.0)
+        custom_data_bytes=custom_data[1], timeout_seconds=cfg.build.timeout_minutes * 60.0,
+        security_type=security_rules.security_type(source.security_profile))
 
 
 # -- gallery and image definition -------------------------------------------------------------------------------

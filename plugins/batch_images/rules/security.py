@@ -16,6 +16,16 @@ Azure's rules this module encodes (Compute Gallery 2025-03-03, Batch 2025-06-01)
   ``SecurityProfile`` / ``UefiSettings``): an image whose definition says ``TrustedLaunch`` only makes
   Trusted Launch VMs.
 
+* A marketplace base image carries ``features`` too (VirtualMachineImages_Get, ``VirtualMachineImageFeature`` in
+  the Compute spec's virtualMachineImage.json; azure-mgmt-compute 39's ``VirtualMachineImage.features``).
+  ``SecurityType`` ``TrustedLaunch`` marks a Trusted-Launch-only base: ARM refuses a VM from it without
+  ``securityProfile.securityType`` TrustedLaunch (400 BadRequest "The provided gallery image only supports creation of
+  VMs and VM Scale Sets with 'TrustedLaunch' security type.", hashicorp/terraform-provider-azurerm#23148,
+  kubermatic/machine-controller#2013 - reported for gallery images; this module treats marketplace images the same
+  way, no report of the marketplace wording was found). Such a base gets a Trusted Launch build VM
+  (:func:`base_image_build_security`, :func:`build_vm_security_profile`), and :func:`decide` then takes the snapshot path
+  for it as for any Trusted Launch source. ``...Supported`` values allow a standard VM: the build VM stays standard.
+
 Confidential VM sources are refused: their OS disk carries the VM guest state encrypted for that VM,
 and this pipeline builds neither ``ConfidentialVM`` definitions nor the confidential pool settings
 (``osDisk.managedDisk.securityProfile``, DC/EC-series sizes). See :func:`decide`.
@@ -59,11 +69,42 @@ def security_type(security_profile: Mapping[str, Any] | None) -> str:
 
 
 def definition_security_type(features: Sequence[Mapping[str, Any]] | None) -> str | None:
-    """The ``SecurityType`` feature of an image definition's ``features`` list, or None."""
+    """The ``SecurityType`` feature of a ``features`` list (an image definition's or a marketplace image's), or None."""
     for feature in features or []:
         if str(feature.get("name") or "").lower() == FEATURE_SECURITY_TYPE.lower():
             return feature.get("value")
     return None
+
+
+def base_image_build_security(features: Sequence[Mapping[str, Any]] | None, *, field: str = "base_image",
+                               value: str = "") -> str:
+    """The security type of the build VM a marketplace base needs: :data:`TRUSTED_LAUNCH` when the image's
+    ``SecurityType`` feature is ``TrustedLaunch`` (a Trusted-Launch-only base), else :data:`STANDARD` (no feature, or
+    a ``...Supported`` value: a standard VM is allowed, and keeps the managed-image path).
+
+    :param features: the version's ``properties.features`` (VirtualMachineImages_Get), ``[{name, value}]``.
+    :raises InvalidInput: a base whose ``SecurityType`` is ``ConfidentialVM`` (it makes only Confidential VMs, which
+        this pipeline does not build), naming ``field`` with ``value``.
+    """
+    have = str(definition_security_type(features) or "")
+    if have.lower() == TRUSTED_LAUNCH.lower():
+        return TRUSTED_LAUNCH
+    if have.lower() == CONFIDENTIAL_VM.lower():
+        raise InvalidInput(
+            field, value or have,
+            "the base image's SecurityType feature is ConfidentialVM: Azure makes only Confidential VMs from it, and "
+            "this pipeline does not build Confidential VM images or pools",
+            "choose a base whose SecurityType is TrustedLaunch, TrustedLaunchSupported or absent (az vm image show "
+            "--urn <publisher:offer:sku:version> --query features)")
+    return STANDARD
+
+
+def build_vm_security_profile(kind: str) -> dict:
+    """A VM PUT's ``properties.securityProfile`` for ``kind``: ``{"securityType": "Standard"}``, or Trusted Launch with
+    secure boot and vTPM on (Azure's Trusted Launch defaults; :func:`decide` gives pools the same settings)."""
+    if kind == TRUSTED_LAUNCH:
+        return {"securityType": TRUSTED_LAUNCH, "uefiSettings": {"secureBootEnabled": True, "vTpmEnabled": True}}
+    return {"securityType": STANDARD}
 
 
 def decide(vm_security_profile: Mapping[str, Any] | None, hyper_v_generation: str, *,
@@ -132,8 +173,9 @@ def check_definition_feature(features: Sequence[Mapping[str, Any]] | None, decis
         return InvalidInput(
             field, name,
             f"the existing image definition {definition_id or name} has "
-            f"{'no SecurityType feature' if have is None else f'SecurityType {have}'}, but the source VM is Trusted "
-            "Launch: Azure accepts its disks only in a definition whose SecurityType supports Trusted Launch, and "
+            f"{'no SecurityType feature' if have is None else f'SecurityType {have}'}, but the source is Trusted "
+            "Launch (a Trusted Launch VM, or the build VM of a Trusted-Launch-only base image): Azure accepts its disks "
+            "only in a definition whose SecurityType supports Trusted Launch, and "
             "a definition's features change only with allowUpdateImage",
             "use a new image_definition.name (it is created with SecurityType=TrustedLaunch), or recreate the "
             "definition with --features SecurityType=TrustedLaunch (or TrustedLaunchSupported)")

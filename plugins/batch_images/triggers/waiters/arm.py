@@ -13,10 +13,12 @@
   poweroff); provisioningState Failed -> failure with Azure's error. Progress shows the guest agent's message.
 * ``arm_deleted`` - args ``resource_ids``. Success when none of them exists any more.
 * ``gallery_replication`` - args ``version_id``, optional ``created_at`` (epoch seconds of our create or
-  update), ``not_found_grace`` and ``regions`` (wait for these regions only: a pool waits for the replica in its
-  own Batch account's region; promotion waits for every region). Reads the version with ``$expand=ReplicationStatus`` and
-  gates on the per-region state (a version can say Succeeded while a region still replicates): success
-  when every target region is Completed; a Failed region -> failure naming the region(s) and details.
+  update), ``not_found_grace`` and ``regions`` (these regions only: a pool's wait for the replica in its own Batch
+  account's region; publish and promotion wait for every region). Reads the version with
+  ``$expand=ReplicationStatus``: success when every target region (of ``regions``) is Completed and the version's
+  operation has ended (provisioningState Succeeded; with ``regions``, not Creating/Updating: Azure's create/update
+  covers replication to every region, and no pool starts on a version whose operation still runs); a Failed region
+  -> failure naming the region(s) and details.
 * ``gallery_region_settled`` - args ``version_id``, ``regions`` (the ones being retried). The step between the
   remove and the re-add of failed regions (``operators/region_retry.py``): success once no operation is in flight on
   the version (provisioningState not Creating/Updating) and no region of ``regions`` is both in targetRegions and
@@ -319,6 +321,9 @@ def evaluate_replication(state: dict) -> tuple[str, str]:
     if only:  # a pool waits for the replica in its own region only (its account's region)
         targets = [t for t in targets if t in only] or sorted(only)
         done = all(states.is_state((by_region.get(t) or {}).get("state"), "Completed") for t in targets)
+        if done and states.is_in_progress(state.get("provisioningState")):
+            return "retry", progress_replication(state) + \
+                f" (provisioningState {state.get('provisioningState')}: the version's operation still runs)"
         if done:
             return "success", f"image version {name} replicated in {', '.join(sorted(only))}: " \
                               f"{progress_replication(state)}"

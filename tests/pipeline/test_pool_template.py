@@ -66,9 +66,22 @@ def _subnet(env, vnet: str = "vnet-batch", name: str = "pools") -> str:
             f"Microsoft.Network/virtualNetworks/{vnet}/subnets/{name}")
 
 
+# Properties beyond TEMPLATE that real pools carry: containers, an ephemeral OS disk, placement, accelerated networking.
+MORE = {
+    "virtualMachineConfiguration": {
+        "dataDisks": [{"lun": 0, "diskSizeGB": 16}],
+        "containerConfiguration": {"type": "dockerCompatible",
+                                   "containerImageNames": ["mcr.microsoft.com/azurelinux/base/core:3.0"]},
+        "osDisk": {"ephemeralOSDiskSettings": {"placement": "cachedisk"}, "caching": "readonly"},
+        "nodePlacementConfiguration": {"policy": "regional"},
+    },
+}
+
+
 def test_a_template_pool_round_trips_every_property(env):
     version_id = build_image_version(env)
-    template = {**TEMPLATE, "networkConfiguration": {"subnetId": _subnet(env)}}
+    template = {**TEMPLATE, **MORE, "networkConfiguration": {"subnetId": _subnet(env),
+                                                             "enableAcceleratedNetworking": True}}
     plan = in_dag(lambda: PreflightOperator(task_id="preflight", pipeline=_cfg(env, template=template))).execute(
         context_for())
     spec = plan["pools"][0]

@@ -46,6 +46,22 @@ def test_demo_dag_has_the_recipe_steps_in_order(dagbag):
     assert dag.params["rebuild"] == 0
 
 
+def test_a_dag_id_declared_in_two_pipelines_files_is_an_import_error(tmp_path, monkeypatch):
+    """A copy of demo.yaml with the same dag_id: the DAG file's import error (the UI's "DAG Import Errors") names
+    both files and the fix, instead of one DAG silently winning."""
+    from airflow.models import DagBag
+
+    demo = (ROOT / "include" / "pipelines" / "demo.yaml").read_text()
+    (tmp_path / "demo.yaml").write_text(demo)
+    (tmp_path / "contoso.yaml").write_text(demo)
+    monkeypatch.setenv("BATCH_IMAGES_PIPELINES_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "batch_image_pipelines.py"))
+    [error] = bag.import_errors.values()
+    assert f"declared in both {tmp_path / 'contoso.yaml'} and {tmp_path / 'demo.yaml'}" in error, error
+    assert "its own dag_id" in error and "BATCH_IMAGES_PIPELINES_DIR" in error, error
+    assert not bag.dags
+
+
 def test_dag_file_imports_no_azure_sdk_at_parse_time():
     """DAG files must parse fast: no azure.* module may be imported by merely loading them."""
     code = (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _services import DAG_ID, ROOT, wait_for_dag
+from _services import DAG_ID, ROOT, require, wait_for_dag
 
 pytestmark = pytest.mark.services
 
@@ -34,6 +34,7 @@ WAIT = 60  # seconds for any page element (the UI is a single-page app; a loaded
 
 @pytest.fixture
 def browser(tmp_path):
+    require("chromium", "chromium-driver")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 

@@ -117,3 +117,21 @@ def test_unpausing_starts_no_build_until_the_next_cron_time(dagbag, monkeypatch,
     # with catchup (as backfills ask) the cron's own behaviour: the interval after the last run
     assert _next_run(dag, monkeypatch, "2026-12-04T15:00:00Z", last_run="2026-11-27T00:00:00Z", catchup=True) == \
         "2026-11-28T00:00:00+00:00"
+
+
+def test_a_malformed_version_is_refused_with_the_format_not_a_regex_dump(dagbag):
+    """What the REST API (and so the trigger form) answers for a malformed ``version`` (issue 22): Airflow 3.3's
+    message quotes the pattern and dumps the schema, so the pattern is the short shape and the schema's title shows
+    an example; the 32-bit bound and leading zeros are refused by preflight (tests/rules)."""
+    from airflow.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    stored = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["batch_image_ubuntu2204"]))
+    with pytest.raises(ParamValidationError) as info:
+        stored.params.deep_merge({"version": "2026.1201"}).validate()
+    message = str(info.value)
+    first = message.splitlines()[0]
+    assert first == r"Invalid input for param version: '2026.1201' does not match '^([0-9]+\\.[0-9]+\\.[0-9]+)?$'", first
+    assert "'title': 'Version (Major.Minor.Patch, e.g. 2026.1201.0)'" in message, message
+    assert len(message) < 400, message
+    stored.params.deep_merge({"version": "2026.1201.0"}).validate()

@@ -46,7 +46,7 @@ FIELDS = ("rebuild", "version", "target_regions", "pools", "strategy", "canary_o
 # quotes the pattern and dumps the schema (no custom message exists), so the pattern must read as the format itself.
 # The 32-bit bound and leading zeros are preflight's (naming.validate_version_name: field, value, reason, fix).
 # Empty allowed: the form sends "" for a field typed in and cleared again (parse_run_options reads it as unset).
-VERSION_PATTERN = r"^([0-9]+\.[0-9]+\.[0-9]+)?$"
+VERSION_PATTERN = "^([0-9]+[.][0-9]+[.][0-9]+)?$"  # [.] rather than an escaped dot: the refusal repeats no backslashes
 VERSION_EXAMPLE = "2026.1201.0"
 
 

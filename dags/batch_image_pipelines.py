@@ -51,7 +51,7 @@ from batch_images.operators.smoke import PoolSmokeTestOperator
 from batch_images.operators.snapshot import SnapshotDisksOperator
 from batch_images.operators.summary import RunSummaryOperator
 from batch_images.operators.sweep import SweepLeftoversOperator
-from batch_images.rules.config import PipelineConfig, load_pipelines
+from batch_images.rules.config import PipelineConfig, load_pipelines_dir
 from batch_images.schedules import pipeline_schedule
 from batch_images.rules.run_options import param_schemas
 from batch_images.sensors.arm import ArmResourcesSensor
@@ -239,6 +239,6 @@ def build_dag(cfg: PipelineConfig) -> DAG:
     return dag
 
 
-for _path in sorted(PIPELINES_DIR.glob("*.yaml")):
-    for _cfg in load_pipelines(_path):
-        globals()[_cfg.dag_id] = build_dag(_cfg)
+# A dag_id declared in two files is an import error naming both (rules/config.py load_pipelines_dir).
+for _cfg in load_pipelines_dir(PIPELINES_DIR):
+    globals()[_cfg.dag_id] = build_dag(_cfg)

@@ -86,14 +86,21 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        """Start it; on any failure after the process started, stop it before raising."""
+        binary = redis_binary()
+        if binary is None:
+            raise FileNotFoundError("redis-server is not installed (apt-get install redis-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        log = open(self.workdir / "redis.log", "ab")
-        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_port(self.port, 20, "redis-server", self.proc)
+        with open(self.workdir / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--dir", str(self.workdir)],
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_port(self.port, 20, "redis-server", self.proc)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -102,15 +109,26 @@ class RedisServer:
             self.proc = None
 
 
-def postgres_bindir() -> Path:
-    """Debian's PostgreSQL binaries (/usr/lib/postgresql/<newest>/bin), else the ones on PATH."""
+def redis_binary() -> str | None:
+    """redis-server (Debian package ``redis-server``): on PATH or in /usr/bin; None when not installed."""
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return found if os.access(found, os.X_OK) else None
+
+
+def postgres_bindir(required: bool = True) -> Path | None:
+    """Debian's PostgreSQL binaries (/usr/lib/postgresql/<newest>/bin), else the ones on PATH.
+
+    Raises FileNotFoundError when PostgreSQL is not installed (package ``postgresql``), or returns None when not
+    ``required``."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
     if found:
         return found[-1].parent
     initdb = shutil.which("initdb")
-    if not initdb:
+    if initdb:
+        return Path(initdb).parent
+    if required:
         raise FileNotFoundError("PostgreSQL is not installed (apt-get install postgresql)")
-    return Path(initdb).parent
+    return None
 
 
 class PostgresServer:
@@ -135,16 +153,22 @@ class PostgresServer:
             raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-3000:]}")
 
     def start(self) -> "PostgresServer":
+        """initdb, start, createdb; on any failure, stop the server (if it started) and remove its files before
+        raising."""
         self.dir = Path(tempfile.mkdtemp(prefix="airflow-pg-"))
-        if self.run_as:
-            shutil.chown(self.dir, self.run_as, self.run_as)
-        data = self.dir / "data"
-        self._run("initdb", "-D", str(data), "-U", "airflow", "--auth=trust", "-E", "UTF8", "--no-sync")
-        self.port = free_port()
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
-                f"-c fsync=off -c synchronous_commit=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "postgres.log"), "-o", opts, "-w", "start")
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "airflow", "airflow")
+        try:
+            if self.run_as:
+                shutil.chown(self.dir, self.run_as, self.run_as)
+            data = self.dir / "data"
+            self._run("initdb", "-D", str(data), "-U", "airflow", "--auth=trust", "-E", "UTF8", "--no-sync")
+            self.port = free_port()
+            opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.dir} "
+                    f"-c fsync=off -c synchronous_commit=off -c max_connections=200")
+            self._run("pg_ctl", "-D", str(data), "-l", str(self.dir / "postgres.log"), "-o", opts, "-w", "start")
+            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "airflow", "airflow")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

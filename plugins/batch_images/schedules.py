@@ -6,7 +6,8 @@ A pipeline whose source is ``base_image`` with ``watch_interval_seconds`` set is
 :class:`~batch_images.triggers.base_image_watch.BaseImageVersionTrigger` in the triggerer. A new base version
 starts a run within one poll interval (plus the scheduler's loop); the run's triggering Asset event names the
 version (``extra["payload"]["version"]``, :func:`batch_images.rules.base_watch.event_base_version`). Every other
-pipeline keeps its plain ``schedule`` string. No Azure SDK is imported here (the DAG file parses without it).
+pipeline's cron is an :class:`~batch_images.timetables.UpcomingCronTimetable` (unpausing starts no build: the first
+scheduled run is the next cron time). No Azure SDK is imported here (the DAG file parses without it).
 """
 
 from __future__ import annotations
@@ -43,22 +44,24 @@ def base_image_asset(cfg: Any, base: Any) -> Any:
 
 
 def time_timetable(schedule: str) -> Any:
-    """The timetable a plain ``schedule`` string gives (UTC, as the DAGs' start dates)."""
-    from airflow.sdk import CronTriggerTimetable
+    """The timetable a plain ``schedule`` string gives (UTC, as the DAGs' start dates): ``@once`` Airflow's
+    OnceTimetable, any cron or preset an :class:`~batch_images.timetables.UpcomingCronTimetable`."""
     from airflow.sdk.definitions.timetables.simple import OnceTimetable
+
+    from batch_images.timetables import UpcomingCronTimetable
 
     if schedule == "@once":
         return OnceTimetable()
-    return CronTriggerTimetable(_CRON_ALIASES.get(schedule, schedule), timezone="UTC")
+    return UpcomingCronTimetable(_CRON_ALIASES.get(schedule, schedule), timezone="UTC")
 
 
 def pipeline_schedule(cfg: Any) -> Any:
-    """``DAG(schedule=...)`` of a pipeline: its ``schedule`` string (or None), or - with a watched base image -
-    ``AssetOrTimeSchedule(timetable=<the cron>, assets=<the base's Asset>)``, or the Asset alone when the
-    pipeline has no cron (``schedule: null``)."""
+    """``DAG(schedule=...)`` of a pipeline: the timetable of its ``schedule`` string (:func:`time_timetable`; None
+    for ``schedule: null``), or - with a watched base image - ``AssetOrTimeSchedule(timetable=<the cron>,
+    assets=<the base's Asset>)``, or the Asset alone when the pipeline has no cron (``schedule: null``)."""
     base = watched_base(cfg)
     if base is None:
-        return cfg.schedule
+        return None if cfg.schedule is None else time_timetable(cfg.schedule)
     asset = base_image_asset(cfg, base)
     if cfg.schedule is None:
         return [asset]

@@ -155,14 +155,15 @@ def _base_cfg(**changes):
 
 
 def test_watched_base_is_scheduled_on_cron_or_its_asset():
-    from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+    from airflow.sdk import Asset, AssetOrTimeSchedule
     from airflow.sdk.definitions.timetables.simple import OnceTimetable
     from batch_images.schedules import pipeline_schedule
+    from batch_images.timetables import UpcomingCronTimetable
 
     cfg = _base_cfg()
     schedule = pipeline_schedule(cfg)
     assert isinstance(schedule, AssetOrTimeSchedule)
-    assert isinstance(schedule.timetable, CronTriggerTimetable) and schedule.timetable.expression == "0 0 * * *"
+    assert isinstance(schedule.timetable, UpcomingCronTimetable) and schedule.timetable.summary == "0 0 * * *"
     asset = schedule.asset_condition
     assert asset.uri == "azure-vmimage://westeurope/canonical/0001-com-ubuntu-server-jammy/22_04-lts-gen2"
     [watcher] = asset.watchers
@@ -171,12 +172,13 @@ def test_watched_base_is_scheduled_on_cron_or_its_asset():
     assert kwargs == {"location": "westeurope", "publisher": "canonical", "offer": "0001-com-ubuntu-server-jammy",
                       "sku": "22_04-lts-gen2", "poll_interval": 3600.0, "conn_id": "azure_default"}
     # presets CronTriggerTimetable does not know itself, and no cron at all
-    assert pipeline_schedule(_base_cfg(schedule="@annually")).timetable.expression == "0 0 1 1 *"
+    assert pipeline_schedule(_base_cfg(schedule="@annually")).timetable.summary == "0 0 1 1 *"
     assert isinstance(pipeline_schedule(_base_cfg(schedule="@once")).timetable, OnceTimetable)
     [only] = pipeline_schedule(_base_cfg(schedule=None))
     assert isinstance(only, Asset) and only.uri == asset.uri
-    # no watcher: the plain schedule string, as before
-    assert pipeline_schedule(_base_cfg(base_image={"watch_interval_seconds": None})) == "@daily"
+    # no watcher: the cron alone (unpausing starts no build: batch_images/timetables.py)
+    plain = pipeline_schedule(_base_cfg(base_image={"watch_interval_seconds": None}))
+    assert isinstance(plain, UpcomingCronTimetable) and plain.summary == "0 0 * * *"
 
 
 def test_the_dag_with_a_watched_base_serializes_with_its_watcher():

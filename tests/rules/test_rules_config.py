@@ -439,6 +439,22 @@ def test_load_pipelines_uses_list_paths(tmp_path):
     assert info.value.field == "pipelines[0].pools[0].canary_nodes"
 
 
+def test_a_dag_id_in_two_pipelines_files_names_both_files_and_the_fix(tmp_path):
+    """Issue 22: demo.yaml copied to contoso.yaml without a new dag_id used to leave one DAG, silently."""
+    (tmp_path / "demo.yaml").write_text(DEMO.read_text())
+    (tmp_path / "contoso.yaml").write_text(DEMO.read_text())
+    (tmp_path / "schema.json").write_text("{}")  # only *.yaml files are pipelines files
+    with pytest.raises(InvalidInput) as info:
+        cfg.load_pipelines_dir(tmp_path)
+    err = info.value
+    assert (err.field, err.value) == ("dag_id", "batch_image_ubuntu2204")
+    assert f"declared in both {tmp_path / 'contoso.yaml'} and {tmp_path / 'demo.yaml'}" in err.reason
+    assert "its own dag_id" in err.fix and "BATCH_IMAGES_PIPELINES_DIR" in err.fix
+    # the fix: the copy's own dag_id
+    (tmp_path / "contoso.yaml").write_text(DEMO.read_text().replace("batch_image_ubuntu2204", "batch_image_contoso"))
+    assert [p.dag_id for p in cfg.load_pipelines_dir(tmp_path)] == ["batch_image_contoso", "batch_image_ubuntu2204"]
+
+
 # --- JSON Schema for editors (include/pipelines/schema.json) ---------------------------------------------------------
 
 SCHEMA = DEMO.parent / "schema.json"

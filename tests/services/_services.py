@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from include.services.stack import ApiClient
+from include.services.stack import ApiClient, postgres_bindir, redis_binary
 
 logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request of the checks at INFO
 
@@ -20,6 +21,27 @@ DAG_ID = "batch_image_ubuntu2204"
 # The waits take seconds, not milliseconds, at this scale: the version's replication is still pending at its
 # first probe, so a run defers (the sensors, which start seconds after their resource, usually find it ready).
 SERVICES_TIME_SCALE = 300.0
+
+
+# The Debian packages these tests need beyond Python and make (.ci/run installs them), and how each is found.
+PACKAGES = {
+    "postgresql": lambda: postgres_bindir(required=False) is not None,
+    "redis-server": lambda: redis_binary() is not None,
+    "chromium": lambda: bool(shutil.which("chromium")),
+    "chromium-driver": lambda: bool(shutil.which("chromedriver")),
+}
+
+
+def require(*packages: str) -> None:
+    """Skip the calling test when one of ``packages`` (keys of PACKAGES) is not installed.
+
+    The reason names every package of PACKAGES that is missing, so all the skipped tests of the folder share one
+    reason and pytest's ``-rs`` summary (pytest.ini) folds them into one line with the command that installs them.
+    """
+    missing = [name for name, installed in PACKAGES.items() if not installed()]
+    if set(packages) & set(missing):
+        pytest.skip(f"not installed: {', '.join(missing)}; install with `sudo apt-get install -y {' '.join(missing)}` "
+                    "(.ci/run does) to run the real-services tests that need them")
 
 
 def demo_pipelines_dir(directory: Path) -> Path:

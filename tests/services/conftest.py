@@ -1,8 +1,8 @@
 """Fixtures of the real-services tests: the demo pipeline under the real Airflow services (include/services).
 
 The pipeline is include/pipelines/demo.yaml's as it is at HEAD with one change, ``schedule: null``:
-unpausing an ``@daily`` DAG makes the scheduler start a run of its own, and these tests want only the
-runs they trigger. Every stack has its own temp AIRFLOW_HOME and free ports.
+these tests want only the runs they trigger (an ``@daily`` DAG's scheduler run at midnight would join them;
+unpausing itself starts none, test_backfill.py shows it). Every stack has its own temp AIRFLOW_HOME and free ports.
 """
 from __future__ import annotations
 

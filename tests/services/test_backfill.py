@@ -2,8 +2,9 @@
 api-server; include/services/stack.py), after a newer version serves.
 
 Metadata DB PostgreSQL (the CLI and the scheduler write at once). The pipeline is demo.yaml's, scheduled ``@daily`` (a backfill needs a periodic schedule), with ``keep_versions: 6`` so
-that retention keeps every version the test makes. Unpausing it makes the scheduler run the latest interval: that
-version serves. Then a backfill over three earlier dates, ``--max-active-runs 1`` (a backfill's own limit; the DAG's
+that retention keeps every version the test makes. Unpausing it starts no run (issue 22: the first scheduled run is
+the next midnight; the API's ``next_dagrun_run_after`` says so); the latest interval is then triggered through the
+REST API as a user does: that version serves. Then a backfill over three earlier dates, ``--max-active-runs 1`` (a backfill's own limit; the DAG's
 ``max_active_runs`` does not apply to it): three versions published in date order, one run at a time, the serving
 pool untouched (no-downgrade rule of the roll: each run publishes, excluded from latest, and rolls nothing). Then a
 backfill of one of those dates with ``--dag-run-conf '{"rebuild": 1}' --reprocess-behavior completed`` (Airflow re-runs
@@ -15,11 +16,11 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from _services import ROOT, SERVICES_TIME_SCALE, wait_for_dag
+from _services import ROOT, SERVICES_TIME_SCALE, require, wait_for_dag
 from batch_images.rules import naming
 from batch_images.rules.config import load_pipelines
 from include.pipeline_fixtures import short_field_pool
@@ -31,6 +32,7 @@ DAG_ID = "backfill_ubuntu2204"
 DATES = ("2026-11-20", "2026-11-22")  # three days, inclusive
 BACKFILLED = ("2026.1120.0", "2026.1121.0", "2026.1122.0")
 RUN_TIMEOUT = 900
+UNPAUSED_WATCH = 20  # seconds after unpausing in which no run may appear (dag-processor refresh: 5 s)
 
 
 def pipeline_dir(directory):
@@ -60,6 +62,17 @@ def wait_runs(api, want: int, timeout: float = RUN_TIMEOUT) -> list[dict]:
     raise TimeoutError(f"runs of {DAG_ID}: {[(r['dag_run_id'], r['state']) for r in runs_of(api)]}")
 
 
+def unpause_outside_the_grace(api) -> datetime:
+    """Unpause the DAG, not within the 5 minutes after midnight UTC (there a cron time is still due:
+    batch_images/timetables.py); returns when (UTC)."""
+    now = datetime.now(timezone.utc)
+    since_midnight = now - now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if since_midnight < timedelta(minutes=6):
+        time.sleep((timedelta(minutes=6) - since_midnight).total_seconds())
+    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    return datetime.now(timezone.utc)
+
+
 def backfill(stack: AirflowStack, *extra: str) -> None:
     """`airflow backfill create --dag-id DAG_ID EXTRA...` as a user types it, next to the running services."""
     out = subprocess.run([sys.executable, "-m", "airflow", "backfill", "create", "--dag-id", DAG_ID, *extra],
@@ -87,17 +100,27 @@ def test_backfill_publishes_one_version_per_date_in_order_and_rolls_nothing_back
     pipelines, cfg = pipeline_dir(tmp_path / "pipelines")
     # PostgreSQL, not SQLite: `airflow backfill create` inserts its runs while the scheduler writes, and SQLite
     # answers "database is locked" at once to a reader upgrading to a writer (no busy timeout helps).
-    pg = PostgresServer().start()
-    stack = AirflowStack(home=tmp_path / "home", standin=standin.endpoints, sql_alchemy_conn=pg.url,
-                         extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(pipelines)})
+    require("postgresql")
+    pg = PostgresServer()
     figures = {}
+    stack = None
     try:
+        pg.start()
+        stack = AirflowStack(home=tmp_path / "home", standin=standin.endpoints, sql_alchemy_conn=pg.url,
+                             extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(pipelines)})
         stack.start()
         api = stack.client()
         wait_for_dag(api, DAG_ID)
-        # 1. the nightly run of the latest interval: its version serves
+        # 1. unpausing starts no build: no run appears and the next scheduled run is the next midnight
+        unpaused_at = unpause_outside_the_grace(api)
+        time.sleep(UNPAUSED_WATCH)  # the stock timetable's run appeared within seconds (scheduler loop ~1 s)
+        assert runs_of(api) == [], [(r["dag_run_id"], r["run_type"]) for r in runs_of(api)]
+        next_run = datetime.fromisoformat(api.get(f"/api/v2/dags/{DAG_ID}")["next_dagrun_run_after"])
+        assert next_run == unpaused_at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1), next_run
+        # the latest interval, triggered as a user does: its version serves
         start = time.monotonic()
-        api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        latest = unpaused_at.strftime("%Y-%m-%dT00:00:00Z")
+        api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": latest, "conf": {}})
         nightly = wait_runs(api, 1)
         assert [r["state"] for r in nightly] == ["success"], nightly
         figures["nightly_s"] = round(time.monotonic() - start, 1)
@@ -157,7 +180,8 @@ def test_backfill_publishes_one_version_per_date_in_order_and_rolls_nothing_back
         assert [p.id for p in batch.list_pools()] == [serving_id]
         assert batch.get_pool(serving_id).etag == before.etag
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         pg.stop()
         figures["time_scale"] = SERVICES_TIME_SCALE
         out = ROOT / ".artifacts" / "backfill.json"

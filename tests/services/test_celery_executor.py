@@ -7,10 +7,11 @@ test_local_executor.py (tests/services/_services.py).
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack
 
 import pytest
 
-from _services import REBUILD, assert_run_and_azure_state, demo_pipelines_dir, leftovers, trigger_and_wait
+from _services import REBUILD, assert_run_and_azure_state, demo_pipelines_dir, leftovers, require, trigger_and_wait
 from include.services.stack import AirflowStack, PostgresServer, RedisServer
 
 pytestmark = pytest.mark.services
@@ -18,19 +19,20 @@ pytestmark = pytest.mark.services
 
 @pytest.fixture
 def celery_stack(services_standin, tmp_path):
-    """PostgreSQL metadata DB, Redis broker, CeleryExecutor with two workers (2 slots each)."""
-    pg = PostgresServer().start()
-    redis = RedisServer(tmp_path / "redis").start()
-    stack = AirflowStack(home=tmp_path / "home", standin=services_standin.endpoints, sql_alchemy_conn=pg.url,
-                         executor="CeleryExecutor", broker_url=redis.url, celery_workers=2,
-                         extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(demo_pipelines_dir(tmp_path / "pipelines"))})
-    try:
+    """PostgreSQL metadata DB, Redis broker, CeleryExecutor with two workers (2 slots each). Whatever started is
+    stopped on every path (a later start failing included); each server stops itself if its own start fails."""
+    require("postgresql", "redis-server")
+    with ExitStack() as started:
+        pg = PostgresServer().start()
+        started.callback(pg.stop)
+        redis = RedisServer(tmp_path / "redis").start()
+        started.callback(redis.stop)
+        stack = AirflowStack(home=tmp_path / "home", standin=services_standin.endpoints, sql_alchemy_conn=pg.url,
+                             executor="CeleryExecutor", broker_url=redis.url, celery_workers=2,
+                             extra_env={"BATCH_IMAGES_PIPELINES_DIR": str(demo_pipelines_dir(tmp_path / "pipelines"))})
+        started.callback(stack.stop)
         stack.start()
         yield stack
-    finally:
-        stack.stop()
-        redis.stop()
-        pg.stop()
 
 
 def test_postgres_celery_two_workers_run_from_the_rest_api(celery_stack, services_standin, record_property):

@@ -2,11 +2,12 @@
 Selenium and chromedriver), against the SQLite + LocalExecutor services of tests/services/conftest.py.
 
 A user logs in with the simple auth manager's form, opens the DAG, clicks Trigger, opens the form's "Version"
-section (the params are grouped in sections: Version, Where, How) and fills the ``rebuild`` field of the form that the DAG's params generate: a negative number is refused by the form
-(Airflow 3.3's number field puts back the param's ``minimum``, 0, when the field is left, so -1 is never
-submitted, and no run is made); 2 is accepted and the run starts with conf ``{"rebuild": 2}``.
+section (the params are grouped in sections: Version, Where, How) and fills the ``rebuild`` field of the form that the DAG's params generate: a negative number is never submitted
+(Airflow 3.3's number field puts back the param's ``minimum``, 0, when the field is left - clicking Trigger leaves
+it too, so -1 then starts a run with rebuild 0); 2 is accepted and the run starts with conf ``{"rebuild": 2}``.
 The second test walks the whole form: the three sections, a target region and a pool picked in the multi-selects,
-an invalid version (the form sends it, the REST API answers 400 naming the param, the form shows it, no run is made),
+an invalid version (the form sends it, the REST API answers 400 naming the param and the format, e.g.
+2026.1201.0, not a long regex; the form shows it, no run is made),
 then a dry run (conf with the picked subsets; preflight and the plan only, zero writes in the stand-in's request log).
 Screenshots of each step go to .artifacts/trigger-form/ (git-ignored).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from _services import DAG_ID, ROOT, wait_for_dag
+from _services import DAG_ID, ROOT, require, wait_for_dag
 
 pytestmark = pytest.mark.services
 
@@ -34,6 +35,7 @@ WAIT = 60  # seconds for any page element (the UI is a single-page app; a loaded
 
 @pytest.fixture
 def browser(tmp_path):
+    require("chromium", "chromium-driver")
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
@@ -111,8 +113,8 @@ def test_trigger_form_refuses_a_negative_rebuild_and_starts_a_run_with_the_fille
     submit = browser.find_elements(By.XPATH, "//button[normalize-space()='Trigger']")[-1]  # the form's own
     _shot(browser, "03-trigger-form")
 
-    # a negative rebuild number: the form holds the param's schema minimum (0) as soon as the field is left,
-    # so -1 can never be submitted
+    # a negative rebuild number: the form holds the param's schema minimum (0) as soon as the field is left
+    # (clicking Trigger leaves it too), so -1 can never be submitted
     _set_field(field, "-1")
     _shot(browser, "04-negative-rebuild-typed")
     title.click()  # leave the field, as a user moving on does
@@ -198,7 +200,7 @@ def test_trigger_form_sections_multiselects_bad_version_and_a_dry_run(sqlite_sta
     runs_before = {r["dag_run_id"] for r in _runs(api)}
     submit = _open_form(browser, sqlite_stack)
     # one section open at a time (the form's accordion): open each, read its fields
-    sections = {"Version": ("Rebuild number", "Version (Major.Minor.Patch)"),
+    sections = {"Version": ("Rebuild number", "Version (Major.Minor.Patch, e.g. 2026.1201.0)"),
                 "Where": ("Target regions", "Logical pools to roll"),
                 "How": ("Roll strategy", "Canary only", "Allow downgrade", "Dry run")}
     for i, (title, labels) in enumerate(sections.items()):
@@ -222,9 +224,13 @@ def test_trigger_form_sections_multiselects_bad_version_and_a_dry_run(sqlite_sta
     _set_field(version, "2026.1201")
     _shot(browser, "10-invalid-version-typed")
     submit.click()
-    _wait(browser, lambda d: "Invalid input for param version" in d.find_element(By.TAG_NAME, "body").text
-          or "does not match" in d.find_element(By.TAG_NAME, "body").text, timeout=30)
+    refusal = _wait(browser, lambda d: next(iter(d.find_elements(
+        By.XPATH, "//*[contains(text(), 'Invalid input for param version')]")), None), timeout=30)
     _shot(browser, "11-invalid-version-refused")
+    # readable: the short shape and the format's example (the schema's title), not the 32-bit alternation regex
+    text = refusal.text
+    assert r"'2026.1201' does not match '^([0-9]+[.][0-9]+[.][0-9]+)?$'" in text, text
+    assert "e.g. 2026.1201.0" in text and "2147483647" not in text, text
     time.sleep(2)
     assert {r["dag_run_id"] for r in _runs(api)} == runs_before
 

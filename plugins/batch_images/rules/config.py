@@ -967,6 +967,28 @@ def load_pipelines(path: str | Path) -> list[PipelineConfig]:
     return list(_validate(PipelinesFile, data, "").pipelines)
 
 
+def load_pipelines_dir(directory: str | Path) -> list[PipelineConfig]:
+    """Every pipeline of the ``*.yaml`` files in ``directory``, files in name order (what the DAG file builds).
+
+    Raises InvalidInput as :func:`load_pipelines` does, and when two files declare the same ``dag_id``: Airflow
+    would keep one of the two DAGs without a word (a copy of demo.yaml whose dag_id was not changed).
+    """
+    seen: dict[str, Path] = {}
+    out: list[PipelineConfig] = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        for pipeline in load_pipelines(path):
+            first = seen.setdefault(pipeline.dag_id, path)
+            if first != path:
+                raise InvalidInput(
+                    "dag_id", pipeline.dag_id, f"declared in both {first} and {path}; Airflow would keep only one "
+                    "of the two DAGs",
+                    f"give the pipeline in one of the two files its own dag_id (a copy of demo.yaml needs its own), "
+                    f"or keep only one of them in {directory} (BATCH_IMAGES_PIPELINES_DIR names the folder the DAG "
+                    "file reads)")
+            out.append(pipeline)
+    return out
+
+
 def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of a pipelines file, for editors (include/pipelines/schema.json)."""
     schema = TypeAdapter(PipelinesFile).json_schema()

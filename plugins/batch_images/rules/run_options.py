@@ -1,7 +1,7 @@
 """The options of one run: what the trigger form (the DAG's Params) or ``--conf`` asks for, validated.
 
 The form validates each field with its JSON schema (:func:`param_schemas` gives the schemas, so the form and this
-module share one rule), but the REST API, ``airflow dags trigger --conf`` and ``airflow dags test --conf`` can pass
+module share one rule; for ``version`` the form checks the shape only, see VERSION_PATTERN), but the REST API, ``airflow dags trigger --conf`` and ``airflow dags test --conf`` can pass
 anything a schema does not express (two fields that exclude each other, regions that must stay selected), and Params
 validation is Airflow's, not ours. So preflight validates the run's params again (:func:`parse_run_options`, then
 :func:`check_coverage` once it knows the Batch accounts' regions) and fails at once, before any write, with an
@@ -42,31 +42,12 @@ STRATEGIES = ("blue_green", "in_place")
 FIELDS = ("rebuild", "version", "target_regions", "pools", "strategy", "canary_only", "allow_downgrade", "dry_run")
 
 
-def uint_pattern(maximum: int) -> str:
-    """A regex (no anchors) of the decimal integers 0..``maximum`` without sign or leading zeros.
-
-    JSON schema has no "integer inside a string" bound, so the form's ``version`` pattern spells the 32-bit limit of
-    each part out: for 2147483647 every shorter number, then each same-length number below it digit by digit.
-    """
-    digits = str(maximum)
-    width = len(digits)
-    alts = ["0"]
-    if width > 1:
-        alts.append(f"[1-9][0-9]{{0,{width - 2}}}")
-    for i, d in enumerate(digits):
-        low = 1 if i == 0 else 0
-        if int(d) > low:
-            top = int(d) - 1
-            cls = str(low) if top == low else f"[{low}-{top}]"
-            rest = width - i - 1
-            alts.append(f"{digits[:i]}{cls}" + (f"[0-9]{{{rest}}}" if rest else ""))
-    alts.append(digits)
-    return "(?:" + "|".join(dict.fromkeys(alts)) + ")"
-
-
-_PART = uint_pattern(naming.INT32_MAX)
-# empty allowed: the form sends "" for a field typed in and cleared again (parse_run_options reads it as unset)
-VERSION_PATTERN = rf"^(?:{_PART}\.{_PART}\.{_PART})?$"
+# The form's version pattern checks the shape only: Airflow 3.3 refuses a value with jsonschema's own message, which
+# quotes the pattern and dumps the schema (no custom message exists), so the pattern must read as the format itself.
+# The 32-bit bound and leading zeros are preflight's (naming.validate_version_name: field, value, reason, fix).
+# Empty allowed: the form sends "" for a field typed in and cleared again (parse_run_options reads it as unset).
+VERSION_PATTERN = "^([0-9]+[.][0-9]+[.][0-9]+)?$"  # [.] rather than an escaped dot: the refusal repeats no backslashes
+VERSION_EXAMPLE = "2026.1201.0"
 
 
 class RunOptions(BaseModel):
@@ -222,8 +203,9 @@ def param_schemas(regions: Sequence[str], pools: Sequence[str]) -> dict[str, dic
                         description="N in the version YYYY.MMDD.N: raise it to build a new version for a date that "
                                     "already has one. Leave 0 when you give a version."),
         "version": dict(default=None, type=["null", "string"], pattern=VERSION_PATTERN, section=version_sec,
-                        title="Version (Major.Minor.Patch)",
-                        examples=["2026.1201.0"],
+                        # the title is in Airflow's refusal of a malformed value (its schema dump): the example too
+                        title=f"Version (Major.Minor.Patch, e.g. {VERSION_EXAMPLE})",
+                        examples=[VERSION_EXAMPLE],
                         description="An explicit gallery image version instead of the date-derived YYYY.MMDD.N: "
                                     "three whole numbers, each 0..2147483647 (Azure's 32-bit parts), no leading "
                                     "zeros. Empty: derived from the logical date."),

@@ -423,6 +423,25 @@ def test_preflight_reads_skus_once_and_logs_the_capabilities(conns, capsys):
     assert "Batch account batchimages: 0 pool(s), 1 new in this run, poolQuota 100" in out
 
 
+def test_the_smoke_tests_jobs_must_fit_the_accounts_job_quota(conns, capsys):
+    """activeJobAndJobScheduleQuota (300 in the seeded account): 299 jobs in use leave room for the demo pool's smoke
+    test job; at 300 the run is refused naming the quota, with zero writes."""
+    from azure.batch import models as bm
+
+    batch = conns.batch()
+    for n in range(299):
+        batch.create_job(bm.BatchJobCreateOptions(id=f"user-job-{n}", pool_info=bm.BatchPoolInfo(pool_id="elsewhere")))
+    run(preflight(pipeline_dict(conns.endpoints)))
+    assert "299 active job(s) and job schedule(s), 1 smoke-test job(s) in this run, activeJobAndJobScheduleQuota 300" \
+        in capsys.readouterr().out
+    batch.create_job(bm.BatchJobCreateOptions(id="user-job-299", pool_info=bm.BatchPoolInfo(pool_id="elsewhere")))
+    since = conns.control.requests()["last_id"]
+    with pytest.raises(AirflowFailException) as failed:
+        run(preflight(pipeline_dict(conns.endpoints)))
+    assert "activeJobAndJobScheduleQuota) of 300; 300 are in use" in str(failed.value)
+    assert_no_writes(conns, since)
+
+
 @pytest.mark.parametrize("zones, refused", [(None, True), (["1", "2", "3"], True), (["1"], False)],
                          ids=["location", "every-zone", "one-zone"])
 def test_size_restricted_for_the_subscription(conns, zones, refused):

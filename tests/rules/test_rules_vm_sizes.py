@@ -236,3 +236,13 @@ def test_pool_quota_counts_both_pools():
     assert err.field == "params.pools" and "poolQuota) of 100" in err.reason and "101 at once" in err.reason
     assert "roll at most 49 pool(s)" in err.fix and "batch-quota-limit" in err.fix
     assert vm_sizes.pool_quota_problem("a", {"properties": {}}, 100, ["p"]) is not None  # default 100
+
+
+def test_job_quota_counts_one_smoke_test_job_per_new_pool():
+    acct = {"properties": {"activeJobAndJobScheduleQuota": 10}}
+    assert vm_sizes.job_quota_problem("a", acct, 8, ["p1", "p2"]) is None
+    err = vm_sizes.job_quota_problem("a", acct, 9, ["p1", "p2"])
+    assert err.field == "params.pools" and err.value == ["p1", "p2"]
+    assert "activeJobAndJobScheduleQuota) of 10; 9 are in use" in err.reason and "roll at most 1 smoke-tested" in err.fix
+    assert vm_sizes.job_quota_problem("a", {"properties": {}}, 299, ["p"]) is None  # default 300
+    assert vm_sizes.job_quota_problem("a", {"properties": {}}, 300, ["p"]) is not None

@@ -241,6 +241,7 @@ class PreflightOperator(BaseOperator):
 
         adopted: dict[int, dict] = {}
         listings: dict[str, list] = {}
+        jobs_in_use: dict[str, int] = {}  # Batch connection -> its account's active jobs + job schedules
         for i, pool in enumerate(cfg.pools):
             try:
                 hook = BatchPoolHook(pool.batch_conn_id)
@@ -250,6 +251,8 @@ class PreflightOperator(BaseOperator):
             try:
                 if pool.batch_conn_id not in listings:
                     listings[pool.batch_conn_id] = hook.list_pool_listing()
+                if pool.smoke_test is not None and pool.batch_conn_id not in jobs_in_use:  # the smoke test adds a job
+                    jobs_in_use[pool.batch_conn_id] = len(hook.list_active_jobs()) + len(hook.list_job_schedules_json())
                 serving = roll.serving_pool(roll.physical_pools(listings[pool.batch_conn_id], pool.pool_id_prefix))
                 serving_json = hook.get_pool_json(serving.pool_id) if serving is not None else None
                 if pool.adopt_pool_id is not None and serving_json is None:
@@ -270,7 +273,8 @@ class PreflightOperator(BaseOperator):
                 for err in pool_template.template_problems(template, f"pools[{i}].adopt_pool_id"):
                     found.add_error(err)
                 adopted[i] = template
-            reads[i] = PoolReads(listings[pool.batch_conn_id], serving, serving_json, template)
+            reads[i] = PoolReads(listings[pool.batch_conn_id], serving, serving_json, template,
+                                 jobs_in_use.get(pool.batch_conn_id))
             self._check_secret_variables(i, template or {}, found)
             self._check_subnet(i, pool, template, serving_json, arm,
                                account_regions.get(pool.batch_account_id) or pool.batch_account_location, found)

@@ -26,6 +26,7 @@ class PoolReads:
     serving: roll.PhysicalPool | None
     serving_json: dict | None
     template: dict | None = None
+    jobs_in_use: int | None = None  # the account's active jobs + job schedules (read only for a smoke-tested pool)
 
 
 @dataclass
@@ -142,7 +143,9 @@ def _demand(pool: Any, i: int, read: PoolReads, template: dict) -> vm_sizes.Pool
 def _check_quotas(hw: HardwareChecks, cfg: Any, options: Any, version: str, accounts: Mapping[str, Mapping | None],
                   account_regions: Mapping[str, str], reads: Mapping[int, PoolReads], pool_ids: list) -> None:
     """Per Batch account: the pools this run creates (a first pool, or a blue/green canary beside the serving pool;
-    an in-place roll replaces its serving pool) fit ``poolQuota`` and the core quotas beside the pools it has."""
+    an in-place roll replaces its serving pool) fit ``poolQuota`` and the core quotas beside the pools it has, and
+    their smoke tests' jobs (one per new pool) fit ``activeJobAndJobScheduleQuota`` (moving a job to the new pool
+    does not add one)."""
     by_account: dict[str, list[int]] = {}
     for i, pool in enumerate(cfg.pools):
         if i in reads and options.rolls(pool.pool_id_prefix) and accounts.get(pool.batch_account_id):
@@ -154,7 +157,7 @@ def _check_quotas(hw: HardwareChecks, cfg: Any, options: Any, version: str, acco
         name = cfg.pools[indexes[0]].account_name
         listing = reads[indexes[0]].listing
         replaced: set[str] = set()
-        demands, new_pools = [], []
+        demands, new_pools, smoke_jobs = [], [], []
         for i in indexes:
             pool, read = cfg.pools[i], reads[i]
             action = roll.decide(version, read.serving, options.allow_downgrade)
@@ -169,6 +172,8 @@ def _check_quotas(hw: HardwareChecks, cfg: Any, options: Any, version: str, acco
             else:
                 new_pools.append(pool.pool_id_prefix)
             demands.append(_demand(pool, i, read, read.template))
+            if pool.smoke_test is not None:
+                smoke_jobs.append(pool.pool_id_prefix)
         if not demands:
             continue
         existing = [p for p in listing if str(p.get("id")).lower() not in replaced]
@@ -178,6 +183,14 @@ def _check_quotas(hw: HardwareChecks, cfg: Any, options: Any, version: str, acco
         quota = vm_sizes.pool_quota_problem(name, account, len(existing), new_pools)
         if quota is not None:
             hw.found.add_error(quota)
+        in_use = max((reads[i].jobs_in_use for i in indexes if reads[i].jobs_in_use is not None), default=None)
+        if smoke_jobs and in_use is not None:
+            jobs = vm_sizes.job_quota_problem(name, account, in_use, smoke_jobs)
+            if jobs is not None:
+                hw.found.add_error(jobs)
+            hw.found.info(f"Batch account {name}: {in_use} active job(s) and job schedule(s), {len(smoke_jobs)} smoke-test "
+                          f"job(s) in this run, activeJobAndJobScheduleQuota "
+                          f"{(account.get('properties') or {}).get('activeJobAndJobScheduleQuota') or vm_sizes.DEFAULT_JOB_QUOTA}")
         for note in notes:
             hw.found.info(note)
         hw.found.info(f"Batch account {name}: {len(existing)} pool(s), {len(new_pools)} new in this run, poolQuota "

@@ -31,6 +31,7 @@ RESTRICTED = "NotAvailableForSubscription"  # the reasonCode of a size the subsc
 MAX_TASK_SLOTS = 256
 TASK_SLOTS_PER_VCPU = 4
 DEFAULT_POOL_QUOTA = 100  # pools per Batch account: learn.microsoft.com/azure/batch/batch-quota-limit
+DEFAULT_JOB_QUOTA = 300  # active jobs and job schedules per Batch account: the same page
 QUOTA_PAGE = "learn.microsoft.com/azure/batch/batch-quota-limit"
 EPHEMERAL_PAGE = "learn.microsoft.com/azure/virtual-machines/ephemeral-os-disks (Size requirements)"
 LIST_SKUS = "az vm list-skus -l {region} --resource-type virtualMachines -o table"
@@ -378,3 +379,18 @@ def pool_quota_problem(account_name: str, account: Mapping[str, Any], existing_p
         f"{existing_pools} pools and this run would create {len(new_pools)} more ({existing_pools + len(new_pools)} "
         "at once: blue/green keeps each serving pool beside its new one)",
         _quota_fix(f"roll at most {max(0, quota - existing_pools)} pool(s) in this run (the trigger form's pools)"))
+
+
+def job_quota_problem(account_name: str, account: Mapping[str, Any], in_use: int, smoke_tested: Sequence[str],
+                      field_: str = "params.pools") -> InvalidInput | None:
+    """The account's ``activeJobAndJobScheduleQuota`` (default 300, :data:`QUOTA_PAGE`; jobs not completed and job
+    schedules count) holds ``in_use`` plus one smoke-test job per new pool of ``smoke_tested`` (logical pool names)."""
+    quota = int((account.get("properties") or {}).get("activeJobAndJobScheduleQuota") or DEFAULT_JOB_QUOTA)
+    if in_use + len(smoke_tested) <= quota:
+        return None
+    return InvalidInput(
+        field_, list(smoke_tested), f"the Batch account {account_name} has an active job and job schedule quota "
+        f"(activeJobAndJobScheduleQuota) of {quota}; {in_use} are in use and the smoke tests of this run add "
+        f"{len(smoke_tested)} job(s)",
+        _quota_fix(f"roll at most {max(0, quota - in_use)} smoke-tested pool(s) in this run (the trigger form's "
+                   "pools), or complete or delete finished jobs (az batch job list)"))

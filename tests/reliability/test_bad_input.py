@@ -334,11 +334,11 @@ def test_rebuild_beyond_32_bits_is_refused_by_the_trigger_form(standin, tmp_path
 # The trigger form's other fields: the Param schema (rules/run_options.py param_schemas) refuses each before a run
 # exists, whatever sends it (the form, the REST API, --conf). Preflight refuses the same values again
 # (tests/pipeline/test_preflight.py test_preflight_refuses_bad_run_options) for a caller that bypasses the schema.
+# A version's 32-bit bound and leading zeros are preflight's alone (the form's pattern checks the shape only, so its
+# refusal stays readable): those rows are in PREFLIGHT_CASES.
 FORM_CASES = [
     # id, conf, the param Airflow names
     ("version-two-parts", {"version": "2026.1201"}, "version"),
-    ("version-over-32-bits", {"version": "2026.2147483648.0"}, "version"),
-    ("version-leading-zero", {"version": "2026.0101.0"}, "version"),
     ("target-region-not-configured", {"target_regions": ["eastus"]}, "target_regions"),
     ("pool-unknown", {"pools": ["gpu"]}, "pools"),
     ("strategy-unknown", {"strategy": "rolling"}, "strategy"),
@@ -534,6 +534,11 @@ PREFLIGHT_CASES = [
     PreflightCase("third-party-base-image-with-plan", _negative_vm("thirdparty_plan"), "source_vm_id",
                   "vm-thirdparty-plan", "purchase plan", "first-party image"),
     # the trigger form: values valid field by field, refused together or against Azure's facts
+    PreflightCase("version-over-32-bits", _nothing, "params.version", "2026.2147483648.0",
+                  "exceeds 2147483647, the 32-bit limit", "keep each part at most 2147483647",
+                  conf={"version": "2026.2147483648.0"}),
+    PreflightCase("version-leading-zero", _nothing, "params.version", "2026.0101.0", "has a leading zero",
+                  "2026.101.0", conf={"version": "2026.0101.0"}),
     PreflightCase("version-with-rebuild", _nothing, "params.version", "'2026.1201.0'", "exclude each other",
                   "set rebuild to 0", conf={"version": "2026.1201.0", "rebuild": 1}),
     PreflightCase("regions-without-gallery-region", _nothing, "params.target_regions", "['northeurope']",

@@ -55,7 +55,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from batch_images.operators.preflight_base_image import read_base_image
-from batch_images.operators.preflight_hardware import PoolReads, check_hardware
+from batch_images.operators.preflight_hardware import PoolReads, check_hardware, template_root
 from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids
 from batch_images.rules import preflight as checks
@@ -200,7 +200,7 @@ class PreflightOperator(BaseOperator):
         reads: dict[int, PoolReads] = {}
         adopted = self._pool_templates(cfg, found, arm, account_regions, reads)
         if source is not None:
-            _check_image_fit(cfg, adopted, source, capabilities, found)
+            _check_image_fit(cfg, reads, source, capabilities, found)
         check_hardware(arm, cfg, options=options, version=version, source=source, security=security,
                        definition=definition, accounts={p.batch_account_id: f.account for p, f in
                                                         zip(cfg.pools, pool_facts)},
@@ -499,16 +499,17 @@ class PreflightOperator(BaseOperator):
                                 account_url_error=url_error, describe=hook.describe())
 
 
-def _check_image_fit(cfg: PipelineConfig, adopted: dict[int, dict], source: checks.SourceFacts,
+def _check_image_fit(cfg: PipelineConfig, reads: dict[int, PoolReads], source: checks.SourceFacts,
                      capabilities: list[str], found: checks.Findings) -> None:
     """Per logical pool: template settings the image's OS cannot run are problems, a container setting on a base Batch
-    does not list as DockerCompatible a warning (:mod:`batch_images.rules.pool_image_fit`)."""
+    does not list as DockerCompatible a warning (:mod:`batch_images.rules.pool_image_fit`). The template is the one
+    :meth:`PreflightOperator._pool_templates` read (a ``template_file`` is not read again)."""
     from batch_images.rules import pool_image_fit
 
     for i, pool in enumerate(cfg.pools):
-        template = adopted.get(i, pool.pool_template) or {}
-        field = f"pools[{i}]." + ("adopt_pool_id" if i in adopted else
-                                  "template_file" if pool.template_file is not None else "template")
+        read = reads.get(i)
+        template = (read.template if read is not None else pool.pool_template) or {}
+        field = template_root(pool, i, pool.adopt_pool_id is not None)
         found.extend(pool_image_fit.image_fit_problems(template, source.os_type, field))
         warning = pool_image_fit.container_warning(template, capabilities, source.lineage)
         if warning:

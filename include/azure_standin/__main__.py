@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arm-throttle", choices=("on", "off"), default=os.environ.get("STANDIN_ARM_THROTTLE") or "off",
                         help="refuse ARM requests with 429 when a token bucket (Azure's sizes) is empty; off: the "
                              "x-ms-ratelimit-remaining-* headers still count (default off, or STANDIN_ARM_THROTTLE)")
+    parser.add_argument("--rbac", action="store_true", default=os.environ.get("STANDIN_RBAC", "") in ("1", "on", "true"),
+                        help="check Azure RBAC on every ARM and Batch request made with an Entra ID token (default "
+                             "off, or STANDIN_RBAC=1); PUT /_control/rbac switches it at run time")
     parser.add_argument("--log-level", default=os.environ.get("STANDIN_LOG_LEVEL", "warning"))
     args = parser.parse_args(argv)
 
@@ -41,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     state_dir = args.state_dir.resolve()
     (state_dir / "endpoints.json").unlink(missing_ok=True)
-    ctx, app, certs = prepare(state_dir, port, args.time_scale, args.client_secret, args.arm_throttle == "on")
+    ctx, app, certs = prepare(state_dir, port, args.time_scale, args.client_secret, args.arm_throttle == "on",
+                             rbac=args.rbac)
 
     config = uvicorn.Config(app, ssl_certfile=certs["cert"], ssl_keyfile=certs["key"], log_level=args.log_level,
                             access_log=False, lifespan="off", timeout_keep_alive=30, date_header=False,

@@ -123,6 +123,21 @@ class Control:
             body["buckets"] = buckets
         return self.call("PUT", "/throttle", body)
 
+    def rbac(self, enforce: bool | None = None) -> dict:
+        """Azure RBAC checks on (True) or off (False); without an argument, the switch now."""
+        return self.call("GET", "/rbac") if enforce is None else self.call("PUT", "/rbac", {"enforce": enforce})
+
+    def assign_role(self, role: str, scope: str, principal_id: str | None = None, client_id: str | None = None):
+        """Assign a role (built-in name or definition GUID) at an ARM scope to a principal (object id) or to the
+        service principal of ``client_id`` (default: the stand-in's own)."""
+        return self.call("POST", "/role_assignments", {"role": role, "scope": scope, "principal_id": principal_id,
+                                                        "client_id": client_id})
+
+    def set_roles(self, roles: list[tuple[str, str]], principal_id: str | None = None, client_id: str | None = None):
+        """Replace a principal's role assignments with ``roles`` [(role, scope)] ([] removes them all)."""
+        return self.call("PUT", "/role_assignments", {"roles": [{"role": r, "scope": s} for r, s in roles],
+                                                       "principal_id": principal_id, "client_id": client_id})
+
     def token(self, **claims):
         return self.call("POST", "/tokens", claims)["access_token"]
 

@@ -122,14 +122,17 @@ def write_endpoints(state_dir: Path, data: dict) -> Path:
     return path
 
 
-def prepare(state_dir: Path, port: int, scale: float | None, client_secret: str | None, arm_throttle: bool = False):
+def prepare(state_dir: Path, port: int, scale: float | None, client_secret: str | None, arm_throttle: bool = False,
+            rbac: bool = False):
     """Context + app for a server about to listen on `port` (already bound); `arm_throttle`: ARM refuses with 429
-    when a token bucket is empty (core/throttle.py), from the start and after every reset."""
+    when a token bucket is empty (core/throttle.py), from the start and after every reset; `rbac`: every Entra ID
+    request is checked against Azure RBAC (backends/authorization.py), from the start and after every reset."""
     state_dir = state_dir.resolve()
     certs = ensure_certificates(state_dir)
     config = StandInConfig(state_dir=state_dir, port=port)
     if client_secret:
         config.client_secret = client_secret
+    config.extra["rbac"] = rbac
     ctx = build_context(config, scale, arm_throttle)
     seed(ctx)
     return ctx, build_app(ctx, certs["ca"]), certs

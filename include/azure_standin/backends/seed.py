@@ -24,6 +24,8 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 - Batch account `batchimages` (westeurope, BatchService allocation mode, two random account keys), and
   `batchimagesne` (northeurope, same settings): pools in two regions, each waiting for its own region's replica.
 - Microsoft.Batch registered in the subscription.
+- Role assignments of the stand-in's service principal (object id `core.tokens.object_id(client_id)`):
+  `PRINCIPAL_ROLES` at the subscription (checked only with the RBAC switch on, backends/authorization.py).
 - Virtual networks (backends/network.py) for pools in a subnet: `vnet-batch` (westeurope, 10.0.0.0/16) with subnet
   `pools` (10.0.0.0/24: 256 - 5 reserved = 251 addresses, room for two demo pools side by side) and subnet `tiny`
   (10.0.1.0/29: 8 - 5 = 3 addresses, too small for two pools), and `vnet-northeurope` (northeurope, 10.1.0.0/16)
@@ -31,6 +33,8 @@ Subscription ctx.config.subscription_id, resource group `rg-batch-images` in wes
 """
 from __future__ import annotations
 
+from ..core.tokens import object_id
+from .authorization import replace_assignments
 from .batch_accounts import put_batch_account_doc
 from .marketplace import publish_version
 from .network import put_vnet_doc
@@ -75,6 +79,14 @@ THIRD_PARTY_PLAN = {
     "publisher": "center-for-internet-security-inc",
     "product": "cis-ubuntu-linux-2204-l1",
 }
+
+
+# The stand-in's service principal's roles, at the subscription (backends/authorization.py; enforced only with the RBAC
+# switch on): Owner, so turning enforcement on changes nothing for the ARM flows, and Azure Batch Account
+# Contributor, because Owner has no dataActions (built-in roles reference, Privileged) while Batch jobs and job
+# schedules are data actions (Batch's RBAC page). A caller replaces them with authorization.replace_assignments or
+# PUT /_control/role_assignments.
+PRINCIPAL_ROLES = ("Owner", "Azure Batch Account Contributor")
 
 
 def seed_marketplace(ctx) -> None:
@@ -126,8 +138,13 @@ def seed_demo(ctx) -> dict:
     vnet_ne = put_vnet_doc(ctx, sub, RESOURCE_GROUP, VNET_NE, location=LOCATION_NE, address_prefixes=["10.1.0.0/16"],
                            subnets={"pools": "10.1.0.0/24"})
 
+    principal = object_id(ctx.config.client_id)
+    assignments = replace_assignments(ctx, principal, [(role, f"/subscriptions/{sub}") for role in PRINCIPAL_ROLES])
+
     return {
         "subscription_id": sub,
+        "principal_object_id": principal,
+        "role_assignments": [a["id"] for a in assignments],
         "resource_group": RESOURCE_GROUP,
         "location": LOCATION,
         "source_vm_id": good["id"],

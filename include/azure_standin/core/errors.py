@@ -100,6 +100,63 @@ class SubscriptionRequestsThrottled(_ArmCoded):
             {**(headers or {}), "Retry-After": str(retry_after)})
 
 
+class AuthorizationFailed(_ArmCoded):
+    """403: the caller's role assignments do not grant ``action`` at ``scope`` (backends/authorization.py). ARM's
+    sentence, as real answers show it (Azure/ARO-RP issue 66, Azure/Batch issue 154): the client is the application
+    id of a service principal (its object id when the token has none)."""
+
+    STATUS = 403
+
+    def __init__(self, client: str, object_id: str, action: str, scope: str):
+        super().__init__(
+            f"The client '{client}' with object id '{object_id}' does not have authorization to perform action "
+            f"'{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh "
+            "your credentials.")
+        self.action, self.scope = action, scope
+
+
+class LinkedAuthorizationFailed(_ArmCoded):
+    """403: the caller may write the resource but not use a resource it links to (a subnet a NIC joins, an image
+    version a pool boots). ARM's sentence, as public logs show it (e.g. AKS and Container Apps deployments refused
+    ``Microsoft.Network/virtualNetworks/subnets/join/action`` on the linked subnet; Azure RBAC troubleshooting page)."""
+
+    STATUS = 403
+
+    def __init__(self, client: str, object_id: str, action: str, scope: str, linked_action: str, linked_scope: str):
+        super().__init__(
+            f"The client '{client}' with object id '{object_id}' has permission to perform action '{action}' on scope "
+            f"'{scope}'; however, it does not have permission to perform action(s) '{linked_action}' on the linked "
+            f"scope(s) '{linked_scope}' (respectively) or the linked scope(s) are invalid.")
+        self.action, self.scope = linked_action, linked_scope
+
+
+class RoleAssignmentExists(_ArmCoded):
+    """409: another assignment of the same role to the same principal at the same scope (message: a guess at ARM's
+    wording)."""
+
+    STATUS = 409
+
+
+class RoleDefinitionDoesNotExist(_ArmCoded):
+    """400 (status a guess): a role assignment names a role definition id that does not exist."""
+
+
+class RoleAssignmentNotFound(_ArmCoded):
+    """404 (code and message a guess): GET of a role assignment that does not exist."""
+
+    STATUS = 404
+
+
+class RoleDefinitionNotFound(_ArmCoded):
+    """404 (code and message a guess): GET of a role definition that does not exist."""
+
+    STATUS = 404
+
+
+class InvalidRoleAssignmentScope(_ArmCoded):
+    """400 (code a guess): a custom role assigned outside its ``assignableScopes``, or a built-in role edited."""
+
+
 class InvalidParameter(_ArmCoded):
     """400: a request property Compute (CRP) refuses."""
 
@@ -341,6 +398,19 @@ class ConditionNotMet(_BatchCoded):
 
 class AuthenticationFailed(_BatchCoded):
     STATUS = 403
+
+
+class AuthorizationFailure(_BatchCoded):
+    """403: an Entra ID caller of the Batch data plane whose roles lack the action (backends/authorization.py). The
+    code is what Batch answers (Azure/BatchExplorer issue 2260, a pool create refused); the message and the
+    ``values`` naming the action and scope are a guess."""
+
+    STATUS = 403
+
+    def __init__(self, action: str, scope: str):
+        super().__init__("This request is not authorized to perform this operation.",
+                         [("Action", action), ("Scope", scope)])
+        self.action, self.scope = action, scope
 
 
 class EmptyMetadataKey(_BatchCoded):

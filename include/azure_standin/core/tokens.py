@@ -13,6 +13,12 @@ TOKEN_LIFETIME = 3600
 from .errors import AuthError  # noqa: E402
 
 
+def object_id(client_id: str) -> str:
+    """The object id (``oid``) of the stand-in's service principal for application ``client_id``: what role
+    assignments name as ``principalId``."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}"))
+
+
 def audience_for_scope(scope: str) -> str:
     """'https://batch.core.windows.net//.default' -> 'https://batch.core.windows.net/' (as Entra ID does)."""
     first = scope.split()[0] if scope else ""
@@ -38,8 +44,8 @@ class TokenIssuer:
             "tid": tid,
             "appid": client_id,
             "azp": client_id,
-            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}")),
-            "sub": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sp:{client_id}")),
+            "oid": object_id(client_id),
+            "sub": object_id(client_id),
             "idtyp": "app",
             "ver": "1.0",
             "uti": uuid.uuid4().hex,

@@ -26,6 +26,7 @@ from ..core.errors import (
 )
 from ..core.tokens import ARM_AUDIENCES, BATCH_AUDIENCES
 from ..core import timings
+from . import actions
 
 Handler = Callable[[Any, "ApiRequest"], Response]
 
@@ -185,6 +186,7 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                     # done (azure-batch create_tasks says so for task collections). The handler runs, its answer
                     # is replaced by the fault's; an error the handler raised stands.
                     _authenticate(ctx, req)
+                    actions.authorize(ctx, req)
                     handler(ctx, req)
                 if fault is not None:
                     status = int(fault.get("status", 503))
@@ -204,6 +206,7 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
                     _authenticate(ctx, req)
                     if family == "arm":
                         ratelimit = _throttle(ctx, req)
+                    actions.authorize(ctx, req)   # Azure RBAC, when the switch is on (responses/actions.py)
                     if bad_json:
                         raise (InvalidRequestBody()
                                if family == "batch" else InvalidRequestContent("The request content was invalid and could not be deserialized."))
@@ -249,4 +252,5 @@ def op_route(path: str, ops: dict[str, tuple[str, Handler]]) -> Route:
             await asyncio.sleep(delay)
         return response
 
+    endpoint.ops = ops   # read by actions.operation_actions (the operation -> RBAC action table)
     return Route(path, endpoint, methods=list(ops), name=None)

@@ -42,13 +42,17 @@ def assignment_put(ctx, req):
     return json_response(body, 201 if created else 200)
 
 
-def assignment_get(ctx, req):
-    return json_response(rbac.get_role_assignment(ctx, _scope(req), req.path_params["name"]))
+def _getter(get, param: str):
+    """GET of one document at a scope: ``get(ctx, scope, name)``."""
+    return lambda ctx, req: json_response(get(ctx, _scope(req), req.path_params[param]))
 
 
-def assignment_delete(ctx, req):
-    body = rbac.delete_role_assignment(ctx, _scope(req), req.path_params["name"])
-    return json_response(body, 200 if body else 204)
+def _deleter(delete, param: str):
+    """DELETE of one document at a scope: ``delete(ctx, scope, name)`` -> the deleted body (200) or None (204)."""
+    def handler(ctx, req):
+        body = delete(ctx, _scope(req), req.path_params[param])
+        return json_response(body, 200 if body else 204)
+    return handler
 
 
 def assignment_list(ctx, req):
@@ -61,15 +65,6 @@ def assignment_list(ctx, req):
 def definition_put(ctx, req):
     body, _ = rbac.put_role_definition(ctx, _scope(req), req.path_params["guid"], req.body)
     return json_response(body, 201)
-
-
-def definition_get(ctx, req):
-    return json_response(rbac.get_role_definition(ctx, _scope(req), req.path_params["guid"]))
-
-
-def definition_delete(ctx, req):
-    body = rbac.delete_role_definition(ctx, _scope(req), req.path_params["guid"])
-    return json_response(body, 200 if body else 204)
 
 
 def definition_list(ctx, req):
@@ -90,12 +85,12 @@ ROUTES: list[Route] = [_ci(r) for r in [
              {"GET": ("Permissions_ListForResource", permissions)}),
     op_route("/{scope:path}" + _AUTH + "/roleAssignments", {"GET": ("RoleAssignments_ListForScope", assignment_list)}),
     op_route("/{scope:path}" + _AUTH + "/roleAssignments/{name}", {
-        "PUT": ("RoleAssignments_Create", assignment_put), "GET": ("RoleAssignments_Get", assignment_get),
-        "DELETE": ("RoleAssignments_Delete", assignment_delete)}),
+        "PUT": ("RoleAssignments_Create", assignment_put), "GET": ("RoleAssignments_Get", _getter(rbac.get_role_assignment, "name")),
+        "DELETE": ("RoleAssignments_Delete", _deleter(rbac.delete_role_assignment, "name"))}),
     op_route("/{scope:path}" + _AUTH + "/roleDefinitions", {"GET": ("RoleDefinitions_List", definition_list)}),
     op_route("/{scope:path}" + _AUTH + "/roleDefinitions/{guid}", {
-        "PUT": ("RoleDefinitions_CreateOrUpdate", definition_put), "GET": ("RoleDefinitions_Get", definition_get),
-        "DELETE": ("RoleDefinitions_Delete", definition_delete)}),
+        "PUT": ("RoleDefinitions_CreateOrUpdate", definition_put), "GET": ("RoleDefinitions_Get", _getter(rbac.get_role_definition, "guid")),
+        "DELETE": ("RoleDefinitions_Delete", _deleter(rbac.delete_role_definition, "guid"))}),
 ]]
 
 

@@ -37,10 +37,19 @@ from airflow.sdk import DAG, AssetAlias, Param, XComArg
 from batch_images.notifications import Wiring
 from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
 from batch_images.operators.cleanup import DeleteTemporaryResourcesOperator, RetireOldVersionsOperator
-from batch_images.operators.gallery import GalleryImageVersionOperator, PromoteImageVersionOperator
+from batch_images.operators.gallery import (
+    ExistingVersionsOperator,
+    GalleryImageVersionOperator,
+    PromoteImageVersionOperator,
+)
 from batch_images.operators.image import ManagedImageOperator
 from batch_images.operators.pool import BatchPoolOperator
-from batch_images.operators.preflight import DryRunGateOperator, PoolSpecsOperator, PreflightOperator
+from batch_images.operators.preflight import (
+    BuildGateOperator,
+    DryRunGateOperator,
+    PoolSpecsOperator,
+    PreflightOperator,
+)
 from batch_images.operators.roll import (
     DiscardCanariesOperator,
     PlanRollOperator,
@@ -78,7 +87,8 @@ DOC = """
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
 from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
-* **Params** (the trigger form; README, "Running the pipeline"): `rebuild` counts deliberate rebuilds of the same
+* **Params** (the trigger form; README, "Running the pipeline"): `mode` build (default) or a roll-only run that
+  builds nothing: `rollback`, `roll_to_existing`, `revoke` (README, "Roll back"); `rebuild` counts deliberate rebuilds of the same
   logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
   `version` an explicit Major.Minor.Patch; `target_regions` / `pools` subsets; `strategy`; `canary_only`;
   `allow_downgrade`; `dry_run` (preflight and the plan only, nothing written).
@@ -152,6 +162,10 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
         dry_run_gate >> sweep
         waits = {"poll_interval": cfg.poll_interval_seconds}
+        # A roll-only run (params.mode rollback / roll_to_existing / revoke; README, "Roll back") builds nothing: the
+        # gate skips the build steps, publish_image_version (none_failed) readies the existing versions instead.
+        build_gate = BuildGateOperator(task_id="build_gate", plan=plan)
+        dry_run_gate >> build_gate
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                           wait_for_completion=False)
         build_teardown = None
@@ -163,11 +177,11 @@ def build_dag(cfg: PipelineConfig) -> DAG:
             build_vm = BuildVmOperator(task_id="prepare_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id, **waits)
             generalized = GeneralizeBuildVmOperator(task_id="generalize_build_vm", plan=plan,
                                                     arm_conn_id=cfg.arm_conn_id, **waits)
-            dry_run_gate >> build_vm >> generalized >> snapshots
+            build_gate >> build_vm >> generalized >> snapshots
             build_teardown = DeleteBuildVmOperator(task_id="delete_build_vm", plan=plan, arm_conn_id=cfg.arm_conn_id,
                                                    **waits)
         else:
-            dry_run_gate >> snapshots
+            build_gate >> snapshots
         wait_snapshots = ArmResourcesSensor(task_id="wait_for_snapshots", resource_ids=snapshots.output,
                                             operations=XComArg(snapshots, key="operations"),
                                             created_at=XComArg(snapshots, key="created_at"),
@@ -178,16 +192,22 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # a VM) and the version is made from the snapshots (plan["image_path"], decided by preflight).
         version = GalleryImageVersionOperator(task_id="publish_image_version", plan=plan, image_id=image.output,
                                               snapshots=snapshots.output, arm_conn_id=cfg.arm_conn_id, **waits)
+        # A roll-only run's version step instead (revoke; missing regions added); a build run skips it.
+        existing = ExistingVersionsOperator(task_id="ready_existing_versions", plan=plan, arm_conn_id=cfg.arm_conn_id,
+                                            **waits)
+        dry_run_gate >> existing
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         dry_run_gate >> specs
         # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
         # plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's pool_spec.
+        # One of publish_image_version (a build) and ready_existing_versions (a roll-only run) is skipped.
         rolls = PlanRollOperator.partial(
             task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
-            strategy="{{ params.strategy }}").expand(pool_spec=specs).output
+            strategy="{{ params.strategy }}", trigger_rule="none_failed_min_one_success").expand(pool_spec=specs).output
+        existing >> rolls.operator
         # Each waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
-        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output, plan=plan,
+        pools = BatchPoolOperator.partial(task_id="create_pool", plan=plan,
                                           arm_conn_id=cfg.arm_conn_id, **waits).expand(pool_spec=rolls)
         steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
         pools >> steady

@@ -3,7 +3,8 @@
 1. start the stand-in (state in --state-dir; a running one on that dir is reused), reset it to the
    seeded fixture and clear its request log;
 2. load airflow_settings.yaml's connections into the Airflow DB (pointed at the stand-in's address);
-3. run the demo DAG with `airflow dags test` for two nights, then one run of the base-image DAG (a build VM from the
+3. run the demo DAG with `airflow dags test` for two nights, then a rollback (``--conf '{"mode": "rollback"}'``: every
+   pool back on night 1's version, nothing built), then one run of the base-image DAG (a build VM from the
    marketplace base, include/pipelines/base-ubuntu2204.yaml);
 4. print the summary the DAG's run_summary task returned (stage durations, resources, replication per region,
    pool node counts, leftovers: what the UI shows), plus the nights and the stand-in-only ARM and Batch request
@@ -53,6 +54,11 @@ def add_user_schedule(ep: dict, rolls: list[dict]) -> None:
         print(f"  user: job schedule nightly-{r['logical_pool']} -> {r['pool_id']}", flush=True)
 
 
+def act_name(n: int) -> str:
+    """``night 1``, ``night 2``, then ``rollback`` (the demo's third act)."""
+    return f"night {n}" if n <= 2 else "rollback"
+
+
 def build_summary(dag_id: str, result: RunResult, nights: list[dict], requests: dict, time_scale: float,
                   summary_path: Path) -> dict:
     """The demo's summary: the last night's run_summary task's return value (what the UI shows), the nights, and
@@ -76,18 +82,19 @@ def print_summary(s: dict) -> None:
 
     w = sys.stdout.write
     w("\n=== Batch image pipeline demo: summary ===\n")
-    w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} night(s) in {s['wall_seconds']:.1f} s "
-      f"wall (stand-in time scale {s['time_scale']:g}x). From the run_summary task:\n\n")
+    w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} run(s) (two nights, then a rollback) in "
+      f"{s['wall_seconds']:.1f} s wall (stand-in time scale {s['time_scale']:g}x). From the last run's run_summary "
+      "task:\n\n")
     w(format_summary(s["run_summary"]) if s["run_summary"] else "(no run_summary: the run did not get that far)")
     w("\n\nNights:\n")
     for night in s.get("nights") or []:
-        w(f"  night {night['night']} ({night['logical_date'][:10]}): exit {night['exit_code']}, "
+        w(f"  {night.get('act') or act_name(night['night'])} ({night['logical_date'][:16]}): exit {night['exit_code']}, "
           f"{night['wall_seconds']:.1f} s, {night['batch_requests']} Batch + {night['arm_requests']} ARM requests\n")
         for r in night["rolls"]:
             w(f"    {r['logical_pool']}: serving {r['pool_id']} on {r['version']}; job schedules moved "
               f"{r['moved_schedules'] or 'none'}; old pools drained and deleted {r['deleted_pools'] or 'none'}\n")
     req = s["requests"]
-    w(f"\nRequests (stand-in's log, last night): {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; "
+    w(f"\nRequests (stand-in's log, last run): {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; "
       f"{req['writes']} writes, {req['faults']} faulted\n")
     base = s.get("base_image_run")
     if base:
@@ -148,19 +155,24 @@ def main(argv: list[str] | None = None) -> int:
         conns = read_connections(ROOT / "airflow_settings.yaml", ep)  # this stand-in's address and CA
         upsert_connections(conns)
         # Two nights in a row: night 1 makes each logical pool's first serving pool; a user then points a job
-        # schedule at it; night 2 rolls it to the new version (schedule moved, old pool drained and deleted).
+        # schedule at it; night 2 rolls it to the new version (schedule moved, old pool drained and deleted). Then a
+        # third act, the morning after: a rollback (params.mode rollback) puts every pool back on night 1's version
+        # without building anything (README, "Roll back").
         today = datetime.now(timezone.utc).replace(microsecond=0)
         nights = []
-        for n, logical in enumerate((today - timedelta(days=1), today), start=1):
+        acts = [(today - timedelta(days=1), None), (today, None), (today - timedelta(hours=12), {"mode": "rollback"})]
+        for n, (logical, conf) in enumerate(acts, start=1):
             logical_date = logical.isoformat()
-            log_path = state_dir / ("demo-airflow.log" if n == 2 else f"demo-airflow-night{n}.log")
-            print(f"night {n}: `airflow dags test {args.dag_id} {logical_date}` (log: {log_path}) ...", flush=True)
+            log_path = state_dir / {1: "demo-airflow-night1.log", 2: "demo-airflow.log"}.get(n, "demo-airflow-rollback.log")
+            how = f" --conf '{json.dumps(conf)}'" if conf else ""
+            print(f"{act_name(n)}: `airflow dags test {args.dag_id} {logical_date}{how}` (log: {log_path}) ...",
+                  flush=True)
             control.clear_requests()
-            result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns))
+            result = run_dag_test(args.dag_id, logical_date, log_path, env=as_env(conns), conf=conf)
             fam = control.requests()["by_family"]
             rolls = [v for k, v in sorted(result.xcoms.items())
                      if k.startswith("roll_pool[") and k.endswith(":return_value") and v]
-            nights.append({"night": n, "logical_date": logical_date, "exit_code": result.exit_code,
+            nights.append({"night": n, "act": act_name(n), "logical_date": logical_date, "exit_code": result.exit_code,
                            "wall_seconds": round(result.wall_seconds, 1), "batch_requests": fam.get("batch", 0),
                            "arm_requests": fam.get("arm", 0), "rolls": rolls})
             if result.exit_code != 0:

@@ -26,7 +26,7 @@ def refused(fragment_field: str, **raw) -> InvalidInput:
 
 def test_defaults_are_a_full_run_of_everything():
     opts = parse()
-    assert opts == RunOptions() and opts.mode == "full"
+    assert opts == RunOptions() and opts.run_kind == "full"
     assert opts.rolls("anything") and opts.keeps_region("Any Region")
     # null is every field's default (a cleared form field, --conf with nulls)
     assert parse(**{f: None for f in run_options.FIELDS}) == RunOptions()
@@ -125,8 +125,8 @@ def test_flags(name):
 
 
 def test_modes():
-    assert parse(dry_run=True, canary_only=True).mode == "dry_run"
-    assert parse(canary_only=True).mode == "canary_only"
+    assert parse(dry_run=True, canary_only=True).run_kind == "dry_run"
+    assert parse(canary_only=True).run_kind == "canary_only"
 
 
 def test_unknown_param_refused_unless_declared():

@@ -34,7 +34,7 @@ from batch_images.hooks.credentials import (
     extra_value,
 )
 from batch_images.hooks.connection_cache import ConnectionCacheMixin
-from batch_images.rules import ids, resource_kinds, states
+from batch_images.rules import ids, naming, resource_kinds, states
 from batch_images.rules.errors import InvalidInput
 
 # azure-core logs every request and response with headers at INFO: far too loud for task logs.
@@ -538,16 +538,18 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         self.log.info("Creating image version %s", arm_id.id)
         return self._begin(arm_id, "begin_create_or_update", body)
 
-    def _put_version_publishing(self, arm_id: ids.ArmId, changes: Mapping[str, Any]) -> LroStart:
-        """PUT the version back with ``publishingProfile`` changed (a PUT on an existing version may change
-        only the publishing profile and tags: the documented way, and the one every API version serves)."""
+    def _put_version_publishing(self, arm_id: ids.ArmId, changes: Mapping[str, Any],
+                                tags: Mapping[str, str] | None = None) -> LroStart:
+        """PUT the version back with ``publishingProfile`` changed and ``tags`` merged into its tags (a PUT on an
+        existing version may change only the publishing profile and tags: the documented way, and the one every API
+        version serves)."""
         current = self.get_resource(arm_id.id)
         props = current.get("properties") or {}
         publishing = {k: v for k, v in (props.get("publishingProfile") or {}).items() if k != "publishedDate"}
         publishing.update(changes)
         body = {
             "location": current.get("location"),
-            "tags": current.get("tags") or {},
+            "tags": {**(current.get("tags") or {}), **(tags or {})},
             "properties": {"storageProfile": {"source": (props.get("storageProfile") or {}).get("source") or {}},
                            "publishingProfile": publishing},
         }
@@ -564,6 +566,13 @@ class ArmComputeHook(ConnectionCacheMixin, AzureComputeHook):
         arm_id = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
         self.log.info("Setting excludeFromLatest=%s on %s", exclude, arm_id.id)
         return self._put_version_publishing(arm_id, {"excludeFromLatest": exclude})
+
+    def revoke_version(self, version_id: str, revoked: str) -> LroStart:
+        """Revoke a version: tag ``revoked`` = ``revoked`` (when and by which run) and ``excludeFromLatest`` true, so
+        nothing floats to it and the state is readable in Azure without Airflow; no wait."""
+        arm_id = ids.parse_arm_id(version_id, "version_id", ids.GALLERY_IMAGE_VERSION)
+        self.log.info("Revoking %s (tag %s=%s, excludeFromLatest=true)", arm_id.id, naming.TAG_REVOKED, revoked)
+        return self._put_version_publishing(arm_id, {"excludeFromLatest": True}, tags={naming.TAG_REVOKED: revoked})
 
     def update_version_end_of_life(self, version_id: str, end_of_life: str) -> LroStart:
         """Set ``publishingProfile.endOfLifeDate`` (ISO 8601, in the future: Azure refuses a past date); no wait."""

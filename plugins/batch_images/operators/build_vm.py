@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSkipException, AirflowFailException, AirflowSensorTimeout
 from batch_images import links
 from batch_images.operators._arm import ArmWaitingOperator, ResourceConflict, is_ours
 from batch_images.rules import ids, naming
@@ -218,6 +218,8 @@ class DeleteBuildVmOperator(_BuildVmOperator):
 
     def execute(self, context: Any) -> list[str]:
         plan = Plan.from_dict(self.plan) if self.plan else None
+        if plan is not None and plan.options.roll_only:
+            raise AirflowSkipException(f"Mode {plan.options.mode}: nothing was built, no build VM to delete")
         if plan is None or plan.build is None:
             self.log.info("No build VM in this run")
             return []

@@ -69,6 +69,8 @@ class DeleteTemporaryResourcesOperator(ArmWaitingOperator):
         plan = self._plan()
         if plan is not None and plan.options.dry_run:
             raise AirflowSkipException("Dry run: no snapshot or managed image was made, nothing to delete")
+        if plan is not None and plan.options.roll_only:
+            raise AirflowSkipException(f"Mode {plan.options.mode}: nothing was built, nothing to delete")
         targets = self.targets()
         for rid in targets:
             arm_id = ids.parse_arm_id(rid, "resource_ids")
@@ -142,21 +144,25 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         self.batch_conn_ids = batch_conn_ids
         self.protect_version_ids = protect_version_ids
 
-    def references(self, plan: Plan) -> list[retention.Reference]:
-        """What the configured Batch accounts' pools and job schedules reference (see the class docstring)."""
+    def references(self, plan: Plan, versions: Sequence[Mapping[str, Any]] = ()
+                   ) -> tuple[list[retention.Reference], list[retention.Reference]]:
+        """What the configured Batch accounts' pools and job schedules reference (see the class docstring), and each
+        serving pool's rollback target among ``versions`` (:func:`rollback_target_references`)."""
         from batch_images.hooks.batch import BatchPoolHook  # the Azure SDK loads in the worker, not at DAG parse
 
         conn_ids = list(dict.fromkeys([p.batch_conn_id for p in plan.pools] + list(
             [self.batch_conn_ids] if isinstance(self.batch_conn_ids, str) else self.batch_conn_ids or [])))
         found = [retention.Reference(v, "protect_version_ids")
                  for v in ids_of(self.protect_version_ids, "protect_version_ids")]
+        targets: list[retention.Reference] = []
         for conn_id in conn_ids:
             hook = BatchPoolHook(azure_batch_conn_id=conn_id)
             try:
                 found += batch_image_references(hook, conn_id)
+                targets += rollback_target_references(hook.list_pool_listing(), conn_id, versions)
             finally:
                 hook.close_sync()
-        return found
+        return found, targets
 
     def execute(self, context: Any) -> dict:
         plan = Plan.from_dict(self.plan)
@@ -164,11 +170,13 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
             raise AirflowSkipException("Canary only: nothing was promoted or rolled, so no version is retired")
         keep = self.keep_versions if self.keep_versions is not None else plan.keep_versions
         days = self.end_of_life_days if self.end_of_life_days is not None else plan.end_of_life_days
-        references = self.references(plan)
         versions = self.hook.list_versions(plan.image_definition.id)
+        references, targets = self.references(plan, versions)
         today = datetime.now(timezone.utc).date()
+        # a roll-only run built nothing: its plan's version is only kept if something else keeps it
         decision = retention.select(versions, keep_versions=keep, references=references, today=today,
-                                    this_run_version_id=plan.version_id, end_of_life_days=days)
+                                    this_run_version_id=None if plan.options.roll_only else plan.version_id,
+                                    end_of_life_days=days, rollback_targets=targets)
         short = lambda vid: vid.rsplit("/", 1)[-1]  # noqa: E731
         for vid, why in decision.keep.items():
             self.log.info("Keeping %s: %s", short(vid), why)
@@ -206,6 +214,28 @@ class RetireOldVersionsOperator(ArmWaitingOperator):
         if phase == "end_of_life":
             return self._delete(context, Plan.from_dict(self.plan), event.get("value"))
         return event.get("value")
+
+
+def rollback_target_references(listing: Sequence[Mapping[str, Any]], account: str,
+                               versions: Sequence[Mapping[str, Any]]) -> list[retention.Reference]:
+    """Each serving pool's rollback target (:func:`batch_images.rules.roll.rollback_target` of its
+    ``previous-versions`` among ``versions`` that are not revoked), as a Reference naming the logical pool.
+
+    :param listing: the account's pools as ``BatchPoolHook.list_pool_listing`` returns them."""
+    from batch_images.rules import roll
+
+    facts = [retention.version_facts(v) for v in versions]
+    available = {f.name: f.id for f in facts if not f.revoked}
+    out = []
+    for entry in listing:
+        pool = roll.PhysicalPool.from_listing(entry)
+        if pool.role != naming.ROLE_SERVING or not pool.history:
+            continue
+        target, _ = roll.rollback_target(pool.history, available)
+        if target is not None:
+            out.append(retention.Reference(available[target], f"logical pool {pool.logical_pool} (serving pool "
+                                                              f"{pool.pool_id} in {account})"))
+    return out
 
 
 def batch_image_references(hook: Any, account: str) -> list[retention.Reference]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from batch_images import links
 from batch_images.operators._arm import ResourceConflict, is_ours, iso_end_of_life
@@ -22,6 +23,10 @@ from batch_images.rules.plan import Plan, RollDecision
 from batch_images.rules.preflight import existing_definition_problems
 from batch_images.rules.ids import region_key, same_id
 from batch_images.waiting import AzureWaitFailed
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def check_definition(definition: Mapping[str, Any], plan: Plan) -> None:
@@ -370,6 +375,68 @@ class GalleryImageVersionOperator(RegionRetryingOperator):
         return super().after_wait(context, event, phase, extra)
 
 
+class ExistingVersionsOperator(GalleryImageVersionOperator):
+    """``ready_existing_versions``: the version step of a roll-only run (``params.mode`` rollback /
+    roll_to_existing / revoke; README, "Roll back"), which builds nothing. A build run skips it.
+
+    A ``revoke`` run revokes ``params.version`` first (tag ``revoked``, excludeFromLatest true, waited for). Every
+    target version that lacks a replica in a rolled pool's Batch account region (``plan.add_regions``, decided by
+    preflight) gets that region added to its targetRegions, the regions it has kept as they are: a replication
+    update, no rebuild; each pool's create_pool waits for its version's operation before it makes the pool.
+
+    :param plan: the preflight plan. :return: the plan's version id (plan_roll reads each pool's own target).
+    """
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(plan=plan, image_id=None, **kwargs)
+
+    def execute(self, context: Any) -> Any:
+        plan = self.typed_plan
+        if not plan.options.roll_only:
+            raise AirflowSkipException("Mode build: publish_image_version makes this run's version")
+        return self.existing_versions(context, plan)
+
+    def existing_versions(self, context: Any, plan: Plan) -> str:
+        """Revoke, then add the missing regions (see the class docstring); the plan's version id."""
+        from batch_images.rules import roll
+
+        started = []
+        if plan.options.mode == "revoke" and plan.options.version:
+            version_id = plan.gallery_version_id(plan.options.version)
+            version = self.hook.get_version(version_id, replication_status=False)
+            if (version.get("tags") or {}).get(naming.TAG_REVOKED):
+                self.log.info("Image version %s is already revoked (%s)", plan.options.version,
+                              version["tags"][naming.TAG_REVOKED])
+            else:
+                self.hook.revoke_version(version_id, f"{roll.iso(_utcnow())} by {plan.dag_id}/{plan.run_id}")
+                started.append(version_id)
+        wanted = {region_key(t.name): t for t in plan.target_regions}
+        for name, regions in plan.add_regions.items():
+            version_id = plan.gallery_version_id(name)
+            have = version_target_regions(self.hook.get_version(version_id, replication_status=False))
+            missing = [r for r in regions if region_key(r) not in {region_key(t.get("name")) for t in have}]
+            if not missing:
+                continue
+            added = [{"name": wanted[r].name if r in wanted else r,
+                      "regionalReplicaCount": wanted[r].regional_replica_count if r in wanted else 1} for r in missing]
+            self.log.info("Image version %s: adding %s for the pools rolled to it (no rebuild)", name,
+                          describe_regions(added))
+            self.hook.update_version_target_regions(version_id, [dict(t) for t in have] + added)
+        if not started:
+            return plan.version_id
+        return self.wait(context, waiter_name="arm_provisioning", waiter_args={"resource_ids": started},
+                         timeout=self.timeout_seconds(plan), phase="revoked", return_value=plan.version_id,
+                         extra={"version_id": started[0]})
+
+    def after_wait(self, context: Any, event: dict, phase: str, extra: dict) -> Any:
+        if phase == "revoked":
+            version_id = extra.get("version_id")
+            self.check_event(event, f"revoking image version {version_id}")
+            self.log.info("Image version %s revoked: excludeFromLatest true, tag %s", version_id, naming.TAG_REVOKED)
+            return event.get("value")
+        return super().after_wait(context, event, phase, extra)
+
+
 class PromoteImageVersionOperator(GalleryImageVersionOperator):
     """Promote the run's image version: wait until it is replicated in *every* target region, then set
     ``publishingProfile.excludeFromLatest`` to false (step 5 of the roll), so "latest" may float to it.
@@ -395,6 +462,13 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
 
     def execute(self, context: Any) -> Any:
         plan = self.typed_plan
+        if plan.options.roll_only and plan.options.mode != "roll_to_existing":
+            raise AirflowSkipException(f"Mode {plan.options.mode}: the pools go back to versions that served before "
+                                       "(promoted then); nothing to promote")
+        if plan.options.roll_only:  # the existing version: its own regions (and any publish_image_version added)
+            self.log.info("Waiting for existing image version %s, then promoting it if it is excluded from latest",
+                          plan.version)
+            return self.wait_replication(context, plan.version_id, attempt=0, converged=True)
         regions = wire_target_regions(plan)
         self.log.info("Waiting for image version %s in every target region: %s", plan.version,
                       describe_regions(regions))

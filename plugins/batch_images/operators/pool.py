@@ -81,7 +81,8 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         ``pool_id``, ``vm_size``, ``target_dedicated_nodes``, ``target_low_priority_nodes``,
         ``resize_timeout`` (ISO 8601), ``start_task``, ``max_unhealthy_node_share``,
         ``node_agent_sku_id``, ``metadata``. (templated)
-    :param image_version_id: the gallery image version id (``.../images/{def}/versions/{x.y.z}``). (templated)
+    :param image_version_id: the gallery image version id (``.../images/{def}/versions/{x.y.z}``); ignored when
+        ``pool_spec`` is plan_roll's decision, which names its own (a roll-only run's target per pool). (templated)
     :param batch_conn_id: overrides ``pool["batch_conn_id"]``. (templated)
     :param plan: the preflight plan: wait for the replica in the pool spec's ``batch_account_location`` first, retrying
         that region when it ends Failed (:class:`~batch_images.operators.replica.ReplicaWaitingOperator`: ``arm_conn_id``,
@@ -95,7 +96,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
     template_fields_renderers = {"plan": "json", "pool_spec": "json"}
     ui_color = "#0078d4"
 
-    def __init__(self, *, pool_spec: dict, image_version_id: str, batch_conn_id: str | None = None,
+    def __init__(self, *, pool_spec: dict, image_version_id: str | None = None, batch_conn_id: str | None = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.pool_spec = pool_spec
@@ -116,24 +117,31 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         except InvalidInput as err:
             raise fail(err) from None
 
+    @property
+    def version_id(self) -> str:
+        """The version the pool is made on: plan_roll's decision's (a roll-only run's target for this pool), else
+        ``image_version_id``."""
+        spec = self.spec
+        return spec.image_version_id if isinstance(spec, RollDecision) else self.image_version_id
+
     def _spec(self) -> tuple[PoolSpec, timedelta]:
         """The typed pool spec (metadata naming the image version) and its resize timeout, floored at 15 minutes.
         Raises AirflowFailException naming the bad field."""
         spec = self.spec
         try:
             naming.validate_pool_id(spec.pool_id, "pool_spec.pool_id")
-            ids.parse_arm_id(self.image_version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
+            ids.parse_arm_id(self.version_id, "image_version_id", ids.GALLERY_IMAGE_VERSION)
             resize_timeout = resize_timeout_at_least_15(spec.resize_timeout, "pool_spec.resize_timeout", self.log)
         except InvalidInput as err:
             raise fail(err) from None
         if not spec.node_agent_sku_id:
             raise fail(InvalidInput("pool_spec.node_agent_sku_id", spec.node_agent_sku_id, "no node agent SKU",
                                     "run preflight, which derives it from Batch's supported images"))
-        version = version_of(self.image_version_id)
+        version = version_of(self.version_id)
         metadata = {str(k): str(v) for k, v in spec.metadata.items()}
         planned = metadata.get(naming.TAG_IMAGE_VERSION)
         if planned and planned != version:
-            raise fail(InvalidInput("image_version_id", self.image_version_id,
+            raise fail(InvalidInput("image_version_id", self.version_id,
                                     f"the plan's pool is for image version {planned}, this id is version {version}",
                                     "pass the image version the same run published"))
         metadata[naming.TAG_IMAGE_VERSION] = version
@@ -149,7 +157,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         return self.spec.batch_account_location
 
     def replica_version_id(self) -> str:
-        return self.image_version_id
+        return self.version_id
 
     def replica_ready(self, context: Context) -> str | None:
         from azure.core.exceptions import HttpResponseError  # the Azure SDK loads in the worker, not at DAG parse
@@ -186,7 +194,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         # The logical pool's template plus the owned fields (rules/pool_template.py); an autoscaled one starts as a
         # fixed-size canary. Sent as raw JSON so every template property reaches Batch.
         body = pool_template.pool_body(
-            spec.new_pool_template(), pool_id=pool_id, image_version_id=self.image_version_id,
+            spec.new_pool_template(), pool_id=pool_id, image_version_id=self.version_id,
             node_agent_sku_id=spec.node_agent_sku_id, security_profile=spec.security_profile, metadata=metadata,
             canary_nodes=spec.canary_nodes, display_name=f"{pool_id} (image {metadata[naming.TAG_IMAGE_VERSION]})")
         if spec.template and not spec.template.get("resizeTimeout") and not pool_template.is_autoscaled(body):
@@ -210,7 +218,7 @@ class BatchPoolOperator(ReplicaWaitingOperator):
                 raise AirflowException(f"Batch said pool {pool_id} exists but it cannot be read; retrying.")
             return self._adopt(existing, spec, dag_id, run_id)
         self.log.info("Created Batch pool %s: image %s, node agent %s, %s dedicated + %s low-priority nodes, "
-                      "resizeTimeout %s", pool_id, self.image_version_id, spec.node_agent_sku_id,
+                      "resizeTimeout %s", pool_id, self.version_id, spec.node_agent_sku_id,
                       spec.target_dedicated_nodes, spec.target_low_priority_nodes, resize_timeout)
         return pool_id
 
@@ -255,11 +263,11 @@ class BatchPoolOperator(ReplicaWaitingOperator):
         if (enum_text(pool.state) or "").lower() == "deleting":
             raise AirflowException(f"Batch pool {pool_id} is being deleted; a retry creates it again once the "
                                    "deletion has finished.")
-        if not ids.same_id(image, self.image_version_id):
+        if not ids.same_id(image, self.version_id):
             raise fail(InvalidInput(
                 "pool_spec.pool_id", pool_id,
                 f"a pool with this id already exists in {spec.batch_account_id} and runs image {image!r}, not "
-                f"{self.image_version_id!r}",
+                f"{self.version_id!r}",
                 "delete that pool if it is no longer used, or build a new version (raise the rebuild param) so the "
                 "pool id changes"))
         mine = created_by_run(pool_metadata(pool), dag_id, run_id)

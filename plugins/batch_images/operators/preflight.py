@@ -54,14 +54,14 @@ from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from batch_images.operators.preflight_base_image import read_base_image
+from batch_images.operators.preflight_base_image import read_base_image, versions_of
 from batch_images.operators.preflight_hardware import PoolReads, check_hardware, template_root
 from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids
 from batch_images.rules import preflight as checks
 from batch_images.rules.config import PipelineConfig, TargetRegionConfig
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules import run_options
+from batch_images.rules import roll_targets, run_options
 from batch_images.rules.plan import Plan, build_plan, describe
 
 if TYPE_CHECKING:
@@ -162,7 +162,9 @@ class PreflightOperator(BaseOperator):
         run_id = context.get("run_id") or getattr(dag_run, "run_id", None) or "manual"
         logical = self._logical_date(context)
         options = self._options(cfg, context, found)
-        version = options.version or checks.check_version(options.rebuild, logical, found)
+        # A roll-only run (params.mode) builds nothing: the date-derived name only stands in until its targets are
+        # known (the source is still read: the pools' node agent comes from it).
+        version = options.version or checks.check_version(0 if options.roll_only else options.rebuild, logical, found)
         arm_conn_id = self.arm_conn_id or cfg.arm_conn_id
         arm = ArmComputeHook(azure_conn_id=arm_conn_id)
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,
@@ -171,7 +173,7 @@ class PreflightOperator(BaseOperator):
         build = None
         if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
             source, build, version = read_base_image(arm, cfg, version, context, found, self.log,
-                                                     explicit_version=bool(options.version))
+                                                     explicit_version=bool(options.version) or options.roll_only)
         else:
             source = checks.check_source_vm(self._read_vm(arm, cfg.source_vm_id), found)
         agent, capabilities = None, []
@@ -196,9 +198,20 @@ class PreflightOperator(BaseOperator):
             replica_plan = publish_cfg.replica_plan(account_regions)
         except InvalidInput as err:
             found.add_error(err)
-        pool_ids = checks.check_pool_ids(cfg, version, found)
         reads: dict[int, PoolReads] = {}
         adopted = self._pool_templates(cfg, found, arm, account_regions, reads)
+        # The definition's versions: which are revoked (never built again or rolled to), a roll-only run's targets.
+        infos = roll_targets.version_infos(versions_of(arm, cfg.image_definition_id) if definition else [])
+        targets = None
+        if options.roll_only:
+            targets = self._roll_targets(cfg, options, infos, account_regions, reads, found)
+            version = targets.newest() or version
+        elif version is not None:
+            problem = roll_targets.revoked_target_problem(version, infos, "params.version" if options.version
+                                                          else "params.rebuild")
+            if problem is not None:
+                found.add_error(problem)
+        pool_ids = checks.check_pool_ids(cfg, version, found, targets.version if targets else None)
         if source is not None:
             _check_image_fit(cfg, reads, source, capabilities, found)
         check_hardware(arm, cfg, options=options, version=version, source=source, security=security,
@@ -218,7 +231,13 @@ class PreflightOperator(BaseOperator):
             arm_conn_id=arm_conn_id, source=source.to_source(), location=source.location or cfg.gallery.location,
             agent=agent, account_regions=account_regions, replica_plan=replica_plan,
             pool_ids=pool_ids, security=security, today=datetime.now(timezone.utc).date(), duration=iso_duration,
-            notes=notes, build=build, options=options, adopted=adopted)
+            notes=notes, build=build, options=options, adopted=adopted,
+            targets=targets.version if targets else None)
+        plan = plan.model_copy(update={"revoked_versions": roll_targets.revoked_names(infos) + (
+            [options.version] if options.mode == run_options.REVOKE and options.version not in
+            roll_targets.revoked_names(infos) else []),
+            "not_rolled": targets.not_rolled if targets else {},
+            "add_regions": targets.add_regions if targets else {}})
         self._log_notes(notes)
         if options.dry_run:
             plan = plan.model_copy(update={"roll_decisions": self._roll_decisions(plan)})
@@ -228,6 +247,23 @@ class PreflightOperator(BaseOperator):
         self.log.info("Preflight passed: version %s, %d pool(s): %s", version, len(plan.pools),
                       ", ".join(p.pool_id for p in plan.pools))
         return out
+
+    def _roll_targets(self, cfg: PipelineConfig, options: run_options.RunOptions,
+                      infos: list[roll_targets.VersionInfo], account_regions: dict[str, str],
+                      reads: dict[int, PoolReads], found: checks.Findings) -> roll_targets.Targets:
+        """A roll-only run's target per selected logical pool (rules/roll_targets.py), from the serving pools
+        :meth:`_pool_templates` read; refusals go to ``found``, notes to the log."""
+        rolled = [roll_targets.RolledPool(i, p.pool_id_prefix, account_regions.get(p.batch_account_id)
+                                          or p.batch_account_location, reads[i].serving if i in reads else None)
+                  for i, p in enumerate(cfg.pools) if options.rolls(p.pool_id_prefix)]
+        targets = roll_targets.choose_targets(options, infos, rolled, cfg.image_definition.name)
+        for err in targets.problems:
+            found.add_error(err)
+        for line in targets.notes:
+            found.notes.append(("info", line))
+        for logical, why in targets.not_rolled.items():
+            found.notes.append(("info", f"Logical pool {logical}: {why}; left alone"))
+        return targets
 
     def _pool_templates(self, cfg: PipelineConfig, found: checks.Findings, arm: Any,
                         account_regions: dict[str, str], reads: dict[int, PoolReads]) -> dict[int, dict]:
@@ -374,7 +410,7 @@ class PreflightOperator(BaseOperator):
 
         out: dict[str, str] = {}
         listings: dict[str, list] = {}
-        for p in plan.pools:
+        for p in plan.rolled_pools():
             if p.batch_conn_id not in listings:
                 hook = BatchPoolHook(p.batch_conn_id)
                 try:
@@ -382,14 +418,15 @@ class PreflightOperator(BaseOperator):
                 finally:
                     hook.close_sync()
             serving = roll.serving_pool(roll.physical_pools(listings[p.batch_conn_id], p.logical_pool or ""))
-            action = roll.decide(plan.version, serving, plan.options.allow_downgrade)
+            target = p.target_version or plan.version
+            action = roll.decide(target, serving, plan.options.downgrade_allowed, plan.revoked_versions)
             strategy = "blue_green" if plan.options.canary_only else roll.effective_strategy(
                 p.roll.strategy, plan.options.strategy)
             where = f" {serving.pool_id} on {serving.version}" if serving else ""
             then = {roll.FIRST: f"first: {p.pool_id} becomes its first serving pool",
                     roll.ROLL: f"roll{where} -> {p.pool_id} ({strategy})",
                     roll.CURRENT: f"current: already served by{where}",
-                    roll.SKIP_DOWNGRADE: f"skip_downgrade: served by{where}, newer than {plan.version}"}[action]
+                    roll.SKIP_DOWNGRADE: f"skip_downgrade: served by{where}, newer than {target}"}[action]
             if plan.options.canary_only and action in (roll.FIRST, roll.ROLL):
                 then += "; canary only: the canary stays, nothing moves"
             out[p.logical_pool or p.pool_id] = then
@@ -547,6 +584,23 @@ class DryRunGateOperator(ShortCircuitOperator):
 
     def __init__(self, *, plan: Any, **kwargs: Any) -> None:
         super().__init__(python_callable=is_real_run, op_args=[plan], ignore_downstream_trigger_rules=True, **kwargs)
+
+
+def builds(plan: Any) -> bool:
+    """False for a roll-only run (``plan.options.mode`` rollback / roll_to_existing / revoke): nothing is built."""
+    return not Plan.from_dict(plan).options.roll_only
+
+
+class BuildGateOperator(ShortCircuitOperator):
+    """``build_gate``: in a roll-only run (README, "Roll back") skip the build steps (build VM, snapshots, managed
+    image); each later task follows its trigger rule, so ``publish_image_version`` (``none_failed``) still runs and
+    only readies the existing versions. A build run passes straight through.
+
+    :param plan: the preflight plan. (templated, through ``op_args``)
+    """
+
+    def __init__(self, *, plan: Any, **kwargs: Any) -> None:
+        super().__init__(python_callable=builds, op_args=[plan], ignore_downstream_trigger_rules=False, **kwargs)
 
 
 class PoolSpecsOperator(BaseOperator):

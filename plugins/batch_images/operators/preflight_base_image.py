@@ -80,7 +80,7 @@ def version_name_for_base(arm: Any, cfg: PipelineConfig, version: str, base_vers
     """``version``, or the next free ``N`` of its date when the definition's ``version`` was built from another
     base version (its ``naming.TAG_BASE_VERSION`` tag; :func:`naming.version_for_base`)."""
     existing = {v.get("name"): (v.get("tags") or {}).get(naming.TAG_BASE_VERSION)
-                for v in _versions_if_any(arm, cfg.image_definition_id)}
+                for v in versions_of(arm, cfg.image_definition_id)}
     built = naming.version_for_base(version, existing, base_version)
     if built != version:
         log.info("Version %s exists, built from base version %s; this run builds %s from %s as %s",
@@ -88,7 +88,7 @@ def version_name_for_base(arm: Any, cfg: PipelineConfig, version: str, base_vers
     return built
 
 
-def _versions_if_any(arm: Any, definition_id: str) -> list[dict]:
+def versions_of(arm: Any, definition_id: str) -> list[dict]:
     """The image definition's versions (none when the gallery or the definition does not exist yet)."""
     from azure.core.exceptions import ResourceNotFoundError
 

@@ -133,20 +133,30 @@ class PlanRollOperator(BaseOperator):
                 raise InvalidInput("pool_spec.logical_pool", None, "the plan names no logical pool",
                                    "run the preflight of this version of the project")
             strategy = roll.effective_strategy(spec.roll.strategy, self.strategy or None)
-            version = version_of(self.image_version_id)
+            # a roll-only run's target for this pool (preflight chose it), else the version this run built
+            image_version_id = spec.target_version_id or self.image_version_id
+            version = version_of(image_version_id)
         except InvalidInput as err:
             raise AirflowFailException(str(err)) from None
         run_id = context["run_id"]
         hook = BatchPoolHook(spec.batch_conn_id)
         pools = roll.physical_pools(hook.list_pool_listing(), spec.logical_pool)
         serving = roll.serving_pool(pools)
-        action = roll.decide(version, serving, _truthy(self.allow_downgrade))
+        roll_only = spec.run_mode != "build"  # rollback / roll_to_existing / revoke imply allow_downgrade
+        action = roll.decide(version, serving, _truthy(self.allow_downgrade) or roll_only, spec.revoked_versions)
         if spec.canary_only:
             strategy = "blue_green"  # a canary is a new pool; in_place has none
-        decision = RollDecision(**dict(spec), roll_action=action, strategy=strategy,
+        # What the pool serving `version` keeps as previous-versions (what a later rollback goes back to).
+        history = roll.history_value(roll.next_history(serving, version, rollback=spec.run_mode == "rollback",
+                                                       revoked=spec.revoked_versions))
+        metadata = roll.metadata_update(spec.metadata, {naming.TAG_PREVIOUS_VERSIONS: history or None})
+        decision = RollDecision(**{**dict(spec), "metadata": metadata}, roll_action=action, strategy=strategy,
                                 serving_pool_id=serving.pool_id if serving else None,
                                 serving_version=serving.version if serving else None, version=version,
-                                image_version_id=self.image_version_id, account=account_name(spec.batch_account_id))
+                                image_version_id=image_version_id, account=account_name(spec.batch_account_id))
+        if serving is not None and serving.version in spec.revoked_versions and action == roll.ROLL:
+            self.log.warning("Logical pool %s is served by %s on the REVOKED version %s: moving it to %s",
+                             spec.logical_pool, serving.pool_id, serving.version, version)
         if action == roll.SKIP_DOWNGRADE:
             self.log.warning("Logical pool %s: NOT rolled - it is served by %s on version %s, newer than this run's %s "
                              "(a backfill never rolls back; set the allow_downgrade param to roll anyway). The version "
@@ -700,7 +710,9 @@ class RollPoolOperator(ArmWaitingOperator):
             self.check_event(event, f"emptying pool {pool_id}")
             hook.patch_pool_image(pool_id, d.image_version_id, d.node_agent_sku_id, d.security_profile)
             self.set_metadata(hook, pool_id, {naming.TAG_IMAGE_VERSION: d.version,
-                                              naming.TAG_RUN_ID: context["run_id"]})
+                                              naming.TAG_RUN_ID: context["run_id"],
+                                              naming.TAG_PREVIOUS_VERSIONS:
+                                                  d.metadata.get(naming.TAG_PREVIOUS_VERSIONS) or None})
             return self.in_place_grow(context, hook, state)
         if phase == "inplace_steady":
             self.check_event(event, f"growing pool {pool_id} back")

@@ -42,6 +42,8 @@ def format_summary(s: Mapping[str, Any]) -> str:
     if mode == "dry_run":
         lines += ["", "DRY RUN: preflight and the plan only; nothing was written to Azure, every other task skipped.",
                   s.get("plan_text") or ""]
+    elif mode in ROLL_ONLY_HEADERS:
+        lines += ["", ROLL_ONLY_HEADERS[mode].format(version=(s.get("options") or {}).get("version"))]
     elif mode == "canary_only":
         lines += ["", "CANARY ONLY: the version is published excluded from latest (not promoted); the canary pool(s) "
                       "below stay in role canary for you to try; no pool was rolled, the serving pools are untouched. A "
@@ -49,6 +51,12 @@ def format_summary(s: Mapping[str, Any]) -> str:
     lineage = s.get("lineage")
     if lineage:  # a base_image pipeline: the exact marketplace base the version was built from, and why that one
         lines += ["", f"Built from base image {lineage['urn']} ({lineage['why']}), build VM {lineage['build_vm']}"]
+    if s.get("rolls"):
+        lines += ["", "Rolls (per logical pool):"]
+        lines += [f"  {roll_line(r)}" for r in s["rolls"]]
+    if s.get("revoked_serving"):
+        lines += ["", "REVOKED versions still serving pools (a later run moves them off):"]
+        lines += [f"  {pool} on {version}" for pool, version in sorted(s["revoked_serving"].items())]
     lines += ["", "Stages:"]
     for r in s.get("stages") or []:
         secs = "" if r.get("seconds") is None else f"{r['seconds']:7.1f} s"
@@ -80,6 +88,47 @@ def format_summary(s: Mapping[str, Any]) -> str:
                   f"{'unknown' if leftovers is None else len(leftovers)}"]
     lines += [f"  {rid}" for rid in leftovers or []]
     return "\n".join(lines)
+
+
+ROLL_ONLY_HEADERS = {
+    "rollback": "ROLLBACK: nothing was built; each logical pool below went back to the version it served before.",
+    "roll_to_existing": "ROLL TO EXISTING VERSION {version}: nothing was built; the pools below were rolled to it.",
+    "revoke": "REVOKE {version}: tagged revoked and excluded from latest; the pools it served were moved to the newest "
+              "version that is not revoked; retention deletes it once nothing uses it.",
+}
+
+
+def roll_line(r: Mapping[str, Any]) -> str:
+    """One logical pool's roll as a sentence (``rolls`` entries of the summary)."""
+    name, action = r.get("logical_pool"), r.get("action")
+    to = f"{r.get('pool_id')} ({r.get('version')})"
+    frm = f"{r.get('from_pool_id')} ({r.get('from_version')})"
+    text = {"first": f"{name}: first pool {to}",
+            "current": f"{name}: already served by {to}",
+            "skip_downgrade": f"{name}: not rolled, {frm} runs a newer version than {r.get('version')}",
+            "canary_only": f"{name}: canary {to} made beside {frm}; nothing moved",
+            "not_rolled": f"{name}: {r.get('why')}"}.get(action)
+    if text is None:
+        text = f"{name}: rolled from {frm} to {to}"
+        if r.get("done") is False:
+            text += " - NOT finished (see roll_pool's log)"
+    extra = [f"{k} {', '.join(r[key])}" for k, key in (("job schedules moved:", "moved_schedules"),
+                                                       ("jobs moved:", "moved_jobs"),
+                                                       ("old pools drained and deleted:", "deleted_pools"))
+             if r.get(key)]
+    return text + (f"; {'; '.join(extra)}" if extra else "")
+
+
+def roll_entry(d: RollDecision, result: Mapping[str, Any]) -> dict:
+    """A ``rolls`` entry from plan_roll's decision and roll_pool's result (empty when it did not finish)."""
+    action = "canary_only" if d.canary_only and d.makes_new_pool else d.roll_action
+    return {"logical_pool": d.logical_pool, "action": action, "mode": d.run_mode,
+            "from_pool_id": d.serving_pool_id, "from_version": d.serving_version,
+            "pool_id": result.get("pool_id") or d.pool_id, "version": d.version,
+            "done": bool(result) if action == "roll" else None,
+            "moved_schedules": list(result.get("moved_schedules") or []),
+            "moved_jobs": list(result.get("moved_jobs") or []),
+            "deleted_pools": list(result.get("deleted_pools") or [])}
 
 
 def _settings_lines(p: Mapping[str, Any]) -> list[str]:
@@ -182,6 +231,7 @@ class RunSummaryOperator(BaseOperator):
             r = rolled.get(d.logical_pool) or {}
             pools.append((d.batch_conn_id, r.get("pool_id") or d.pool_id, list(r.get("moved_jobs") or []),
                           d.logical_pool))
+            summary.setdefault("rolls", []).append(roll_entry(d, r))
         summary["resources"]["pools"] = [p for _, p, _, _ in pools]
         build = (plan or {}).get("build")
         if isinstance(build, Mapping):
@@ -193,9 +243,13 @@ class RunSummaryOperator(BaseOperator):
         if plan is not None:
             try:
                 typed = Plan.from_dict(plan)
-                summary["mode"], summary["options"] = typed.options.mode, typed.options.to_dict()
+                summary["mode"], summary["options"] = typed.options.run_kind, typed.options.to_dict()
                 if typed.options.dry_run:
                     summary["plan_text"] = describe(typed)
+                summary.setdefault("rolls", []).extend(
+                    {"logical_pool": name, "action": "not_rolled", "why": why} for name, why in typed.not_rolled.items())
+                if typed.revoked_versions:
+                    summary["revoked_serving"] = self.revoked_serving(typed, errors)
             except InvalidInput as err:  # report, don't fail the summary
                 errors.append(str(err))
             self._azure(plan, summary, errors)
@@ -209,6 +263,24 @@ class RunSummaryOperator(BaseOperator):
         for e in errors:
             self.log.warning("Summary incomplete: %s", e)
         return summary
+
+    @staticmethod
+    def revoked_serving(plan: Plan, errors: list[str]) -> dict[str, str]:
+        """Pool id -> revoked version, for every pool of the plan's Batch accounts that still runs a revoked one."""
+        from batch_images.hooks.batch import BatchPoolHook
+        from batch_images.rules import naming
+
+        out: dict[str, str] = {}
+        for conn_id in dict.fromkeys(p.batch_conn_id for p in plan.pools):
+            try:
+                hook = BatchPoolHook(conn_id)
+                for entry in hook.list_pool_listing():
+                    version = (entry.get("metadata") or {}).get(naming.TAG_IMAGE_VERSION)
+                    if version in plan.revoked_versions and (entry.get("state") or "").lower() != "deleting":
+                        out[str(entry.get("id"))] = version
+            except Exception as err:  # noqa: BLE001 - report, don't fail the summary
+                errors.append(f"pools of {conn_id}: {str(err).splitlines()[0]}")
+        return out
 
     @staticmethod
     def stages(ti: Any) -> list[dict]:

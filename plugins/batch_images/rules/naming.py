@@ -31,6 +31,9 @@ MANAGED_BY = "airflow-batch-images"
 TAG_DAG_ID = "dag_id"
 TAG_RUN_ID = "run_id"
 TAG_IMAGE_VERSION = "image-version"
+# A revoked image version (never rolled to; every run moves pools off it; retention deletes it once unused) carries
+# this tag, ``<ISO 8601 UTC> by <dag_id>/<run_id>``, besides excludeFromLatest true: readable without Airflow.
+TAG_REVOKED = "revoked"
 # A version built from a marketplace base records its lineage (the exact base) in these tags.
 TAG_BASE_PUBLISHER = "base-publisher"
 TAG_BASE_OFFER = "base-offer"
@@ -43,6 +46,9 @@ TAG_ROLE = "role"
 TAG_SERVING_SINCE = "serving-since"
 TAG_DRAINING_SINCE = "draining-since"
 TAG_LEASE = "roll-lease"
+# The versions a logical pool served before its current one, oldest first, comma-separated (rules/roll.py
+# next_history): what a rollback run goes back to, and what retention keeps.
+TAG_PREVIOUS_VERSIONS = "previous-versions"
 ROLE_CANARY = "canary"
 ROLE_SERVING = "serving"
 ROLE_DRAINING = "draining"

@@ -194,6 +194,11 @@ class PoolSpec(_Model):
     template: dict = {}
     adopt_pool_id: str | None = None
     canary_nodes: int | None = None  # an autoscaled template's canary size (None: not autoscaled)
+    # A roll-only run's target for this logical pool (rules/roll_targets.py); None: the version the run builds.
+    target_version: str | None = None
+    target_version_id: str | None = None
+    run_mode: str = "build"  # the run's params.mode (set by Plan.rolled_pools)
+    revoked_versions: list[str] = []  # the definition's revoked versions (set by Plan.rolled_pools)
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "pool_spec") -> Self:
@@ -318,6 +323,9 @@ class Plan(_Model):
     build: BuildVm | None = None
     options: RunOptions = RunOptions()  # the run's validated params (rules/run_options.py)
     roll_decisions: dict[str, str] = {}  # dry run: logical pool -> what the roll would do (read by preflight)
+    revoked_versions: list[str] = []  # the definition's revoked versions (a revoke run's own included)
+    not_rolled: dict[str, str] = {}  # a revoke run: logical pool -> why it is left alone (not on the revoked version)
+    add_regions: dict[str, list[str]] = {}  # a roll-only run: target version -> regions publish_image_version adds
 
     @classmethod
     def from_dict(cls, data: Any, field: str = "plan") -> Plan:
@@ -338,6 +346,12 @@ class Plan(_Model):
     def uses_snapshots(self) -> bool:
         """True when the version is made from the snapshots (a Trusted Launch source), not a managed image."""
         return self.image_path == security_rules.PATH_SNAPSHOTS
+
+    def gallery_version_id(self, name: str) -> str:
+        """The id of version ``name`` of the plan's image definition."""
+        g = self.gallery
+        return ids.gallery_image_version_id(g.subscription_id, g.resource_group, g.name, self.image_definition.name,
+                                            name).id
 
     def run_tags(self) -> dict[str, str]:
         """Tags of the resources a run creates: the plan's extra tags + managed-by, dag_id, run_id, image-version."""
@@ -360,8 +374,14 @@ class Plan(_Model):
 
     def rolled_pools(self) -> list[PoolSpec]:
         """The pools this run rolls (``options.pools``; all when empty), with the run's ``canary_only``."""
-        return [p.model_copy(update={"canary_only": self.options.canary_only}) for p in self.pools
-                if self.options.rolls(p.logical_pool)]
+        return [p.model_copy(update={"canary_only": self.options.canary_only, "run_mode": self.options.mode,
+                                     "revoked_versions": list(self.revoked_versions)}) for p in self.pools
+                if self.options.rolls(p.logical_pool) and (p.logical_pool or "") not in self.not_rolled]
+
+    def target_version_ids(self) -> list[str]:
+        """The versions this run's pools go to: the built one, or a roll-only run's targets (each once)."""
+        found = [p.target_version_id for p in self.rolled_pools() if p.target_version_id]
+        return list(dict.fromkeys(found)) or [self.version_id]
 
 
 # -- building the plan (preflight) ------------------------------------------------------------------------------
@@ -372,7 +392,8 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                replica_plan: Mapping[str, sizing.ReplicaSizing], pool_ids: Sequence[str],
                security: Mapping[str, Any] | None, today: date, duration: Callable[[timedelta], str],
                notes: list[tuple[str, str]] | None = None, build: BuildVm | None = None,
-               options: RunOptions | None = None, adopted: Mapping[int, Mapping[str, Any]] | None = None) -> Plan:
+               options: RunOptions | None = None, adopted: Mapping[int, Mapping[str, Any]] | None = None,
+               targets: Mapping[int, str] | None = None) -> Plan:
     """The plan of a run whose checks passed.
 
     :param cfg: the ``PipelineConfig``; ``publish_cfg`` the same with the Batch accounts' regions that the config
@@ -389,6 +410,9 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
         (a region preflight added for a Batch account the config left out always stays).
     :param adopted: pool index -> the template read from that pool's ``adopt_pool_id``
         (:func:`~batch_images.rules.pool_template.template_from_pool` of its GET).
+    :param targets: a roll-only run (``options.roll_only``): pool index -> the existing version it goes to
+        (:func:`~batch_images.rules.roll_targets.choose_targets`); ``pool_ids`` are then per target. Nothing is built:
+        the plan names no snapshots, managed image or build VM.
     """
     notes = notes if notes is not None else []
     options = options or RunOptions()
@@ -403,10 +427,13 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
     for region, s in replica_plan.items():
         notes.append(("info", f"  {region}: {s.count} replica(s) for {s.vm_count} VM(s) - {s.explanation}"))
 
-    snapshot_names = {"os": naming.snapshot_name(source.vm_name, naming.disk_role(None), version)}
-    for disk in source.data_disks:
-        role = naming.disk_role(disk.lun)
-        snapshot_names[role] = naming.snapshot_name(source.vm_name, role, version)
+    roll_only = options.roll_only
+    snapshot_names = {}
+    if not roll_only:
+        snapshot_names["os"] = naming.snapshot_name(source.vm_name, naming.disk_role(None), version)
+        for disk in source.data_disks:
+            role = naming.disk_role(disk.lun)
+            snapshot_names[role] = naming.snapshot_name(source.vm_name, role, version)
 
     profile = (security or {}).get("pool_security_profile")
     pools = []
@@ -424,7 +451,10 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
             target_low_priority_nodes=low, resize_timeout=duration(resize), template=template,
             adopt_pool_id=pool.adopt_pool_id, canary_nodes=canary,
             start_task=pool.start_task.to_dict() if pool.start_task else None,
-            max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent, metadata=dict(tags),
+            max_unhealthy_node_share=pool.max_unhealthy_node_share, node_agent_sku_id=agent,
+            metadata=naming.resource_tags(dag_id, run_id, (targets or {}).get(i) or version),
+            target_version=(targets or {}).get(i), target_version_id=cfg.image_version_id(targets[i])
+            if targets and targets.get(i) else None,
             allocation_timeout=alloc.total_seconds(), security_profile=dict(profile) if profile else None,
             roll=pool.roll, smoke_test=pool.smoke_test,
             require_approval=pool.require_approval))
@@ -448,8 +478,8 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                         location=g.location, id=cfg.gallery_id),
         image_definition=ImageDefinition(name=d.name, os_type=d.os_type, hyper_v_generation=d.hyper_v_generation,
                                          publisher=d.publisher, offer=d.offer, sku=d.sku, id=cfg.image_definition_id),
-        version_id=cfg.image_version_id(version), image_name=naming.image_name(d.name, version),
-        image_id=cfg.image_id(version), snapshot_names=snapshot_names, target_regions=target_regions,
+        version_id=cfg.image_version_id(version), image_name=None if roll_only else naming.image_name(d.name, version),
+        image_id=None if roll_only else cfg.image_id(version), snapshot_names=snapshot_names, target_regions=target_regions,
         replica_sizing=ReplicaSizingPlan(rule=rule.value, per_region={
             r: RegionSizing(count=s.count, vm_count=s.vm_count, explanation=s.explanation)
             for r, s in replica_plan.items()}),
@@ -462,7 +492,7 @@ def build_plan(cfg: Any, *, publish_cfg: Any, dag_id: str, run_id: str, logical:
                   **({"build": build.timeout_seconds} if build is not None else {})},
         image_path=(security or {}).get("image_path") or security_rules.PATH_MANAGED_IMAGE,
         security=SecurityDecision(**security) if security is not None else None, options=options,
-        build=build,
+        build=None if roll_only else build,
     )
 
 
@@ -499,16 +529,27 @@ def describe(plan: Plan) -> str:
     (``rules/roll.py``: first / roll / current / skip_downgrade; "not read" when missing)."""
     decisions = plan.roll_decisions
     o = plan.options
-    out = [f"Plan of {plan.dag_id} run {plan.run_id} (mode {o.mode}):",
-           f"  image version    {plan.version}  {plan.version_id}",
-           f"                   excludeFromLatest true until promoted; endOfLifeDate {plan.end_of_life_date or 'none'}",
-           f"  source VM        {plan.source.vm_id}",
+    out = [f"Plan of {plan.dag_id} run {plan.run_id} (mode {o.run_kind}):"]
+    if o.roll_only:
+        out.append(f"  roll only        builds nothing; pools go to existing version(s): "
+                   f"{', '.join(dict.fromkeys(p.target_version or '?' for p in plan.rolled_pools())) or 'none'}")
+        if o.mode == "revoke":
+            out.append(f"  revokes          {o.version}: tag {naming.TAG_REVOKED} and excludeFromLatest true")
+        for name, regions in plan.add_regions.items():
+            out.append(f"  adds regions     {name}: {', '.join(regions)} (a replication update, no rebuild)")
+    else:
+        out += [f"  image version    {plan.version}  {plan.version_id}",
+                f"                   excludeFromLatest true until promoted; endOfLifeDate "
+                f"{plan.end_of_life_date or 'none'}"]
+    out += [f"  source VM        {plan.source.vm_id}",
            f"  work group       {plan.work_resource_group} (subscription {plan.work_subscription_id}), "
            f"region {plan.location}"]
     for role, name in plan.snapshot_names.items():
         out.append(f"  snapshot {role:<8}{name}  "
                    f"{ids.snapshot_id(plan.work_subscription_id, plan.work_resource_group, name).id}")
-    if plan.uses_snapshots:
+    if o.roll_only:
+        pass  # no snapshots, no managed image
+    elif plan.uses_snapshots:
         out.append("  managed image    none: the version is made from the snapshots (Trusted Launch source)")
     else:
         out.append(f"  managed image    {plan.image_name}  {plan.image_id}")
@@ -543,10 +584,14 @@ def describe(plan: Plan) -> str:
         if p.smoke_test:
             out.append(f"      smoke test {p.smoke_test.command_line!r}, {p.smoke_test.tasks or 'one per node'} "
                        f"task(s), timeout {p.smoke_test.timeout_minutes} min")
+        if p.target_version:
+            out.append(f"      goes to existing version {p.target_version}")
         decision = decisions.get(p.logical_pool or "", "not read") if rolled else "not rolled (not in params.pools)"
+        if (p.logical_pool or "") in plan.not_rolled:
+            decision = f"not rolled: {plan.not_rolled[p.logical_pool or '']}"
         out.append(f"      decision: {decision}")
     flags = [k for k in ("canary_only", "allow_downgrade", "dry_run") if getattr(o, k)]
-    out.append(f"  options          rebuild {o.rebuild}, version {o.version or 'from the logical date'}, regions "
+    out.append(f"  options          mode {o.mode}, rebuild {o.rebuild}, version {o.version or 'from the logical date'}, regions "
                f"{', '.join(o.target_regions) or 'all'}, pools {', '.join(o.pools) or 'all'}, strategy "
                f"{o.strategy or 'configured'}" + (f", {', '.join(flags)}" if flags else ""))
     return "\n".join(out)

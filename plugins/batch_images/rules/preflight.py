@@ -93,14 +93,17 @@ def check_version(rebuild: Any, logical: date | datetime | None, findings: Findi
         return None
 
 
-def check_pool_ids(cfg: Any, version: str | None, findings: Findings) -> list[str | None]:
-    """``{prefix}-{version dashed}`` per configured pool (None where the id is not valid)."""
+def check_pool_ids(cfg: Any, version: str | None, findings: Findings,
+                   per_pool: Mapping[int, str] | None = None) -> list[str | None]:
+    """``{prefix}-{version dashed}`` per configured pool (None where the id is not valid); ``per_pool``: pool index
+    -> a roll-only run's target version, instead of ``version`` for that pool."""
     out: list[str | None] = []
     if version is None:
         return out
     for i, pool in enumerate(cfg.pools):
         try:
-            out.append(naming.pool_id(pool.pool_id_prefix, version, f"pools[{i}].pool_id_prefix"))
+            out.append(naming.pool_id(pool.pool_id_prefix, (per_pool or {}).get(i) or version,
+                                      f"pools[{i}].pool_id_prefix"))
         except InvalidInput as err:
             findings.add_error(err)
             out.append(None)

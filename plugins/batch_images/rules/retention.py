@@ -13,6 +13,11 @@ The rule (issue 10, "Retention"), per image definition, versions ordered by thei
   ``endOfLifeDate`` has not passed (Azure would refuse the delete; with no end-of-life date we assume
   it stays blocked - a guess, the API docs do not say);
 * never delete a version this project did not make (no ``managed-by`` tag);
+* never delete a logical pool's *rollback target* (the version a ``rollback`` run would take its serving pool back
+  to: the newest of the pool's ``previous-versions`` that exists and is not revoked), whatever ``keep_versions``
+  says;
+* a *revoked* version (tag ``revoked``) gets none of the protections above but "used": it is deleted as soon as
+  nothing uses it, even when it is the newest;
 * delete the rest.
 
 A version that no pool references any more and that is not the newest has *stopped serving*: if it is ours
@@ -38,6 +43,7 @@ from .errors import InvalidInput
 KEEP_NEWEST = "the newest version"
 KEEP_THIS_RUN = "built by this run"
 KEEP_LATEST = "floats as latest (the newest not excluded from latest)"
+KEEP_ROLLBACK = "the rollback target of "
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class VersionFacts:
     published: datetime | None
     end_of_life: date | None
     block_deletion_before_end_of_life: bool
+    revoked: bool = False
 
 
 @dataclass
@@ -108,6 +115,7 @@ def version_facts(version: Mapping[str, Any]) -> VersionFacts:
         published=parse_time(publishing.get("publishedDate")),
         end_of_life=eol.date() if eol else None,
         block_deletion_before_end_of_life=bool(safety.get("blockDeletionBeforeEndOfLife")),
+        revoked=bool((version.get("tags") or {}).get(naming.TAG_REVOKED)),
     )
 
 
@@ -142,7 +150,8 @@ def _superseded_on(older: VersionFacts, newer: Sequence[VersionFacts]) -> date |
 
 
 def select(versions: Iterable[Mapping[str, Any] | VersionFacts], *, keep_versions: int, references: Iterable[Reference],
-           today: date, this_run_version_id: str | None = None, end_of_life_days: int | None = None) -> RetentionPlan:
+           today: date, this_run_version_id: str | None = None, end_of_life_days: int | None = None,
+           rollback_targets: Iterable[Reference] = ()) -> RetentionPlan:
     """Decide, for every version of one image definition, keep (and why), delete, or set its end-of-life date.
 
     :param versions: the definition's versions (ARM JSON or :class:`VersionFacts`), any order.
@@ -151,6 +160,8 @@ def select(versions: Iterable[Mapping[str, Any] | VersionFacts], *, keep_version
     :param today: UTC date (an end-of-life date must be after it).
     :param this_run_version_id: the version the run built (never deleted).
     :param end_of_life_days: days from supersession to ``endOfLifeDate``; None: no end-of-life dates are set.
+    :param rollback_targets: each serving pool's rollback target (``image_id`` a version id, ``user`` the logical
+        pool); kept unless revoked.
     """
     if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
         raise InvalidInput("keep_versions", keep_versions, "must keep at least one version",
@@ -158,10 +169,21 @@ def select(versions: Iterable[Mapping[str, Any] | VersionFacts], *, keep_version
     facts = [v if isinstance(v, VersionFacts) else version_facts(v) for v in versions]
     facts.sort(key=lambda v: naming.version_sort_key(v.name), reverse=True)
     users = users_by_version(facts, references)
+    targets: dict[str, list[str]] = {}
+    for ref in rollback_targets:
+        targets.setdefault((ref.image_id or "").lower().rstrip("/"), []).append(ref.user)
     latest = next((v for v in facts if not v.exclude_from_latest), None)
     plan = RetentionPlan()
     for i, v in enumerate(facts):
         used_by = users.get(v.id.lower())
+        if v.revoked and not used_by:  # revoked and unused: none of the other protections
+            if not v.ours:
+                plan.keep[v.id] = "revoked, but not made by this project (no managed-by tag)"
+            elif v.block_deletion_before_end_of_life and (v.end_of_life is None or v.end_of_life > today):
+                plan.keep[v.id] = "revoked, but safetyProfile.blockDeletionBeforeEndOfLife"
+            else:
+                plan.delete.append(v.id)
+            continue
         if i == 0:
             plan.keep[v.id] = KEEP_NEWEST
             continue
@@ -170,6 +192,9 @@ def select(versions: Iterable[Mapping[str, Any] | VersionFacts], *, keep_version
             continue
         if used_by:
             plan.keep[v.id] = "used by " + "; ".join(used_by)
+            continue
+        if v.id.lower() in targets:
+            plan.keep[v.id] = KEEP_ROLLBACK + "; ".join(targets[v.id.lower()])
             continue
         # Not the newest and nothing uses it: it has stopped serving.
         if v.ours and end_of_life_days is not None:

@@ -8,6 +8,8 @@ from Batch alone (names in :mod:`batch_images.rules.naming`):
 * ``role`` - ``canary`` (made by a run, not serving yet), ``serving`` (users' work goes there), ``draining``
   (replaced; finishing its tasks before it is deleted);
 * ``run_id`` - the run that made it; ``serving-since`` / ``draining-since`` - ISO 8601 UTC;
+* ``previous-versions`` - the versions the logical pool served before this one, oldest first (:func:`next_history`):
+  what a ``rollback`` run goes back to (:func:`rollback_target`) and what retention keeps;
 * ``roll-lease`` - ``<run_id>|<expiry ISO 8601>``, written on the serving pool with an ETag-conditional update
   (If-Match) by the run that rolls it, so two runs (of one pipeline or of two pipelines sharing an account) never
   roll the same logical pool at once. An Airflow pool would not do: a deferred task holds no pool slot.
@@ -47,6 +49,7 @@ class PhysicalPool:
     lease: str | None = None
     state: str | None = None
     etag: str | None = None
+    history: tuple[str, ...] = ()  # previous-versions, oldest first
 
     @classmethod
     def from_listing(cls, entry: Mapping[str, Any]) -> PhysicalPool:
@@ -54,7 +57,8 @@ class PhysicalPool:
         return cls(pool_id=str(entry.get("id")), logical_pool=md.get(naming.TAG_LOGICAL_POOL),
                    version=md.get(naming.TAG_IMAGE_VERSION), role=md.get(naming.TAG_ROLE),
                    run_id=md.get(naming.TAG_RUN_ID), serving_since=md.get(naming.TAG_SERVING_SINCE),
-                   lease=md.get(naming.TAG_LEASE), state=entry.get("state"), etag=entry.get("etag"))
+                   lease=md.get(naming.TAG_LEASE), state=entry.get("state"), etag=entry.get("etag"),
+                   history=tuple(parse_history(md.get(naming.TAG_PREVIOUS_VERSIONS))))
 
     @property
     def deleting(self) -> bool:
@@ -74,20 +78,68 @@ def serving_pool(pools: Iterable[PhysicalPool]) -> PhysicalPool | None:
     return max(serving, key=lambda p: naming.version_sort_key(p.version)) if serving else None
 
 
-def decide(new_version: str, serving: PhysicalPool | None, allow_downgrade: bool = False) -> str:
+def decide(new_version: str, serving: PhysicalPool | None, allow_downgrade: bool = False,
+           revoked: Iterable[str] = ()) -> str:
     """What to do with a logical pool: :data:`FIRST`, :data:`ROLL`, :data:`CURRENT` or :data:`SKIP_DOWNGRADE`.
 
     Versions order by their three integers (:func:`naming.version_sort_key`): a run never rolls a pool back to an
-    older version unless ``allow_downgrade`` (a backfill of past dates publishes, but does not roll).
+    older version unless ``allow_downgrade`` (a backfill of past dates publishes, but does not roll), or unless the
+    serving version is in ``revoked`` (every run moves pools off a revoked version).
     """
     if serving is None:
         return FIRST
     new_key, have_key = naming.version_sort_key(new_version), naming.version_sort_key(serving.version)
     if new_key == have_key:
         return CURRENT
-    if new_key < have_key and not allow_downgrade:
+    if new_key < have_key and not allow_downgrade and serving.version not in set(revoked):
         return SKIP_DOWNGRADE
     return ROLL
+
+
+# -- history: what a rollback goes back to -------------------------------------------------------------------------
+
+MAX_HISTORY = 8  # versions kept in previous-versions (a Batch metadata value; 8 names of <= 32 characters)
+
+
+def parse_history(value: str | None) -> list[str]:
+    """``previous-versions`` metadata as a list, oldest first (empty or missing: [])."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def history_value(history: Iterable[str]) -> str:
+    """The metadata value of a history list (at most the newest :data:`MAX_HISTORY` entries)."""
+    return ",".join(list(history)[-MAX_HISTORY:])
+
+
+def rollback_target(history: Iterable[str], available: Iterable[str]) -> tuple[str | None, list[str]]:
+    """Where a ``rollback`` takes a pool whose ``previous-versions`` is ``history``: the newest entry that is in
+    ``available`` (versions that exist and are not revoked), and the history the new pool keeps (the entries older
+    than that one). ``(None, [])`` when no entry is available."""
+    entries = list(history)
+    ok = set(available)
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i] in ok:
+            return entries[i], entries[:i]
+    return None, []
+
+
+def next_history(serving: PhysicalPool | None, target: str, *, rollback: bool = False,
+                 revoked: Iterable[str] = ()) -> list[str]:
+    """``previous-versions`` of the pool that serves ``target`` after this run, oldest first.
+
+    A roll forward (or to any existing version) pushes the serving version; a ``rollback`` pops back to the entry
+    it returns to (rolling back twice goes two versions back, it does not toggle). Revoked versions are left out:
+    nothing ever goes back to them. No serving pool: empty.
+    """
+    if serving is None:
+        return []
+    gone = set(revoked)
+    history = [v for v in serving.history if v not in gone]
+    if rollback and target in history:
+        history = history[:len(history) - 1 - history[::-1].index(target)]
+    elif serving.version and serving.version != target and serving.version not in gone:
+        history.append(serving.version)
+    return history[-MAX_HISTORY:]
 
 
 def run_canaries(listing: Iterable[Mapping[str, Any]], dag_id: str | None, run_id: str | None) -> list[str]:

@@ -9,6 +9,12 @@ validation is Airflow's, not ours. So preflight validates the run's params again
 
 Fields (``RunOptions``):
 
+* ``mode`` - ``build`` (the default: build a version and roll to it), or a roll-only run that builds nothing
+  (README, "Roll back"): ``rollback`` (each selected logical pool back to the version it served before its current
+  one, from its serving pool's ``previous-versions`` metadata), ``roll_to_existing`` (every selected logical pool to
+  the existing ``version``, older or newer), ``revoke`` (mark ``version`` revoked and move the pools it serves to the
+  newest version that is not revoked). Roll-only modes imply ``allow_downgrade``; ``rollback`` takes no ``version``,
+  the other two need one; none of them takes ``rebuild`` or ``canary_only``.
 * ``rebuild`` - the ``N`` of ``YYYY.MMDD.N`` (0..2147483647).
 * ``version`` - an explicit ``Major.Minor.Patch`` instead of the date-derived name; each part 0..2147483647 without
   leading zeros (Azure stores each part as a 32-bit integer: the gallery image version name rule of the
@@ -39,7 +45,11 @@ from .errors import InvalidInput
 from .ids import region_key
 
 STRATEGIES = ("blue_green", "in_place")
-FIELDS = ("rebuild", "version", "target_regions", "pools", "strategy", "canary_only", "allow_downgrade", "dry_run")
+BUILD = "build"
+ROLLBACK, ROLL_TO_EXISTING, REVOKE = "rollback", "roll_to_existing", "revoke"
+ROLL_ONLY_MODES = (ROLLBACK, ROLL_TO_EXISTING, REVOKE)
+MODES = (BUILD, *ROLL_ONLY_MODES)
+FIELDS = ("mode", "rebuild", "version", "target_regions", "pools", "strategy", "canary_only", "allow_downgrade", "dry_run")
 
 
 # The form's version pattern checks the shape only: Airflow 3.3 refuses a value with jsonschema's own message, which
@@ -56,6 +66,7 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    mode: Literal["build", "rollback", "roll_to_existing", "revoke"] = "build"
     rebuild: int = 0
     version: str | None = None
     target_regions: list[str] = []
@@ -69,9 +80,24 @@ class RunOptions(BaseModel):
         return self.model_dump(mode="json")
 
     @property
-    def mode(self) -> str:
-        """``dry_run``, ``canary_only`` or ``full`` (what run_summary reports)."""
-        return "dry_run" if self.dry_run else "canary_only" if self.canary_only else "full"
+    def run_kind(self) -> str:
+        """``dry_run``, ``canary_only``, ``full`` (a build) or the roll-only mode (what run_summary reports)."""
+        if self.dry_run:
+            return "dry_run"
+        if self.canary_only:
+            return "canary_only"
+        return "full" if self.mode == BUILD else self.mode
+
+    @property
+    def roll_only(self) -> bool:
+        """A run that builds nothing: it rolls pools to versions that exist (``rollback`` / ``roll_to_existing`` /
+        ``revoke``)."""
+        return self.mode in ROLL_ONLY_MODES
+
+    @property
+    def downgrade_allowed(self) -> bool:
+        """``allow_downgrade``, implied by every roll-only mode."""
+        return self.allow_downgrade or self.roll_only
 
     def rolls(self, logical_pool: str | None) -> bool:
         """Does this run roll ``logical_pool``? (every pool when ``pools`` is empty)"""
@@ -154,6 +180,25 @@ def parse_run_options(raw: Mapping[str, Any] | None, *, regions: Sequence[str], 
             raise _fail("version", version, f"an explicit version and rebuild {rebuild} exclude each other: rebuild "
                                             "numbers the date-derived YYYY.MMDD.N, an explicit version has no N",
                         "set rebuild to 0 (to build the same version again, give a new version, e.g. raise its patch)")
+    mode = raw.get("mode")
+    mode = BUILD if mode in (None, "") else mode
+    if mode not in MODES:
+        raise _fail("mode", mode, "not a run mode", f"use one of {', '.join(MODES)} (build is the default)")
+    if mode != BUILD:
+        if rebuild:
+            raise _fail("rebuild", rebuild, f"mode {mode} builds nothing, so it has no version to number",
+                        "set rebuild to 0, or mode to build")
+        if _bool("canary_only", raw.get("canary_only")):
+            raise _fail("canary_only", True, f"mode {mode} rolls to a version that exists; a canary belongs to a "
+                                             "build", "clear canary_only, or use mode build")
+        if mode == ROLLBACK and version is not None:
+            raise _fail("version", version, "mode rollback takes each logical pool back to the version it served "
+                                            "before its current one, not to a version you name",
+                        "clear version, or use mode roll_to_existing with that version")
+        if mode != ROLLBACK and version is None:
+            what = "to roll to" if mode == ROLL_TO_EXISTING else "to revoke"
+            raise _fail("version", None, f"mode {mode} needs the existing version {what}",
+                        f"give version, e.g. {VERSION_EXAMPLE} (az sig image-version list lists them)")
     strategy = raw.get("strategy")
     if strategy == "":
         strategy = None
@@ -161,7 +206,7 @@ def parse_run_options(raw: Mapping[str, Any] | None, *, regions: Sequence[str], 
         raise _fail("strategy", strategy, "not a roll strategy",
                     f"use one of {', '.join(STRATEGIES)}, or null for each pool's configured roll.strategy")
     return RunOptions(
-        rebuild=rebuild, version=version,
+        mode=mode, rebuild=rebuild, version=version,
         target_regions=_choices("target_regions", raw.get("target_regions"), list(regions), region_key, "region"),
         pools=_choices("pools", raw.get("pools"), list(dict.fromkeys(pools)), what="logical pool"),
         strategy=strategy, canary_only=_bool("canary_only", raw.get("canary_only")),
@@ -198,6 +243,14 @@ def param_schemas(regions: Sequence[str], pools: Sequence[str]) -> dict[str, dic
     version_sec, where_sec, how_sec = "Version", "Where", "How"
     pools = list(dict.fromkeys(pools))
     return {
+        "mode": dict(default=BUILD, type="string", enum=list(MODES), section=version_sec, title="Mode",
+                     values_display={BUILD: "build: build a new version and roll to it",
+                                     ROLLBACK: "rollback: each pool back to its previous version (builds nothing)",
+                                     ROLL_TO_EXISTING: "roll_to_existing: pools to the version below (builds nothing)",
+                                     REVOKE: "revoke: revoke the version below, move its pools off it"},
+                     description="build (default) builds a version and rolls to it. rollback, roll_to_existing and "
+                                 "revoke build nothing: they roll the selected pools to versions that exist (README, "
+                                 "\"Roll back\"); downgrades are allowed. roll_to_existing and revoke need Version."),
         "rebuild": dict(default=0, type="integer", minimum=0, maximum=naming.INT32_MAX, section=version_sec,
                         title="Rebuild number",
                         description="N in the version YYYY.MMDD.N: raise it to build a new version for a date that "

@@ -98,7 +98,8 @@ def test_pipeline_yaml_reference_is_generated_from_the_current_schema():
     assert len(rows) > 50
     undescribed = [row.split("|")[1].strip() for row in rows if row.rstrip().endswith("|  |")]
     assert not undescribed, f"fields without a description (add one to the model or NOTES): {undescribed}"
-    assert "| `dag_id` | string" in page and '| `roll` | [RollConfig](#rollconfig) | no | `{"strategy": "blue_green"' in page
+    assert "| `dag_id` | string" in page
+    assert '| `roll` | [RollConfig](#rollconfig) | no | `{"strategy": "blue_green"' in page
 
 
 def test_troubleshooting_is_generated_from_the_bad_input_table():

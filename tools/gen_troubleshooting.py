@@ -191,27 +191,29 @@ def render() -> str:
             sys.path.insert(0, str(path))
     from tests.reliability import test_bad_input as bad
 
-    parts = [
-        HEADER,
-        "## When the DAG file is parsed\n\nThe DAG import error's message for each case, as the parser gives it "
-        "(for a pipeline `my_pipeline` made from `demo.yaml`):\n",
-        "| case | field | the refusal, with its fix |\n| --- | --- | --- |\n" + "\n".join(parse_rows(bad)),
-        "\n## Version names\n\nAn explicit `version` (the trigger form) or a derived one must be three 32-bit parts: "
-        "`Major.Minor.Patch`, each 0..2147483647, no leading zeros. The form refuses a value not shaped like "
-        "`2026.1201.0`; preflight refuses the rest, with these messages:\n",
-        "| version | the refusal, with its fix |\n| --- | --- |\n" + "\n".join(version_rows(bad)),
-        "\n## The trigger form\n\nThe param's schema refuses these before a run exists (the form, the REST API and "
-        "`--conf` alike); the refusal is `Invalid input for param <param>: ...`. What the form says a valid value "
-        "is:\n",
-        "| sent | param | what to give |\n| --- | --- | --- |\n" + "\n".join(form_rows(bad)),
-        "\n## Preflight\n\nPreflight's numbered line for each case holds the field, the value, the reason and the "
-        "fix; the value and reason columns give words of them (the full line adds what preflight read from Azure), "
-        "the fix column the whole fix (for the demo pipeline's names):\n",
-        "| case | field | value | reason | fix |\n| --- | --- | --- | --- | --- |\n" + "\n".join(preflight_rows(bad)),
-        "\nA Batch account region left out of `target_regions` is not refused when the pool does not declare "
-        "`batch_account_location`: preflight adds the account's region to the published target regions with a "
-        "WARNING in its log (declared and left out, it is refused at parse, above).\n",
+    sections = [
+        ("When the DAG file is parsed", "The DAG import error's message for each case, as the parser gives it (for a "
+         "pipeline `my_pipeline` made from `demo.yaml`):", ("case", "field", "the refusal, with its fix"),
+         parse_rows(bad)),
+        ("Version names", "An explicit `version` (the trigger form) or a derived one must be three 32-bit parts: "
+         "`Major.Minor.Patch`, each 0..2147483647, no leading zeros. The form refuses a value not shaped like "
+         "`2026.1201.0`; preflight refuses the rest, with these messages:", ("version", "the refusal, with its fix"),
+         version_rows(bad)),
+        ("The trigger form", "The param's schema refuses these before a run exists (the form, the REST API and "
+         "`--conf` alike); the refusal is `Invalid input for param <param>: ...`. What the form says a valid value "
+         "is:", ("sent", "param", "what to give"), form_rows(bad)),
+        ("Preflight", "Preflight's numbered line for each case holds the field, the value, the reason and the fix; the "
+         "value and reason columns give words of them (the full line adds what preflight read from Azure), the fix "
+         "column the whole fix (for the demo pipeline's names):", ("case", "field", "value", "reason", "fix"),
+         preflight_rows(bad)),
     ]
+    parts = [HEADER]
+    for title, intro, columns, rows in sections:
+        parts += [f"## {title}\n\n{intro}\n", "| " + " | ".join(columns) + " |",
+                  "| " + " | ".join("---" for _ in columns) + " |", *rows, ""]
+    parts.append("A Batch account region left out of `target_regions` is not refused when the pool does not declare "
+                 "`batch_account_location`: preflight adds the account's region to the published target regions "
+                 "with a WARNING in its log (declared and left out, it is refused at parse, above).\n")
     return "\n".join(parts)
 
 

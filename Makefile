@@ -75,6 +75,7 @@ benchmark: bench
 # `make docs-build` builds it into site/ in strict mode (a broken link, a bad anchor or a page missing from the nav
 # fails, as in tests/test_docs.py)
 DOCS_PORT ?= 8000
+docs docs-build: export NO_MKDOCS_2_WARNING := 1  # Material 9.7+'s banner about its successor
 docs: venv
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 

@@ -25,7 +25,7 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://localhost:8080/executio
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER := $(CURDIR)/.airflow/logs
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: venv db test test-fast demo standin airflow reliability bench benchmark clean
+.PHONY: venv db test test-fast demo standin airflow reliability bench benchmark docs docs-build clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-lock.txt
@@ -71,5 +71,16 @@ bench: venv db
 
 benchmark: bench
 
+# the docs site (mkdocs.yml, docs/): `make docs` serves it at http://127.0.0.1:$(DOCS_PORT) and rebuilds on save;
+# `make docs-build` builds it into site/ in strict mode (a broken link, a bad anchor or a page missing from the nav
+# fails, as in tests/test_docs.py)
+DOCS_PORT ?= 8000
+docs docs-build: export NO_MKDOCS_2_WARNING := 1  # Material 9.7+'s banner about its successor
+docs: venv
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: venv
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(AIRFLOW_HOME) $(STATE_DIR) .pytest_cache
+	rm -rf $(AIRFLOW_HOME) $(STATE_DIR) .pytest_cache site

@@ -76,7 +76,7 @@ def batch_client(ep: dict, account: str | None = None, aio: bool = False, shared
 
 
 class Control:
-    """The /_control API (see README)."""
+    """The /_control API (see docs/standin.md)."""
 
     def __init__(self, ep: dict):
         self.base = ep["control"]

@@ -1,4 +1,4 @@
-"""A pipeline's notifications (``notifications:`` in its YAML; README, "Notifications") as Airflow notifiers.
+"""A pipeline's notifications (``notifications:`` in its YAML; docs/operations.md, Notifications) as Airflow notifiers.
 
 :class:`PipelineNotifier` is one ``airflow.sdk.BaseNotifier`` per event, wired by the DAG file through :class:`Wiring`:
 
@@ -9,7 +9,7 @@
 * ``roll``: roll_pool's ``on_success_callback``: its XCom result says whether the logical pool moved.
 * ``approval``: approve_roll's ``notifiers`` (HITLOperator calls them only when it really waits).
 
-No nightly cut-off: Airflow 3.3.2's Deadline Alerts were tried and left out (README, "Notifications"): a failed
+No nightly cut-off: Airflow 3.3.2's Deadline Alerts were tried and left out (docs/operations.md says why): a failed
 run's deadline stays armed and fires later (apache/airflow#60927; DagRun.update_state prunes deadlines on success
 only), and ``airflow dags test`` of a DAG with a deadline ends a successful run with an error (dag.test hands
 DagRun.update_state the SDK DAG, whose ``deadline`` holds DeadlineAlert objects where alert ids are expected).

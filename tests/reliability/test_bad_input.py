@@ -26,7 +26,7 @@ Target regions without the Batch account's region - the decision:
 if the config *declares* the account's region (``batch_account_location``) and leaves it out of
 ``target_regions``, the config contradicts itself and is refused at parse with the fix "add it". If the
 region is *not* declared (null: looked up at run time), preflight cannot know it at parse, so it adds
-the account's region to the published target regions with a WARNING (README, preflight docstring): the
+the account's region to the published target regions with a WARNING (docs/troubleshooting.md, preflight docstring): the
 plan must then contain it, which ``test_account_region_left_out_is_added_by_preflight`` checks by running
 preflight alone. Nothing in the config can forbid adding it (an explicit ``regional_replica_count`` only
 applies to the region it is written on), so there is no refusal on that path.
@@ -505,7 +505,7 @@ CIS = {"publisher": "center-for-internet-security-inc", "offer": "cis-ubuntu-lin
        "sku": "cis-ubuntu-linux-2204-l1-gen2", "version": "latest", "watch_interval_seconds": None}
 
 PREFLIGHT_CASES = [
-    # a base_image pipeline (README, "Building from a marketplace base image")
+    # a base_image pipeline (docs/base-image.md, "Building from a marketplace base image")
     PreflightCase("unknown-base-image", _base_image(_set("base_image.offer", "no-such-offer")), "base_image",
                   "canonical:no-such-offer:22_04-lts-gen2:latest", "the marketplace has no image", "az vm image list"),
     PreflightCase("base-image-with-purchase-plan", _base_image(_set("base_image", CIS)), "base_image",

@@ -1,6 +1,6 @@
 """The test-control API under /_control (loopback only, no auth): time scale, faults, request log, reset.
 
-Documented in the README. Backends may add routes by exporting CONTROL_ROUTES.
+Documented in docs/standin.md. Backends may add routes by exporting CONTROL_ROUTES.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The build VM of a ``base_image`` pipeline (README, "Building from a marketplace base image").
+"""The build VM of a ``base_image`` pipeline (docs/base-image.md, "Building from a marketplace base image").
 
 ``prepare_build_vm`` creates a VM from the exact marketplace version preflight chose (``plan.build.base``) with the
 custom-data script as ``osProfile.customData``, managed disks named in the plan and a VM-managed NIC in the configured

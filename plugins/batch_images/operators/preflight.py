@@ -171,7 +171,7 @@ class PreflightOperator(BaseOperator):
                       logical, version)
 
         build = None
-        if cfg.base_image is not None:  # a build VM from a marketplace base (README, "Building from a ...")
+        if cfg.base_image is not None:  # a build VM from a marketplace base (docs/base-image.md)
             source, build, version = read_base_image(arm, cfg, version, context, found, self.log,
                                                      explicit_version=bool(options.version) or options.roll_only)
         else:

@@ -346,7 +346,7 @@ class RollPoolOperator(ArmWaitingOperator):
     ``in_place``: the serving pool keeps its id: its jobs are disabled (``wait``: running tasks finish), its autoscale
     disabled, it is resized to zero, its image PATCHed to the new version, resized back to its target (or its
     autoscale formula enabled again and evaluated) and waited steady; jobs enabled. Users' work pauses for that
-    whole time (README, "Rolling pools").
+    whole time (docs/concepts.md, "Rolling pools to a new version").
 
     Then every node of the serving pool must report the new version in ``virtualMachineInfo.imageReference``, and the
     roll is published as an Asset event on the outlet ``batch-pool://<account>/<logical pool>``.

@@ -22,10 +22,10 @@ The gallery's own location must be one of ``target_regions``: the image version 
 ``pools[].require_approval`` - how the logical pool (named by its ``pool_id_prefix``, unique per Batch
 account) moves to each new version.
 ``base_image`` (:class:`BaseImageConfig`) + ``build`` (:class:`BuildConfig`) - the second kind of source: a build VM
-made from a marketplace image and a custom-data script (README, "Building from a marketplace base image"); exactly
+made from a marketplace image and a custom-data script (docs/base-image.md); exactly
 one of ``source_vm_id`` and ``base_image``.
 ``notifications`` (:class:`NotificationsConfig`) - e-mail / webhook targets for failures, rolls and approvals
-(README, "Notifications"; sent by ``batch_images/notifications.py``).
+(docs/operations.md, "Notifications"; sent by ``batch_images/notifications.py``).
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ ON_DRAIN_TIMEOUT = ("keep", "requeue")
 
 @dataclass(**_FROZEN)
 class RollConfig(_Plain):
-    """How a logical pool moves to a new image version (README, "Rolling pools to a new version")."""
+    """How a logical pool moves to a new image version (docs/concepts.md, "Rolling pools to a new version")."""
 
     strategy: _choice(ROLL_STRATEGIES) = Field("blue_green", description=(
         "blue_green: a new pool per version, work moved, the old pool drained and deleted; in_place: the same pool "
@@ -474,7 +474,7 @@ class BuildConfig(_Plain):
 
 
 # What a pipeline can tell about (notifications.py sends them): a task that failed for good, a logical pool moved to
-# a new version, a roll waiting for approval. (No nightly cut-off: README, "Notifications", says why.)
+# a new version, a roll waiting for approval. (No nightly cut-off: docs/operations.md, "Notifications", says why.)
 NOTIFY_EVENTS = ("failure", "roll", "approval")
 # text: {"text": ...} (Slack incoming webhooks, Teams' legacy Office 365 connectors); teams_workflow: an Adaptive Card
 # (Teams Workflows webhooks accept Adaptive Cards only: learn.microsoft.com, microsoftteams/platform/
@@ -509,7 +509,7 @@ class WebhookTargetConfig(_Plain):
 
 @dataclass(**_FROZEN)
 class NotificationsConfig(_Plain):
-    """Where to tell about this pipeline's runs (README, "Notifications")."""
+    """Where to tell about this pipeline's runs (docs/operations.md, "Notifications")."""
 
     email: EmailTargetConfig | None = None
     webhook: WebhookTargetConfig | None = None
@@ -611,8 +611,8 @@ class PipelineConfig(_Plain):
             raise InvalidInput("source_vm_id", None, "no source: neither source_vm_id nor base_image is set", fix)
         if self.base_image is not None and self.build is None:
             raise InvalidInput("build", None, "base_image needs build (how to make the build VM)",
-                               "add build: {custom_data_file, vm_size, subnet_id} (see README, \"Building from a "
-                               "marketplace base image\")")
+                               "add build: {custom_data_file, vm_size, subnet_id} (see docs/base-image.md, "
+                               "\"Building from a marketplace base image\")")
         if self.base_image is None and self.build is not None:
             raise InvalidInput("build", self.build.custom_data_file, "build is only used with base_image; this "
                                "pipeline images source_vm_id", "remove build, or replace source_vm_id by base_image")

@@ -82,7 +82,7 @@ class Source(_Model):
 
 
 class BuildVm(_Model):
-    """A base_image pipeline's build VM, decided by preflight (README, "Building from a marketplace base image").
+    """A base_image pipeline's build VM, decided by preflight (docs/base-image.md).
 
     ``base`` is the exact marketplace version it starts from; ``base_version_source`` why that version
     (``param`` base_image_version, ``asset event``, ``config``, or ``latest`` resolved at run time) and

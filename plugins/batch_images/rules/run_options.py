@@ -278,7 +278,7 @@ def param_schemas(regions: Sequence[str], pools: Sequence[str]) -> dict[str, dic
                                          "blue_green": "blue_green: a new pool, work moved",
                                          "in_place": "in_place: re-image the serving pool (downtime)"},
                          description="Empty: each pool's configured roll.strategy. in_place pauses the pool's "
-                                     "work while it is re-imaged (see the README)."),
+                                     "work while it is re-imaged (see docs/operations.md)."),
         "canary_only": dict(default=False, type="boolean", section=how_sec, title="Canary only",
                             description="Publish the version (excluded from latest) and make the canary pool (steady, "
                                         "smoke test), then stop: no promotion, no roll. The canary stays (role "

@@ -220,8 +220,9 @@ class PipelineHarness:
         return self.workdir / f"run{self.runs + 1}{'-resume' if resume else ''}.log"
 
     def run(self, *, kill_at: str | None = None, kill_when: Callable[[], bool] | None = None,
-            timeout: float = 240.0, resume: bool = False) -> RunResult:
-        """`airflow dags test` of the pipeline (a fresh run), or with resume=True the same run going on.
+            timeout: float = 240.0, resume: bool = False, conf: dict | None = None) -> RunResult:
+        """`airflow dags test` of the pipeline (a fresh run, with ``conf`` as its params if given), or with
+        resume=True the same run going on.
 
         The worker is SIGKILLed when regex `kill_at` shows up in its log or when `kill_when()` is true
         (e.g. :func:`request_seen`); the result then has exit_code None.
@@ -231,7 +232,8 @@ class PipelineHarness:
         if resume:
             cmd = [sys.executable, str(RESUME_SCRIPT), self.dag_id, LOGICAL_DATE]
         else:
-            cmd = [sys.executable, "-m", "airflow", "dags", "test", self.dag_id, LOGICAL_DATE]
+            cmd = [sys.executable, "-m", "airflow", "dags", "test", self.dag_id, LOGICAL_DATE,
+                   *(["--conf", json.dumps(conf)] if conf else [])]
         rc, wall = _run_child(cmd, log_path, self._env(), kill_at, kill_when, timeout)
         result = RunResult(rc, wall, log_path)
         result.run, result.tasks, result.xcoms = read_run(self.dag_id, LOGICAL_DATE)

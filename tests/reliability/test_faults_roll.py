@@ -532,3 +532,43 @@ def test_two_nights_killed_in_each_roll_step(roll_harness, standin, reliability_
     md = meta(standin, new)
     assert md[naming.TAG_ROLE] == naming.ROLE_SERVING and naming.TAG_LEASE not in md
     assert version_excluded(standin, h, VERSION) is False
+
+
+def test_a_rollback_killed_in_its_roll_step_and_resumed(roll_harness, standin, reliability_row, tmp_path):
+    """Two real nights (2026.1124.0, then 2026.1126.0 with a user's job moved onto its pool), then a rollback run
+    (params.mode rollback) SIGKILLed in roll_pool while it disables the user's job, resumed as the scheduler would:
+    one pool for the logical pool (night 1's version again), the job on it, nothing left on a deleted pool, nothing
+    built (no snapshot, image or version write in the rollback)."""
+    h = roll_harness([{"prefix": "ubuntu2204", "roll": {"active_jobs": "move"}, "nodes": 1}])
+    v2 = "2026.1126.0"
+    for name, date in (("night1", NIGHT1), ("night2", "2026-11-26T00:00:00+00:00")):
+        night = run_dag_test(h.dag_id, date, tmp_path / f"{name}.log", env=h.env, pipelines_dir=h.pipelines_dir,
+                             timeout=300)
+        assert night.state == "success", night.log_path
+    old, serving = naming.pool_id("ubuntu2204", OLD_VERSION), naming.pool_id("ubuntu2204", v2)
+    assert pool_ids(standin) == {serving}
+    standin.batch().create_job(bm.BatchJobCreateOptions(id="job-user", pool_info=bm.BatchPoolInfo(pool_id=serving)))
+    mark_requests(h)
+    mark = standin.control.requests()["last_id"]
+    standin.control.add_fault("http", count=1, delay=30, match={"op": "Job_Disable", "path_regex": r"/jobs/job-user/"})
+    killed = h.run(kill_when=request_seen(standin, "Job_Disable", 1, r"/jobs/job-user/", since=mark), timeout=300,
+                   conf={"mode": "rollback"})
+    resumed = h.resume(timeout=300) if killed.exit_code is None else None
+    problems = []
+    if not wait_gone(standin, serving):
+        problems.append(f"night 2's pool {serving} still there")
+    if pool_ids(standin) != {old}:
+        problems.append(f"pools {sorted(pool_ids(standin))}, expected only {old}")
+    if standin.batch().get_job("job-user").pool_info.pool_id != old:
+        problems.append("job-user not on the rolled-back pool")
+    problems.extend(f"left on a deleted pool: {o}" for o in jobs_on_missing_pools(standin))
+    built = [r["op"] for r in h.requests() if r["write"] and r["status"] < 400
+             and r["op"].startswith(("Snapshots_", "Images_", "VirtualMachines_", "GalleryImageVersions_"))]
+    problems.extend(f"built in a rollback: {op}" for op in built)
+    ok = killed.exit_code is None and resumed is not None and resumed.state == "success"
+    reliability_row("SIGKILL in a rollback's roll_pool, resumed", runs=2, survived=ok and not problems,
+                    leaked=len(problems))
+    assert killed.exit_code is None, killed.log_path
+    assert resumed is not None and resumed.state == "success", resumed.log_path if resumed else None
+    assert not problems, problems
+    assert meta(standin, old)[naming.TAG_ROLE] == naming.ROLE_SERVING

@@ -70,7 +70,8 @@ def test_a_roll_pushes_the_serving_version_and_a_rollback_pops_back_to_its_targe
     assert roll.next_history(s, "4.0.0") == ["1.0.0", "2.0.0", "3.0.0"]
     assert roll.next_history(s, "2.0.0", rollback=True) == ["1.0.0"]  # twice back goes to 1.0.0, not to 3.0.0
     assert roll.next_history(s, "1.0.0", rollback=True) == []
-    assert roll.next_history(s, "2.0.0") == ["1.0.0", "2.0.0", "3.0.0"]  # roll_to_existing: "previous" is 3.0.0
+    assert roll.next_history(s, "2.0.0") == ["1.0.0", "3.0.0"]  # roll_to_existing: "previous" is 3.0.0
+    assert roll.next_history(serving("2.0.0", "1.0.0"), "1.0.0", revoked=["2.0.0"]) == []  # a revoke's move
     assert roll.next_history(None, "1.0.0") == []
     assert roll.next_history(serving("3.0.0", "1.0.0"), "4.0.0", revoked=["3.0.0"]) == ["1.0.0"]
 

@@ -463,8 +463,10 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     def execute(self, context: Any) -> Any:
         plan = self.typed_plan
         if plan.options.roll_only and plan.options.mode != "roll_to_existing":
-            raise AirflowSkipException(f"Mode {plan.options.mode}: the pools go back to versions that served before "
-                                       "(promoted then); nothing to promote")
+            # Not skipped: roll_pool follows this task (all_success), and a skip here must keep meaning "rejected".
+            self.log.info("Mode %s: the pools go to versions that served before; nothing to promote",
+                          plan.options.mode)
+            return None
         if plan.options.roll_only:  # the existing version: its own regions (and any publish_image_version added)
             self.log.info("Waiting for existing image version %s, then promoting it if it is excluded from latest",
                           plan.version)
@@ -482,10 +484,9 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     def replicated(self, context: Any, version_id: str) -> Any:
         from batch_images.rules import roll
 
-        if self.typed_plan.options.canary_only:
-            self.log.info("Canary only: image version %s is replicated everywhere and stays excluded from latest (not "
-                          "promoted)", self.typed_plan.version)
-            return None
+        if self.typed_plan.options.canary_only:  # skipped (the grid shows it), once the source may go
+            raise AirflowSkipException(f"Canary only: image version {self.typed_plan.version} is replicated "
+                                       "everywhere and stays excluded from latest (not promoted)")
         try:
             actions = [RollDecision.from_dict(r, f"rolls[{i}]").roll_action for i, r in enumerate(self.rolls or [])]
         except InvalidInput as err:

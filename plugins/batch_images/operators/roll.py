@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowSkipException, AirflowException, AirflowFailException
 
 from batch_images import links
 from batch_images.operators._arm import ArmWaitingOperator
@@ -435,10 +435,9 @@ class RollPoolOperator(ArmWaitingOperator):
             self.log.info("Logical pool %s not rolled: a newer version (%s) serves it", d.logical_pool,
                           d.serving_version)
             return None
-        if d.canary_only:
-            self.log.info("Logical pool %s not rolled (canary only): %s stays canary, %s keeps serving",
-                          d.logical_pool, d.pool_id, d.serving_pool_id or "no pool")
-            return None
+        if d.canary_only:  # the whole run rolls nothing: skipped, so the grid shows it (retire is skipped too)
+            raise AirflowSkipException(f"Logical pool {d.logical_pool} not rolled (canary only): {d.pool_id} stays "
+                                       f"canary, {d.serving_pool_id or 'no pool'} keeps serving")
         hook = self.batch_hook()
         if d.re_images:
             return self.in_place_start(context, hook)

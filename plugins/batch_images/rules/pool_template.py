@@ -45,7 +45,7 @@ READ_ONLY_POOL_PROPERTIES = ("url", "eTag", "lastModified", "creationTime", "sta
 PIPELINE_METADATA = (naming.TAG_MANAGED_BY, naming.TAG_DAG_ID, naming.TAG_RUN_ID, naming.TAG_IMAGE_VERSION,
                      naming.TAG_BASE_PUBLISHER, naming.TAG_BASE_OFFER, naming.TAG_BASE_SKU, naming.TAG_BASE_VERSION,
                      naming.TAG_LOGICAL_POOL, naming.TAG_ROLE, naming.TAG_SERVING_SINCE, naming.TAG_DRAINING_SINCE,
-                     naming.TAG_LEASE)
+                     naming.TAG_LEASE, naming.TAG_PREVIOUS_VERSIONS)
 
 # Batch's values for properties a template may leave out (REST docs of Pool - Add), by dotted path; drift ignores a
 # pool that has them. The start task's two (BatchStartTask, azure-batch 15.1 models: maxTaskRetryCount "The default

@@ -127,17 +127,18 @@ def next_history(serving: PhysicalPool | None, target: str, *, rollback: bool = 
                  revoked: Iterable[str] = ()) -> list[str]:
     """``previous-versions`` of the pool that serves ``target`` after this run, oldest first.
 
-    A roll forward (or to any existing version) pushes the serving version; a ``rollback`` pops back to the entry
-    it returns to (rolling back twice goes two versions back, it does not toggle). Revoked versions are left out:
-    nothing ever goes back to them. No serving pool: empty.
+    A roll forward (or to any existing version) pushes the serving version and drops ``target`` from the list; a
+    ``rollback`` pops back to the entry it returns to (rolling back twice goes two versions back, it does not
+    toggle). Revoked versions are left out: nothing ever goes back to them. No serving pool: empty.
     """
     if serving is None:
         return []
     gone = set(revoked)
     history = [v for v in serving.history if v not in gone]
     if rollback and target in history:
-        history = history[:len(history) - 1 - history[::-1].index(target)]
-    elif serving.version and serving.version != target and serving.version not in gone:
+        return history[:len(history) - 1 - history[::-1].index(target)][-MAX_HISTORY:]
+    history = [v for v in history if v != target]  # never "back" to the version it serves
+    if serving.version and serving.version != target and serving.version not in gone:
         history.append(serving.version)
     return history[-MAX_HISTORY:]
 

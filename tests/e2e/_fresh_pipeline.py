@@ -64,3 +64,8 @@ def long_tasks_when_pools_exist(standin, batch, new_pool_ids: list[str], job_ids
         return False
 
     return hook
+
+
+def meta(pool) -> dict:
+    """A Batch pool's (SDK model) metadata as a dict."""
+    return {m.name: m.value for m in pool.metadata or []}

@@ -21,7 +21,7 @@ import pytest
 from azure.batch import models as bm
 
 from batch_images.rules import naming
-from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, long_tasks_when_pools_exist
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, long_tasks_when_pools_exist, meta
 from tests.job_invariants import jobs_on_missing_pools
 from include.pipeline_runner import run_dag_test
 
@@ -37,10 +37,6 @@ def pipeline(ep: dict, dag_id: str) -> dict:
     move = {**base, "pool_id_prefix": "movepool", "roll": {"active_jobs": "move"}}
     cfg["pools"] = [drain, move]
     return cfg
-
-
-def meta(pool) -> dict:
-    return {m.name: m.value for m in pool.metadata or []}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ One pipeline, two logical pools: ``alpha`` in the West Europe Batch account, ``b
 1. night 1 (build): version V1, both pools' first serving pools.
 2. night 2 (build, ``pools`` [alpha], ``target_regions`` [westeurope]): V2 (no North Europe replica); alpha rolled to
    it. A user's job runs on alpha's V2 pool.
-3. ``rollback`` (pools [alpha]): alpha serves V1 again; nothing built (no snapshot, image, VM or version write in the
+3. a dry run of the rollback: its plan names the version alpha would go back to, and nothing is written.
+   ``rollback`` (pools [alpha]): alpha serves V1 again; nothing built (no snapshot, image, VM or version write in the
    request log); the V2 pool drained and deleted, its job moved; V2 still exists and is not revoked.
 4. ``roll_to_existing`` V2 (pools [beta]): North Europe added to V2 and waited for, then beta rolled from V1 to V2.
 5. ``revoke`` V2: tagged revoked and excluded from latest, beta moved off it to the newest version not revoked (V1),
@@ -21,11 +22,12 @@ from azure.batch import models as bm
 from azure.core.exceptions import ResourceNotFoundError
 
 from batch_images.rules import naming
-from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, meta
 from tests.job_invariants import jobs_on_missing_pools
 from include.pipeline_runner import connection_env, run_dag_test
 
 DATES = {"night1": "2026-11-25T00:00:00+00:00", "night2": "2026-11-26T00:00:00+00:00",
+         "dry_rollback": "2026-11-26T12:00:00+00:00",
          "rollback": "2026-11-27T00:00:00+00:00", "to_existing": "2026-11-28T00:00:00+00:00",
          "revoke": "2026-11-29T00:00:00+00:00", "bad_rollback": "2026-11-30T00:00:00+00:00",
          "bad_deleted": "2026-12-01T00:00:00+00:00", "bad_no_version": "2026-12-02T00:00:00+00:00"}
@@ -42,10 +44,6 @@ def pipeline(ep: dict, dag_id: str) -> dict:
                      "batch_account_id": demo["batch_account_ne_id"],
                      "batch_account_location": demo["batch_account_ne_location"]}]
     return cfg
-
-
-def meta(pool) -> dict:
-    return {m.name: m.value for m in pool.metadata or []}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +70,7 @@ def runs(standin_session, tmp_path_factory):
     v2_pool = naming.pool_id("alpha", V2)
     if out["night2"].exit_code == 0:  # a user's job on the pool the rollback replaces
         batch.create_job(bm.BatchJobCreateOptions(id="user-job", pool_info=bm.BatchPoolInfo(pool_id=v2_pool)))
+    run("dry_rollback", {"mode": "rollback", "pools": ["alpha"], "dry_run": True})
     run("rollback", {"mode": "rollback", "pools": ["alpha"]})
     out["after_rollback"] = {"pools": {p.id: meta(p) for p in batch.list_pools()},
                              "user_job_pool": batch.get_job("user-job").pool_info.pool_id
@@ -104,6 +103,16 @@ def states(result) -> dict:
 def test_builds_make_v1_then_v2_on_alpha(runs):
     for name in ("night1", "night2"):
         assert runs[name].exit_code == 0, runs[name].log[-4000:]
+
+
+def test_a_dry_run_rollback_names_the_version_each_pool_goes_back_to(runs):
+    r = runs["dry_rollback"]
+    assert r.exit_code == 0 and r.state == "success", r.log[-4000:]
+    assert r.writes == [], [(w["method"], w["path"]) for w in r.writes]
+    for text in ("(mode dry_run)", f"roll only        builds nothing; pools go to existing version(s): {V1}",
+                 f"goes to existing version {V1}",
+                 f"decision: roll {naming.pool_id('alpha', V2)} on {V2} -> {naming.pool_id('alpha', V1)}"):
+        assert text in r.log, text
 
 
 def test_rollback_serves_v1_again_without_building_anything(runs):

@@ -108,18 +108,19 @@ def test_without_one_role_preflight_refuses_naming_it(session, demo_roles, tmp_p
                     writes_before_refusal=measured["write_attempts"])
 
 
-# role removed -> (the task whose request Azure refuses, the action named in the refusal)
+# role removed -> (the tasks the first refusal may come from, the action it names). Without the Batch role the pool
+# create is refused (pools/write); sweep_leftovers, running beside it, is refused its read of jobs (a data action).
 WRITE_CASES = {
-    perms.SNAPSHOTS: ("snapshot_disks", "Microsoft.Compute/snapshots/write"),
-    perms.PUBLISHER: ("create_managed_image", "Microsoft.Compute/images/write"),
-    perms.NETWORK: ("create_pool", "Microsoft.Network/virtualNetworks/subnets/join/action"),
-    perms.BATCH: ("plan_roll", "Microsoft.Batch/batchAccounts/jobs/read"),
+    perms.SNAPSHOTS: (("snapshot_disks",), "Microsoft.Compute/snapshots/write"),
+    perms.PUBLISHER: (("create_managed_image",), "Microsoft.Compute/images/write"),
+    perms.NETWORK: (("create_pool",), "Microsoft.Network/virtualNetworks/subnets/join/action"),
+    perms.BATCH: (("create_pool", "sweep_leftovers"), "Microsoft.Batch/batchAccounts/pools/write"),
 }
 
 
 @pytest.mark.parametrize("role", list(WRITE_CASES))
 def test_without_preflights_check_azure_refuses_the_request(session, demo_roles, tmp_path, reliability_row, role):
-    task, action = WRITE_CASES[role]
+    tasks, action = WRITE_CASES[role]
     cfg = _demo_cfg(session, "perm_skip")
     roles = [(r, sc) for r, sc in demo_roles if r != role]
     result, measured = _run(session, tmp_path, cfg, roles, env={SKIP_ENV: "1"})
@@ -129,7 +130,9 @@ def test_without_preflights_check_azure_refuses_the_request(session, demo_roles,
     left = [*compute.snapshots.list_by_resource_group(rg), *compute.images.list_by_resource_group(rg)]
     assert result.state == "failed", result.log[-4000:]
     assert result.task_state("preflight") == "success"
-    assert any(t["task"].startswith(task) and t["state"] == "failed" for t in result.tasks), result.tasks
+    failed = [t["task"] for t in result.tasks if t["state"] == "failed"]
+    assert failed and failed[0].startswith(tasks), failed
+    task = failed[0]
     assert ("AuthorizationFailed" in result.log or "AuthorizationFailure" in result.log), result.log[-4000:]
     assert action in result.log
     reliability_row(f"permissions (check skipped): without {role}: {task} refused by Azure", survived=False,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from include.azure_standin import client as standin_client
+from include.demo_roles import least_privilege
 from include.pipeline_runner import RunResult, run_dag_test
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ep = control.reset()
         control.set_scale(args.time_scale)
+        least_privilege(control)  # issue 23: the pipeline's roles table, enforced
         control.clear_requests()
         print(f"stand-in: {ep['arm']} (state {state_dir}, time scale {args.time_scale:g}x)")
 

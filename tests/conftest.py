@@ -194,7 +194,7 @@ def pytest_terminal_summary(terminalreporter):
     for r in rows:
         wbr = "-" if r["writes_before_refusal"] is None else str(r["writes_before_refusal"])
         w(f"{r['fault'][:58]:<58} {r['runs']:>4} {('yes' if r['survived'] else 'NO'):>8} {r['leaked']:>6} {wbr:>21}")
-    refusals = [r for r in rows if r["fault"].startswith(("bad input", "secrets"))]
+    refusals = [r for r in rows if r["fault"].startswith(("bad input", "secrets", "permissions: without"))]
     failures = [r for r in rows if r not in refusals]
     w(f"{len(rows)} rows; leaks total {sum(r['leaked'] for r in rows)}; "
       f"writes before bad-input refusals total {sum(r['writes_before_refusal'] or 0 for r in refusals)}; "

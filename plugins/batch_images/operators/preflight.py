@@ -56,6 +56,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from batch_images.operators.preflight_base_image import read_base_image, versions_of
 from batch_images.operators.preflight_hardware import PoolReads, check_hardware, template_root
+from batch_images.operators.preflight_permissions import check_permissions
 from batch_images.pool_facts import iso_duration
 from batch_images.rules import ids
 from batch_images.rules import preflight as checks
@@ -219,6 +220,7 @@ class PreflightOperator(BaseOperator):
                                                         zip(cfg.pools, pool_facts)},
                        account_regions=account_regions, publish_cfg=publish_cfg, reads=reads, pool_ids=pool_ids,
                        found=found)
+        check_permissions(arm, cfg, options, reads, found, self.log)  # issue 23: rights before any write
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \

@@ -50,6 +50,12 @@ RACE_LINES = re.compile(r"state mismatch|finished with state \w+, but the task i
                         r"Marking task as UP_FOR_RETRY|Server indicated the task shouldn't be running")
 DEFERRED = "Pausing task as DEFERRED"
 HEARTBEAT_ENV = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
+# the services' logs: a task execution's last line (the task runner's closing ::endgroup::, with its ti_id) and
+# the supervisor's "Workload finished" for it; the time between them is how late its end reached the executor
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d\.\d+)")
+_LAST_LINE = re.compile(r"::endgroup::.*loc=task_runner\.py:\d+.*\bti_id=([0-9a-f-]{36})")
+_FINISHED = re.compile(r"Workload finished .*workload_id=([0-9a-f-]{36})")
+LATE_SECONDS = 2.0
 
 
 @dataclass
@@ -105,6 +111,24 @@ def follow_run(stack, api, logical_date: datetime) -> RunOutcome:
     return out
 
 
+def exit_report_delays(stack) -> list[float]:
+    """Seconds from each task execution's last log line to its supervisor's "Workload finished" (the executor's
+    report), from every service log that has both (the scheduler's for LocalExecutor, the workers' for Celery)."""
+    delays: list[float] = []
+    for path in sorted(stack.log_dir.glob("*.log")):
+        last: dict[str, float] = {}
+        for line in path.read_text(errors="replace").splitlines():
+            stamp = _STAMP.match(line)
+            if not stamp:
+                continue
+            t = datetime.fromisoformat(f"{stamp.group(1)}T{stamp.group(2)}").timestamp()
+            if m := _LAST_LINE.search(line):
+                last[m.group(1)] = t
+            elif (m := _FINISHED.search(line)) and m.group(1) in last:
+                delays.append(t - last.pop(m.group(1)))
+    return delays
+
+
 def start_services(started: ExitStack, workdir: Path, celery: bool, time_scale: float, extra_env: dict):
     """The stand-in and the Airflow stack (and PostgreSQL, Redis for ``celery``); each stopped by ``started``."""
     from include.services.stack import AirflowStack, PostgresServer, RedisServer
@@ -128,7 +152,8 @@ def start_services(started: ExitStack, workdir: Path, celery: bool, time_scale: 
     return stack
 
 
-def report(outcomes: list[RunOutcome], args, stack_name: str, started_at: datetime, error: str | None) -> str:
+def report(outcomes: list[RunOutcome], args, stack_name: str, started_at: datetime, error: str | None,
+           delays: list[float]) -> str:
     retried = [r for o in outcomes for r in o.retried]
     failed = [o for o in outcomes if o.state != "success"]
     m = machine()
@@ -151,6 +176,10 @@ def report(outcomes: list[RunOutcome], args, stack_name: str, started_at: dateti
                   f"{sum(o.tis for o in outcomes)} ({sum(o.deferred for o in outcomes)} deferred); retried: "
                   f"{len(retried)}; wall per run: "
                   + (f"min {min(walls):.1f} s, max {max(walls):.1f} s, total {sum(walls):.0f} s" if walls else "-")]
+    if delays:
+        late = [d for d in delays if d > LATE_SECONDS]
+        lines += ["", f"Task executions whose end reached the executor more than {LATE_SECONDS:g} s after the task's "
+                      f"last line: {len(late)} of {len(delays)} (longest {max(delays):.2f} s)."]
     if error:
         lines += ["", f"Stopped early: {error}"]
     for o in outcomes:
@@ -178,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes: list[RunOutcome] = []
     error = None
     args.heartbeat = "?"
+    delays: list[float] = []
     extra_env = {} if args.min_heartbeat_interval is None else {HEARTBEAT_ENV: str(args.min_heartbeat_interval)}
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="retry-free-") as tmp, ExitStack() as started:
@@ -196,11 +226,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{retried_text(o) or 'none'}", flush=True)
                 for r in o.retried:
                     print("\n".join(f"    {line}" for line in r["lines"]), flush=True)
-                out.write_text(report(outcomes, args, stack_name, started_at, None))  # kept if stopped later
+                delays = exit_report_delays(stack)
+                out.write_text(report(outcomes, args, stack_name, started_at, None, delays))  # kept if stopped later
         except (RuntimeError, TimeoutError, OSError) as err:
             error = str(err)[:3000]
             print(f"error: {error}", file=sys.stderr, flush=True)
-    text = report(outcomes, args, stack_name, started_at, error)
+    text = report(outcomes, args, stack_name, started_at, error, delays)
     out.write_text(text)
     print(text.split("\n\n", 3)[-1] if outcomes else text, flush=True)
     print(f"written: {out}", flush=True)

@@ -50,10 +50,12 @@ RACE_LINES = re.compile(r"state mismatch|finished with state \w+, but the task i
                         r"Marking task as UP_FOR_RETRY|Server indicated the task shouldn't be running")
 DEFERRED = "Pausing task as DEFERRED"
 HEARTBEAT_ENV = "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"
-# the services' logs: a task execution's last line (the task runner's closing ::endgroup::, with its ti_id) and
-# the supervisor's "Workload finished" for it; the time between them is how late its end reached the executor
+# A task execution's closing "::endgroup::" (the task runner's last line, with its ti_id: in the task's log file as
+# JSON, and in the scheduler's log too for LocalExecutor) and the supervisor's "Workload finished" for it (the
+# scheduler's or a Celery worker's log): the time between them is how late its end reached the executor.
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d\.\d+)")
 _LAST_LINE = re.compile(r"::endgroup::.*loc=task_runner\.py:\d+.*\bti_id=([0-9a-f-]{36})")
+_LAST_LINE_JSON = re.compile(r'^\{"timestamp":"([^"]+)".*"event":"::endgroup::".*"ti_id":"([0-9a-f-]{36})"')
 _FINISHED = re.compile(r"Workload finished .*workload_id=([0-9a-f-]{36})")
 LATE_SECONDS = 2.0
 
@@ -111,22 +113,32 @@ def follow_run(stack, api, logical_date: datetime) -> RunOutcome:
     return out
 
 
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T")).replace(tzinfo=timezone.utc).timestamp()
+
+
 def exit_report_delays(stack) -> list[float]:
-    """Seconds from each task execution's last log line to its supervisor's "Workload finished" (the executor's
-    report), from every service log that has both (the scheduler's for LocalExecutor, the workers' for Celery)."""
-    delays: list[float] = []
-    for path in sorted(stack.log_dir.glob("*.log")):
-        last: dict[str, float] = {}
+    """Seconds from each task execution's last line to its supervisor's "Workload finished" (the report to the
+    executor), from the services' logs and the task log files."""
+    ends: dict[str, list[float]] = {}
+    finished: list[tuple[str, float]] = []
+    paths = sorted(stack.log_dir.glob("*.log")) + sorted((stack.home / "logs").rglob("attempt=*.log"))
+    for path in paths:
         for line in path.read_text(errors="replace").splitlines():
-            stamp = _STAMP.match(line)
-            if not stamp:
-                continue
-            t = datetime.fromisoformat(f"{stamp.group(1)}T{stamp.group(2)}").timestamp()
-            if m := _LAST_LINE.search(line):
-                last[m.group(1)] = t
-            elif (m := _FINISHED.search(line)) and m.group(1) in last:
-                delays.append(t - last.pop(m.group(1)))
-    return delays
+            if m := _LAST_LINE_JSON.match(line):
+                ends.setdefault(m.group(2), []).append(_epoch(m.group(1)))
+            elif stamp := _STAMP.match(line):
+                t = _epoch(f"{stamp.group(1)}T{stamp.group(2)}")
+                if m := _LAST_LINE.search(line):
+                    ends.setdefault(m.group(1), []).append(t)
+                elif m := _FINISHED.search(line):
+                    finished.append((m.group(1), t))
+    out = []
+    for ti_id, t in finished:
+        before = [e for e in ends.get(ti_id, []) if e <= t]
+        if before:
+            out.append(t - max(before))
+    return out
 
 
 def start_services(started: ExitStack, workdir: Path, celery: bool, time_scale: float, extra_env: dict):

@@ -114,7 +114,8 @@ def follow_run(stack, api, logical_date: datetime) -> RunOutcome:
 
 
 def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T")).replace(tzinfo=timezone.utc).timestamp()
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    return stamp.replace(tzinfo=timezone.utc).timestamp()
 
 
 def exit_report_delays(stack) -> list[float]:

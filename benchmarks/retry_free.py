@@ -81,7 +81,7 @@ def retried_text(o: RunOutcome) -> str:
 
 def matching_lines(text: str, *needles: str) -> list[str]:
     """Lines of ``text`` matching :data:`RACE_LINES` and containing every one of ``needles``."""
-    return [line.strip()[:400] for line in text.splitlines()
+    return [line.strip()[:800] for line in text.splitlines()
             if RACE_LINES.search(line) and all(n in line for n in needles)]
 
 

@@ -299,6 +299,13 @@ class AirflowStack:
             "AIRFLOW__API__WORKERS": "1",
             # the pool and ARM waits defer to the triggerer, as in the Makefile and the Dockerfile
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+            # The task SDK's supervisor notices its task process's exit only after its next wait of up to
+            # [workers] min_heartbeat_interval (5 s) when the process closed its sockets before it was reaped (half
+            # the executions here). A deferring execution's late "success" then reaches the scheduler after the
+            # trigger fired and the task was requeued, and Airflow 3.3.2 fails and retries it (apache/airflow#72716,
+            # #67287; #68741 covers queued on main, not in 3.3.2). 1 s keeps that report ahead of the trigger's
+            # first poll (triggers/base.py first_poll_delay). benchmarks/retry_free.py checks it.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             # every service that serves logs gets its own free port (two stacks, or two workers, on one host)

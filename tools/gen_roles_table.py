@@ -1,6 +1,6 @@
 """Write the least-privilege roles table (plugins/batch_images/rules/permissions.py) between its markers in the
 README (or the docs page it moved to): ``python -m tools.gen_roles_table`` writes it, ``--check`` exits 1 when the
-committed table is stale (tests/rules/test_permissions.py runs the check)."""
+committed table is stale (tests/rules/test_rules_permissions.py runs the check)."""
 from __future__ import annotations
 
 import sys

@@ -5,9 +5,8 @@ preflight.
 - With exactly the table's assignments for the run (``permissions.assignments``, set with ``Control.set_roles``) the
   demo pipeline (prepared VM, a pool in a subnet, roll, retention, sweep) and a ``base_image`` pipeline (a build VM
   in a subnet) pass.
-- With one assignment removed, the run is refused in preflight naming that role, with zero writes. Reader on the
-  subscription is the exception in where it is caught: preflight's first read (the source VM) is refused by ARM
-  before the permission check runs, still with zero writes.
+- With one assignment removed, the run is refused in preflight naming that role, with zero writes (the check runs
+  before preflight's first read, so a missing Reader is named too).
 - For the write-side roles, with preflight's permission check skipped (``BATCH_IMAGES_TEST_SKIP_PERMISSION_CHECK``,
   test-only), the run fails at the request Azure refuses: ``AuthorizationFailed`` (ARM) / ``AuthorizationFailure``
   (Batch).
@@ -99,11 +98,9 @@ def test_without_one_role_preflight_refuses_naming_it(session, demo_roles, tmp_p
     result, measured = _run(session, tmp_path, cfg, roles)
     assert result.state == "failed" and result.task_state("preflight") == "failed", result.log[-4000:]
     assert measured["write_attempts"] == 0, measured
-    if role == perms.READER:   # preflight's first read is refused by ARM itself, before the permission check
-        assert "AuthorizationFailed" in result.log and "Microsoft.Compute/virtualMachines/read" in result.log
-    else:
-        assert f'assign the built-in role "{role}"' in result.log, result.log[-4000:]
-        assert "az role assignment create" in result.log
+    # the permission check runs before preflight's first read: every role is named, Reader too
+    assert f'assign the built-in role "{role}"' in result.log, result.log[-4000:]
+    assert "az role assignment create" in result.log
     reliability_row(f"permissions: without {role}: refused in preflight", survived=True, leaked=0,
                     writes_before_refusal=measured["write_attempts"])
 

@@ -170,6 +170,12 @@ class PreflightOperator(BaseOperator):
         arm = ArmComputeHook(azure_conn_id=arm_conn_id)
         self.log.info("Preflight of pipeline %s: run %s, logical date %s, version %s", cfg.dag_id, run_id,
                       logical, version)
+        # The caller's rights first (docs/real-azure.md, least-privilege roles), at the scopes the config names: a
+        # missing role fails here, named, before even a read could be refused (an adopted pool's subnet, known only
+        # once its pool is read, is checked again below).
+        check_permissions(arm, cfg, options, {}, found, self.log)
+        if found:
+            self._fail(cfg, found)
 
         build = None
         if cfg.base_image is not None:  # a build VM from a marketplace base (docs/base-image.md)
@@ -220,7 +226,8 @@ class PreflightOperator(BaseOperator):
                                                         zip(cfg.pools, pool_facts)},
                        account_regions=account_regions, publish_cfg=publish_cfg, reads=reads, pool_ids=pool_ids,
                        found=found)
-        check_permissions(arm, cfg, options, reads, found, self.log)  # issue 23: rights before any write
+        if any(p.adopt_pool_id for p in cfg.pools):  # an adopted pool's subnet: known only from its pool
+            check_permissions(arm, cfg, options, reads, found, self.log)
         self._log_notes(found)
 
         if found or source is None or version is None or replica_plan is None or agent is None or security is None \

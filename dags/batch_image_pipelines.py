@@ -32,7 +32,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, AssetAlias, Param, XComArg
+from airflow.sdk import DAG, AssetAlias, Param, XComArg, task_group
 
 from batch_images.notifications import Wiring
 from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
@@ -181,31 +181,49 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         dry_run_gate >> specs
-        # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
-        # plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's pool_spec.
-        rolls = PlanRollOperator.partial(
-            task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
-            strategy="{{ params.strategy }}").expand(pool_spec=specs).output
-        # Each waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
-        pools = BatchPoolOperator.partial(task_id="create_pool", image_version_id=version.output, plan=plan,
-                                          arm_conn_id=cfg.arm_conn_id, **waits).expand(pool_spec=rolls)
-        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
-        pools >> steady
-        # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops the
-        # run before promotion: the version stays excluded and discard_canaries deletes the new pool.
-        smoke = PoolSmokeTestOperator.partial(task_id="smoke_test", **waits).expand(pool_spec=rolls)
-        steady >> smoke
-        gate = smoke
-        if any(p.require_approval for p in cfg.pools):
-            gate = RollApprovalOperator.partial(task_id="approve_roll",
-                                               notifiers=notify.notifiers("approval")).expand(pool_spec=rolls)
-            smoke >> gate
+        # One lane per logical pool (README, "Rolling pools"): decide and lease, canary, steady, smoke test, approval,
+        # as one mapped task group expanded over pool_specs, so each pool's chain runs at its own pace (Airflow 3.3
+        # makes a mapped task wait for every map index of a mapped upstream unless both are in one mapped task group).
+        # prefix_group_id=False keeps the task ids (plan_roll, create_pool, ...; map index = the pool's place in
+        # the plan). plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's
+        # pool_spec.
+        @task_group(group_id="pool_lane", prefix_group_id=False)
+        def pool_lane(pool_spec):
+            """One logical pool: plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test [-> approve_roll]."""
+            decision = PlanRollOperator(task_id="plan_roll", pool_spec=pool_spec, image_version_id=version.output,
+                                        allow_downgrade="{{ params.allow_downgrade }}",
+                                        strategy="{{ params.strategy }}").output
+            # Waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
+            canary = BatchPoolOperator(task_id="create_pool", pool_spec=decision, image_version_id=version.output,
+                                       plan=plan, arm_conn_id=cfg.arm_conn_id, **waits)
+            steady = BatchPoolSteadySensor(task_id="wait_for_pool_steady", pool_spec=decision, **waits)
+            # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops
+            # the run before promotion: the version stays excluded and discard_canaries deletes the new pool.
+            smoke = PoolSmokeTestOperator(task_id="smoke_test", pool_spec=decision, **waits)
+            canary >> steady >> smoke
+            if any(p.require_approval for p in cfg.pools):
+                smoke >> RollApprovalOperator(task_id="approve_roll", pool_spec=decision,
+                                              notifiers=notify.notifiers("approval"))
+
+        lanes = pool_lane.expand(pool_spec=specs)
+        # Promotion is per version: once, after every lane's gate (no pool's canary can still fail), reading every
+        # lane's decision (outside the group, plan_roll's XCom is the list of all lanes' outputs).
+        rolls = XComArg(dag.get_task("plan_roll"))
         promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
                                               arm_conn_id=cfg.arm_conn_id, **waits)
-        gate >> promote
-        roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
-                                             on_success_callback=notify.notifiers("roll") or None,
-                                             **waits).expand(pool_spec=rolls)
+        lanes >> promote
+
+        # The roll part, one lane per logical pool again: a mapped task group over the same pool_specs, so lane i is
+        # plan_roll's lane i; roll_pool reads that lane's decision by map index (Airflow cannot expand over the output
+        # of a task inside a mapped task group: apache/airflow#55759).
+        @task_group(group_id="roll_lane", prefix_group_id=False)
+        def roll_lane(pool_spec):
+            """One logical pool: roll_pool moves it to the promoted version."""
+            RollPoolOperator(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
+                             pool_spec="{{ ti.xcom_pull(task_ids='plan_roll', map_indexes=ti.map_index) }}",
+                             on_success_callback=notify.notifiers("roll") or None, **waits)
+
+        roll_pool = roll_lane.expand(pool_spec=specs)
         promote >> roll_pool
         # Retention once every logical pool rolled: old versions nothing references are deleted, superseded ones get
         # their endOfLifeDate (operators/cleanup.py, rules/retention.py).

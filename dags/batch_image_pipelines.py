@@ -1,28 +1,35 @@
 """Image-to-pool pipelines: one DAG per image definition declared in include/pipelines/*.yaml.
 
 Each DAG does Microsoft's recipe "create a Batch pool from a Shared Image Gallery image" with one
-task per step, passing resource IDs through XCom:
+task per step, passing resource IDs through XCom. The graph reads as the flow:
 
-preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version, then the roll,
-one mapped task per configured (logical) pool: plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test ->
-[approve_roll, only when a pool has require_approval] -> promote_image_version (one task) -> roll_pool ->
-retire_old_versions (one task). Beside them preflight -> sweep_leftovers (earlier runs' leftovers). Two teardowns:
-delete_temporary_resources removes the snapshots and the managed image even when a later step fails;
-discard_canaries deletes this run's new pools that never became serving (a step before roll_pool failed), only when
-nothing uses them. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot
-capture such a VM in a managed image) and publish_image_version makes the version from the snapshots.
+1. Build: preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version (a
+   base_image pipeline first makes and generalizes a build VM). Beside it preflight -> sweep_leftovers (earlier
+   runs' leftovers) and preflight -> dry_run_gate -> pool_specs.
+2. One lane per logical pool (the mapped task group ``pool_lane`` over pool_specs' output, task ids without a group
+   prefix): plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test [-> approve_roll, only when a pool has
+   require_approval]. Each lane runs at its own pace: a pool that is created early is steady and smoke-tested
+   while another is still being created (Airflow 3.3 makes a mapped task wait for every map index of a mapped
+   upstream unless both are in one mapped task group).
+3. promote_image_version (one task: promotion is per version, so it waits for every lane's canary), then one
+   roll_pool per logical pool (the mapped task group ``roll_lane`` over the same pool_specs: lane i rolls what
+   plan_roll[i] decided), then retire_old_versions (one task).
+4. Clean up. Two teardowns: delete_temporary_resources removes the snapshots and the managed image even when a
+   later step fails; discard_canaries deletes this run's new pools that never became serving (a step before
+   roll_pool failed), only when nothing uses them. run_summary comes last, whatever failed.
 
-Replication: publish_image_version creates the version with excludeFromLatest true and waits only for the gallery's
-own region. Each create_pool[i] then waits (deferred) for the replica in its own Batch account's region and creates
-its pool as soon as that region is Completed, so a pool in a fast region never waits for a slow one (the wait is in
-create_pool, not a mapped task of its own: Airflow 3.3 makes a mapped task wait for every map index of a mapped
-upstream outside a mapped task group). A region that ends Failed is retried (remove it from targetRegions, add it
-back, up to two times, then fail naming it) by one task only, the first pool of the plan in that region; every
-retry writes the full configured targetRegions minus at most the region it retries, so concurrent retries of
-different regions converge; the other pools of the region wait for it (operators/replica.py).
-promote_image_version waits for every target region (same retry) before it sets excludeFromLatest false; a failed
-promotion leaves the version excluded and discard_canaries removes the new pools. The temporary snapshots / managed
-image stay until promotion saw every region.
+For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot capture such a VM in
+a managed image) and publish_image_version makes the version from the snapshots.
+
+Replication: publish_image_version creates the version with excludeFromLatest true and waits for the version's
+create operation, which covers replication to every target region; a region that ends Failed is retried (removed
+from targetRegions and added back, up to two times, then the task fails naming it). Each create_pool still waits
+(deferred) for the replica in its own Batch account's region with no operation in flight on the version, as a
+guard, and retries that region if it failed meanwhile; the wait is inside create_pool, not a task of its own, to
+keep the lane short; only the first pool of the plan in a region retries it, the other pools of the region wait
+for it (operators/replica.py). promote_image_version waits for every target region (same retry) before it sets
+excludeFromLatest false; a failed promotion leaves the version excluded and discard_canaries removes the new
+pools. The temporary snapshots / managed image stay until promotion saw every region.
 
 This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
 """

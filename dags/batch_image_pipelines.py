@@ -1,28 +1,35 @@
 """Image-to-pool pipelines: one DAG per image definition declared in include/pipelines/*.yaml.
 
 Each DAG does Microsoft's recipe "create a Batch pool from a Shared Image Gallery image" with one
-task per step, passing resource IDs through XCom:
+task per step, passing resource IDs through XCom. The graph reads as the flow:
 
-preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version, then the roll,
-one mapped task per configured (logical) pool: plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test ->
-[approve_roll, only when a pool has require_approval] -> promote_image_version (one task) -> roll_pool ->
-retire_old_versions (one task). Beside them preflight -> sweep_leftovers (earlier runs' leftovers). Two teardowns:
-delete_temporary_resources removes the snapshots and the managed image even when a later step fails;
-discard_canaries deletes this run's new pools that never became serving (a step before roll_pool failed), only when
-nothing uses them. For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot
-capture such a VM in a managed image) and publish_image_version makes the version from the snapshots.
+1. Build: preflight -> snapshot_disks -> wait_for_snapshots -> create_managed_image -> publish_image_version (a
+   base_image pipeline first makes and generalizes a build VM). Beside it preflight -> sweep_leftovers (earlier
+   runs' leftovers) and preflight -> dry_run_gate -> pool_specs.
+2. One lane per logical pool (the mapped task group ``pool_lane`` over pool_specs' output, task ids without a group
+   prefix): plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test [-> approve_roll, only when a pool has
+   require_approval]. Each lane runs at its own pace: a pool that is created early is steady and smoke-tested
+   while another is still being created (Airflow 3.3 makes a mapped task wait for every map index of a mapped
+   upstream unless both are in one mapped task group).
+3. promote_image_version (one task: promotion is per version, so it waits for every lane's canary), then one
+   roll_pool per logical pool (the mapped task group ``roll_lane`` over the same pool_specs: lane i rolls what
+   plan_roll[i] decided), then retire_old_versions (one task).
+4. Clean up. Two teardowns: delete_temporary_resources removes the snapshots and the managed image even when a
+   later step fails; discard_canaries deletes this run's new pools that never became serving (a step before
+   roll_pool failed), only when nothing uses them. run_summary comes last, whatever failed.
 
-Replication: publish_image_version creates the version with excludeFromLatest true and waits only for the gallery's
-own region. Each create_pool[i] then waits (deferred) for the replica in its own Batch account's region and creates
-its pool as soon as that region is Completed, so a pool in a fast region never waits for a slow one (the wait is in
-create_pool, not a mapped task of its own: Airflow 3.3 makes a mapped task wait for every map index of a mapped
-upstream outside a mapped task group). A region that ends Failed is retried (remove it from targetRegions, add it
-back, up to two times, then fail naming it) by one task only, the first pool of the plan in that region; every
-retry writes the full configured targetRegions minus at most the region it retries, so concurrent retries of
-different regions converge; the other pools of the region wait for it (operators/replica.py).
-promote_image_version waits for every target region (same retry) before it sets excludeFromLatest false; a failed
-promotion leaves the version excluded and discard_canaries removes the new pools. The temporary snapshots / managed
-image stay until promotion saw every region.
+For a Trusted Launch source VM, create_managed_image makes nothing and says why (Azure cannot capture such a VM in
+a managed image) and publish_image_version makes the version from the snapshots.
+
+Replication: publish_image_version creates the version with excludeFromLatest true and waits for the version's
+create operation, which covers replication to every target region; a region that ends Failed is retried (removed
+from targetRegions and added back, up to two times, then the task fails naming it). Each create_pool still waits
+(deferred) for the replica in its own Batch account's region with no operation in flight on the version, as a
+guard, and retries that region if it failed meanwhile; the wait is inside create_pool, not a task of its own, to
+keep the lane short; only the first pool of the plan in a region retries it, the other pools of the region wait
+for it (operators/replica.py). promote_image_version waits for every target region (same retry) before it sets
+excludeFromLatest false; a failed promotion leaves the version excluded and discard_canaries removes the new
+pools. The temporary snapshots / managed image stay until promotion saw every region.
 
 This file imports no Azure SDK: operators import their hooks when they run, so the DAG parses fast.
 """
@@ -32,7 +39,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, AssetAlias, Param, XComArg
+from airflow.sdk import DAG, AssetAlias, Param, XComArg, task_group
 
 from batch_images.notifications import Wiring
 from batch_images.operators.build_vm import BuildVmOperator, DeleteBuildVmOperator, GeneralizeBuildVmOperator
@@ -87,8 +94,8 @@ DOC = """
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
 from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
-* **Params** (the trigger form; README, "Running the pipeline"): `mode` build (default) or a roll-only run that
-  builds nothing: `rollback`, `roll_to_existing`, `revoke` (README, "Roll back"); `rebuild` counts deliberate rebuilds of the same
+* **Params** (the trigger form; docs/operations.md): `mode` build (default) or a roll-only run that
+  builds nothing: `rollback`, `roll_to_existing`, `revoke` (docs/operations.md, "Roll back"); `rebuild` counts deliberate rebuilds of the same
   logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
   `version` an explicit Major.Minor.Patch; `target_regions` / `pools` subsets; `strategy`; `canary_only`;
   `allow_downgrade`; `dry_run` (preflight and the plan only, nothing written).
@@ -123,7 +130,7 @@ def base_image_params(cfg: PipelineConfig) -> dict:
 
 def build_dag(cfg: PipelineConfig) -> DAG:
     pipeline = cfg.to_dict()
-    # The pipeline's notifications (README, "Notifications"): failures, rolls, approvals waiting.
+    # The pipeline's notifications (docs/operations.md, "Notifications"): failures, rolls, approvals waiting.
     notify = Wiring(pipeline.get("notifications"))
     with DAG(
         dag_id=cfg.dag_id,
@@ -162,7 +169,7 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
         dry_run_gate >> sweep
         waits = {"poll_interval": cfg.poll_interval_seconds}
-        # A roll-only run (params.mode rollback / roll_to_existing / revoke; README, "Roll back") builds nothing: the
+        # A roll-only run (params.mode rollback / roll_to_existing / revoke; docs/operations.md, "Roll back") builds nothing: the
         # gate skips the build steps, publish_image_version (none_failed) readies the existing versions instead.
         build_gate = BuildGateOperator(task_id="build_gate", plan=plan)
         dry_run_gate >> build_gate
@@ -199,33 +206,53 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         dry_run_gate >> specs
-        # The roll, per logical pool (README, "Rolling pools"): decide and lease, canary, approval, promote, move.
-        # plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's pool_spec.
-        # One of publish_image_version (a build) and ready_existing_versions (a roll-only run) is skipped.
-        rolls = PlanRollOperator.partial(
-            task_id="plan_roll", image_version_id=version.output, allow_downgrade="{{ params.allow_downgrade }}",
-            strategy="{{ params.strategy }}", trigger_rule="none_failed_min_one_success").expand(pool_spec=specs).output
-        existing >> rolls.operator
-        # Each waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
-        pools = BatchPoolOperator.partial(task_id="create_pool", plan=plan,
-                                          arm_conn_id=cfg.arm_conn_id, **waits).expand(pool_spec=rolls)
-        steady = BatchPoolSteadySensor.partial(task_id="wait_for_pool_steady", **waits).expand(pool_spec=rolls)
-        pools >> steady
-        # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops the
-        # run before promotion: the version stays excluded and discard_canaries deletes the new pool.
-        smoke = PoolSmokeTestOperator.partial(task_id="smoke_test", **waits).expand(pool_spec=rolls)
-        steady >> smoke
-        gate = smoke
-        if any(p.require_approval for p in cfg.pools):
-            gate = RollApprovalOperator.partial(task_id="approve_roll",
-                                               notifiers=notify.notifiers("approval")).expand(pool_spec=rolls)
-            smoke >> gate
+        # One lane per logical pool (docs/concepts.md, "Rolling pools to a new version"): decide and lease, canary, steady, smoke test, approval,
+        # as one mapped task group expanded over pool_specs, so each pool's chain runs at its own pace (Airflow 3.3
+        # makes a mapped task wait for every map index of a mapped upstream unless both are in one mapped task group).
+        # prefix_group_id=False keeps the task ids (plan_roll, create_pool, ...; map index = the pool's place in
+        # the plan). plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's
+        # pool_spec.
+        @task_group(group_id="pool_lane", prefix_group_id=False)
+        def pool_lane(pool_spec):
+            """One logical pool: plan_roll -> create_pool -> wait_for_pool_steady -> smoke_test [-> approve_roll]."""
+            # One of publish_image_version (a build) and ready_existing_versions (a roll-only run) is skipped.
+            decide = PlanRollOperator(task_id="plan_roll", pool_spec=pool_spec, image_version_id=version.output,
+                                      allow_downgrade="{{ params.allow_downgrade }}", strategy="{{ params.strategy }}",
+                                      trigger_rule="none_failed_min_one_success")
+            existing >> decide
+            decision = decide.output
+            # Waits for its own account region's replica first (and retries it if it fails; operators/replica.py).
+            # The decision names the version (the built one, or a roll-only run's target for this pool).
+            canary = BatchPoolOperator(task_id="create_pool", pool_spec=decision, plan=plan,
+                                       arm_conn_id=cfg.arm_conn_id, **waits)
+            steady = BatchPoolSteadySensor(task_id="wait_for_pool_steady", pool_spec=decision, **waits)
+            # The canary's smoke test (pools with smoke_test; a no-op when the run makes no new pool). A failure stops
+            # the run before promotion: the version stays excluded and discard_canaries deletes the new pool.
+            smoke = PoolSmokeTestOperator(task_id="smoke_test", pool_spec=decision, **waits)
+            canary >> steady >> smoke
+            if any(p.require_approval for p in cfg.pools):
+                smoke >> RollApprovalOperator(task_id="approve_roll", pool_spec=decision,
+                                              notifiers=notify.notifiers("approval"))
+
+        lanes = pool_lane.expand(pool_spec=specs)
+        # Promotion is per version: once, after every lane's gate (no pool's canary can still fail), reading every
+        # lane's decision (outside the group, plan_roll's XCom is the list of all lanes' outputs).
+        rolls = XComArg(dag.get_task("plan_roll"))
         promote = PromoteImageVersionOperator(task_id="promote_image_version", plan=plan, rolls=rolls,
                                               arm_conn_id=cfg.arm_conn_id, **waits)
-        gate >> promote
-        roll_pool = RollPoolOperator.partial(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
-                                             on_success_callback=notify.notifiers("roll") or None,
-                                             **waits).expand(pool_spec=rolls)
+        lanes >> promote
+
+        # The roll part, one lane per logical pool again: a mapped task group over the same pool_specs, so lane i is
+        # plan_roll's lane i; roll_pool reads that lane's decision by map index (Airflow cannot expand over the output
+        # of a task inside a mapped task group: apache/airflow#55759).
+        @task_group(group_id="roll_lane", prefix_group_id=False)
+        def roll_lane(pool_spec):
+            """One logical pool: roll_pool moves it to the promoted version."""
+            RollPoolOperator(task_id="roll_pool", outlets=[AssetAlias(f"batch-pool-rolls-{cfg.dag_id}")],
+                             pool_spec="{{ ti.xcom_pull(task_ids='plan_roll', map_indexes=ti.map_index) }}",
+                             on_success_callback=notify.notifiers("roll") or None, **waits)
+
+        roll_pool = roll_lane.expand(pool_spec=specs)
         promote >> roll_pool
         # Retention once every logical pool rolled: old versions nothing references are deleted, superseded ones get
         # their endOfLifeDate (operators/cleanup.py, rules/retention.py).

@@ -19,7 +19,7 @@ from batch_images.operators.region_retry import (
 )
 from batch_images.rules import ids, naming, security, states
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, RollDecision
+from batch_images.rules.plan import Plan, RollDecision, pulled_list
 from batch_images.rules.preflight import existing_definition_problems
 from batch_images.rules.ids import region_key, same_id
 from batch_images.waiting import AzureWaitFailed
@@ -450,7 +450,7 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
     outputs, each with ``roll_action``), the version is waited for but stays excluded: a backfill publishes, it does
     not promote. Idempotent: an already promoted version is left as it is.
 
-    :param plan: the preflight plan (``version_id``). :param rolls: plan_roll's outputs (list of dicts) or None.
+    :param plan: the preflight plan (``version_id``). :param rolls: plan_roll's outputs (a list of dicts, one dict for one lane, or None).
     :return: the version id, or None when it was left excluded.
     """
 
@@ -488,7 +488,7 @@ class PromoteImageVersionOperator(GalleryImageVersionOperator):
             raise AirflowSkipException(f"Canary only: image version {self.typed_plan.version} is replicated "
                                        "everywhere and stays excluded from latest (not promoted)")
         try:
-            actions = [RollDecision.from_dict(r, f"rolls[{i}]").roll_action for i, r in enumerate(self.rolls or [])]
+            actions = [RollDecision.from_dict(r, f"rolls[{i}]").roll_action for i, r in enumerate(pulled_list(self.rolls))]
         except InvalidInput as err:
             raise AirflowFailException(str(err)) from None
         if actions and all(a == roll.SKIP_DOWNGRADE for a in actions):

@@ -18,21 +18,12 @@ from airflow.sdk import BaseOperator
 
 from batch_images.rules import ids
 from batch_images.rules.errors import InvalidInput
-from batch_images.rules.plan import Plan, RollDecision, describe
+from batch_images.rules.plan import Plan, RollDecision, describe, pulled_list
 
 
 def _text(value: Any) -> Any:
     """An SDK enum's wire value ("steady"), or the value itself."""
     return getattr(value, "value", value)
-
-
-def _as_list(value: Any) -> list:
-    """A mapped task's pulled XComs (a lazy sequence, one value, or None) as a list without Nones."""
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes, Mapping)):
-        return [value]
-    return [v for v in value if v is not None]
 
 
 def format_summary(s: Mapping[str, Any]) -> str:
@@ -219,10 +210,10 @@ class RunSummaryOperator(BaseOperator):
             "image version": pull(task_ids="publish_image_version"),
             "pools": [],
         }
-        rolled = {r.get("logical_pool"): r for r in _as_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
+        rolled = {r.get("logical_pool"): r for r in pulled_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
         # (batch_conn_id, pool id, moved jobs, logical pool): the serving pool after the roll, else the run's new pool
         pools = []
-        for i, value in enumerate(_as_list(pull(task_ids="plan_roll"))):
+        for i, value in enumerate(pulled_list(pull(task_ids="plan_roll"))):
             try:
                 d = RollDecision.from_dict(value, f"plan_roll[{i}]")
             except InvalidInput as err:  # report, don't fail the summary

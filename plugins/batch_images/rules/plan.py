@@ -291,6 +291,16 @@ def read_pool_spec(data: Any, field: str = "pool_spec") -> PoolSpec:
     return RollDecision.read(data, field) or PoolSpec.from_dict(data, field)
 
 
+def pulled_list(value: Any) -> list:
+    """The XComs of a task pulled across its map indexes or lanes (a mapped task group's task pulled from outside the
+    group gives a list, or the one value itself when there is one lane) as a list without Nones."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, Mapping)):
+        return [value]
+    return [v for v in value if v is not None]
+
+
 class Plan(_Model):
     """The run's plan (see docs/architecture.md, "The plan")."""
 

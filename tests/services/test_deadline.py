@@ -1,14 +1,13 @@
 """The nightly cut-off (``notifications.deadline_minutes``) under the real services: Airflow's Deadline Alert from
 the run's queued time, its AsyncCallback run by the triggerer, a webhook received by a local receiver.
 
-One stack (SQLite + LocalExecutor, as `make airflow`) with the demo pipeline cut off after 2 minutes and the
-stand-in's clock slowed, so that a healthy run outlives its cut-off:
+One stack (SQLite + LocalExecutor, as `make airflow`) with the demo pipeline cut off after 2 minutes:
 
 1. a run that fails before its cut-off (a 400 from Azure on the snapshot's PUT fails create_snapshot at once). Its
    deadline stays armed in Airflow 3.3.2 (apache/airflow#60927) and passes while the next run goes on: the callback
    runs and sends nothing, as the run is no longer running;
-2. a run still going at its cut-off: exactly one message, naming it. It is then marked failed through the REST API
-   and the receiver is watched a while longer: nothing more comes.
+2. a run still going at its cut-off (its image version replicates for 10 more minutes): exactly one message, naming
+   it. It is then marked failed through the REST API and the receiver is watched a while longer: nothing more comes.
 """
 from __future__ import annotations
 
@@ -18,16 +17,16 @@ from datetime import datetime
 
 import pytest
 
-from _services import DAG_ID, demo_pipelines_dir, wait_for_dag
+from _services import DAG_ID, SERVICES_TIME_SCALE, demo_pipelines_dir, wait_for_dag
 from include.services.stack import AirflowStack
 from tests.receivers import WebhookReceiver
 
 pytestmark = pytest.mark.services
 
 CUT_OFF_MINUTES = 2
-# The stand-in's clock, 10x slower than the other services tests (SERVICES_TIME_SCALE): a run's simulated waits
-# then keep it running well past a 1-minute cut-off.
-SLOW_TIME_SCALE = 30.0
+# The late run's image version replicates this much longer (simulated seconds; a `replication_slow` fault): 10
+# real minutes at the services' time scale, so the run is surely still waiting at its cut-off.
+SLOW_REPLICATION = SERVICES_TIME_SCALE * 600
 HOOK_PATH = "/cut-off"
 STILL_RUNNING = f"still running {CUT_OFF_MINUTES} minutes after it was queued"
 
@@ -54,7 +53,7 @@ def test_the_cut_off_tells_a_late_run_once_and_a_run_that_failed_never(standin_s
     s = standin_session
     if s.proc is None or s.proc.poll() is not None:
         s.start()
-    s.reset(scale=SLOW_TIME_SCALE)
+    s.reset(scale=SERVICES_TIME_SCALE)
     with WebhookReceiver() as hook:
         pipelines = demo_pipelines_dir(tmp_path / "pipelines", notifications={
             "webhook": {"conn_id": "cut_off_hook"}, "deadline_minutes": CUT_OFF_MINUTES})
@@ -81,7 +80,8 @@ def test_the_cut_off_tells_a_late_run_once_and_a_run_that_failed_never(standin_s
             assert _when(failed["end_date"]) < _when(armed["deadline_time"]), (failed, armed)
             s.control.clear_faults()
 
-            # 2. a run still going at its cut-off
+            # 2. a run still going at its cut-off: waiting for its image version's replication
+            s.control.add_fault("replication_slow", count=-1, match={}, extra_seconds=SLOW_REPLICATION)
             started = time.monotonic()
             late = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": "2026-11-25T00:00:00Z",
                                                                "conf": {"rebuild": 1}})

@@ -140,6 +140,8 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         start_date=datetime.combine(cfg.start_date, datetime.min.time(), tzinfo=timezone.utc),
         catchup=False,
         max_active_runs=1,
+        # notifications.deadline_minutes: the nightly cut-off (a Deadline Alert; None when not configured)
+        deadline=notify.deadline(),
         tags=list(cfg.tags) or ["azure", "batch", "images"],
         default_args={
             "owner": cfg.owner,

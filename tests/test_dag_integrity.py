@@ -31,6 +31,12 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
             assert task.retries >= 1 or task.is_teardown, (dag_id, task.task_id)
 
 
+def test_the_shipped_pipelines_have_no_cut_off(dagbag):
+    """No deadline_minutes in the shipped pipelines: `airflow dags test` (make demo, the pipeline tests) of a DAG with
+    a Deadline Alert ends a successful run with an error in Airflow 3.3.2 (apache/airflow#73428)."""
+    assert {dag_id: dag.deadline for dag_id, dag in dagbag.dags.items() if dag.deadline} == {}
+
+
 def test_demo_dag_has_the_recipe_steps_in_order(dagbag):
     dag = dagbag.dags["batch_image_ubuntu2204"]
     # The recipe, then the roll (issue 10): nothing moves users' work before the new pool is steady, passed its

@@ -9,10 +9,12 @@
 * ``roll``: roll_pool's ``on_success_callback``: its XCom result says whether the logical pool moved.
 * ``approval``: approve_roll's ``notifiers`` (HITLOperator calls them only when it really waits).
 
-No nightly cut-off: Airflow 3.3.2's Deadline Alerts were tried and left out (docs/operations.md says why): a failed
-run's deadline stays armed and fires later (apache/airflow#60927; DagRun.update_state prunes deadlines on success
-only), and ``airflow dags test`` of a DAG with a deadline ends a successful run with an error (dag.test hands
-DagRun.update_state the SDK DAG, whose ``deadline`` holds DeadlineAlert objects where alert ids are expected).
+* the nightly cut-off (``deadline_minutes``): an Airflow Deadline Alert from the run's queued time whose
+  :class:`~airflow.sdk.AsyncCallback` is :func:`deadline_missed`, run by the triggerer. Airflow 3.3.2 keeps a failed
+  run's deadline armed and runs the callback at the cut-off anyway (apache/airflow#60927, open; DagRun.update_state
+  prunes deadlines on success only), so the callback asks for the run's state first and sends nothing unless it is
+  still running. Attached only when configured: ``airflow dags test`` of a DAG with a deadline ends a successful
+  run with an error (apache/airflow#73428, open).
 
 Targets: e-mail through the smtp provider's ``SmtpNotifier`` (an Airflow SMTP connection), and a JSON POST to the
 URL held in an Airflow connection (no webhook notifier is installed: the http provider is not in the lock). Each
@@ -22,14 +24,21 @@ No Azure import.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
-from airflow.sdk import BaseNotifier
+from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineAlert, DeadlineReference
 from batch_images import links
 from batch_images.rules import notify as text
 
 WEBHOOK_TIMEOUT_SECONDS = 30
+# A run not ended at its cut-off: running, or still queued (behind another run: max_active_runs is 1).
+NOT_ENDED = ("queued", "running")
+_log = logging.getLogger(__name__)
 
 
 def _redact(value: str) -> str:
@@ -104,16 +113,7 @@ class PipelineNotifier(BaseNotifier):
         msg = self.message(context)
         if msg is None:
             return
-        msg = text.Message(_redact(msg.subject), tuple(_redact(line) for line in msg.lines))
-        for name, target, send in (("e-mail", self.email, self._send_email),
-                                   ("webhook", self.webhook, self._send_webhook)):
-            if not target:
-                continue
-            try:
-                send(msg, target, context)
-                self.log.info("Notification %r sent by %s", msg.subject, name)
-            except Exception:  # noqa: BLE001 - logged; a notification never fails the task
-                self.log.exception("Notification %r by %s failed", msg.subject, name)
+        deliver(msg, self.email, self.webhook, context, self.log)
 
     @staticmethod
     def _send_email(msg: text.Message, target: Mapping, context: Any) -> None:
@@ -137,6 +137,76 @@ class PipelineNotifier(BaseNotifier):
                                f"{answer.text[:300]}")
 
 
+def deliver(msg: text.Message, email: Mapping | None, webhook: Mapping | None, context: Any,
+            log: logging.Logger | Any) -> None:
+    """Send ``msg`` (redacted first) to each target given; a failed delivery is logged with ``log``, never raised."""
+    msg = text.Message(_redact(msg.subject), tuple(_redact(line) for line in msg.lines))
+    for name, target, send in (("e-mail", email, PipelineNotifier._send_email),
+                               ("webhook", webhook, PipelineNotifier._send_webhook)):
+        if not target:
+            continue
+        try:
+            send(msg, target, context)
+            log.info("Notification %r sent by %s", msg.subject, name)
+        except Exception:  # noqa: BLE001 - logged; a notification never fails the task
+            log.exception("Notification %r by %s failed", msg.subject, name)
+
+
+def _state_name(state: Any) -> str:
+    """``running`` for ``running``, ``DagRunState.RUNNING`` or the enum member."""
+    return str(getattr(state, "value", state)).rpartition(".")[2].lower()
+
+
+def _run_state(dag_run: Mapping[str, Any]) -> str | None:
+    """The run's state now, through the triggerer's Execution API channel (the Task SDK's GetDagRunState); None when
+    it cannot be asked (then the caller keeps the state the scheduler saw when the deadline passed)."""
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        return str(RuntimeTaskInstance.get_dagrun_state(dag_run["dag_id"], dag_run["dag_run_id"]))
+    except Exception:  # noqa: BLE001 - outside a triggerer (no supervisor channel): the scheduler's view stands
+        _log.warning("Could not ask for the state of run %s; using the state when the cut-off passed",
+                     dag_run.get("dag_run_id"), exc_info=True)
+        return None
+
+
+def _cut_off(minutes: int, email: Mapping | None, webhook: Mapping | None, context: Mapping[str, Any]) -> bool:
+    dag_run, deadline = context.get("dag_run") or {}, context.get("deadline") or {}
+    run_id, state = dag_run.get("dag_run_id"), _state_name(dag_run.get("state"))
+    if state in NOT_ENDED:  # not ended when the scheduler saw the cut-off pass: is it still?
+        state = _state_name(_run_state(dag_run) or state)
+    if state not in NOT_ENDED:
+        # apache/airflow#60927: Airflow 3.3.2 runs the callback of a run that ended (failed) before its cut-off.
+        _log.info("Run %s is %s, no longer running: no cut-off message", run_id, state)
+        return False
+    _log.info("Run %s is still %s at its cut-off: telling the targets", run_id, state)
+    from airflow.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback=None)
+    dag_id = dag_run.get("dag_id")
+    grid = f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{quote(str(run_id), safe='')}" if base_url else None
+    deliver(text.still_running(dag_id, run_id, minutes, dag_run.get("queued_at"), deadline.get("deadline_time"), grid,
+                               state), email, webhook, context, _log)
+    return True
+
+
+async def deadline_missed(*, minutes: int, email: Mapping | None = None, webhook: Mapping | None = None,
+                          context: Mapping[str, Any]) -> bool:
+    """The nightly cut-off's callback (an :class:`~airflow.sdk.AsyncCallback` run by the triggerer when a run's
+    deadline passed): tell the targets once that the run is still running (or still queued), or nothing when it has
+    ended (success or failure).
+
+    :param minutes: the cut-off, minutes after the run was queued (for the message).
+    :param email: / :param webhook: the targets, as for :class:`PipelineNotifier`.
+    :param context: what Airflow 3.3.2 hands a deadline callback: ``{"dag_run": DAGRunResponse JSON (dag_id,
+        dag_run_id, state, queued_at, ...) as the scheduler saw it when the deadline passed, "deadline": {"id",
+        "deadline_time"}}``.
+    :returns: True when a message was sent (delivery failures are logged, never raised).
+    """
+    # SMTP and the webhook POST block, and so do the Task SDK's calls: in a thread, off the triggerer's event loop.
+    return await asyncio.to_thread(_cut_off, minutes, email, webhook, context)
+
+
 class Wiring:
     """What the DAG file attaches for a pipeline's ``notifications`` (a NotificationsConfig.to_dict(), or None):
     empty lists / None for an event not asked for, so a pipeline without notifications gets nothing."""
@@ -151,3 +221,14 @@ class Wiring:
     def notifiers(self, event: str) -> list[PipelineNotifier]:
         """``[PipelineNotifier]`` for ``event`` when the pipeline asks for it, else ``[]``."""
         return [PipelineNotifier(**self._kwargs(event))] if event in self.events else []
+
+    def deadline(self) -> DeadlineAlert | None:
+        """The DAG's ``deadline``: the nightly cut-off when ``deadline_minutes`` is set, else None (no deadline at
+        all, so ``airflow dags test`` of the pipeline does not hit apache/airflow#73428)."""
+        minutes = self.cfg.get("deadline_minutes")
+        if not minutes:
+            return None
+        return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=timedelta(minutes=minutes),
+                             callback=AsyncCallback(deadline_missed, kwargs={
+                                 "minutes": minutes, "email": self.cfg.get("email"),
+                                 "webhook": self.cfg.get("webhook")}))

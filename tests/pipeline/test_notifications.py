@@ -162,3 +162,42 @@ def test_an_approval_waiting_is_told_and_a_pass_through_is_not(conns, receivers,
         assert ("Logical pool **ubuntu2204** in account batchimages: move work from ubuntu2204-2026-1124-0 "
                 "(2026.1124.0)") in body
         assert f"Approve or reject: {url}" in body
+
+
+def test_the_cut_off_is_a_deadline_alert_only_when_configured():
+    """deadline_minutes: a Deadline Alert from the run's queued time, its callback run by the triggerer; without it
+    the DAG gets no deadline (`airflow dags test` of a DAG with one ends in apache/airflow#73428)."""
+    from datetime import timedelta
+
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    from batch_images.notifications import Wiring
+
+    assert Wiring({"webhook": {"conn_id": "notify_hook"}}).deadline() is None
+    assert Wiring(None).deadline() is None
+    alert = Wiring({"webhook": {"conn_id": "notify_hook"}, "deadline_minutes": 240}).deadline()
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT and alert.interval == timedelta(minutes=240)
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.serialize() == {"path": "batch_images.notifications.deadline_missed", "kwargs": {
+        "minutes": 240, "email": None, "webhook": {"conn_id": "notify_hook"}}}
+
+
+@pytest.mark.parametrize("state", ["failed", "success"])
+def test_the_cut_off_of_a_run_that_ended_sends_nothing(receivers, monkeypatch, state):
+    """Airflow 3.3.2 runs a failed run's deadline callback at the cut-off anyway (apache/airflow#60927): the
+    callback reads the state the scheduler saw then and tells nothing. (A run still running: tests/services.)"""
+    import asyncio
+
+    from _batch_common import reset_secret_cache
+
+    from batch_images.notifications import deadline_missed
+
+    smtp, hook = receivers
+    monkeypatch.setenv("AIRFLOW_CONN_NOTIFY_HOOK", json.dumps({"conn_type": "http", "password": hook.url(HOOK_PATH)}))
+    reset_secret_cache()
+    before = len(hook.posts)
+    context = {"dag_run": {"dag_id": "d", "dag_run_id": "scheduled__x", "state": state,
+                           "queued_at": "2026-11-25T00:00:05Z"},
+               "deadline": {"id": "0199b1c0-0000-7000-8000-000000000001", "deadline_time": "2026-11-25T04:00:05Z"}}
+    assert asyncio.run(deadline_missed(minutes=240, webhook={"conn_id": "notify_hook"}, context=context)) is False
+    assert hook.posts[before:] == []

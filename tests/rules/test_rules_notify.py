@@ -22,8 +22,10 @@ def test_notifications_default_to_every_event_and_the_text_format():
     assert p.notifications.to_dict() == {
         "email": {"to": ["ops@contoso.com"], "smtp_conn_id": "smtp_default", "from_email": None},
         "webhook": {"conn_id": "teams_ops", "format": "teams_workflow"},
-        "events": ["failure", "roll", "approval"]}
+        "events": ["failure", "roll", "approval"], "deadline_minutes": None}
     assert cfg.parse_pipeline(with_notifications(None)).notifications is None
+    cut_off = cfg.parse_pipeline(with_notifications({"webhook": {"conn_id": "hook"}, "deadline_minutes": 240}))
+    assert cut_off.notifications.deadline_minutes == 240
 
 
 @pytest.mark.parametrize(("value", "field", "fragment"), [
@@ -35,7 +37,12 @@ def test_notifications_default_to_every_event_and_the_text_format():
     ({"webhook": {"conn_id": "hook", "format": "card"}}, "notifications.webhook.format", "text, teams_workflow"),
     ({"webhook": {"conn_id": "hook"}, "events": ["failure", "late"]}, "notifications.events[1]",
      "failure, roll, approval"),
-    ({"webhook": {"conn_id": "hook"}, "deadline_minutes": 60}, "notifications.deadline_minutes", "unknown key"),
+    ({"webhook": {"conn_id": "hook"}, "deadline_minutes": 0}, "notifications.deadline_minutes",
+     "give minutes between 1 and 1440 after the run was queued"),
+    ({"webhook": {"conn_id": "hook"}, "deadline_minutes": 1441}, "notifications.deadline_minutes",
+     "give minutes between 1 and 1440 after the run was queued"),
+    ({"webhook": {"conn_id": "hook"}, "deadline_minutes": "4h"}, "notifications.deadline_minutes",
+     "give minutes between 1 and 1440 after the run was queued"),
 ])
 def test_bad_notifications_name_the_field_and_the_fix(value, field, fragment):
     with pytest.raises(InvalidInput) as info:
@@ -69,6 +76,24 @@ def test_roll_message_first_pool_in_place_and_nothing_moved():
     # roll_pool returned None (skipped, canary only, newer version serving) or a rerun of a finished roll
     assert notify.roll("d", "r", None, DECISION) is None
     assert notify.roll("d", "r", ROLL, {**DECISION, "roll_action": "current"}) is None
+
+
+def test_still_running_message_names_the_run_and_the_cut_off():
+    m = notify.still_running("d", "scheduled__x", 240, "2026-11-25T00:00:05Z", "2026-11-25T04:00:05Z",
+                             "https://airflow.contoso.com/dags/d/runs/scheduled__x")
+    assert m.subject == "[d] run scheduled__x still running 240 minutes after it was queued"
+    assert m.lines == ["Run: scheduled__x",
+                       "Still running 240 minutes after it was queued (2026-11-25T00:00:05Z); cut-off "
+                       "2026-11-25T04:00:05Z",
+                       "Nothing was stopped: the run goes on; see its tasks in the Airflow UI: "
+                       "https://airflow.contoso.com/dags/d/runs/scheduled__x"]
+
+
+def test_still_queued_message_says_so_and_goes_without_a_link():
+    m = notify.still_running("d", "manual__y", 60, None, None, None, state="queued")
+    assert m.subject == "[d] run manual__y still queued 60 minutes after it was queued"
+    assert m.lines == ["Run: manual__y", "Still queued 60 minutes after it was queued",
+                       "Nothing was stopped: the run goes on; see its tasks in the Airflow UI"]
 
 
 def test_failure_message_cuts_a_long_error_and_says_when_there_is_none():

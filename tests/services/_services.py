@@ -44,13 +44,15 @@ def require(*packages: str) -> None:
                     "(.ci/run does) to run the real-services tests that need them")
 
 
-def demo_pipelines_dir(directory: Path) -> Path:
-    """demo.yaml's pipelines, unscheduled, as a BATCH_IMAGES_PIPELINES_DIR."""
+def demo_pipelines_dir(directory: Path, notifications: dict | None = None) -> Path:
+    """demo.yaml's pipelines, unscheduled, as a BATCH_IMAGES_PIPELINES_DIR (``notifications``: DAG_ID's)."""
     from batch_images.rules.config import load_pipelines
 
     cfgs = [p.to_dict() for p in load_pipelines(ROOT / "include" / "pipelines" / "demo.yaml")]
     for cfg in cfgs:
         cfg["schedule"] = None
+        if notifications and cfg["dag_id"] == DAG_ID:
+            cfg["notifications"] = notifications
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "demo.yaml").write_text(json.dumps({"pipelines": cfgs}, indent=2, default=str))
     return directory

@@ -474,7 +474,8 @@ class BuildConfig(_Plain):
 
 
 # What a pipeline can tell about (notifications.py sends them): a task that failed for good, a logical pool moved to
-# a new version, a roll waiting for approval. (No nightly cut-off: docs/operations.md, "Notifications", says why.)
+# a new version, a roll waiting for approval. The nightly cut-off (deadline_minutes) is not an event: it is sent
+# whenever it is set.
 NOTIFY_EVENTS = ("failure", "roll", "approval")
 # text: {"text": ...} (Slack incoming webhooks, Teams' legacy Office 365 connectors); teams_workflow: an Adaptive Card
 # (Teams Workflows webhooks accept Adaptive Cards only: learn.microsoft.com, microsoftteams/platform/
@@ -517,6 +518,11 @@ class NotificationsConfig(_Plain):
         f"a list of events among {', '.join(NOTIFY_EVENTS)}", fix="write a YAML list, e.g. [failure, roll]")] = \
         Field(NOTIFY_EVENTS, description="failure: a task failed for good; roll: a logical pool moved to a new "
                                          "version; approval: a roll waits for approval")
+    # The nightly cut-off (Airflow's Deadline Alerts, from when the run was queued): a day at most, as runs are daily.
+    deadline_minutes: _int(1, 1440, "give minutes between 1 and 1440 after the run was queued, or null for no "
+                                    "cut-off") | None = Field(None, description=(
+        "A cut-off in minutes after the run was queued: if the run is still running then, the targets are told "
+        "once; null: no cut-off"))
 
     @model_validator(mode="after")
     def _has_target(self) -> NotificationsConfig:

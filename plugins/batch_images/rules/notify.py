@@ -90,6 +90,17 @@ def approval(dag_id: str, run_id: str, task: str, subject: str, body: str | None
     return Message(f"[{dag_id}] approval waiting: {subject}", lines)
 
 
+def still_running(dag_id: str, run_id: str, minutes: int, queued_at: str | None, cut_off: str | None,
+                  grid_url: str | None = None, state: str = "running") -> Message:
+    """The nightly cut-off passed and the run has not ended (``state``: running, or queued behind another run):
+    ``minutes`` after ``queued_at`` (ISO 8601 times as Airflow gives them, UTC)."""
+    lines = [f"Run: {run_id}", f"Still {state} {minutes} minutes after it was queued"
+             + (f" ({queued_at})" if queued_at else "") + (f"; cut-off {cut_off}" if cut_off else ""),
+             "Nothing was stopped: the run goes on; see its tasks in the Airflow UI"
+             + (f": {grid_url}" if grid_url else "")]
+    return Message(f"[{dag_id}] run {run_id} still {state} {minutes} minutes after it was queued", lines)
+
+
 def email_html(message: Message) -> str:
     """The e-mail body: the lines, escaped (Azure's text may hold ``<``), links clickable."""
     out = []

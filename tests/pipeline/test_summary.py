@@ -34,12 +34,11 @@ def test_summary_of_a_successful_run(good):
     stages = {st["task"]: st for st in summary["stages"]}
     others = {t["task"] for t in r.tasks if t["task"] != "run_summary"}
     assert set(stages) == others
-    assert all(st["state"] == "success" and st["seconds"] is not None for st in stages.values()), stages
-    assert {t["task"]: t["try"] for t in r.tasks if t["task"] != "run_summary"} == \
-        {task: st["tries"] for task, st in stages.items()}
-    retried = {t["task"]: t["try"] for t in r.tasks if t["try"] > 1}
-    assert summary["retried"] == retried
-    assert ("no task was retried" if not retried else "retried: ") in "\n".join(lines)
+    # a build skips ready_existing_versions (roll-only runs' step); everything else succeeded, with a duration
+    assert {t: st["state"] for t, st in stages.items() if st["state"] != "success"} == \
+        {"ready_existing_versions": "skipped"}, stages
+    assert all(st["seconds"] is not None for st in stages.values()), stages
+    assert summary["retried"] == {t["task"]: t["try"] for t in r.tasks if t["try"] > 1}
     # resources are this run's
     version = r.xcoms["publish_image_version:return_value"]
     assert summary["resources"]["image version"] == version

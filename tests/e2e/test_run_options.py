@@ -111,8 +111,8 @@ def test_dry_run_writes_nothing_and_prints_the_plan(runs):
         assert text in log, text
     lines, summary = read_summary(r)
     assert summary["mode"] == "dry_run" and "alpha-2026-1124-0" in summary["plan_text"]
-    assert lines[2:4] == ["DRY RUN: preflight and the plan only; nothing was written to Azure, every other task skipped.",
-                          f"Plan of {runs['dag_id']} run {r.run['run_id']} (mode dry_run):"]
+    assert lines[2:4] == ["DRY RUN: preflight and the plan only; nothing was written to Azure, every other task "
+                          "skipped.", f"Plan of {runs['dag_id']} run {r.run['run_id']} (mode dry_run):"]
     for role, name in plan["snapshot_names"].items():  # a column each: no role run into the name
         assert [x for x in lines if x.startswith(f"  {'snapshot ' + role:<16} {name}  /subscriptions/")], role
     assert "      decision: first: beta-2026-1124-0 becomes its first serving pool" in lines
@@ -155,7 +155,8 @@ def test_canary_only_keeps_the_canary_and_leaves_the_serving_pool_untouched(runs
     assert st["smoke_test[0]"] == "success" and st["wait_for_pool_steady[0]"] == "success"
     # what a canary-only run does not do ends skipped, so the grid shows it (issue 22)
     assert st["promote_image_version"] == "skipped" and r.xcoms.get("promote_image_version:return_value") is None
-    assert st["roll_pool[0]"] == "skipped"
+    # roll_pool is never expanded when promotion is skipped: its unexpanded task instance is skipped
+    assert st["roll_pool"] == "skipped" and "roll_pool[0]" not in st
     assert st["discard_canaries"] == "skipped" and st["retire_old_versions"] == "skipped"
     assert r.xcoms.get("roll_pool[0]:return_value") is None
     lines, summary = read_summary(r)
@@ -164,7 +165,7 @@ def test_canary_only_keeps_the_canary_and_leaves_the_serving_pool_untouched(runs
     assert block(lines, "Rolls (per logical pool):", 2) == [
         f"  alpha: canary {canary_id} ({V_CANARY}) made beside {serving} ({V_SUBSET}); nothing moved", ""]
     assert "Versions:" not in lines  # retention skipped: nothing retired
-    for task in ("promote_image_version", "roll_pool[0]", "retire_old_versions", "discard_canaries"):
+    for task in ("promote_image_version", "roll_pool", "retire_old_versions", "discard_canaries"):
         assert [x for x in lines if x.split() and x.split()[0] == task and x.split()[1] == "skipped"], task
     resources = lines[lines.index("Resources:") + 1:lines.index("Replication per region:") - 1]
     temporary = [x for x in resources if x.startswith(("  snapshot ", "  managed image "))]

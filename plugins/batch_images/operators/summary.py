@@ -319,8 +319,9 @@ class RunSummaryOperator(BaseOperator):
         "retired": retire_old_versions' ``{"deleted": [version ids], "end_of_life": {id: date}}`` or None (it did
         not run), "revoked": [the version a revoke run revoked], "deleted_temporary": [ids delete_temporary_resources
         deleted or found gone], "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids
-        and counts only, no secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version, "source", "why",
-        "build_vm"}``.
+        and counts only, no secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version,
+        "source", "why", "build_vm"}``; a run with a mode, ``"mode"`` (:meth:`RunOptions.run_kind`) and
+        ``"options"``; a dry run, ``"plan_text"``; a revoke run, ``"revoked_serving": {pool id: version}``.
     """
 
     template_fields: Sequence[str] = ("plan_task_id", "arm_conn_id")

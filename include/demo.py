@@ -62,13 +62,15 @@ def act_name(n: int) -> str:
 
 def build_summary(dag_id: str, result: RunResult, nights: list[dict], requests: dict, time_scale: float,
                   summary_path: Path) -> dict:
-    """The demo's summary: the last night's run_summary task's return value (what the UI shows), the nights, and
+    """The demo's summary: the last night's run_summary task's summary (its XCom ``summary``; the text it returned, what
+    the UI shows, under ``run_summary_text``), the nights, and
     the stand-in's request counts (stand-in only: real Azure has no such log). Written to ``summary_path``."""
     fam = requests["by_family"]
     summary = {
         "dag_id": dag_id, "exit_code": result.exit_code, "wall_seconds": round(sum(n["wall_seconds"] for n in nights), 1),
         "time_scale": time_scale, "nights": nights, "run": result.run,
-        "run_summary": result.xcoms.get("run_summary:return_value") or {},
+        "run_summary": result.xcoms.get("run_summary:summary") or {},
+        "run_summary_text": result.xcoms.get("run_summary:return_value") or "",
         "requests": {"arm": fam.get("arm", 0), "batch": fam.get("batch", 0), "identity": fam.get("identity", 0),
                      "writes": requests["writes"], "faults": requests["faults"], "per_operation": requests["counts"]},
         "summary_path": str(summary_path),
@@ -86,7 +88,8 @@ def print_summary(s: dict) -> None:
     w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} run(s) (two nights, then a rollback) in "
       f"{s['wall_seconds']:.1f} s wall (stand-in time scale {s['time_scale']:g}x). From the last run's run_summary "
       "task:\n\n")
-    w(format_summary(s["run_summary"]) if s["run_summary"] else "(no run_summary: the run did not get that far)")
+    w(s.get("run_summary_text") or (format_summary(s["run_summary"]) if s["run_summary"]
+                                    else "(no run_summary: the run did not get that far)"))
     w("\n\nNights:\n")
     for night in s.get("nights") or []:
         w(f"  {night.get('act') or act_name(night['night'])} ({night['logical_date'][:16]}): exit {night['exit_code']}, "
@@ -124,7 +127,7 @@ def run_base_image(ep: dict, conns: Any, state_dir: Path, logical_date: str) -> 
     log_path = state_dir / "demo-airflow-base-image.log"
     print(f"base image: `airflow dags test {BASE_DAG_ID} {logical_date}` (log: {log_path}) ...", flush=True)
     result = run_dag_test(BASE_DAG_ID, logical_date, log_path, env=as_env(conns))
-    rs = result.xcoms.get("run_summary:return_value") or {}
+    rs = result.xcoms.get("run_summary:summary") or {}
     return {"dag_id": BASE_DAG_ID, "logical_date": logical_date, "exit_code": result.exit_code,
             "state": result.run.get("state"), "wall_seconds": round(result.wall_seconds, 1),
             "lineage": rs.get("lineage"), "version": (rs.get("resources") or {}).get("image version"),

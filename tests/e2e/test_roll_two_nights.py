@@ -23,6 +23,7 @@ from azure.batch import models as bm
 from batch_images.rules import naming
 from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, long_tasks_when_pools_exist, meta
 from tests.job_invariants import jobs_on_missing_pools
+from tests.summary_text import block, read_summary
 from include.pipeline_runner import run_dag_test
 
 NIGHT1, NIGHT2 = "2026-11-25T00:00:00+00:00", "2026-11-26T00:00:00+00:00"
@@ -105,6 +106,9 @@ def test_night1_creates_the_first_serving_pool_per_logical_pool(two_nights):
     rolls = [r.xcoms[f"roll_pool[{i}]:return_value"] for i in range(2)]
     assert {x["pool_id"] for x in rolls} == set(two_nights["old"].values())
     assert two_nights["missing_after_night1"] == []
+    lines, _ = read_summary(r)
+    assert block(lines, "Rolls (per logical pool):", 2) == [
+        f"  {prefix}: first pool {two_nights['old'][prefix]} ({V1})" for prefix in ("drainpool", "movepool")]
     assert two_nights["first_task"] is not None and two_nights["sched_job"], "the long-lived jobs were not set up"
 
 
@@ -157,11 +161,19 @@ def test_night2_moves_the_long_lived_jobs_and_a_task_added_later_runs_on_the_new
     task = two_nights.get("after_roll_task")
     assert task is not None, "the task added to the long-lived job after the roll never completed"
     assert task.execution_info.exit_code == 0 and task.node_info.pool_id == new
-    # run_summary lists the moved jobs under the logical pool's serving pool
-    summary = r.xcoms["run_summary:return_value"]
+    # run_summary lists the moved jobs under the logical pool's serving pool, and tells each logical pool's roll
+    lines, summary = read_summary(r)
     listed = {p["id"]: p.get("moved_jobs") for p in summary["pools"]}
     assert set(listed[new]) == set(roll["moved_jobs"])
-    assert "jobs moved to it by the roll: " in r.log
+    assert f"    jobs moved to it by the roll: {', '.join(roll['moved_jobs'])}" in lines
+    rolls = {x["logical_pool"]: x for x in (r.xcoms[f"roll_pool[{i}]:return_value"] for i in range(2))}
+    assert set(rolls["drainpool"]["moved_schedules"]) >= {"sched-drainpool"}
+    assert block(lines, "Rolls (per logical pool):", 2) == [
+        f"  {prefix}: rolled from {two_nights['old'][prefix]} ({V1}) to {naming.pool_id(prefix, V2)} ({V2}); job "
+        f"schedules moved: {', '.join(rolls[prefix]['moved_schedules'])}; jobs moved: "
+        f"{', '.join(rolls[prefix]['moved_jobs'])}; old pools drained and deleted: {two_nights['old'][prefix]}"
+        for prefix in ("drainpool", "movepool")]
+    assert block(lines, "Versions:", 1) == ["  retired (deleted): none"]  # keep_versions 3: both kept
 
 
 def test_night2_published_excluded_then_promoted(two_nights):

@@ -24,6 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from batch_images.rules import naming
 from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline, meta
 from tests.job_invariants import jobs_on_missing_pools
+from tests.summary_text import block, read_summary
 from include.pipeline_runner import connection_env, run_dag_test
 
 DATES = {"night1": "2026-11-25T00:00:00+00:00", "night2": "2026-11-26T00:00:00+00:00",
@@ -136,6 +137,15 @@ def test_rollback_serves_v1_again_without_building_anything(runs):
     assert st["ready_existing_versions"] == "success" and st["roll_pool[0]"] == "success"
     roll = r.xcoms["roll_pool[0]:return_value"]
     assert roll["version"] == V1 and roll["deleted_pools"] == [v2_pool]
+    # the summary tells it: the mode, alpha back on V1 with the user's job moved, V2 kept, nothing temporary
+    lines, summary = read_summary(r)
+    assert summary["mode"] == "rollback" and lines[2] == ("ROLLBACK: nothing was built; each logical pool below went "
+                                                          "back to the version it served before.")
+    assert block(lines, "Rolls (per logical pool):", 2) == [
+        f"  alpha: rolled from {v2_pool} ({V2}) to {v1_pool} ({V1}); jobs moved: user-job; old pools drained and "
+        f"deleted: {v2_pool}", ""]
+    assert block(lines, "Versions:", 1) == ["  retired (deleted): none"]
+    assert block(lines, "Resources:", 2) == [f"  pool           {v1_pool}", ""]  # no snapshot / image lines
     print(f"\nrollback: {r.requests['arm']} ARM + {r.requests['batch']} Batch requests; night 2 (a build): "
           f"{runs['night2'].requests['arm']} ARM + {runs['night2'].requests['batch']} Batch")
 
@@ -165,6 +175,14 @@ def test_revoke_moves_pools_off_the_version_and_retention_deletes_it(runs):
     assert after["v2"] is None  # retention: revoked and no longer used
     assert V2 in r.xcoms["retire_old_versions:return_value"]["deleted"][0]
     assert after["missing"] == []
+    lines, summary = read_summary(r)
+    assert lines[2].startswith(f"REVOKE {V2}: tagged revoked and excluded from latest")
+    beta_v1, beta_v2 = naming.pool_id("beta", V1), naming.pool_id("beta", V2)
+    rolls = block(lines, "Rolls (per logical pool):", 2)
+    assert f"  beta: rolled from {beta_v2} ({V2}) to {beta_v1} ({V1}); old pools drained and deleted: {beta_v2}" \
+        in rolls
+    assert [x for x in rolls if x.startswith(f"  alpha: not on the revoked version {V2}")], rolls
+    assert block(lines, "Versions:", 2) == [f"  revoked: {V2}", f"  retired (deleted): {V2}"]
 
 
 @pytest.mark.parametrize("name, words", [

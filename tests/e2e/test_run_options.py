@@ -5,7 +5,8 @@ One pipeline, two logical pools in one Batch account (``alpha`` with a smoke tes
 westeurope (the gallery's and the account's) and northeurope. Four runs in order, each on its own logical date:
 
 1. ``dry_run``: preflight and the plan only - every name, id, replica count and timeout printed, zero writes in the
-   request log, every other task skipped (the teardowns too write nothing), run_summary says DRY RUN.
+   request log, every other task skipped (the teardowns too write nothing), run_summary says DRY RUN and prints the
+   plan (no resource lines, no "None").
 2. ``version`` 2026.1125.7, ``pools`` [alpha], ``target_regions`` [westeurope]: exactly that version, replicated to
    westeurope only, only alpha gets a pool (beta none).
 3. ``canary_only`` (pools [alpha]): version 2026.1126.0 published excluded from latest, the canary alpha-2026-1126-0
@@ -20,6 +21,7 @@ import pytest
 
 from batch_images.rules import naming
 from tests.e2e._fresh_pipeline import demo_pipeline, fresh_pipeline
+from tests.summary_text import block, read_summary
 from include.pipeline_runner import run_dag_test
 
 DATES = {"dry": "2026-11-24T00:00:00+00:00", "subset": "2026-11-25T00:00:00+00:00",
@@ -107,8 +109,17 @@ def test_dry_run_writes_nothing_and_prints_the_plan(runs):
                  "2 dedicated + 0 low-priority node(s)", "resizeTimeout PT15M", "drain timeout 120 min",
                  "timeout 10 min", "replication ", "decision: first: alpha-2026-1124-0 becomes its first serving pool"]:
         assert text in log, text
-    summary = r.xcoms["run_summary:return_value"]
+    lines, summary = read_summary(r)
     assert summary["mode"] == "dry_run" and "alpha-2026-1124-0" in summary["plan_text"]
+    assert lines[2:4] == ["DRY RUN: preflight and the plan only; nothing was written to Azure, every other task "
+                          "skipped.", f"Plan of {runs['dag_id']} run {r.run['run_id']} (mode dry_run):"]
+    for role, name in plan["snapshot_names"].items():  # a column each: no role run into the name
+        assert [x for x in lines if x.startswith(f"  {'snapshot ' + role:<16} {name}  /subscriptions/")], role
+    assert "      decision: first: beta-2026-1124-0 becomes its first serving pool" in lines
+    assert block(lines, "Resources:", 1) == ["  none (a dry run creates nothing)"]
+    assert "None" not in "\n".join(lines)
+    assert not {"Rolls (per logical pool):", "Versions:", "Replication per region:", "Pools:"} & set(lines)
+    assert "  create_pool                        skipped" in lines
 
 
 def test_version_override_regions_and_pools_subset(runs):
@@ -144,11 +155,22 @@ def test_canary_only_keeps_the_canary_and_leaves_the_serving_pool_untouched(runs
     assert st["smoke_test[0]"] == "success" and st["wait_for_pool_steady[0]"] == "success"
     # what a canary-only run does not do ends skipped, so the grid shows it (issue 22)
     assert st["promote_image_version"] == "skipped" and r.xcoms.get("promote_image_version:return_value") is None
-    assert st["roll_pool[0]"] == "skipped"
+    # roll_pool is never expanded when promotion is skipped: its unexpanded task instance is skipped
+    assert st["roll_pool"] == "skipped" and "roll_pool[0]" not in st
     assert st["discard_canaries"] == "skipped" and st["retire_old_versions"] == "skipped"
     assert r.xcoms.get("roll_pool[0]:return_value") is None
-    assert runs["canary"].xcoms["run_summary:return_value"]["mode"] == "canary_only"
-    assert "CANARY ONLY" in r.log
+    lines, summary = read_summary(r)
+    assert summary["mode"] == "canary_only" and lines[2].startswith("CANARY ONLY: the version is published excluded")
+    canary_id, serving = naming.pool_id("alpha", V_CANARY), naming.pool_id("alpha", V_SUBSET)
+    assert block(lines, "Rolls (per logical pool):", 2) == [
+        f"  alpha: canary {canary_id} ({V_CANARY}) made beside {serving} ({V_SUBSET}); nothing moved", ""]
+    assert "Versions:" not in lines  # retention skipped: nothing retired
+    for task in ("promote_image_version", "roll_pool", "retire_old_versions", "discard_canaries"):
+        assert [x for x in lines if x.split() and x.split()[0] == task and x.split()[1] == "skipped"], task
+    resources = lines[lines.index("Resources:") + 1:lines.index("Replication per region:") - 1]
+    temporary = [x for x in resources if x.startswith(("  snapshot ", "  managed image "))]
+    assert len(temporary) == 3 and all(x.endswith(" - deleted by delete_temporary_resources") for x in temporary)
+    assert f"  pool           {canary_id}" in resources
 
 
 def test_a_later_normal_run_of_the_same_version_adopts_the_canary(runs):
@@ -163,3 +185,9 @@ def test_a_later_normal_run_of_the_same_version_adopts_the_canary(runs):
     assert not [w for w in r.writes if w["method"] == "POST" and w["path"].rstrip("/").endswith("/pools")]
     assert version(runs["standin"], runs["cfg"], V_CANARY).publishing_profile.exclude_from_latest is False
     assert "a canary of this run's version: this run adopts it" in r.log
+    lines, _ = read_summary(r)
+    serving = naming.pool_id("alpha", V_SUBSET)
+    assert block(lines, "Rolls (per logical pool):", 1) == [
+        f"  alpha: rolled from {serving} ({V_SUBSET}) to {canary_id} ({V_CANARY}); old pools drained and deleted: "
+        f"{serving}"]
+    assert block(lines, "Versions:", 1) == ["  retired (deleted): none"]

@@ -8,8 +8,8 @@ read is scanned:
   ``[logging] base_log_folder`` that belongs to the DAG (dags test writes none today; scanned if any appear);
 * every XCom of the run;
 * the rendered template fields of every task instance of the run (table rendered_task_instance_fields);
-* the `make demo` summary (the run_summary task's return value, via include/demo.py's functions: printed
-  text and JSON);
+* the `make demo` summary (the run_summary task's text and its XCom `summary`, via include/demo.py's functions:
+  printed text and JSON);
 * and, beyond those, the run's deferral state (task_instance.next_kwargs, trigger kwargs) and the
   serialized DAG in the metadata DB.
 
@@ -124,7 +124,7 @@ def demo_summary(standin, result: RunResult, dag_id: str, tmp: Path, capsys) -> 
              "rolls": [v for k, v in sorted(result.xcoms.items())
                      if k.startswith("roll_pool[") and k.endswith(":return_value") and v]}
     summary = build_summary(dag_id, result, [night], standin.control.requests(), 3000.0, tmp / "demo-summary.json")
-    assert summary["run_summary"]["pools"], "the run_summary task's return value is what make demo prints"
+    assert summary["run_summary"]["pools"], "the run_summary task's XCom summary is what make demo keeps"
     capsys.readouterr()
     print_summary(summary)
     return {"demo summary (printed)": capsys.readouterr().out,

@@ -2,8 +2,11 @@
 
 What ``make demo`` used to compute on its own: each task's state and duration, the resources the run made, the
 image version's replication per region, the serving pools with their node counts, and the temporary snapshots /
-managed images left in the work resource group. Its log holds the text (:func:`format_summary`), its XCom return
-value the same as JSON (``make demo`` prints it from there).
+managed images left in the work resource group; per logical pool what the roll did (first pool, rolled from X to Y,
+skipped and why, canary only), the jobs and job schedules moved, the old pools drained and deleted, who approved and
+when; the versions retired and revoked; each task's tries. Its log and its XCom return value hold the text
+(:func:`format_summary`: what the UI's XCom tab shows readably); the same as a dict is under XCom key ``summary``
+(``make demo`` and the tests read it from there).
 
 The DAG run's note is NOT set: in Airflow 3.3 a task talks to the Execution API only, which has no endpoint that
 changes a run's note (a note can be given when a run is triggered, or set through the public REST API / UI by a
@@ -12,6 +15,7 @@ user); the summary lives in this task's log and XCom instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -27,12 +31,14 @@ def _text(value: Any) -> Any:
 
 
 def format_summary(s: Mapping[str, Any]) -> str:
-    """The summary as text (stages, resources, replication per region, pools, leftovers); pure, no Azure."""
+    """The summary as text: the mode, each logical pool's roll and approval, versions retired and revoked, retries,
+    stages, resources (temporary ones with their fate), replication per region, pools, leftovers; pure, no Azure.
+    Sections with nothing to tell are left out (a dry run has no resources, replication or pools)."""
     lines = [f"DAG {s.get('dag_id')} run {s.get('run_id')}"]
     mode = s.get("mode")
     if mode == "dry_run":
-        lines += ["", "DRY RUN: preflight and the plan only; nothing was written to Azure, every other task skipped.",
-                  s.get("plan_text") or ""]
+        lines += ["", "DRY RUN: preflight and the plan only; nothing was written to Azure, every other task skipped."]
+        lines += (s.get("plan_text") or "").splitlines()
     elif mode in ROLL_ONLY_HEADERS:
         lines += ["", ROLL_ONLY_HEADERS[mode].format(version=(s.get("options") or {}).get("version"))]
     elif mode == "canary_only":
@@ -44,23 +50,28 @@ def format_summary(s: Mapping[str, Any]) -> str:
         lines += ["", f"Built from base image {lineage['urn']} ({lineage['why']}), build VM {lineage['build_vm']}"]
     if s.get("rolls"):
         lines += ["", "Rolls (per logical pool):"]
-        lines += [f"  {roll_line(r)}" for r in s["rolls"]]
+        for r in s["rolls"]:
+            lines.append(f"  {roll_line(r)}")
+            if approval_line(r.get("approval")):
+                lines.append(f"    approval: {approval_line(r.get('approval'))}")
+    lines += _version_lines(s)
     if s.get("revoked_serving"):
         lines += ["", "REVOKED versions still serving pools (a later run moves them off):"]
         lines += [f"  {pool} on {version}" for pool, version in sorted(s["revoked_serving"].items())]
-    lines += ["", "Stages:"]
-    for r in s.get("stages") or []:
+    stages = s.get("stages") or []
+    lines += ["", retries_line(stages), "", "Stages:"]
+    for r in stages:
         secs = "" if r.get("seconds") is None else f"{r['seconds']:7.1f} s"
-        lines.append(f"  {r['task']:<34} {r['state']:<10} {secs}")
-    lines += ["", "Resources:"]
-    for kind, rids in (s.get("resources") or {}).items():
-        for rid in rids if isinstance(rids, list) else [rids]:
-            lines.append(f"  {kind:<16} {rid}")
-    lines += ["", "Replication per region:"]
-    for region, r in (s.get("replication") or {}).items():
-        lines.append(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  "
-                     f"replicas {r.get('replicas', '?')}")
-    lines += ["", "Pools:"]
+        tries = f"  try {r['tries']}" if (r.get("tries") or 0) > 1 else ""
+        lines.append(f"  {r['task']:<34} {r['state']:<10} {secs}{tries}".rstrip())
+    lines += ["", "Resources:", *_resource_lines(s)]
+    if s.get("replication"):
+        lines += ["", "Replication per region:"]
+        for region, r in s["replication"].items():
+            lines.append(f"  {region:<14} {r.get('state', '?'):<10} {r.get('progress', '?')}%  "
+                         f"replicas {r.get('replicas', '?')}")
+    if s.get("pools"):
+        lines += ["", "Pools:"]
     for p in s.get("pools") or []:
         if "error" in p:
             lines.append(f"  {p['id']}: {p['error']}")
@@ -79,6 +90,95 @@ def format_summary(s: Mapping[str, Any]) -> str:
                   f"{'unknown' if leftovers is None else len(leftovers)}"]
     lines += [f"  {rid}" for rid in leftovers or []]
     return "\n".join(lines)
+
+
+#: resources kinds a run makes only for the build; delete_temporary_resources deletes them
+TEMPORARY_KINDS = ("snapshots", "managed image")
+#: a ``resources`` kind as one line's label
+LABELS = {"snapshots": "snapshot", "pools": "pool"}
+
+
+def _resource_lines(s: Mapping[str, Any]) -> list[str]:
+    """One line per resource id the run made (none for a kind it did not make); a temporary one says whether
+    delete_temporary_resources deleted it or it was left."""
+    deleted = {str(i).lower() for i in s.get("deleted_temporary") or []}
+    left = {str(i).lower() for i in s.get("leftovers") or []}
+    out = []
+    for kind, rids in (s.get("resources") or {}).items():
+        for rid in rids if isinstance(rids, list) else [rids]:
+            if not rid:
+                continue
+            fate = ""
+            if kind in TEMPORARY_KINDS:
+                fate = (" - deleted by delete_temporary_resources" if str(rid).lower() in deleted
+                        else " - left (see the leftovers below)" if str(rid).lower() in left else "")
+            out.append(f"  {LABELS.get(kind, kind):<14} {rid}{fate}")
+    if out:
+        return out
+    return ["  none (a dry run creates nothing)" if s.get("mode") == "dry_run" else "  none"]
+
+
+def _version_lines(s: Mapping[str, Any]) -> list[str]:
+    """What retire_old_versions did (``retired``: None when it did not run) and the version a revoke run revoked."""
+    retired, revoked = s.get("retired"), s.get("revoked") or []
+    if retired is None and not revoked:
+        return []
+    out = ["", "Versions:"]
+    if revoked:
+        out.append(f"  revoked: {', '.join(revoked)}")
+    if retired is not None:
+        deleted = [_name(v) for v in retired.get("deleted") or []]
+        out.append(f"  retired (deleted): {', '.join(deleted) if deleted else 'none'}")
+        eol = retired.get("end_of_life") or {}
+        if eol:
+            out.append("  end of life set: " + ", ".join(f"{_name(v)} on {day}" for v, day in sorted(eol.items())))
+    return out
+
+
+def _name(version_id: str) -> str:
+    """A gallery image version's name (the last segment of its id)."""
+    return str(version_id).rstrip("/").rsplit("/", 1)[-1]
+
+
+def retries_line(stages: Sequence[Mapping[str, Any]]) -> str:
+    """``retried: task (N tries), ...``, ``no task was retried``, or ``tries not read`` (no stage has ``tries``)."""
+    if not any(st.get("tries") is not None for st in stages):
+        return "tries not read"
+    again = [f"{st['task']} ({st['tries']} tries)" for st in stages if (st.get("tries") or 0) > 1]
+    return f"retried: {', '.join(again)}" if again else "no task was retried"
+
+
+def approval_entry(value: Any) -> dict | None:
+    """approve_roll's XCom (the standard provider's HITL result: ``chosen_options``, ``params_input``,
+    ``responded_by_user`` {id, name}, ``responded_at``; or ``{"auto": True}`` for a pool needing none) as
+    ``{"needed": False}`` or ``{"needed": True, "choice", "by", "at" (ISO 8601), "comment"}``; None without one."""
+    if not isinstance(value, Mapping):
+        return None
+    if value.get("auto"):
+        return {"needed": False}
+    user = value.get("responded_by_user") or value.get("responded_by") or {}
+    by = (user.get("name") or user.get("id")) if isinstance(user, Mapping) else user
+    at = value.get("responded_at")
+    params = value.get("params_input") or {}
+    comment = params.get("comment") if isinstance(params, Mapping) else None
+    if comment is None and isinstance(params, Mapping) and params:
+        comment = ", ".join(f"{k}={v}" for k, v in params.items())
+    return {"needed": True, "choice": (list(value.get("chosen_options") or []) or [None])[0],
+            "by": None if by is None else str(by), "at": at.isoformat() if hasattr(at, "isoformat") else at,
+            "comment": comment}
+
+
+def approval_line(a: Mapping[str, Any] | None) -> str | None:
+    """A ``rolls`` entry's approval as text, None when the pipeline has no approval step."""
+    if not a:
+        return None
+    if not a.get("needed"):
+        return "no approval needed"
+    if a.get("missing"):
+        return f"not approved ({a['missing']})"
+    verb = "approved" if a.get("choice") in (None, "Approve") else f"answered {a['choice']}"
+    text = f"{verb} by {a.get('by') or 'unknown'} at {a.get('at') or 'unknown time'}"
+    return text + (f', comment "{a["comment"]}"' if a.get("comment") else ", no comment")
 
 
 ROLL_ONLY_HEADERS = {
@@ -110,8 +210,9 @@ def roll_line(r: Mapping[str, Any]) -> str:
     return text + (f"; {'; '.join(extra)}" if extra else "")
 
 
-def roll_entry(d: RollDecision, result: Mapping[str, Any]) -> dict:
-    """A ``rolls`` entry from plan_roll's decision and roll_pool's result (empty when it did not finish)."""
+def roll_entry(d: RollDecision, result: Mapping[str, Any], approval: Mapping[str, Any] | None = None) -> dict:
+    """A ``rolls`` entry from plan_roll's decision, roll_pool's result (empty when it did not finish) and
+    :func:`approval_entry` (None: no approval step in this pipeline)."""
     action = "canary_only" if d.canary_only and d.makes_new_pool else d.roll_action
     return {"logical_pool": d.logical_pool, "action": action, "mode": d.run_mode,
             "from_pool_id": d.serving_pool_id, "from_version": d.serving_version,
@@ -119,7 +220,8 @@ def roll_entry(d: RollDecision, result: Mapping[str, Any]) -> dict:
             "done": bool(result) if action == "roll" else None,
             "moved_schedules": list(result.get("moved_schedules") or []),
             "moved_jobs": list(result.get("moved_jobs") or []),
-            "deleted_pools": list(result.get("deleted_pools") or [])}
+            "deleted_pools": list(result.get("deleted_pools") or []),
+            "approval": dict(approval) if approval else None}
 
 
 def _settings_lines(p: Mapping[str, Any]) -> list[str]:
@@ -168,20 +270,49 @@ def pool_settings(pool: Mapping[str, Any], template: Mapping[str, Any] | None) -
     }
 
 
+def tries(ti: Any, task_id: str, map_index: int, logical_date: Any) -> int | None:
+    """A task instance's try number in this run, or None when it cannot be read.
+
+    The Execution API (all a task may talk to in Airflow 3.3) gives no try number in its breadcrumbs; its "previous
+    task instance" request does (``GET /execution/task-instances/previous/{dag_id}/{task_id}``: the newest TI with a
+    logical date before the one given). Asked with this run's logical date plus a microsecond, it answers this run's
+    TI - checked by its run id, since Airflow 3 allows two runs with one logical date. A run without a logical date
+    (a manual run triggered with none) has no tries shown."""
+    if logical_date is None:
+        return None
+    try:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetPreviousTI
+
+        found = task_runner.SUPERVISOR_COMMS.send(GetPreviousTI(
+            dag_id=ti.dag_id, task_id=task_id, map_index=map_index,
+            logical_date=logical_date + timedelta(microseconds=1))).task_instance
+    except Exception:  # noqa: BLE001 - tries are a nicety; never fail the summary for them
+        return None
+    return found.try_number if found is not None and found.run_id == ti.run_id else None
+
+
 class RunSummaryOperator(BaseOperator):
     """Summarise the run (see the module docstring); never fails the run for a summary it cannot complete.
 
     :param plan_task_id: the PreflightOperator's task id; its plan is pulled at run time (not an XComArg, which would
         make preflight - a setup - a direct upstream and skip the summary when preflight fails). No plan: stages only.
     :param arm_conn_id: the Azure connection for the version and the leftovers.
-    :return: ``{"dag_id", "run_id", "stages": [{"task", "state", "seconds"}], "resources": {kind: id or [ids]},
+    :return: the summary as text (:func:`format_summary`, also in the log). The same as a dict is pushed under XCom
+        key ``summary``: ``{"dag_id", "run_id", "stages": [{"task", "state", "seconds", "tries" (None: not
+        read)}], "retried": {task: tries}, "resources": {kind: id or [ids]},
         "replication": {region: {"state", "progress", "replicas"}}, "pools": [{"id", "allocation_state",
         "current_dedicated_nodes", "target_dedicated_nodes", "node_counts", "image", ..., the pool's template
         settings (:func:`pool_settings`: subnet, task slots, autoscale, drift from the plan's template), "moved_jobs":
         [job ids the roll moved to that pool]}],
-        "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids and counts only, no
-        secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version, "source", "why",
-        "build_vm"}``.
+        "rolls": [{"logical_pool", "action", "from_pool_id", "from_version", "pool_id", "version", "done",
+        "moved_schedules", "moved_jobs", "deleted_pools", "approval": :func:`approval_entry` or None}],
+        "retired": retire_old_versions' ``{"deleted": [version ids], "end_of_life": {id: date}}`` or None (it did
+        not run), "revoked": [the version a revoke run revoked], "deleted_temporary": [ids delete_temporary_resources
+        deleted or found gone], "leftovers": [ids] or None (not read), "errors": [what could not be read]}`` - ids
+        and counts only, no secret; a base_image pipeline's adds ``"lineage": {"urn": publisher:offer:sku:version,
+        "source", "why", "build_vm"}``; a run with a mode, ``"mode"`` (:meth:`RunOptions.run_kind`) and
+        ``"options"``; a dry run, ``"plan_text"``; a revoke run, ``"revoked_serving": {pool id: version}``.
     """
 
     template_fields: Sequence[str] = ("plan_task_id", "arm_conn_id")
@@ -194,15 +325,24 @@ class RunSummaryOperator(BaseOperator):
         self.plan_task_id = plan_task_id
         self.arm_conn_id = arm_conn_id
 
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> str:
         ti = context["ti"]
         errors: list[str] = []
         plan = ti.xcom_pull(task_ids=self.plan_task_id)
         plan = plan if isinstance(plan, Mapping) else None
-        summary: dict[str, Any] = {"dag_id": ti.dag_id, "run_id": ti.run_id, "stages": self.stages(ti),
+        stages = self.stages(ti, (context.get("dag_run") and context["dag_run"].logical_date) or None)
+        summary: dict[str, Any] = {"dag_id": ti.dag_id, "run_id": ti.run_id, "stages": stages,
+                                   "retried": {st["task"]: st["tries"] for st in stages if (st.get("tries") or 0) > 1},
                                    "resources": {}, "replication": {}, "pools": [], "leftovers": None,
                                    "errors": errors}
         pull = ti.xcom_pull
+        retired = pull(task_ids="retire_old_versions")
+        summary["retired"] = ({"deleted": list(retired.get("deleted") or []),
+                               "end_of_life": dict(retired.get("end_of_life") or {})}
+                              if isinstance(retired, Mapping) else None)
+        cleaned = pull(task_ids="delete_temporary_resources")
+        summary["deleted_temporary"] = ([*(cleaned.get("deleted") or []), *(cleaned.get("already_gone") or [])]
+                                        if isinstance(cleaned, Mapping) else [])
         snapshots = pull(task_ids="snapshot_disks") or []
         summary["resources"] = {
             "snapshots": [s["id"] if isinstance(s, Mapping) else s for s in snapshots],
@@ -213,6 +353,8 @@ class RunSummaryOperator(BaseOperator):
         rolled = {r.get("logical_pool"): r for r in pulled_list(pull(task_ids="roll_pool")) if isinstance(r, Mapping)}
         # (batch_conn_id, pool id, moved jobs, logical pool): the serving pool after the roll, else the run's new pool
         pools = []
+        approvals = "approve_roll" in ti.task.dag.task_dict  # only pipelines with a require_approval pool have it
+        states = {st["task"]: st["state"] for st in stages}
         for i, value in enumerate(pulled_list(pull(task_ids="plan_roll"))):
             try:
                 d = RollDecision.from_dict(value, f"plan_roll[{i}]")
@@ -222,7 +364,12 @@ class RunSummaryOperator(BaseOperator):
             r = rolled.get(d.logical_pool) or {}
             pools.append((d.batch_conn_id, r.get("pool_id") or d.pool_id, list(r.get("moved_jobs") or []),
                           d.logical_pool))
-            summary.setdefault("rolls", []).append(roll_entry(d, r))
+            approval = None
+            if approvals:
+                approval = approval_entry(pull(task_ids="approve_roll", map_indexes=i)) or {
+                    "needed": True, "missing": f"approve_roll[{i}] {states.get(f'approve_roll[{i}]', 'did not run')}"
+                                               ": rejected, or its upstream did not succeed"}
+            summary.setdefault("rolls", []).append(roll_entry(d, r, approval))
         summary["resources"]["pools"] = [p for _, p, _, _ in pools]
         build = (plan or {}).get("build")
         if isinstance(build, Mapping):
@@ -235,6 +382,8 @@ class RunSummaryOperator(BaseOperator):
             try:
                 typed = Plan.from_dict(plan)
                 summary["mode"], summary["options"] = typed.options.run_kind, typed.options.to_dict()
+                if typed.options.mode == "revoke" and typed.options.version:
+                    summary["revoked"] = [typed.options.version]
                 if typed.options.dry_run:
                     summary["plan_text"] = describe(typed)
                 summary.setdefault("rolls", []).extend(
@@ -250,10 +399,12 @@ class RunSummaryOperator(BaseOperator):
         for conn_id, pool_id, moved_jobs, logical in pools:
             summary["pools"].append({**self.pool_state(conn_id, pool_id, errors, templates.get(logical)),
                                      "moved_jobs": moved_jobs})
-        self.log.info("Run summary:\n%s", format_summary(summary))
+        text = format_summary(summary)
+        self.log.info("Run summary:\n%s", text)
         for e in errors:
             self.log.warning("Summary incomplete: %s", e)
-        return summary
+        ti.xcom_push(key="summary", value=summary)
+        return text
 
     @staticmethod
     def revoked_serving(plan: Plan, errors: list[str]) -> dict[str, str]:
@@ -274,8 +425,9 @@ class RunSummaryOperator(BaseOperator):
         return out
 
     @staticmethod
-    def stages(ti: Any) -> list[dict]:
-        """Every finished task instance of the run (task order of the DAG), its state and duration in seconds."""
+    def stages(ti: Any, logical_date: Any = None) -> list[dict]:
+        """Every finished task instance of the run (task order of the DAG), its state, duration in seconds and
+        tries (:func:`tries`; None without a logical date)."""
         order = {t: i for i, t in enumerate(ti.task.dag.task_dict)}
         crumbs = [c for c in ti.get_task_breadcrumbs(ti.dag_id, ti.run_id) if c.get("task_id") != ti.task_id]
         crumbs.sort(key=lambda c: (order.get(c["task_id"], len(order)), c.get("map_index", -1)))
@@ -284,7 +436,8 @@ class RunSummaryOperator(BaseOperator):
             idx = c.get("map_index", -1)
             secs = c.get("duration")
             out.append({"task": c["task_id"] if idx is None or idx < 0 else f"{c['task_id']}[{idx}]",
-                        "state": str(_text(c.get("state"))), "seconds": None if secs is None else round(secs, 1)})
+                        "state": str(_text(c.get("state"))), "seconds": None if secs is None else round(secs, 1),
+                        "tries": tries(ti, c["task_id"], -1 if idx is None else idx, logical_date)})
         return out
 
     def _azure(self, plan: Mapping, summary: dict, errors: list[str]) -> None:

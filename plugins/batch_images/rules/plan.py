@@ -555,7 +555,7 @@ def describe(plan: Plan) -> str:
            f"  work group       {plan.work_resource_group} (subscription {plan.work_subscription_id}), "
            f"region {plan.location}"]
     for role, name in plan.snapshot_names.items():
-        out.append(f"  snapshot {role:<8}{name}  "
+        out.append(f"  {'snapshot ' + role:<16} {name}  "
                    f"{ids.snapshot_id(plan.work_subscription_id, plan.work_resource_group, name).id}")
     if o.roll_only:
         pass  # no snapshots, no managed image

@@ -85,7 +85,8 @@ def print_summary(s: dict) -> None:
 
     w = sys.stdout.write
     w("\n=== Batch image pipeline demo: summary ===\n")
-    w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} run(s) (two nights, then a rollback) in "
+    w(f"Run {s['run'].get('run_id')}: {s['run'].get('state')}; {len(s['nights'])} run(s) of {s['dag_id']} (two nights, then a "
+      "rollback) in "
       f"{s['wall_seconds']:.1f} s wall (stand-in time scale {s['time_scale']:g}x). From the last run's run_summary "
       "task:\n\n")
     w(s.get("run_summary_text") or (format_summary(s["run_summary"]) if s["run_summary"]
@@ -95,8 +96,9 @@ def print_summary(s: dict) -> None:
         w(f"  {night.get('act') or act_name(night['night'])} ({night['logical_date'][:16]}): exit {night['exit_code']}, "
           f"{night['wall_seconds']:.1f} s, {night['batch_requests']} Batch + {night['arm_requests']} ARM requests\n")
         for r in night["rolls"]:
-            w(f"    {r['logical_pool']}: serving {r['pool_id']} on {r['version']}; job schedules moved "
-              f"{r['moved_schedules'] or 'none'}; old pools drained and deleted {r['deleted_pools'] or 'none'}\n")
+            w(f"    {r['logical_pool']}: serving {r['pool_id']} on {r['version']}; job schedules moved: "
+              f"{', '.join(r['moved_schedules']) or 'none'}; old pools drained and deleted: "
+              f"{', '.join(r['deleted_pools']) or 'none'}\n")
     req = s["requests"]
     w(f"\nRequests (stand-in's log, last run): {req['arm']} ARM, {req['batch']} Batch, {req['identity']} token; "
       f"{req['writes']} writes, {req['faults']} faulted\n")
@@ -162,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
         # Two nights in a row: night 1 makes each logical pool's first serving pool; a user then points a job
         # schedule at it; night 2 rolls it to the new version (schedule moved, old pool drained and deleted). Then a
         # third act, the morning after: a rollback (params.mode rollback) puts every pool back on night 1's version
-        # without building anything (README, "Roll back").
+        # without building anything (docs/operations.md, "Roll back").
         today = datetime.now(timezone.utc).replace(microsecond=0)
         nights = []
-        acts = [(today - timedelta(days=1), None), (today, None), (today - timedelta(hours=12), {"mode": "rollback"})]
+        # Logical dates in order, a day apart (each night's version name is its date), none in the future.
+        acts = [(today - timedelta(days=2), None), (today - timedelta(days=1), None), (today, {"mode": "rollback"})]
         for n, (logical, conf) in enumerate(acts, start=1):
             logical_date = logical.isoformat()
             log_path = state_dir / {1: "demo-airflow-night1.log", 2: "demo-airflow.log"}.get(n, "demo-airflow-rollback.log")

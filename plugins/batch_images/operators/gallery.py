@@ -377,7 +377,7 @@ class GalleryImageVersionOperator(RegionRetryingOperator):
 
 class ExistingVersionsOperator(GalleryImageVersionOperator):
     """``ready_existing_versions``: the version step of a roll-only run (``params.mode`` rollback /
-    roll_to_existing / revoke; README, "Roll back"), which builds nothing. A build run skips it.
+    roll_to_existing / revoke; docs/operations.md, "Roll back"), which builds nothing. A build run skips it.
 
     A ``revoke`` run revokes ``params.version`` first (tag ``revoked``, excludeFromLatest true, waited for). Every
     target version that lacks a replica in a rolled pool's Batch account region (``plan.add_regions``, decided by

@@ -601,7 +601,7 @@ def builds(plan: Any) -> bool:
 
 
 class BuildGateOperator(ShortCircuitOperator):
-    """``build_gate``: in a roll-only run (README, "Roll back") skip the build steps (build VM, snapshots, managed
+    """``build_gate``: in a roll-only run (docs/operations.md, "Roll back") skip the build steps (build VM, snapshots, managed
     image); each later task follows its trigger rule, so ``publish_image_version`` (``none_failed``) still runs and
     only readies the existing versions. A build run passes straight through.
 

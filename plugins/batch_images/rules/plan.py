@@ -551,7 +551,7 @@ def describe(plan: Plan) -> str:
         out += [f"  image version    {plan.version}  {plan.version_id}",
                 f"                   excludeFromLatest true until promoted; endOfLifeDate "
                 f"{plan.end_of_life_date or 'none'}"]
-    out += [f"  source VM        {plan.source.vm_id}",
+    out += [f"  source VM        {plan.source.vm_id}" + ("  (read for the node agent only)" if o.roll_only else ""),
            f"  work group       {plan.work_resource_group} (subscription {plan.work_subscription_id}), "
            f"region {plan.location}"]
     for role, name in plan.snapshot_names.items():
@@ -577,7 +577,9 @@ def describe(plan: Plan) -> str:
         out.append(f"    {r.name:<16} {r.regional_replica_count} replica(s), "
                    f"{r.storage_account_type or plan.storage_account_type or 'default storage'}"
                    + (f" - {why.explanation}" if why and why.explanation else ""))
-    out.append("  timeouts:        " + ", ".join(f"{k} {_minutes(v)}" for k, v in plan.timeouts.items()))
+    build_only = ("snapshot", "image", "build") if o.roll_only else ()  # a roll-only run waits for none of them
+    out.append("  timeouts:        " + ", ".join(f"{k} {_minutes(v)}" for k, v in plan.timeouts.items()
+                                                 if k not in build_only))
     out.append(f"  node agent       {plan.node_agent_sku_id}; keep {plan.keep_versions} version(s)")
     out.append("  pools:")
     for p in plan.pools:
@@ -601,7 +603,8 @@ def describe(plan: Plan) -> str:
             decision = f"not rolled: {plan.not_rolled[p.logical_pool or '']}"
         out.append(f"      decision: {decision}")
     flags = [k for k in ("canary_only", "allow_downgrade", "dry_run") if getattr(o, k)]
-    out.append(f"  options          mode {o.mode}, rebuild {o.rebuild}, version {o.version or 'from the logical date'}, regions "
+    version = o.version or ("each pool's own (above)" if o.roll_only else "from the logical date")
+    out.append(f"  options          mode {o.mode}, rebuild {o.rebuild}, version {version}, regions "
                f"{', '.join(o.target_regions) or 'all'}, pools {', '.join(o.pools) or 'all'}, strategy "
                f"{o.strategy or 'configured'}" + (f", {', '.join(flags)}" if flags else ""))
     return "\n".join(out)

@@ -1,5 +1,5 @@
 """Roll-only runs (``mode`` rollback / roll_to_existing / revoke): which existing version each logical pool goes
-to, and what refuses the run before anything is written (README, "Roll back").
+to, and what refuses the run before anything is written (docs/operations.md, "Roll back").
 
 * ``roll_to_existing``: every selected logical pool to ``params.version``, which must exist, not be revoked and not
   have failed.

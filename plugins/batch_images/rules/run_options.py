@@ -10,7 +10,7 @@ validation is Airflow's, not ours. So preflight validates the run's params again
 Fields (``RunOptions``):
 
 * ``mode`` - ``build`` (the default: build a version and roll to it), or a roll-only run that builds nothing
-  (README, "Roll back"): ``rollback`` (each selected logical pool back to the version it served before its current
+  (docs/operations.md, "Roll back"): ``rollback`` (each selected logical pool back to the version it served before its current
   one, from its serving pool's ``previous-versions`` metadata), ``roll_to_existing`` (every selected logical pool to
   the existing ``version``, older or newer), ``revoke`` (mark ``version`` revoked and move the pools it serves to the
   newest version that is not revoked). Roll-only modes imply ``allow_downgrade``; ``rollback`` takes no ``version``,
@@ -249,8 +249,8 @@ def param_schemas(regions: Sequence[str], pools: Sequence[str]) -> dict[str, dic
                                      ROLL_TO_EXISTING: "roll_to_existing: pools to the version below (builds nothing)",
                                      REVOKE: "revoke: revoke the version below, move its pools off it"},
                      description="build (default) builds a version and rolls to it. rollback, roll_to_existing and "
-                                 "revoke build nothing: they roll the selected pools to versions that exist (README, "
-                                 "\"Roll back\"); downgrades are allowed. roll_to_existing and revoke need Version."),
+                                 "revoke build nothing: they roll the selected pools to versions that exist (docs/"
+                                 "operations.md, \"Roll back\"); downgrades are allowed. roll_to_existing and revoke need Version."),
         "rebuild": dict(default=0, type="integer", minimum=0, maximum=naming.INT32_MAX, section=version_sec,
                         title="Rebuild number",
                         description="N in the version YYYY.MMDD.N: raise it to build a new version for a date that "

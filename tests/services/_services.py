@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from include.services.stack import ApiClient, postgres_bindir, redis_binary
+from tests.run_states import not_succeeded
 
 logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request of the checks at INFO
 
@@ -146,7 +147,7 @@ def leftovers(standin) -> list[str]:
 
 def assert_run_and_azure_state(result: TriggeredRun, standin, before: list[str]) -> None:
     run = result.run
-    failed = {(t["task_id"], t["map_index"]): t["state"] for t in result.tis if t["state"] != "success"}
+    failed = not_succeeded({(t["task_id"], t["map_index"]): t["state"] for t in result.tis})
     assert run["state"] == "success", f"run {run['dag_run_id']}: {run['state']}; tasks not successful: {failed}"
     assert not failed, failed
     assert run["conf"] == {"rebuild": REBUILD}

@@ -88,6 +88,22 @@ def test_the_tables_roles_are_enough_for_a_base_image_pipeline(session, tmp_path
     reliability_row("permissions: least-privilege roles, base_image pipeline", survived=True, leaked=0)
 
 
+def test_a_base_image_pipeline_without_virtual_machine_contributor_is_refused_in_preflight(session, tmp_path,
+                                                                                           reliability_row):
+    """The table's one role the demo pipeline does not use: without it, a base_image pipeline (build VM) is refused
+    in preflight naming it, zero writes."""
+    from tests.e2e.test_base_image_end_to_end import _pipeline
+
+    cfg = _pipeline(session.endpoints, f"perm_novm_{uuid.uuid4().hex[:6]}")
+    roles = [(r, sc) for r, sc in _least_roles(cfg) if r != perms.VM_CONTRIBUTOR]
+    result, measured = _run(session, tmp_path, cfg, roles)
+    assert result.state == "failed" and result.task_state("preflight") == "failed", result.log[-4000:]
+    assert measured["write_attempts"] == 0, measured
+    assert f'assign the built-in role "{perms.VM_CONTRIBUTOR}"' in result.log, result.log[-4000:]
+    reliability_row(f"permissions: without {perms.VM_CONTRIBUTOR} (base_image): refused in preflight", survived=True,
+                    leaked=0, writes_before_refusal=measured["write_attempts"])
+
+
 ROLE_CASES = [perms.READER, perms.SNAPSHOTS, perms.PUBLISHER, perms.NETWORK, perms.BATCH]
 
 

@@ -94,9 +94,9 @@ DOC = """
 Builds image version `YYYY.MMDD.N` of gallery image definition **{definition}** (gallery `{gallery}`)
 from {source}, replicates it to {regions}, and creates {pools} Batch pool(s) pinned to that version.
 
-* **Params** (the trigger form; docs/operations.md): `mode` build (default) or a roll-only run that
-  builds nothing: `rollback`, `roll_to_existing`, `revoke` (docs/operations.md, "Roll back"); `rebuild` counts deliberate rebuilds of the same
-  logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
+* **Params** (the trigger form; docs/operations.md): `mode` build (default) or a roll-only run that builds nothing:
+  `rollback`, `roll_to_existing`, `revoke` (docs/operations.md, "Roll back"); `rebuild` counts deliberate rebuilds of
+  the same logical date (the `N` of the version; a retry or a clear-and-rerun reuses the run's version and resources);
   `version` an explicit Major.Minor.Patch; `target_regions` / `pools` subsets; `strategy`; `canary_only`;
   `allow_downgrade`; `dry_run` (preflight and the plan only, nothing written).
 * Temporary snapshots and the managed image are deleted by the `delete_temporary_resources` teardown,
@@ -171,8 +171,9 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         sweep = SweepLeftoversOperator(task_id="sweep_leftovers", plan=plan, arm_conn_id=cfg.arm_conn_id)
         dry_run_gate >> sweep
         waits = {"poll_interval": cfg.poll_interval_seconds}
-        # A roll-only run (params.mode rollback / roll_to_existing / revoke; docs/operations.md, "Roll back") builds nothing: the
-        # gate skips the build steps, publish_image_version (none_failed) readies the existing versions instead.
+        # A roll-only run (params.mode rollback / roll_to_existing / revoke; docs/operations.md, "Roll back") builds
+        # nothing: the gate skips the build steps (and so publish_image_version); ready_existing_versions does the
+        # version step instead.
         build_gate = BuildGateOperator(task_id="build_gate", plan=plan)
         dry_run_gate >> build_gate
         snapshots = SnapshotDisksOperator(task_id="snapshot_disks", plan=plan, arm_conn_id=cfg.arm_conn_id,
@@ -208,9 +209,10 @@ def build_dag(cfg: PipelineConfig) -> DAG:
         # Airflow maps over return values only: pool_specs hands the plan's pools list to the mapped tasks.
         specs = PoolSpecsOperator(task_id="pool_specs", plan=plan).output
         dry_run_gate >> specs
-        # One lane per logical pool (docs/concepts.md, "Rolling pools to a new version"): decide and lease, canary, steady, smoke test, approval,
-        # as one mapped task group expanded over pool_specs, so each pool's chain runs at its own pace (Airflow 3.3
-        # makes a mapped task wait for every map index of a mapped upstream unless both are in one mapped task group).
+        # One lane per logical pool (docs/concepts.md, "Rolling pools to a new version"): decide and lease, canary,
+        # steady, smoke test, approval, as one mapped task group expanded over pool_specs, so each pool's chain runs at
+        # its own pace (Airflow 3.3 makes a mapped task wait for every map index of a mapped upstream unless both are in
+        # one mapped task group).
         # prefix_group_id=False keeps the task ids (plan_roll, create_pool, ...; map index = the pool's place in
         # the plan). plan_roll's output (a RollDecision: the pool spec plus the decision) is every later pool task's
         # pool_spec.

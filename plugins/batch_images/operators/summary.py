@@ -30,6 +30,13 @@ def _text(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def _counts(counts: Any) -> str:
+    """``{"idle": 4, "running": 1}`` as ``idle 4, running 1`` (``none`` when empty)."""
+    if not isinstance(counts, Mapping):
+        return str(counts)
+    return ", ".join(f"{state} {n}" for state, n in counts.items() if n) or "none"
+
+
 def format_summary(s: Mapping[str, Any]) -> str:
     """The summary as text: the mode, each logical pool's roll and approval, versions retired and revoked, retries,
     stages, resources (temporary ones with their fate), replication per region, pools, leftovers; pure, no Azure.
@@ -79,7 +86,7 @@ def format_summary(s: Mapping[str, Any]) -> str:
         low = (f", {p['current_low_priority_nodes']}/{p['target_low_priority_nodes']} low-priority"
                if p.get("target_low_priority_nodes") or p.get("current_low_priority_nodes") else "")
         lines.append(f"  {p['id']}: {p['allocation_state']}, {p['current_dedicated_nodes']}/"
-                     f"{p['target_dedicated_nodes']} dedicated{low}, nodes {p['node_counts']}, "
+                     f"{p['target_dedicated_nodes']} dedicated{low}, nodes {_counts(p['node_counts'])}, "
                      f"agent '{p['node_agent_sku_id']}'")
         lines.append(f"    image {p['image']}")
         lines += _settings_lines(p)
